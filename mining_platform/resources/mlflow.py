@@ -1,0 +1,20 @@
+"""MlflowResource: where the tracking server and model registry live."""
+
+import dagster as dg
+from pydantic import Field
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking server and model registry (thin: callers use MLflow's own client)."""
+
+    tracking_uri: str = Field(
+        description="Tracking and registry URI (MLFLOW_TRACKING_URI): an http(s) server, "
+        "or a database URI such as sqlite:///path for local use."
+    )
+
+    def client(self):
+        """An `MlflowClient` for this server's tracking store and registry."""
+        # Imported here: mlflow is heavy and a code location should load fast.
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)

@@ -1,0 +1,68 @@
+"""The platform's environment variables and their defaults (the embedded dev stack).
+
+Resources read these through `dg.EnvVar` when the variable is set, so the UI shows
+where a value came from and secrets never land in run config; when it is unset the
+documented default applies, so a bare `dagster dev` works against the dev stack.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dagster as dg
+
+DEFAULTS: dict[str, str] = {
+    "MINING_HOME": ".mining",
+    "MINING_PROJECTS_DIR": "projects",
+    "MINING_MONGO_URI": "mongodb://127.0.0.1:27027/?directConnection=true",
+    "MINING_MONGO_DB": "mining",
+    "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+    "MINING_ENDPOINT_URL": "http://127.0.0.1:8080",
+}
+
+
+def setting(name: str) -> str:
+    """The value of a platform variable now: the environment, else its default."""
+    return os.environ.get(name) or DEFAULTS[name]
+
+
+def env_or_default(name: str) -> dg.EnvVar | str | None:
+    """For resource config: `EnvVar(name)` when set (resolved at run time), else the default
+    (None for a variable whose default is another setting, which the resource then applies)."""
+    if os.environ.get(name):
+        return dg.EnvVar(name)
+    return DEFAULTS.get(name)
+
+
+def mining_home() -> Path:
+    return Path(setting("MINING_HOME")).resolve()
+
+
+def projects_dir() -> Path:
+    return Path(setting("MINING_PROJECTS_DIR")).resolve()
+
+
+def ensure_admin_token(home: Path) -> str:
+    """The endpoint's admin bearer token: generated once into `<home>/admin_token` (mode 0600)."""
+    path = home / "admin_token"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        # Write a private temp file, then link it into place: the token is complete
+        # before anyone can read it, and of two processes starting together the
+        # first link wins and both return that token.
+        tmp = home / f".admin_token.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+def admin_token() -> str:
+    """`MINING_ADMIN_TOKEN` if set, else the token file under `MINING_HOME` (created if missing)."""
+    return os.environ.get("MINING_ADMIN_TOKEN") or ensure_admin_token(mining_home())
