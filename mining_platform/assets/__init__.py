@@ -1,0 +1,1 @@
+"""Asset factories: each takes a ProjectConfig and returns that project's assets."""

@@ -1,0 +1,96 @@
+"""Project configuration: `projects/<p>/project.yaml`, validated with pydantic."""
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# A project name is an asset-key prefix, a Python attribute of
+# mining_platform.definitions and part of collection names.
+PROJECT_NAME = r"^[a-z][a-z0-9_]*$"
+PROJECT_FILE = "project.yaml"
+
+
+class ProjectConfigError(ValueError):
+    """A project file is missing or invalid; the message names the file and the keys."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    horizon_days: int = Field(gt=0, le=365)
+
+
+class ModelConfig(_Strict):
+    name: str = Field(min_length=1)
+    params: dict[str, int | float | str | bool] = Field(default_factory=dict)
+    min_auc: float = Field(ge=0.0, le=1.0)
+    max_regression: float = Field(ge=0.0, le=1.0)
+
+
+class DriftConfig(_Strict):
+    psi_threshold: float = Field(gt=0.0)
+    min_drifted_features: int = Field(ge=1)
+
+
+class DemoConfig(_Strict):
+    """Size and seed of the demo event generator's population (fixed per project)."""
+
+    users: int = Field(default=2000, ge=1, le=1_000_000)
+    seed: int = Field(default=7, ge=0)
+
+
+class ProjectConfig(_Strict):
+    name: Annotated[str, Field(pattern=PROJECT_NAME)]
+    entity: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    events: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    start_date: dt.date
+    label: LabelConfig
+    model: ModelConfig
+    drift: DriftConfig
+    demo: DemoConfig = DemoConfig()
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        elif item["type"] == "missing":
+            lines.append(f"  {key}: missing required key")
+        else:
+            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_project(project_dir: Path) -> ProjectConfig:
+    """Read and validate `<project_dir>/project.yaml`; the folder name must equal `name`."""
+    path = project_dir / PROJECT_FILE
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ProjectConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ProjectConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ProjectConfigError(f"{path}: expected a mapping of keys, got {type(raw).__name__}")
+    try:
+        project = ProjectConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ProjectConfigError(f"{path}: invalid project file:\n{_describe(exc)}") from None
+    if project.name != project_dir.name:
+        raise ProjectConfigError(
+            f"{path}: name: {project.name!r} must equal the project folder name {project_dir.name!r}"
+        )
+    return project
+
+
+def project_names(projects_dir: Path) -> list[str]:
+    """Every folder under `projects_dir` that holds a project file, sorted."""
+    return sorted(p.parent.name for p in projects_dir.glob(f"*/{PROJECT_FILE}"))
