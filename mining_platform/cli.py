@@ -1,0 +1,60 @@
+"""`mining-platform`: the platform's command line."""
+
+import argparse
+import sys
+from urllib.parse import urlsplit
+
+from mining_platform import settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mining_platform.project import load_project, project_names
+    from mining_platform.serving.app import create_app
+
+    root = settings.projects_dir()
+    projects = [load_project(root / name) for name in project_names(root)]
+    settings.ensure_admin_token(settings.mining_home())
+    url = urlsplit(settings.setting("MINING_ENDPOINT_URL"))
+    uvicorn.run(
+        create_app(projects),
+        host=args.host or url.hostname or "127.0.0.1",
+        port=args.port or url.port or 8080,
+        log_level="info",
+    )
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from mining_platform.devstack import run_dev_stack
+
+    return run_dev_stack(dagster_port=args.dagster_port, ready_timeout=args.ready_timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mining-platform", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="run the dev stack: MongoDB, MLflow, the endpoint and Dagster")
+    dev.add_argument("--dagster-port", type=int, default=3000, help="Dagster webserver port (default 3000)")
+    dev.add_argument(
+        "--ready-timeout", type=float, default=300.0, help="seconds each service may take to become ready"
+    )
+    dev.set_defaults(run=_dev)
+
+    serve = commands.add_parser("serve", help="run the scoring endpoint alone")
+    serve.add_argument("--host", help="bind address (default: host of MINING_ENDPOINT_URL)")
+    serve.add_argument("--port", type=int, help="port (default: port of MINING_ENDPOINT_URL)")
+    serve.set_defaults(run=_serve)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, OSError) as exc:
+        print(f"mining-platform {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""`make dev`: the embedded stack on loopback, supervised by honcho.
+
+honcho starts every service in its own process group, multiplexes their output,
+and on Ctrl-C (or when any service dies) sends SIGTERM to every group, then
+SIGKILL to what is left. This module only decides what to run, with which
+environment, and reports when each service answers.
+"""
+
+import os
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from honcho.manager import Manager
+from pymongo import uri_parser
+
+from mining_platform import embedded_mongo, settings
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+DAGSTER_INSTANCE_YAML = """\
+# Written once by `mining-platform dev`; edit freely.
+telemetry:
+  enabled: false
+"""
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    command: list[str]
+    url: str
+    is_ready: Callable[[], bool]
+
+
+def _bin(name: str) -> str:
+    """A console script of this environment (the venv `make install` built)."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `make install` (the dev extra provides it)")
+    return str(path)
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def probe() -> bool:
+        try:
+            return httpx.get(url, timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return probe
+
+
+def _loopback_port(url: str) -> int | None:
+    """The port of a URL on this machine, or None when it points elsewhere."""
+    parts = urlsplit(url)
+    return parts.port if parts.hostname in LOOPBACK else None
+
+
+def plan_services(env: dict[str, str], home: Path, *, dagster_port: int) -> list[Service]:
+    """The services to start: the embedded ones only where the configured URL is on loopback."""
+    workspace = Path("workspace.yaml").resolve()
+    if not workspace.is_file():
+        raise FileNotFoundError(f"{workspace} not found: run `make dev` from the repository root")
+    services = []
+    mongo_uri = env["MINING_MONGO_URI"]
+    nodes = uri_parser.parse_uri(mongo_uri)["nodelist"]
+    if len(nodes) == 1 and nodes[0][0] in LOOPBACK:
+        services.append(Service(
+            "mongo",
+            embedded_mongo.server_command(port=nodes[0][1], storage=home / "mongo"),
+            mongo_uri,
+            lambda: embedded_mongo.answers(mongo_uri),
+        ))
+    mlflow_port = _loopback_port(env["MLFLOW_TRACKING_URI"])
+    if mlflow_port:
+        services.append(Service(
+            "mlflow",
+            [_bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+             "--artifacts-destination", str(home / "mlflow" / "artifacts")],
+            f"http://127.0.0.1:{mlflow_port}",
+            _http_ok(f"http://127.0.0.1:{mlflow_port}/health"),
+        ))
+    endpoint_port = _loopback_port(env["MINING_ENDPOINT_URL"])
+    if endpoint_port:
+        services.append(Service(
+            "endpoint",
+            [_bin("mining-platform"), "serve", "--host", "127.0.0.1", "--port", str(endpoint_port)],
+            f"http://127.0.0.1:{endpoint_port}/docs",
+            _http_ok(f"http://127.0.0.1:{endpoint_port}/health"),
+        ))
+    services.append(Service(
+        "dagster",
+        [_bin("dagster"), "dev", "-w", str(workspace),
+         "-h", "127.0.0.1", "-p", str(dagster_port)],
+        f"http://127.0.0.1:{dagster_port}",
+        _http_ok(f"http://127.0.0.1:{dagster_port}/server_info"),
+    ))
+    return services
+
+
+def stack_environment(home: Path) -> dict[str, str]:
+    """Every setting resolved (defaults applied, paths absolute), for all child processes."""
+    env = dict(os.environ)
+    for name in settings.DEFAULTS:
+        env[name] = settings.setting(name)
+    env["MINING_HOME"] = str(home)
+    env["MINING_PROJECTS_DIR"] = str(settings.projects_dir())
+    env.setdefault("MINING_MONGO_ANALYTICS_URI", env["MINING_MONGO_URI"])
+    env["MINING_ADMIN_TOKEN"] = settings.admin_token()
+    env["DAGSTER_HOME"] = str(home / "dagster")
+    return env
+
+
+def prepare_home(home: Path) -> None:
+    for sub in ("mongo", "mlflow/artifacts", "dagster"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    instance_yaml = home / "dagster" / "dagster.yaml"
+    if not instance_yaml.exists():
+        instance_yaml.write_text(DAGSTER_INSTANCE_YAML)
+
+
+def _report_readiness(services: list[Service], manager: Manager, timeout: float, stopped: threading.Event) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = list(services)
+    while waiting and not stopped.is_set():
+        for service in list(waiting):
+            if service.is_ready():
+                waiting.remove(service)
+                print(f"[dev] {service.name} is ready: {service.url}", flush=True)
+        if waiting and time.monotonic() > deadline:
+            names = ", ".join(s.name for s in waiting)
+            print(f"[dev] not ready after {timeout:.0f}s: {names}; stopping the stack", flush=True)
+            manager.terminate()
+            return
+        stopped.wait(0.5)
+    if not waiting:
+        print("[dev] the mining platform dev stack is ready:", flush=True)
+        for service in services:
+            print(f"[dev]   {service.name:<9} {service.url}", flush=True)
+        print("[dev] Ctrl-C stops every service; data stays under " + os.environ["MINING_HOME"], flush=True)
+
+
+def run_dev_stack(*, dagster_port: int = 3000, ready_timeout: float = 300.0) -> int:
+    home = settings.mining_home()
+    prepare_home(home)
+    env = stack_environment(home)
+    os.environ["MINING_HOME"] = str(home)
+    services = plan_services(env, home, dagster_port=dagster_port)
+
+    manager = Manager()
+    for service in services:
+        # exec: honcho runs commands through /bin/sh; without it honcho would watch the
+        # shell, and report a service stopped while the server itself still shuts down.
+        manager.add_process(service.name, "exec " + shlex.join(service.command), env=env)
+    stopped = threading.Event()
+    reporter = threading.Thread(
+        target=_report_readiness, args=(services, manager, ready_timeout, stopped), daemon=True
+    )
+    reporter.start()
+    try:
+        manager.loop()
+    finally:
+        stopped.set()
+    return manager.returncode or 0
