@@ -1,0 +1,35 @@
+# The platform's commands: see README.md.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install dev test bench constraints clean
+
+install: $(STAMP)
+
+# Reinstalls when the dependency pins change; a fresh clone needs nothing else.
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+dev: install
+	$(BIN)/mining-platform dev
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	@for bench in bench/[a-z]*.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done
+
+# Re-pin every installed package after a deliberate upgrade in pyproject.toml.
+constraints: install
+	{ echo "# Every package of a working install, pinned: make install uses this as pip constraints."; \
+	  echo "# Regenerate after changing pyproject.toml: make constraints"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^mining-platform'; } > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache *.egg-info

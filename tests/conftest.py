@@ -1,0 +1,56 @@
+"""Shared fixtures: the embedded MongoDB server over TCP, a fresh database per test."""
+
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mining_platform import embedded_mongo
+from mining_platform.embedded_mongo import free_port  # noqa: F401  (re-exported for tests)
+from mining_platform.project import ProjectConfig, load_project
+from mining_platform.resources import MongoResource
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def venv_bin(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    assert path.exists(), f"{path} missing: run `make install`"
+    return str(path)
+
+
+def wait_until(probe, *, timeout: float, what: str) -> None:
+    """Poll `probe` until it returns true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout}s")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory) -> str:
+    """The embedded MongoDB (SecantusDB) as its own process on a free loopback port."""
+    with embedded_mongo.running_server(tmp_path_factory.mktemp("secantus")) as uri:
+        yield uri
+
+
+@pytest.fixture
+def mongo(mongo_uri) -> MongoResource:
+    """A MongoResource on a database of its own, dropped after the test."""
+    resource = MongoResource(uri=mongo_uri, database=f"test_{uuid.uuid4().hex[:12]}")
+    yield resource
+    resource.client().drop_database(resource.database)
+
+
+@pytest.fixture
+def churn_project() -> ProjectConfig:
+    return load_project(REPO / "projects" / "churn")
+
+
+@pytest.fixture
+def small_project(churn_project) -> ProjectConfig:
+    """The churn project with a small demo population, to keep the embedded server fast."""
+    return churn_project.model_copy(update={"demo": churn_project.demo.model_copy(update={"users": 300})})

@@ -1,0 +1,159 @@
+"""`mining-platform dev`: what it starts, that it becomes ready, and that Ctrl-C stops everything."""
+
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from pymongo import MongoClient
+
+from mining_platform.devstack import plan_services, prepare_home
+
+from .conftest import REPO, free_port, venv_bin
+
+READY_LINE = "dev stack is ready"
+
+
+def stack_env(**overrides) -> dict[str, str]:
+    env = {
+        "MINING_MONGO_URI": "mongodb://127.0.0.1:27027/?directConnection=true",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+        "MINING_ENDPOINT_URL": "http://127.0.0.1:8080",
+    }
+    return {**env, **overrides}
+
+
+def test_plan_starts_embedded_services_on_their_loopback_ports(tmp_path):
+    services = {s.name: s for s in plan_services(stack_env(), tmp_path, dagster_port=3000)}
+    assert list(services) == ["mongo", "mlflow", "endpoint", "dagster"]
+    mongo = services["mongo"].command
+    assert mongo[mongo.index("--port") + 1] == "27027"
+    assert mongo[mongo.index("--storage-path") + 1] == str(tmp_path / "mongo")
+    mlflow = " ".join(services["mlflow"].command)
+    assert "--port 5000" in mlflow and f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}" in mlflow
+    assert "--port 8080" in " ".join(services["endpoint"].command)
+    assert "-p 3000" in " ".join(services["dagster"].command)
+
+
+def test_plan_skips_services_that_are_configured_elsewhere(tmp_path):
+    remote = stack_env(
+        MINING_MONGO_URI="mongodb://db1.internal:27017,db2.internal:27017/?replicaSet=rs0",
+        MLFLOW_TRACKING_URI="https://mlflow.internal",
+    )
+    assert [s.name for s in plan_services(remote, tmp_path, dagster_port=3000)] == ["endpoint", "dagster"]
+
+
+def test_prepare_home_keeps_an_edited_instance_file(tmp_path):
+    prepare_home(tmp_path)
+    instance = tmp_path / "dagster" / "dagster.yaml"
+    assert "telemetry" in instance.read_text()
+    instance.write_text("# mine\n")
+    prepare_home(tmp_path)
+    assert instance.read_text() == "# mine\n"
+
+
+class DevStack:
+    """`mining-platform dev` in its own process group, as a terminal runs it."""
+
+    def __init__(self, env: dict[str, str]):
+        self.process = subprocess.Popen(
+            [venv_bin("mining-platform"), "dev", "--dagster-port", env["TEST_DAGSTER_PORT"], "--ready-timeout", "240"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if READY_LINE in line:
+                self.ready.set()
+        self.ready.set()  # output ended: wake the waiter, which then sees the exit
+
+    def wait_ready(self) -> None:
+        assert self.ready.wait(300), "dev stack not ready in 300s:\n" + "".join(self.lines[-40:])
+        assert self.process.poll() is None, "dev stack exited:\n" + "".join(self.lines[-40:])
+
+    def interrupt(self) -> list[psutil.Process]:
+        """Ctrl-C: SIGINT to the foreground process group. Returns every process it had started."""
+        descendants = psutil.Process(self.process.pid).children(recursive=True)
+        os.killpg(self.process.pid, signal.SIGINT)
+        self.process.wait(timeout=60)
+        return descendants
+
+
+def survivors(processes: list[psutil.Process]) -> list[str]:
+    alive = []
+    for p in processes:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{p.pid} {' '.join(p.cmdline())[:120]}")
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture
+def dev_env(tmp_path) -> dict[str, str]:
+    ports = {name: free_port() for name in ("mongo", "mlflow", "endpoint", "dagster")}
+    env = {**os.environ, **stack_env(
+        MINING_MONGO_URI=f"mongodb://127.0.0.1:{ports['mongo']}/?directConnection=true",
+        MLFLOW_TRACKING_URI=f"http://127.0.0.1:{ports['mlflow']}",
+        MINING_ENDPOINT_URL=f"http://127.0.0.1:{ports['endpoint']}",
+    )}
+    env.update(MINING_HOME=str(tmp_path / "home"), TEST_DAGSTER_PORT=str(ports["dagster"]))
+    for name in ("MINING_MONGO_ANALYTICS_URI", "MINING_ADMIN_TOKEN", "DAGSTER_HOME"):
+        env.pop(name, None)
+    env["TEST_PORTS"] = ",".join(str(p) for p in ports.values())
+    return env
+
+
+def test_dev_stack_starts_serves_and_stops_cleanly_then_reuses_its_data(dev_env):
+    ports = [int(p) for p in dev_env["TEST_PORTS"].split(",")]
+    home = Path(dev_env["MINING_HOME"])
+
+    stack = DevStack(dev_env)
+    try:
+        stack.wait_ready()
+        with MongoClient(dev_env["MINING_MONGO_URI"], serverSelectionTimeoutMS=5000) as client:
+            client.mining.marker.insert_one({"_id": "kept"})
+        assert httpx.get(dev_env["MLFLOW_TRACKING_URI"] + "/health").status_code == 200
+        health = httpx.get(dev_env["MINING_ENDPOINT_URL"] + "/health").json()
+        assert "churn" in health["projects"]
+        workspace = httpx.post(
+            f"http://127.0.0.1:{dev_env['TEST_DAGSTER_PORT']}/graphql",
+            json={"query": "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+                           "locationOrLoadError { __typename } } } } }"},
+            timeout=30,
+        ).json()["data"]["workspaceOrError"]["locationEntries"]
+        assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in workspace] == [
+            ("churn", "RepositoryLocation")
+        ]
+    finally:
+        started = stack.interrupt()
+
+    assert len(started) >= 4
+    assert survivors(started) == []
+    assert all(port_is_free(p) for p in ports)
+    assert (home / "admin_token").exists() and (home / "dagster" / "dagster.yaml").exists()
+
+    again = DevStack(dev_env)
+    try:
+        again.wait_ready()
+        with MongoClient(dev_env["MINING_MONGO_URI"], serverSelectionTimeoutMS=5000) as client:
+            assert client.mining.marker.find_one({"_id": "kept"}) == {"_id": "kept"}
+    finally:
+        assert survivors(again.interrupt()) == []
