@@ -147,6 +147,7 @@ def test_partition_writes_its_day_and_a_rerun_is_identical(mongo, small_project)
     written = stored_day(events, DAY)
     metadata = first.asset_materializations_for_node("churn__raw__user_events")[0].metadata
     assert metadata["events_written"].value == len(written) > 0
+    assert metadata["days"].value == DAY.isoformat()
     assert metadata["events_replaced"].value == 0
     assert events.count_documents({}) == len(written) + len(other_before)
 
@@ -175,6 +176,27 @@ def test_drift_config_changes_only_that_day(mongo, small_project):
         e["event_type"] for e in quiet
     )["app_launch"]
     assert stored_day(events, other_day) == other
+
+
+def test_a_range_of_days_is_one_run_that_writes_each_day(mongo, small_project):
+    asset = build_raw_events_asset(small_project)
+    assert asset.backfill_policy == dg.BackfillPolicy.single_run()
+    events = mongo.db()["user_events"]
+    days = [DAY + dt.timedelta(days=i) for i in range(3)]
+    result = dg.materialize(
+        [asset], resources={"mongo": mongo},
+        tags={"dagster/asset_partition_range_start": days[0].isoformat(),
+              "dagster/asset_partition_range_end": days[-1].isoformat()},
+    )
+    assert result.success
+    metadata = result.asset_materializations_for_node("churn__raw__user_events")[0].metadata
+    per_day = {day.isoformat(): len(stored_day(events, day)) for day in days}
+    assert metadata["events_per_day"].value == per_day
+    assert metadata["events_written"].value == sum(per_day.values()) == events.count_documents({})
+    assert all(per_day.values())
+    # A range writes what single-day runs write.
+    alone = generate_day(make_population(300, 7), start_date=START, day=days[1], seed=7)
+    assert stored_day(events, days[1]) == sorted(alone, key=lambda e: e["_id"])
 
 
 def test_invalid_drift_config_fails_and_writes_nothing(mongo, small_project):

@@ -1,5 +1,6 @@
 """`<p>/raw/<events>`: one day of seeded demo behaviour events per daily partition."""
 
+import datetime as dt
 import time
 from collections import Counter
 
@@ -17,8 +18,8 @@ class DemoEventsConfig(dg.Config):
         default=0.0,
         ge=0.0,
         le=1.0,
-        description="Shift this day's behaviour: 0 = none, 1 = strong (fewer sessions, "
-        "clicks pulled to new modules, bigger purchases). For exercising the drift loop.",
+        description="Shift the behaviour of the run's days: 0 = none, 1 = strong (fewer "
+        "sessions, clicks pulled to new modules, bigger purchases). For exercising the drift loop.",
     )
 
 
@@ -33,6 +34,8 @@ def build_raw_events_asset(project: ProjectConfig) -> dg.AssetsDefinition:
     @dg.asset(
         key=[project.name, "raw", project.events],
         partitions_def=daily_partitions(project),
+        # A day takes seconds; one run per day would spend most of a backfill starting runs.
+        backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="raw",
         kinds={"mongodb"},
         description=f"Raw behaviour events in `{project.events}`: a seeded demo population of "
@@ -41,27 +44,36 @@ def build_raw_events_asset(project: ProjectConfig) -> dg.AssetsDefinition:
     def raw_events(
         context: dg.AssetExecutionContext, config: DemoEventsConfig, mongo: MongoResource
     ) -> dg.MaterializeResult:
-        day = context.partition_time_window.start.date()
         started = time.perf_counter()
-        events = generate_day(
-            population,
-            start_date=project.start_date,
-            day=day,
-            seed=project.demo.seed,
-            drift=config.drift,
-            entity_field=project.entity,
-        )
         collection = mongo.db()[project.events]
         ensure_event_indexes(collection, entity_field=project.entity)
-        replaced = replace_day(collection, day=day, documents=events)
-        by_type = Counter(e["event_type"] for e in events)
+        window = context.partition_time_window
+        days = [window.start.date() + dt.timedelta(days=i) for i in range((window.end - window.start).days)]
+        written, replaced, users, by_type = {}, 0, set(), Counter()
+        # Each day is its own transaction: a failure keeps the days before it written
+        # (a rerun is idempotent) and never leaves a day half-replaced.
+        for day in days:
+            events = generate_day(
+                population,
+                start_date=project.start_date,
+                day=day,
+                seed=project.demo.seed,
+                drift=config.drift,
+                entity_field=project.entity,
+            )
+            replaced += replace_day(collection, day=day, documents=events)
+            written[day.isoformat()] = len(events)
+            users.update(e[project.entity] for e in events)
+            by_type.update(e["event_type"] for e in events)
+            context.log.info(f"{day}: {len(events)} events written")
         return dg.MaterializeResult(
             metadata={
-                "day": dg.MetadataValue.text(day.isoformat()),
-                "events_written": dg.MetadataValue.int(len(events)),
+                "days": dg.MetadataValue.text(f"{days[0]} .. {days[-1]}" if len(days) > 1 else str(days[0])),
+                "events_written": dg.MetadataValue.int(sum(written.values())),
                 "events_replaced": dg.MetadataValue.int(replaced),
-                "active_users": dg.MetadataValue.int(len({e[project.entity] for e in events})),
+                "active_users": dg.MetadataValue.int(len(users)),
                 "events_by_type": dg.MetadataValue.json(dict(sorted(by_type.items()))),
+                "events_per_day": dg.MetadataValue.json(written),
                 "drift": dg.MetadataValue.float(config.drift),
                 "duration_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
                 "collection": dg.MetadataValue.text(f"{mongo.database}.{project.events}"),
