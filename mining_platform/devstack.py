@@ -126,7 +126,9 @@ def prepare_home(home: Path) -> None:
         instance_yaml.write_text(DAGSTER_INSTANCE_YAML)
 
 
-def _report_readiness(services: list[Service], manager: Manager, timeout: float, stopped: threading.Event) -> None:
+def _report_readiness(
+    services: list[Service], home: Path, manager: Manager, timeout: float, stopped: threading.Event
+) -> None:
     deadline = time.monotonic() + timeout
     waiting = list(services)
     while waiting and not stopped.is_set():
@@ -144,14 +146,13 @@ def _report_readiness(services: list[Service], manager: Manager, timeout: float,
         print("[dev] the mining platform dev stack is ready:", flush=True)
         for service in services:
             print(f"[dev]   {service.name:<9} {service.url}", flush=True)
-        print("[dev] Ctrl-C stops every service; data stays under " + os.environ["MINING_HOME"], flush=True)
+        print(f"[dev] Ctrl-C stops every service; data stays under {home}", flush=True)
 
 
 def run_dev_stack(*, dagster_port: int = 3000, ready_timeout: float = 300.0) -> int:
     home = settings.mining_home()
     prepare_home(home)
     env = stack_environment(home)
-    os.environ["MINING_HOME"] = str(home)
     services = plan_services(env, home, dagster_port=dagster_port)
 
     manager = Manager()
@@ -161,7 +162,7 @@ def run_dev_stack(*, dagster_port: int = 3000, ready_timeout: float = 300.0) -> 
         manager.add_process(service.name, "exec " + shlex.join(service.command), env=env)
     stopped = threading.Event()
     reporter = threading.Thread(
-        target=_report_readiness, args=(services, manager, ready_timeout, stopped), daemon=True
+        target=_report_readiness, args=(services, home, manager, ready_timeout, stopped), daemon=True
     )
     reporter.start()
     try:

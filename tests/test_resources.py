@@ -97,6 +97,17 @@ def test_endpoint_says_no_model_is_deployed_yet(endpoint_url):
     assert "unknown project 'nope'" in unknown.json()["detail"]
 
 
+def test_endpoint_resource_admin_token_comes_from_config_env_or_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINING_HOME", str(tmp_path))
+    monkeypatch.delenv("MINING_ADMIN_TOKEN", raising=False)
+    from_file = EndpointResource(url="http://127.0.0.1:1").resolved_admin_token()
+    assert from_file == (tmp_path / "admin_token").read_text().strip()
+    assert EndpointResource(url="http://127.0.0.1:1").resolved_admin_token() == from_file  # generated once
+    monkeypatch.setenv("MINING_ADMIN_TOKEN", "from-env")
+    assert EndpointResource(url="http://127.0.0.1:1").resolved_admin_token() == "from-env"
+    assert EndpointResource(url="http://127.0.0.1:1", admin_token="set").resolved_admin_token() == "set"
+
+
 def test_endpoint_resource_fails_loudly_when_nothing_listens():
     with pytest.raises(httpx.HTTPError):
         EndpointResource(url=f"http://127.0.0.1:{free_port()}", timeout_seconds=2).health()

@@ -18,15 +18,12 @@ class EndpointResource(dg.ConfigurableResource):
     )
     timeout_seconds: float = Field(default=10.0, description="Timeout of one HTTP call.")
 
-    def _client(self, *, admin: bool = False) -> httpx.Client:
-        headers = {}
-        if admin:
-            headers["Authorization"] = f"Bearer {self.admin_token or settings.admin_token()}"
-        return httpx.Client(base_url=self.url, timeout=self.timeout_seconds, headers=headers)
+    def resolved_admin_token(self) -> str:
+        """The configured token, else MINING_ADMIN_TOKEN or the token file (created if missing)."""
+        return self.admin_token or settings.admin_token()
 
     def health(self) -> dict:
         """`GET /health`; raises `httpx.HTTPError` when the endpoint is down or unhealthy."""
-        with self._client() as client:
-            response = client.get("/health")
-            response.raise_for_status()
-            return response.json()
+        response = httpx.get(f"{self.url.rstrip('/')}/health", timeout=self.timeout_seconds)
+        response.raise_for_status()
+        return response.json()
