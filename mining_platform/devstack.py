@@ -8,6 +8,7 @@ environment, and reports when each service answers.
 
 import os
 import shlex
+import socket
 import sys
 import threading
 import time
@@ -30,12 +31,17 @@ telemetry:
 """
 
 
+# honcho's return code when it stopped the stack on SIGINT (Ctrl-C) or SIGTERM.
+STOPPED_BY_SIGNAL = {130, 143}
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
     command: list[str]
     url: str
     is_ready: Callable[[], bool]
+    port: int
 
 
 def _bin(name: str) -> str:
@@ -76,6 +82,7 @@ def plan_services(env: dict[str, str], home: Path, *, dagster_port: int) -> list
             embedded_mongo.server_command(port=nodes[0][1], storage=home / "mongo"),
             mongo_uri,
             lambda: embedded_mongo.answers(mongo_uri),
+            nodes[0][1],
         ))
     mlflow_port = _loopback_port(env["MLFLOW_TRACKING_URI"])
     if mlflow_port:
@@ -86,6 +93,7 @@ def plan_services(env: dict[str, str], home: Path, *, dagster_port: int) -> list
              "--artifacts-destination", str(home / "mlflow" / "artifacts")],
             f"http://127.0.0.1:{mlflow_port}",
             _http_ok(f"http://127.0.0.1:{mlflow_port}/health"),
+            mlflow_port,
         ))
     endpoint_port = _loopback_port(env["MINING_ENDPOINT_URL"])
     if endpoint_port:
@@ -94,6 +102,7 @@ def plan_services(env: dict[str, str], home: Path, *, dagster_port: int) -> list
             [_bin("mining-platform"), "serve", "--host", "127.0.0.1", "--port", str(endpoint_port)],
             f"http://127.0.0.1:{endpoint_port}/docs",
             _http_ok(f"http://127.0.0.1:{endpoint_port}/health"),
+            endpoint_port,
         ))
     services.append(Service(
         "dagster",
@@ -101,8 +110,19 @@ def plan_services(env: dict[str, str], home: Path, *, dagster_port: int) -> list
          "-h", "127.0.0.1", "-p", str(dagster_port)],
         f"http://127.0.0.1:{dagster_port}",
         _http_ok(f"http://127.0.0.1:{dagster_port}/server_info"),
+        dagster_port,
     ))
     return services
+
+
+def ports_in_use(services: list[Service]) -> list[str]:
+    """Services whose port something already listens on (often a dev stack left running)."""
+    busy = []
+    for service in services:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", service.port)) == 0:
+                busy.append(f"{service.name} (port {service.port})")
+    return busy
 
 
 def stack_environment(home: Path) -> dict[str, str]:
@@ -154,6 +174,11 @@ def run_dev_stack(*, dagster_port: int = 3000, ready_timeout: float = 300.0) -> 
     prepare_home(home)
     env = stack_environment(home)
     services = plan_services(env, home, dagster_port=dagster_port)
+    busy = ports_in_use(services)
+    if busy:
+        print(f"[dev] already in use: {', '.join(busy)}. Stop what holds them (another `make dev`?) "
+              "or point the matching MINING_* / MLFLOW_TRACKING_URI variable elsewhere.", file=sys.stderr)
+        return 1
 
     manager = Manager()
     for service in services:
@@ -169,4 +194,9 @@ def run_dev_stack(*, dagster_port: int = 3000, ready_timeout: float = 300.0) -> 
         manager.loop()
     finally:
         stopped.set()
-    return manager.returncode or 0
+    if manager.returncode in STOPPED_BY_SIGNAL:
+        return 0
+    # A service ended by itself and honcho stopped the rest: that is a failure,
+    # whatever exit code the service had.
+    print("[dev] a service stopped on its own (see its log above); the stack was stopped", file=sys.stderr)
+    return 1

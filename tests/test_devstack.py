@@ -157,3 +157,35 @@ def test_dev_stack_starts_serves_and_stops_cleanly_then_reuses_its_data(dev_env)
             assert client.mining.marker.find_one({"_id": "kept"}) == {"_id": "kept"}
     finally:
         assert survivors(again.interrupt()) == []
+
+
+def test_dev_refuses_to_start_when_a_port_is_taken(dev_env):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", int(dev_env["TEST_DAGSTER_PORT"])))
+        holder.listen()
+        result = subprocess.run(
+            [venv_bin("mining-platform"), "dev", "--dagster-port", dev_env["TEST_DAGSTER_PORT"]],
+            cwd=REPO, env=dev_env, capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"already in use: dagster (port {dev_env['TEST_DAGSTER_PORT']})" in result.stderr
+
+
+def test_a_service_failing_stops_the_stack_with_an_error(dev_env, tmp_path):
+    broken = tmp_path / "projects" / "churn"
+    broken.mkdir(parents=True)
+    (broken / "project.yaml").write_text((REPO / "projects" / "churn" / "project.yaml").read_text() + "colour: red\n")
+    stack = DevStack({**dev_env, "MINING_PROJECTS_DIR": str(tmp_path / "projects")})
+    try:
+        code = stack.process.wait(timeout=120)
+    finally:
+        if stack.process.poll() is None:
+            stack.interrupt()
+    output = "".join(stack.lines)
+    assert code == 1, output[-3000:]
+    assert "colour: unknown key" in output and str(broken / "project.yaml") in output
+    assert "a service stopped on its own" in output
+    ports = [int(p) for p in dev_env["TEST_PORTS"].split(",")]
+    assert all(port_is_free(p) for p in ports), "a service outlived the stack"
