@@ -28,6 +28,10 @@ DAGSTER_INSTANCE_YAML = """\
 # Written once by `mining-platform dev`; edit freely.
 telemetry:
   enabled: false
+concurrency:
+  runs:
+    # A 2-core laptop and the embedded MongoDB: queue runs beyond a few at once.
+    max_concurrent_runs: 3
 """
 
 
