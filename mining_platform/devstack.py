@@ -48,14 +48,6 @@ class Service:
     port: int
 
 
-def _bin(name: str) -> str:
-    """A console script of this environment (the venv `make install` built)."""
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `make install` (the dev extra provides it)")
-    return str(path)
-
-
 def _http_ok(url: str) -> Callable[[], bool]:
     def probe() -> bool:
         try:
@@ -92,7 +84,7 @@ def plan_services(env: dict[str, str], home: Path, *, dagster_port: int) -> list
     if mlflow_port:
         services.append(Service(
             "mlflow",
-            [_bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
+            [settings.console_script("mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
              "--artifacts-destination", str(home / "mlflow" / "artifacts")],
             f"http://127.0.0.1:{mlflow_port}",
@@ -103,14 +95,14 @@ def plan_services(env: dict[str, str], home: Path, *, dagster_port: int) -> list
     if endpoint_port:
         services.append(Service(
             "endpoint",
-            [_bin("mining-platform"), "serve", "--host", "127.0.0.1", "--port", str(endpoint_port)],
+            [settings.console_script("mining-platform"), "serve", "--host", "127.0.0.1", "--port", str(endpoint_port)],
             f"http://127.0.0.1:{endpoint_port}/docs",
             _http_ok(f"http://127.0.0.1:{endpoint_port}/health"),
             endpoint_port,
         ))
     services.append(Service(
         "dagster",
-        [_bin("dagster"), "dev", "-w", str(workspace),
+        [settings.console_script("dagster"), "dev", "-w", str(workspace),
          "-h", "127.0.0.1", "-p", str(dagster_port)],
         f"http://127.0.0.1:{dagster_port}",
         _http_ok(f"http://127.0.0.1:{dagster_port}/server_info"),
@@ -119,14 +111,15 @@ def plan_services(env: dict[str, str], home: Path, *, dagster_port: int) -> list
     return services
 
 
+def port_in_use(port: int) -> bool:
+    """True when something listens on this loopback port."""
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def ports_in_use(services: list[Service]) -> list[str]:
     """Services whose port something already listens on (often a dev stack left running)."""
-    busy = []
-    for service in services:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", service.port)) == 0:
-                busy.append(f"{service.name} (port {service.port})")
-    return busy
+    return [f"{s.name} (port {s.port})" for s in services if port_in_use(s.port)]
 
 
 def stack_environment(home: Path) -> dict[str, str]:

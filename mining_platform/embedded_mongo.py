@@ -7,19 +7,17 @@ process through its CLI, never imported.
 import contextlib
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from pymongo import MongoClient
 
+from mining_platform.settings import console_script
+
 
 def server_command(*, port: int, storage: Path) -> list[str]:
-    executable = Path(sys.executable).parent / "secantusd-py"
-    if not executable.exists():
-        raise FileNotFoundError(f"{executable} not found: install the dev extra (`make install`)")
-    return [str(executable), "--host", "127.0.0.1", "--port", str(port),
+    return [console_script("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
             "--storage-path", str(storage), "--log-level", "WARNING"]
 
 

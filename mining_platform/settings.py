@@ -7,6 +7,7 @@ documented default applies, so a bare `dagster dev` works against the dev stack.
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -40,6 +41,14 @@ def mining_home() -> Path:
 
 def projects_dir() -> Path:
     return Path(setting("MINING_PROJECTS_DIR")).resolve()
+
+
+def console_script(name: str) -> str:
+    """A console script of this interpreter's environment (the venv `make install` built)."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `make install` (the dev extra provides the dev tools)")
+    return str(path)
 
 
 def ensure_admin_token(home: Path) -> str:

@@ -1,6 +1,5 @@
 """Shared fixtures: the embedded MongoDB server over TCP, a fresh database per test."""
 
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -13,12 +12,6 @@ from mining_platform.project import ProjectConfig, load_project
 from mining_platform.resources import MongoResource
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def venv_bin(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    assert path.exists(), f"{path} missing: run `make install`"
-    return str(path)
 
 
 def wait_until(probe, *, timeout: float, what: str) -> None:

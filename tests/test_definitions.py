@@ -9,8 +9,9 @@ import yaml
 
 from mining_platform import definitions
 from mining_platform.project import project_names
+from mining_platform.settings import console_script
 
-from .conftest import REPO, venv_bin
+from .conftest import REPO
 
 
 def workspace_locations() -> list[dict]:
@@ -42,7 +43,7 @@ def test_unknown_project_is_a_clear_attribute_error():
 
 def test_dagster_cli_validates_the_workspace():
     result = subprocess.run(
-        [venv_bin("dagster"), "definitions", "validate", "-w", str(REPO / "workspace.yaml")],
+        [console_script("dagster"), "definitions", "validate", "-w", str(REPO / "workspace.yaml")],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr

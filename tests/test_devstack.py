@@ -12,9 +12,10 @@ import psutil
 import pytest
 from pymongo import MongoClient
 
-from mining_platform.devstack import plan_services, prepare_home
+from mining_platform.devstack import plan_services, port_in_use, prepare_home
+from mining_platform.settings import console_script
 
-from .conftest import REPO, free_port, venv_bin
+from .conftest import REPO, free_port
 
 READY_LINE = "dev stack is ready"
 
@@ -63,7 +64,7 @@ class DevStack:
 
     def __init__(self, env: dict[str, str]):
         self.process = subprocess.Popen(
-            [venv_bin("mining-platform"), "dev", "--dagster-port", env["TEST_DAGSTER_PORT"], "--ready-timeout", "240"],
+            [console_script("mining-platform"), "dev", "--dagster-port", env["TEST_DAGSTER_PORT"], "--ready-timeout", "240"],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
         )
@@ -99,13 +100,6 @@ def survivors(processes: list[psutil.Process]) -> list[str]:
         except psutil.NoSuchProcess:
             pass
     return alive
-
-
-def port_is_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 @pytest.fixture
@@ -149,7 +143,7 @@ def test_dev_stack_starts_serves_and_stops_cleanly_then_reuses_its_data(dev_env)
 
     assert len(started) >= 4
     assert survivors(started) == []
-    assert all(port_is_free(p) for p in ports)
+    assert not any(port_in_use(p) for p in ports)
     assert (home / "admin_token").exists() and (home / "dagster" / "dagster.yaml").exists()
 
     again = DevStack(dev_env)
@@ -168,7 +162,7 @@ def test_dev_refuses_to_start_when_a_port_is_taken(dev_env):
         holder.bind(("127.0.0.1", int(dev_env["TEST_DAGSTER_PORT"])))
         holder.listen()
         result = subprocess.run(
-            [venv_bin("mining-platform"), "dev", "--dagster-port", dev_env["TEST_DAGSTER_PORT"]],
+            [console_script("mining-platform"), "dev", "--dagster-port", dev_env["TEST_DAGSTER_PORT"]],
             cwd=REPO, env=dev_env, capture_output=True, text=True, timeout=60,
         )
     assert result.returncode == 1
@@ -190,4 +184,4 @@ def test_a_service_failing_stops_the_stack_with_an_error(dev_env, tmp_path):
     assert "colour: unknown key" in output and str(broken / "project.yaml") in output
     assert "a service stopped on its own" in output
     ports = [int(p) for p in dev_env["TEST_PORTS"].split(",")]
-    assert all(port_is_free(p) for p in ports), "a service outlived the stack"
+    assert not any(port_in_use(p) for p in ports), "a service outlived the stack"

@@ -8,8 +8,9 @@ import pytest
 from pymongo import ReadPreference
 
 from mining_platform.resources import EndpointResource, MlflowResource, MongoResource
+from mining_platform.settings import console_script
 
-from .conftest import REPO, free_port, venv_bin, wait_until
+from .conftest import REPO, free_port, wait_until
 
 
 def test_mongo_resource_writes_and_reads(mongo):
@@ -59,7 +60,7 @@ def endpoint_url(tmp_path):
     env = {**os.environ, "MINING_HOME": str(tmp_path / "home"), "MINING_PROJECTS_DIR": str(REPO / "projects")}
     env.pop("MINING_ADMIN_TOKEN", None)
     server = subprocess.Popen(
-        [venv_bin("mining-platform"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [console_script("mining-platform"), "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
