@@ -32,6 +32,40 @@ def _dev(args: argparse.Namespace) -> int:
     return run_dev_stack(dagster_port=args.dagster_port, ready_timeout=args.ready_timeout)
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    from mining_platform.validation import ValidationFailed, validate
+
+    registry, client = None, None
+    if not args.offline:
+        uri = settings.setting("MINING_MONGO_URI")
+        client = MongoClient(uri, serverSelectionTimeoutMS=args.mongo_timeout * 1000, tz_aware=True)
+        try:
+            client.admin.command("ping")
+        except PyMongoError as exc:
+            client.close()
+            print(f"mining-platform validate: cannot reach MongoDB at {uri} to compare versions with "
+                  f"feature_pipelines ({type(exc).__name__}); start `make dev`, set MINING_MONGO_URI, "
+                  "or pass --offline to skip that check", file=sys.stderr)
+            return 2
+        registry = client[settings.setting("MINING_MONGO_DB")]
+    try:
+        checked = validate([Path(p) for p in args.paths], registry=registry)
+    except ValidationFailed as exc:
+        print(f"mining-platform validate: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if client is not None:
+            client.close()
+    versions = "not compared with the registry (--offline)" if args.offline else "versions agree with feature_pipelines"
+    print(f"{checked} files valid; {versions}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mining-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="bind address (default: host of MINING_ENDPOINT_URL)")
     serve.add_argument("--port", type=int, help="port (default: port of MINING_ENDPOINT_URL)")
     serve.set_defaults(run=_serve)
+
+    check = commands.add_parser(
+        "validate",
+        help="check project and feature files; exit 1 naming the first file with problems (all of them)",
+    )
+    check.add_argument("paths", nargs="+", metavar="PATH",
+                       help="projects folder, project folder, features folder, project.yaml or a feature file")
+    check.add_argument("--offline", action="store_true",
+                       help="skip comparing (name, version) with feature_pipelines in MongoDB")
+    check.add_argument("--mongo-timeout", type=float, default=5.0, help="seconds to wait for MongoDB (default 5)")
+    check.set_defaults(run=_validate)
 
     args = parser.parse_args(argv)
     try:

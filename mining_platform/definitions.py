@@ -10,15 +10,19 @@ import functools
 import dagster as dg
 
 from mining_platform import settings
+from mining_platform.assets.features import build_feature_assets
 from mining_platform.assets.raw_events import build_raw_events_asset
+from mining_platform.features.definition import load_feature_definitions
 from mining_platform.project import PROJECT_FILE, load_project
 from mining_platform.resources import platform_resources
 
 
 def build_definitions(project_name: str) -> dg.Definitions:
-    project = load_project(settings.projects_dir() / project_name)
+    project_dir = settings.projects_dir() / project_name
+    project = load_project(project_dir)
+    features = load_feature_definitions(project_dir, project)
     return dg.Definitions(
-        assets=[build_raw_events_asset(project)],
+        assets=[build_raw_events_asset(project), *build_feature_assets(project, features)],
         resources=platform_resources(),
     )
 

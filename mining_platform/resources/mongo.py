@@ -8,6 +8,8 @@ from pydantic import Field
 from pymongo import MongoClient, uri_parser
 from pymongo.database import Database
 
+from mining_platform.resources.mongo_traffic import REPLY_BYTES_LISTENER
+
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
 
 # One client per (process, settings): pymongo clients pool connections and are not
@@ -21,7 +23,7 @@ def _shared_client(uri: str, **options) -> MongoClient:
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = MongoClient(uri, tz_aware=True, **options)
+            client = MongoClient(uri, tz_aware=True, event_listeners=[REPLY_BYTES_LISTENER], **options)
             _clients[key] = client
         return client
 

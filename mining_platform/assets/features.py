@@ -1,0 +1,178 @@
+"""`<p>/features/<name>`: one daily-partitioned asset per feature definition, computed in MongoDB."""
+
+import dagster as dg
+from dagster._core.definitions.utils import is_valid_email
+from pydantic import Field
+
+from mining_platform.assets.raw_events import daily_partitions
+from mining_platform.features.execution import ExecutionReport, run_feature_pipeline
+from mining_platform.features.definition import FeatureDefinition
+from mining_platform.project import ProjectConfig
+from mining_platform.resources import MongoResource
+
+
+class FeatureRunConfig(dg.Config):
+    max_time_ms: int = Field(
+        default=600_000,
+        ge=1_000,
+        description="Server-side time limit (maxTimeMS) of each partition's aggregation and contract check.",
+    )
+
+
+def _check_name(feature: str) -> str:
+    return f"{feature}_contract"
+
+
+def _owners(owner: str) -> list[str]:
+    return [owner if is_valid_email(owner) else f"team:{owner}"]
+
+
+def _partition_table(report: ExecutionReport) -> dg.TableMetadataValue:
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({
+                "partition": o.partition,
+                "status": "committed" if o.committed else "FAILED",
+                "documents": o.documents_written,
+                "seconds": o.duration_seconds,
+                "bytes_returned": o.bytes_returned,
+                "run_id": o.run_id,
+                "error": o.error or "",
+            })
+            for o in report.outcomes
+        ],
+        schema=dg.TableSchema(columns=[
+            dg.TableColumn("partition", "string"), dg.TableColumn("status", "string"),
+            dg.TableColumn("documents", "int"), dg.TableColumn("seconds", "float"),
+            dg.TableColumn("bytes_returned", "int"), dg.TableColumn("run_id", "string"),
+            dg.TableColumn("error", "string"),
+        ]),
+    )
+
+
+def _metadata(report: ExecutionReport, database: str) -> dict:
+    definition = report.definition
+    return {
+        "documents_written": dg.MetadataValue.int(sum(o.documents_written for o in report.outcomes if o.committed)),
+        "partitions_committed": dg.MetadataValue.int(sum(o.committed for o in report.outcomes)),
+        "duration_seconds": dg.MetadataValue.float(round(sum(o.duration_seconds for o in report.outcomes), 3)),
+        "bytes_returned": dg.MetadataValue.int(sum(o.bytes_returned for o in report.outcomes)),
+        "pipeline_version": dg.MetadataValue.int(definition.version),
+        "pipeline_hash": dg.MetadataValue.text(definition.content_hash),
+        "first_match_uses_index": dg.MetadataValue.bool(report.first_match_index is not None),
+        "first_match_plan": dg.MetadataValue.text(report.first_match_plan),
+        "collection": dg.MetadataValue.text(f"{database}.{definition.target}"),
+        "partitions": _partition_table(report),
+        "abandoned_runs_failed": dg.MetadataValue.json(report.abandoned_runs),
+    }
+
+
+def _check_results(report: ExecutionReport) -> list[dg.AssetCheckResult]:
+    """One result per contract, over every partition whose documents were checked."""
+    checked = [o for o in report.outcomes if o.contracts is not None]
+    if not checked:
+        return []
+    results = []
+    for feature in report.definition.features:
+        per_partition = {o.partition: next(c for c in o.contracts.checks if c.feature == feature) for o in checked}
+        failing = {key: check.problems for key, check in per_partition.items() if not check.passed}
+        documents = sum(c.documents for c in per_partition.values())
+        nulls = sum(c.nulls for c in per_partition.values())
+        numeric = [v for c in per_partition.values() for v in (c.observed_min, c.observed_max) if isinstance(v, int | float)]
+        results.append(dg.AssetCheckResult(
+            check_name=_check_name(feature),
+            passed=not failing,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "partitions_checked": dg.MetadataValue.int(len(per_partition)),
+                "documents": dg.MetadataValue.int(documents),
+                "null_rate": dg.MetadataValue.float(round(nulls / documents, 6) if documents else 0.0),
+                "observed_min": dg.MetadataValue.float(float(min(numeric))) if numeric else dg.MetadataValue.null(),
+                "observed_max": dg.MetadataValue.float(float(max(numeric))) if numeric else dg.MetadataValue.null(),
+                "violations": dg.MetadataValue.json(failing),
+            },
+        ))
+    return results
+
+
+def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -> dg.AssetsDefinition:
+    partitions_def = daily_partitions(project)
+    source_key = dg.AssetKey([project.name, "raw", definition.source])
+    contract_lines = "\n".join(
+        f"- `{name}`: {c.type.value}"
+        + (f", min {c.min}" if c.min is not None else "") + (f", max {c.max}" if c.max is not None else "")
+        + f", null rate ≤ {c.max_null_rate}" + (f" — {c.description}" if c.description else "")
+        for name, c in definition.features.items()
+    )
+
+    @dg.asset(
+        key=[project.name, "features", definition.name],
+        partitions_def=partitions_def,
+        # Partition T reads the `window_days` days of events ending with T.
+        deps=[dg.AssetDep(source_key, partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-(definition.window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True,
+        ))],
+        # A day is one aggregation; one run per day would spend a backfill starting processes.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        code_version=definition.content_hash,
+        group_name="features",
+        kinds={"mongodb"},
+        owners=_owners(definition.owner),
+        description=f"{definition.description}\n\nVersion {definition.version} of `features/{definition.name}.yaml`, "
+        f"computed in MongoDB from `{definition.source}` over {definition.window_days} days into "
+        f"`{definition.target}`; a partition's as_of is the end of its day (UTC).\n\nContract:\n{contract_lines}",
+        metadata={
+            "pipeline_version": definition.version,
+            "source_collection": definition.source,
+            "target_collection": definition.target,
+            "window_days": definition.window_days,
+        },
+        check_specs=[
+            dg.AssetCheckSpec(
+                name=_check_name(feature),
+                asset=[project.name, "features", definition.name],
+                description=f"`{feature}` satisfies its contract on every committed document of the run.",
+                blocking=True,
+            )
+            for feature in definition.features
+        ],
+    )
+    def feature_asset(context: dg.AssetExecutionContext, config: FeatureRunConfig, mongo: MongoResource):
+        partitions = [
+            (key, partitions_def.time_window_for_partition_key(key).end) for key in context.partition_keys
+        ]
+
+        def dagster_run_finished(run_id: str) -> bool | None:
+            run = context.instance.get_run_by_id(run_id)
+            return None if run is None else run.is_finished
+
+        report = run_feature_pipeline(
+            mongo=mongo, project=project, definition=definition, partitions=partitions,
+            dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms, log=context.log,
+            dagster_run_finished=dagster_run_finished,
+        )
+        metadata = _metadata(report, mongo.database)
+        checks = _check_results(report)
+        if not report.failed:
+            yield dg.MaterializeResult(metadata=metadata, check_results=checks)
+            return
+        # Record what did publish, per partition, before failing the step for the rest.
+        for outcome in report.outcomes:
+            if outcome.committed:
+                context.log_event(dg.AssetMaterialization(
+                    asset_key=context.asset_key, partition=outcome.partition,
+                    metadata={"documents_written": outcome.documents_written, "run_id": outcome.run_id},
+                ))
+        yield from checks
+        failures = "\n".join(f"- {o.partition}: {o.error}" for o in report.failed)
+        raise dg.Failure(
+            description=f"{len(report.failed)} of {len(report.outcomes)} partitions of {definition.name} were not "
+            f"published (readers keep the previous publication):\n{failures}",
+            metadata=metadata,
+        )
+
+    return feature_asset
+
+
+def build_feature_assets(project: ProjectConfig, definitions: list[FeatureDefinition]) -> list[dg.AssetsDefinition]:
+    return [build_feature_asset(project, d) for d in definitions]

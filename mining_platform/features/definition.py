@@ -1,0 +1,176 @@
+"""Feature definitions: `projects/<p>/features/<name>.yaml`, validated before anything runs."""
+
+import datetime as dt
+import hashlib
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, model_validator,
+)
+
+from mining_platform.features.parameters import BUILTIN_PARAMETERS
+from mining_platform.features.stages import pipeline_problems
+from mining_platform.project import ProjectConfig
+
+FEATURES_DIR = "features"
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Fields the platform writes next to the features of every document.
+RESERVED_FIELDS = frozenset({"_id", "as_of", "run_id", "pipeline_version"})
+
+
+class FeatureDefinitionError(ValueError):
+    """A feature definition is invalid; the message names the file and every problem in it."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        listed = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}:\n{listed}")
+
+
+class FeatureType(str, Enum):
+    int = "int"
+    float = "float"
+    bool = "bool"
+    string = "string"
+    date = "date"
+
+    @property
+    def bson_types(self) -> list[str]:
+        """The `$type` names a value of this feature type may have."""
+        return {
+            "int": ["int", "long"],
+            "float": ["double", "int", "long", "decimal"],
+            "bool": ["bool"],
+            "string": ["string"],
+            "date": ["date"],
+        }[self.value]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureContract(_Strict):
+    """What every committed value of one feature must satisfy (checked in the database)."""
+
+    type: FeatureType
+    min: StrictInt | StrictFloat | None = None
+    max: StrictInt | StrictFloat | None = None
+    max_null_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "FeatureContract":
+        numeric = self.type in (FeatureType.int, FeatureType.float)
+        if not numeric and (self.min is not None or self.max is not None):
+            raise ValueError(f"min/max apply to int and float features, not {self.type.value}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+ParameterValue = StrictBool | StrictInt | StrictFloat | StrictStr | dt.datetime | dt.date
+
+
+class FeatureDefinition(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    version: StrictInt = Field(ge=1)
+    description: str = Field(min_length=1)
+    owner: str = Field(pattern=r"^[A-Za-z0-9_.@+-]+$")
+    source: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    window_days: StrictInt = Field(ge=1, le=3650)
+    parameters: dict[str, ParameterValue] = Field(default_factory=dict)
+    pipeline: list[dict[str, Any]] = Field(min_length=1)
+    features: dict[str, FeatureContract] = Field(min_length=1)
+
+    @property
+    def target(self) -> str:
+        """The collection the platform writes: `features_<name>`."""
+        return f"features_{self.name}"
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the definition's canonical JSON: the registry key and the asset's code_version."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _describe(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"{key}: unknown key")
+        elif item["type"] == "missing":
+            problems.append(f"{key}: missing required field")
+        else:
+            problems.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
+    return problems
+
+
+def _semantic_problems(raw: dict, path: Path, project: ProjectConfig) -> list[str]:
+    problems = []
+    if raw.get("name") is not None and raw.get("name") != path.stem:
+        problems.append(f"name: {raw.get('name')!r} must equal the file name {path.stem!r}")
+    declared = raw.get("parameters") if isinstance(raw.get("parameters"), dict) else {}
+    for name in declared:
+        if name in BUILTIN_PARAMETERS:
+            problems.append(f"parameters.{name}: shadows the built-in parameter {name!r}")
+        elif not isinstance(name, str) or not name.isidentifier():
+            problems.append(f"parameters.{name}: a parameter name must be an identifier")
+    features = raw.get("features") if isinstance(raw.get("features"), dict) else {}
+    for name in features:
+        if name in RESERVED_FIELDS or name == project.entity:
+            problems.append(f"features.{name}: reserved field (the platform writes {project.entity}, as_of, run_id, pipeline_version)")
+        elif not isinstance(name, str) or not name.isidentifier():
+            problems.append(f"features.{name}: a feature name must be an identifier")
+    if "pipeline" in raw:
+        known = set(BUILTIN_PARAMETERS) | {str(name) for name in declared}
+        problems += pipeline_problems(raw["pipeline"], known)
+    return problems
+
+
+def load_feature_definition(path: Path, project: ProjectConfig) -> FeatureDefinition:
+    """Read and validate one definition; raises FeatureDefinitionError listing all its problems."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FeatureDefinitionError(path, ["file not found"]) from None
+    except yaml.YAMLError as exc:
+        raise FeatureDefinitionError(path, [f"not valid YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise FeatureDefinitionError(path, [f"expected a mapping of keys, got {type(raw).__name__}"])
+    problems = _semantic_problems(raw, path, project)
+    try:
+        definition = FeatureDefinition.model_validate(raw)
+    except ValidationError as exc:
+        problems = _describe(exc) + problems
+    if problems:
+        raise FeatureDefinitionError(path, problems)
+    return definition
+
+
+def feature_files(project_dir: Path) -> list[Path]:
+    features_dir = project_dir / FEATURES_DIR
+    return sorted([*features_dir.glob("*.yaml"), *features_dir.glob("*.yml")])
+
+
+def load_feature_definitions(project_dir: Path, project: ProjectConfig) -> list[FeatureDefinition]:
+    """Every definition of a project, sorted by name; the first invalid file raises.
+
+    Two sets may not produce the same feature: training joins them side by side.
+    """
+    definitions, owner_of = [], {}
+    for path in feature_files(project_dir):
+        definition = load_feature_definition(path, project)
+        clashes = [f"features.{f}: also produced by {owner_of[f].name}" for f in definition.features if f in owner_of]
+        if clashes:
+            raise FeatureDefinitionError(path, clashes)
+        owner_of.update({f: path for f in definition.features})
+        definitions.append(definition)
+    return definitions

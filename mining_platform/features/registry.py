@@ -1,0 +1,83 @@
+"""`feature_pipelines`: one immutable document per (name, version) of a feature definition."""
+
+import datetime as dt
+
+from pymongo import ASCENDING
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from mining_platform.features.definition import FeatureDefinition
+
+REGISTRY = "feature_pipelines"
+
+
+class FeatureVersionConflict(ValueError):
+    """A (name, version) already holds other content: versions are immutable, a change needs a bump."""
+
+
+def _registry_id(definition: FeatureDefinition) -> str:
+    return f"{definition.name}@{definition.version}"
+
+
+def registry_document(definition: FeatureDefinition, *, project: str) -> dict:
+    return {
+        "_id": _registry_id(definition),
+        "name": definition.name,
+        "version": definition.version,
+        "hash": definition.content_hash,
+        "project": project,
+        "description": definition.description,
+        "owner": definition.owner,
+        "source_collection": definition.source,
+        "target_collection": definition.target,
+        "window_days": definition.window_days,
+        # The template as written, {$param: ...} placeholders included.
+        "pipeline": definition.model_dump(mode="json")["pipeline"],
+        "parameters": definition.model_dump(mode="json")["parameters"],
+        "features": definition.model_dump(mode="json", exclude_none=True)["features"],
+        "created_at": dt.datetime.now(dt.timezone.utc),
+    }
+
+
+def conflict(db: Database, definition: FeatureDefinition, *, project: str) -> str | None:
+    """Why `definition` may not run against this registry, or None; reads only."""
+    return _conflict_with(db[REGISTRY].find_one({"_id": _registry_id(definition)}), definition, project)
+
+
+def _conflict_with(registered: dict | None, definition: FeatureDefinition, project: str) -> str | None:
+    if registered is None:
+        return None
+    if registered["project"] != project:
+        return (
+            f"feature set {definition.name!r} is already registered by project {registered['project']!r}; "
+            f"names are database-wide (collection {definition.target}), pick another name"
+        )
+    if registered["hash"] != definition.content_hash:
+        return (
+            f"{definition.name} version {definition.version} differs from the registered version "
+            f"{definition.version} (hash {registered['hash'][:12]} registered {registered['created_at']:%Y-%m-%d %H:%M} "
+            f"UTC by {registered['owner']}, this file hashes to {definition.content_hash[:12]}); versions are "
+            f"immutable: bump `version` to record a change"
+        )
+    return None
+
+
+def register(db: Database, definition: FeatureDefinition, *, project: str) -> bool:
+    """Record `definition` unless it is already there; True when newly registered.
+
+    Raises FeatureVersionConflict when the (name, version) holds other content.
+    """
+    registry = db[REGISTRY]
+    registry.create_index([("name", ASCENDING), ("version", ASCENDING)], unique=True, name="name_1_version_1")
+    registered = registry.find_one({"_id": _registry_id(definition)})
+    if registered is None:
+        try:
+            registry.insert_one(registry_document(definition, project=project))
+            return True
+        except DuplicateKeyError:
+            # Registered concurrently by another run: same content is fine, other content is not.
+            registered = registry.find_one({"_id": _registry_id(definition)})
+    problem = _conflict_with(registered, definition, project)
+    if problem:
+        raise FeatureVersionConflict(problem)
+    return False

@@ -1,0 +1,78 @@
+"""`mining-platform validate PATH…`: the checks a run makes before writing, without running."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pymongo.database import Database
+
+from mining_platform.features.definition import (
+    FEATURES_DIR, FeatureDefinitionError, feature_files, load_feature_definition, load_feature_definitions,
+)
+from mining_platform.features.registry import conflict
+from mining_platform.project import PROJECT_FILE, ProjectConfigError, load_project, project_names
+
+
+class ValidationFailed(ValueError):
+    """The first file with problems; the message names it and lists all of its problems."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One project to check, and which of its feature files (None: all of them)."""
+
+    project_dir: Path
+    feature_files: tuple[Path, ...] | None
+
+
+def resolve(path: Path) -> list[Target]:
+    """Projects root, project folder, features folder, project.yaml or one definition file."""
+    if path.is_dir() and (path / PROJECT_FILE).is_file():
+        return [Target(path, None)]
+    if path.is_dir() and path.name == FEATURES_DIR and (path.parent / PROJECT_FILE).is_file():
+        return [Target(path.parent, None)]
+    if path.is_dir() and project_names(path):
+        return [Target(path / name, None) for name in project_names(path)]
+    if path.is_file() and path.name == PROJECT_FILE:
+        return [Target(path.parent, ())]
+    if path.is_file() and path.parent.name == FEATURES_DIR and (path.parent.parent / PROJECT_FILE).is_file():
+        return [Target(path.parent.parent, (path,))]
+    raise ValidationFailed(
+        f"{path}: not a projects folder, a project, a features folder, {PROJECT_FILE} or a feature definition "
+        f"(projects/<p>/{FEATURES_DIR}/<name>.yaml)"
+    )
+
+
+def validate(
+    paths: list[Path], *, registry: Database | None, report: Callable[[str], None] = print
+) -> int:
+    """Check every file under `paths`; raises ValidationFailed at the first file with problems.
+
+    With a `registry` database, each definition is also compared with what
+    `feature_pipelines` holds for its (name, version). Returns how many files were checked.
+    """
+    checked = 0
+    for target in [t for path in paths for t in resolve(path)]:
+        try:
+            project = load_project(target.project_dir)
+        except ProjectConfigError as exc:
+            raise ValidationFailed(str(exc)) from None
+        report(f"ok  {target.project_dir / PROJECT_FILE}")
+        checked += 1
+        files = feature_files(target.project_dir) if target.feature_files is None else list(target.feature_files)
+        for path in files:
+            try:
+                definition = load_feature_definition(path, project)
+            except FeatureDefinitionError as exc:
+                raise ValidationFailed(str(exc)) from None
+            problem = registry is not None and conflict(registry, definition, project=project.name)
+            if problem:
+                raise ValidationFailed(str(FeatureDefinitionError(path, [problem])))
+            checked += 1
+            report(f"ok  {path}  ({definition.name} v{definition.version}, hash {definition.content_hash[:12]})")
+        if target.feature_files is None:
+            try:  # what only the whole set shows: one feature produced by two files
+                load_feature_definitions(target.project_dir, project)
+            except FeatureDefinitionError as exc:
+                raise ValidationFailed(str(exc)) from None
+    return checked
