@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from mining_platform import definitions
-from mining_platform.project import project_names
+from mining_platform.features.definition import load_feature_definitions
+from mining_platform.project import load_project, project_names
 from mining_platform.settings import console_script
 
 from .conftest import REPO
@@ -34,6 +35,13 @@ def test_code_location_loads(location):
     raw = defs.resolve_assets_def(dg.AssetKey([prefix, "raw", "user_events"]))
     assert isinstance(raw.partitions_def, dg.DailyPartitionsDefinition)
     assert set(defs.resources) >= {"mongo", "mlflow", "endpoint"}
+    project_dir = REPO / "projects" / prefix
+    for feature in load_feature_definitions(project_dir, load_project(project_dir)):
+        asset = defs.resolve_assets_def(dg.AssetKey([prefix, "features", feature.name]))
+        assert asset.code_versions_by_key[asset.key] == feature.content_hash
+        assert asset.partitions_def == raw.partitions_def
+        assert {key.name for key in asset.check_keys} == {f"{name}_contract" for name in feature.features}
+        assert raw.key in asset.asset_deps[asset.key]
 
 
 def test_unknown_project_is_a_clear_attribute_error():
@@ -48,3 +56,16 @@ def test_dagster_cli_validates_the_workspace():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def test_a_bad_feature_file_fails_its_code_location_naming_the_file(tmp_path, monkeypatch):
+    import shutil
+
+    from mining_platform.features.definition import FeatureDefinitionError
+
+    shutil.copytree(REPO / "projects", tmp_path / "projects")
+    bad = tmp_path / "projects/churn/features/user_activity.yaml"
+    bad.write_text(bad.read_text().replace("$group", "$groop", 1))
+    monkeypatch.setenv("MINING_PROJECTS_DIR", str(tmp_path / "projects"))
+    with pytest.raises(FeatureDefinitionError, match=r"user_activity.yaml: 1 problem:\n  - stage 2 \(\$groop\): unknown"):
+        definitions.build_definitions("churn")

@@ -1,0 +1,274 @@
+"""Feature assets against the embedded MongoDB: publication, audit, reruns, failures and contracts."""
+
+import copy
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from mining_platform.assets.features import build_feature_asset
+from mining_platform.demo.store import ensure_event_indexes
+from mining_platform.features import publication, runs
+from mining_platform.features.definition import FeatureDefinition
+from mining_platform.features.parameters import parameter_values, substitute
+from mining_platform.features.registry import REGISTRY
+
+UTC = dt.timezone.utc
+PARTITION = "2024-01-05"
+AS_OF = dt.datetime(2024, 1, 6, tzinfo=UTC)  # the end of the partition's day
+
+COUNTS = {
+    "name": "event_counts",
+    "version": 1,
+    "description": "Events and clicks per user over three days.",
+    "owner": "tests",
+    "source": "user_events",
+    "window_days": 3,
+    "pipeline": [
+        {"$match": {"timestamp": {"$gte": {"$param": "window_start"}, "$lt": {"$param": "as_of"}}}},
+        {"$group": {
+            "_id": "$user_id",
+            "events": {"$sum": 1},
+            "clicks": {"$sum": {"$cond": [{"$eq": ["$event_type", "click"]}, 1, 0]}},
+        }},
+    ],
+    "features": {"events": {"type": "int", "min": 1}, "clicks": {"type": "int", "min": 0}},
+}
+
+
+def event(user, day, hour, event_type="click"):
+    return {
+        "user_id": user,
+        "timestamp": dt.datetime(2024, 1, day, hour, tzinfo=UTC),
+        "event_type": event_type,
+        "session_id": f"{user}-{day}",
+        "payload": {"amount": 12.5} if event_type == "purchase" else {"module_id": "home"},
+    }
+
+
+# Partition 2024-01-05 reads [01-03, 01-06): u1 has 3 events (2 clicks), u2 has 1; u3's
+# event is before the window and u1's last one after as_of.
+EVENTS = [
+    event("u1", 3, 10), event("u1", 4, 11), event("u1", 5, 23, "purchase"), event("u2", 5, 1),
+    event("u3", 2, 12), event("u1", 6, 1),
+]
+EXPECTED = {"u1": {"events": 3, "clicks": 2}, "u2": {"events": 1, "clicks": 1}}
+
+
+def definition(**changes) -> FeatureDefinition:
+    return FeatureDefinition.model_validate({**copy.deepcopy(COUNTS), **changes})
+
+
+@pytest.fixture
+def events_db(mongo, churn_project):
+    db = mongo.db()
+    ensure_event_indexes(db["user_events"], entity_field=churn_project.entity)
+    db["user_events"].insert_many([dict(e) for e in EVENTS])
+    return db
+
+
+def materialize(project, mongo, feature, *, partition=PARTITION, instance=None, tags=None):
+    asset = build_feature_asset(project, feature)
+    return dg.materialize(
+        [asset], resources={"mongo": mongo}, partition_key=None if tags else partition,
+        tags=tags, raise_on_error=False, instance=instance,
+    )
+
+
+def published(db, feature, as_of=AS_OF) -> dict:
+    """The committed documents of a partition, by entity, without the run tag."""
+    return {
+        doc.pop("user_id"): {k: v for k, v in doc.items() if k not in ("run_id", "as_of", "pipeline_version")}
+        for doc in publication.read_committed(db, feature, as_of)
+    }
+
+
+def run_records(db, **query) -> list[dict]:
+    return list(db[runs.RUNS].find(query).sort("created_at", 1))
+
+
+def metadata_of(result) -> dict:
+    materialization = result.asset_materializations_for_node(result.all_node_events[0].node_name)[0]
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def test_a_partition_is_computed_in_the_database_and_published(events_db, mongo, churn_project):
+    feature = definition()
+    result = materialize(churn_project, mongo, feature)
+    assert result.success
+    assert published(events_db, feature) == EXPECTED
+    marker = publication.committed_partition(events_db, "event_counts", AS_OF)
+    assert marker["partition"] == PARTITION and marker["documents"] == 2 and marker["pipeline_version"] == 1
+    docs = list(events_db[feature.target].find({}, {"_id": 0}))
+    assert {d["run_id"] for d in docs} == {marker["run_id"]}
+    assert all(d["as_of"] == AS_OF and d["pipeline_version"] == 1 for d in docs)
+
+    metadata = metadata_of(result)
+    assert metadata["documents_written"] == 2
+    assert metadata["pipeline_hash"] == feature.content_hash
+    assert metadata["first_match_uses_index"] is True, metadata["first_match_plan"]
+    assert "timestamp_1" in metadata["first_match_plan"]
+    assert 0 < metadata["bytes_returned"] < 1_000  # the $merge cursor comes back empty
+
+
+def test_the_audit_record_of_a_run(events_db, mongo, churn_project):
+    feature = definition()
+    result = materialize(churn_project, mongo, feature)
+    (record,) = run_records(events_db)
+    assert record["status"] == runs.SUCCEEDED
+    assert [h["status"] for h in record["status_history"]] == ["ENQUEUED", "RUNNING", "SUCCEEDED"]
+    assert record["pipeline"] == {"name": "event_counts", "version": 1, "hash": feature.content_hash}
+    assert record["project"] == "churn" and record["target_collection"] == "features_event_counts"
+    assert record["dagster_run_id"] == result.run_id
+    assert record["trigger"]["partition"] == PARTITION
+    assert record["trigger"]["as_of"] == AS_OF
+    assert record["trigger"]["window_start"] == AS_OF - dt.timedelta(days=3)
+    stats = record["execution_stats"]
+    assert stats["documents_written"] == 2 and stats["error_message"] is None
+    assert stats["start_time"] <= stats["end_time"] and stats["duration_seconds"] >= 0
+    assert record["lease_expires_at"] is None
+    registered = events_db[REGISTRY].find_one({"name": "event_counts", "version": 1})
+    assert registered["hash"] == feature.content_hash and registered["pipeline"] == COUNTS["pipeline"]
+    assert registered["source_collection"] == "user_events" and registered["target_collection"] == feature.target
+
+
+def test_a_rerun_publishes_identical_documents_and_removes_the_old_ones(events_db, mongo, churn_project):
+    feature = definition()
+    assert materialize(churn_project, mongo, feature).success
+    first_run = publication.committed_partition(events_db, "event_counts", AS_OF)["run_id"]
+    assert materialize(churn_project, mongo, feature).success
+    second_run = publication.committed_partition(events_db, "event_counts", AS_OF)["run_id"]
+    assert second_run != first_run
+    assert published(events_db, feature) == EXPECTED
+    assert events_db[feature.target].count_documents({}) == 2  # one per (entity, as_of) again
+    assert [r["status"] for r in run_records(events_db)] == ["SUCCEEDED", "SUCCEEDED"]
+
+
+def test_a_range_run_publishes_each_day(events_db, mongo, churn_project):
+    feature = definition()
+    result = materialize(churn_project, mongo, feature, tags={
+        "dagster/asset_partition_range_start": "2024-01-04", "dagster/asset_partition_range_end": "2024-01-05",
+    })
+    assert result.success
+    assert published(events_db, feature) == EXPECTED
+    assert published(events_db, feature, AS_OF - dt.timedelta(days=1)) == {
+        "u1": {"events": 2, "clicks": 2}, "u3": {"events": 1, "clicks": 1},
+    }
+    assert len(metadata_of(result)["partitions"].records) == 2
+
+
+def test_a_run_failing_midway_keeps_the_previous_publication(events_db, mongo, churn_project):
+    assert materialize(churn_project, mongo, definition()).success
+    broken = copy.deepcopy(COUNTS["pipeline"])
+    broken.insert(1, {"$set": {"as_number": {"$toInt": "$event_type"}}})  # fails on the server at runtime
+    result = materialize(churn_project, mongo, definition(version=2, pipeline=broken))
+    assert not result.success
+    failed = run_records(events_db, status=runs.FAILED)
+    assert len(failed) == 1 and failed[0]["pipeline"]["version"] == 2
+    assert "click" in failed[0]["execution_stats"]["error_message"]  # the server's own reason
+    marker = publication.committed_partition(events_db, "event_counts", AS_OF)
+    assert marker["pipeline_version"] == 1
+    assert published(events_db, definition()) == EXPECTED
+
+
+def test_a_run_killed_after_writing_is_never_read_and_is_cleaned_up(events_db, mongo, churn_project):
+    feature = definition()
+    assert materialize(churn_project, mongo, feature).success
+    committed = publication.committed_partition(events_db, "event_counts", AS_OF)["run_id"]
+    # A run that wrote all of its documents and died before committing.
+    lease = dt.timedelta(minutes=5)
+    dead = runs.enqueue(events_db, feature, project="churn", partition=PARTITION, as_of=AS_OF,
+                        window_start=AS_OF - dt.timedelta(days=3), dagster_run_id=None, lease=lease)
+    runs.start(events_db, dead, lease=lease)
+    stages = substitute(feature.pipeline, parameter_values(as_of=AS_OF, window_days=3, declared={}))
+    stages += publication.write_stages(feature, entity="user_id", as_of=AS_OF, run_id=dead)
+    events_db["user_events"].aggregate(stages)
+    assert events_db[feature.target].count_documents({"run_id": dead}) == 2
+
+    assert {d["run_id"] for d in publication.read_committed(events_db, feature, AS_OF)} == {committed}
+    # While its lease holds, a later run leaves it alone (it might still be working) ...
+    assert materialize(churn_project, mongo, feature).success
+    assert events_db[runs.RUNS].find_one({"_id": dead})["status"] == runs.RUNNING
+    # ... once the lease has run out, the next run marks it FAILED and removes its documents.
+    events_db[runs.RUNS].update_one({"_id": dead}, {"$set": {"lease_expires_at": dt.datetime.now(UTC)}})
+    result = materialize(churn_project, mongo, feature)
+    assert result.success
+    record = events_db[runs.RUNS].find_one({"_id": dead})
+    assert record["status"] == runs.FAILED
+    assert "abandoned" in record["execution_stats"]["error_message"]
+    assert events_db[feature.target].count_documents({"run_id": dead}) == 0
+    assert metadata_of(result)["abandoned_runs_failed"] == [dead]
+    assert published(events_db, feature) == EXPECTED
+
+
+def test_reconciliation_asks_dagster_whether_a_run_is_over(mongo):
+    db = mongo.db()
+    feature = definition()
+    lease = dt.timedelta(minutes=5)
+    ids = {
+        name: runs.enqueue(db, feature, project="churn", partition=PARTITION, as_of=AS_OF,
+                           window_start=AS_OF, dagster_run_id=name, lease=lease)
+        for name in ("finished-run", "live-run", "unknown-run")
+    }
+    verdicts = {"finished-run": True, "live-run": False, "unknown-run": None}
+    abandoned = runs.reconcile_abandoned(db, "event_counts", dagster_run_finished=verdicts.get)
+    assert [r["_id"] for r in abandoned] == [ids["finished-run"]]
+    statuses = {r["dagster_run_id"]: r["status"] for r in db[runs.RUNS].find()}
+    assert statuses == {"finished-run": "FAILED", "live-run": "ENQUEUED", "unknown-run": "ENQUEUED"}
+
+
+def test_contracts_fail_on_bad_data_and_nothing_is_published(events_db, mongo, churn_project):
+    pipeline = copy.deepcopy(COUNTS["pipeline"])
+    pipeline[1]["$group"].update({"spend": {"$max": "$payload.amount"}, "kind": {"$first": "$event_type"}})
+    feature = definition(pipeline=pipeline, features={
+        "events": {"type": "int", "min": 1, "max": 2},  # u1 has 3
+        "clicks": {"type": "int", "min": 0},
+        "spend": {"type": "float", "max_null_rate": 0.4},  # u2 bought nothing: null rate 0.5
+        "kind": {"type": "int"},  # a string
+    })
+    result = materialize(churn_project, mongo, feature)
+    assert not result.success
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["clicks_contract"].passed
+    assert not checks["events_contract"].passed
+    assert checks["events_contract"].metadata["violations"].value == {PARTITION: ["1 values above max 2 (highest 3)"]}
+    assert not checks["spend_contract"].passed and checks["spend_contract"].metadata["null_rate"].value == 0.5
+    assert not checks["kind_contract"].passed
+    (record,) = run_records(events_db)
+    assert record["status"] == runs.FAILED
+    message = record["execution_stats"]["error_message"]
+    assert "events: 1 values above max 2" in message
+    assert "spend: null rate 0.5000 exceeds max_null_rate 0.4" in message
+    assert "kind: 2 values are not of type int" in message
+    assert publication.committed_partition(events_db, "event_counts", AS_OF) is None
+    assert events_db[feature.target].count_documents({}) == 0
+
+
+def test_a_range_with_one_bad_day_publishes_the_good_day(events_db, mongo, churn_project):
+    feature = definition(features={"events": {"type": "int", "min": 1, "max": 2}, "clicks": {"type": "int"}})
+    result = materialize(churn_project, mongo, feature, tags={
+        "dagster/asset_partition_range_start": "2024-01-04", "dagster/asset_partition_range_end": "2024-01-05",
+    })
+    assert not result.success
+    materialized = [m.partition for m in result.get_asset_materialization_events() for m in [m.materialization]]
+    assert materialized == ["2024-01-04"]
+    assert publication.committed_partition(events_db, "event_counts", AS_OF - dt.timedelta(days=1))
+    assert publication.committed_partition(events_db, "event_counts", AS_OF) is None
+
+
+def test_a_changed_definition_without_a_version_bump_is_refused(events_db, mongo, churn_project):
+    assert materialize(churn_project, mongo, definition()).success
+    committed = publication.committed_partition(events_db, "event_counts", AS_OF)["run_id"]
+    edited = definition(description="Now counting something else.")
+    result = materialize(churn_project, mongo, edited)
+    assert not result.success
+    failure = result.failure_data_for_node(result.all_node_events[0].node_name)
+    assert "event_counts version 1 differs from the registered version 1" in str(failure.error)
+    refused = run_records(events_db, status=runs.FAILED)
+    assert len(refused) == 1 and "refused before writing" in refused[0]["execution_stats"]["error_message"]
+    assert events_db[edited.target].count_documents({"run_id": refused[0]["_id"]}) == 0
+    assert publication.committed_partition(events_db, "event_counts", AS_OF)["run_id"] == committed
+    assert events_db[REGISTRY].find_one({"name": "event_counts", "version": 1})["hash"] == definition().content_hash
+
+    assert materialize(churn_project, mongo, definition(version=2, description="Now counting something else.")).success
+    assert events_db[REGISTRY].count_documents({"name": "event_counts"}) == 2

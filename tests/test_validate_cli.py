@@ -1,0 +1,86 @@
+"""`mining-platform validate PATH…`: the pre-flight checks, on the command line."""
+
+import shutil
+
+import pytest
+import yaml
+
+from mining_platform import cli
+from mining_platform.features.definition import load_feature_definition
+from mining_platform.features.registry import register
+
+from .conftest import REPO
+
+
+@pytest.fixture
+def projects(tmp_path):
+    """A copy of the repository's projects folder."""
+    shutil.copytree(REPO / "projects", tmp_path / "projects")
+    return tmp_path / "projects"
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = cli.main(["validate", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def edit(path, **changes):
+    content = yaml.safe_load(path.read_text())
+    content.update(changes)
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+
+
+def test_the_repository_projects_are_valid(capsys):
+    code, out, err = run(capsys, REPO / "projects", "--offline")
+    assert code == 0, err
+    assert "ok  " + str(REPO / "projects/churn/features/user_activity.yaml") in out
+    assert "3 files valid" in out
+
+
+def test_a_bad_definition_fails_with_all_its_problems(capsys, projects):
+    path = projects / "churn/features/user_activity.yaml"
+    content = yaml.safe_load(path.read_text())
+    content["pipeline"].append({"$out": "copy"})
+    content["pipeline"][0]["$match"]["$where"] = "true"
+    del content["owner"]
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+    code, out, err = run(capsys, path, "--offline")
+    assert code == 1
+    assert f"{path}: 3 problems" in err
+    assert "owner: missing required field" in err and "$where runs JavaScript" in err and "($out)" in err
+
+
+def test_a_bad_project_file_is_reported_first(capsys, projects):
+    edit(projects / "churn/project.yaml", horizon=3)
+    code, _, err = run(capsys, projects / "churn", "--offline")
+    assert code == 1 and "project.yaml: invalid project file" in err and "horizon: unknown key" in err
+
+
+def test_an_unknown_path_is_refused(capsys, tmp_path):
+    code, _, err = run(capsys, tmp_path, "--offline")
+    assert code == 1 and "not a projects folder" in err
+
+
+def test_versions_are_compared_with_the_registry(capsys, projects, mongo, monkeypatch, churn_project):
+    monkeypatch.setenv("MINING_MONGO_URI", mongo.uri)
+    monkeypatch.setenv("MINING_MONGO_DB", mongo.database)
+    path = projects / "churn/features/module_preferences.yaml"
+    register(mongo.db(), load_feature_definition(path, churn_project), project="churn")
+    code, out, err = run(capsys, projects)
+    assert code == 0, err
+    assert "versions agree with feature_pipelines" in out
+
+    edit(path, description="Edited without a version bump.")
+    code, _, err = run(capsys, projects)
+    assert code == 1
+    assert "module_preferences version 1 differs from the registered version 1" in err
+    assert "bump `version`" in err
+
+
+def test_an_unreachable_registry_is_an_error_not_a_pass(capsys, monkeypatch):
+    from mining_platform.embedded_mongo import free_port, loopback_uri
+
+    monkeypatch.setenv("MINING_MONGO_URI", loopback_uri(free_port()))
+    code, _, err = run(capsys, REPO / "projects", "--mongo-timeout", "0.5")
+    assert code == 2 and "cannot reach MongoDB" in err and "--offline" in err
