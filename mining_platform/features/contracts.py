@@ -1,11 +1,21 @@
-"""Feature contracts (`features:` of a definition), evaluated in the database in one pass."""
+"""Feature contracts (`features:` of a definition), evaluated in the database.
+
+One aggregation groups the run's documents by the BSON types of their fields and
+keeps each feature's minimum and maximum per group: that is one `$type` per field
+and document, and it answers null rates, wrong types and whether any bound is
+crossed. Only a crossed bound costs a second pass, to count the offending values.
+"""
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field
 
 from pymongo.database import Database
 
 from mining_platform.features.definition import FeatureContract, FeatureDefinition
+
+ABSENT = ("missing", "null")
+ENTITY = "__entity"
 
 
 @dataclass(frozen=True)
@@ -18,8 +28,8 @@ class FeatureCheck:
     wrong_type: int
     below_min: int
     above_max: int
-    observed_min: float | None
-    observed_max: float | None
+    observed_min: float | str | None
+    observed_max: float | str | None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -29,31 +39,6 @@ class FeatureCheck:
     @property
     def null_rate(self) -> float:
         return self.nulls / self.documents if self.documents else 0.0
-
-
-def _missing(path: str) -> dict:
-    return {"$in": [{"$type": path}, ["missing", "null"]]}
-
-
-def _count(condition: dict) -> dict:
-    return {"$sum": {"$cond": [condition, 1, 0]}}
-
-
-def _measures(name: str, contract: FeatureContract) -> dict:
-    path = f"${name}"
-    present = {"$not": [_missing(path)]}
-    numeric = {"$and": [present, {"$isNumber": path}]}
-    measures = {
-        f"{name}__nulls": _count(_missing(path)),
-        f"{name}__wrong_type": _count({"$and": [present, {"$not": [{"$in": [{"$type": path}, contract.type.bson_types]}]}]}),
-        f"{name}__min": {"$min": path},
-        f"{name}__max": {"$max": path},
-    }
-    if contract.min is not None:
-        measures[f"{name}__below_min"] = _count({"$and": [numeric, {"$lt": [path, contract.min]}]})
-    if contract.max is not None:
-        measures[f"{name}__above_max"] = _count({"$and": [numeric, {"$gt": [path, contract.max]}]})
-    return measures
 
 
 @dataclass(frozen=True)
@@ -70,6 +55,33 @@ class ContractReport:
         return found
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _type_profile(db: Database, definition: FeatureDefinition, match: dict, entity: str, max_time_ms: int) -> list[dict]:
+    group: dict = {
+        "_id": {ENTITY: {"$type": f"${entity}"}, **{name: {"$type": f"${name}"} for name in definition.features}},
+        "documents": {"$sum": 1},
+    }
+    for name in definition.features:
+        group[f"{name}__min"] = {"$min": f"${name}"}
+        group[f"{name}__max"] = {"$max": f"${name}"}
+    return list(db[definition.target].aggregate([{"$match": match}, {"$group": group}], maxTimeMS=max_time_ms))
+
+
+def _count_out_of_bounds(db, definition, match, crossed: dict[str, FeatureContract], max_time_ms) -> Counter:
+    counts: dict = {"_id": None}
+    for name, contract in crossed.items():
+        number = {"$isNumber": f"${name}"}
+        if contract.min is not None:
+            counts[f"{name}__below"] = {"$sum": {"$cond": [{"$and": [number, {"$lt": [f"${name}", contract.min]}]}, 1, 0]}}
+        if contract.max is not None:
+            counts[f"{name}__above"] = {"$sum": {"$cond": [{"$and": [number, {"$gt": [f"${name}", contract.max]}]}, 1, 0]}}
+    rows = list(db[definition.target].aggregate([{"$match": match}, {"$group": counts}], maxTimeMS=max_time_ms))
+    return Counter({k: v for k, v in rows[0].items() if k != "_id"}) if rows else Counter()
+
+
 def evaluate_contracts(
     db: Database,
     definition: FeatureDefinition,
@@ -84,33 +96,42 @@ def evaluate_contracts(
     MongoDB's `$merge` already refuses a null entity; counting it here keeps the rule
     independent of the server.
     """
-    group: dict = {"_id": None, "__documents": {"$sum": 1}, "__no_entity": _count(_missing(f"${entity}"))}
+    match = {"as_of": as_of, "run_id": run_id}
+    profile = _type_profile(db, definition, match, entity, max_time_ms)
+    documents = sum(row["documents"] for row in profile)
+    without_entity = sum(row["documents"] for row in profile if row["_id"][ENTITY] in ABSENT)
+
+    observed, crossed = {}, {}
     for name, contract in definition.features.items():
-        group.update(_measures(name, contract))
-    rows = list(db[definition.target].aggregate(
-        [{"$match": {"as_of": as_of, "run_id": run_id}}, {"$group": group}], maxTimeMS=max_time_ms
-    ))
-    stats = rows[0] if rows else {"__documents": 0, "__no_entity": 0}
+        lows = [row[f"{name}__min"] for row in profile if row["_id"][name] in contract.type.bson_types]
+        highs = [row[f"{name}__max"] for row in profile if row["_id"][name] in contract.type.bson_types]
+        low, high = (min(lows), max(highs)) if lows else (None, None)
+        observed[name] = (low, high)
+        if _is_number(low) and (
+            (contract.min is not None and low < contract.min) or (contract.max is not None and high > contract.max)
+        ):
+            crossed[name] = contract
+    bounds = _count_out_of_bounds(db, definition, match, crossed, max_time_ms) if crossed else Counter()
+
     checks = []
     for name, contract in definition.features.items():
-        documents = stats["__documents"]
+        types = Counter()
+        for row in profile:
+            types[row["_id"][name]] += row["documents"]
+        low, high = observed[name]
         check = FeatureCheck(
             feature=name,
             documents=documents,
-            nulls=stats.get(f"{name}__nulls", 0),
-            wrong_type=stats.get(f"{name}__wrong_type", 0),
-            below_min=stats.get(f"{name}__below_min", 0),
-            above_max=stats.get(f"{name}__above_max", 0),
-            observed_min=_plain(stats.get(f"{name}__min")),
-            observed_max=_plain(stats.get(f"{name}__max")),
+            nulls=sum(types[t] for t in ABSENT),
+            wrong_type=sum(n for t, n in types.items() if t not in ABSENT and t not in contract.type.bson_types),
+            below_min=bounds[f"{name}__below"],
+            above_max=bounds[f"{name}__above"],
+            observed_min=low.isoformat() if isinstance(low, dt.datetime) else low,
+            observed_max=high.isoformat() if isinstance(high, dt.datetime) else high,
         )
         check.problems.extend(_problems(check, contract))
         checks.append(check)
-    return ContractReport(documents=stats["__documents"], without_entity=stats["__no_entity"], checks=checks)
-
-
-def _plain(value):
-    return value.isoformat() if isinstance(value, dt.datetime) else value
+    return ContractReport(documents=documents, without_entity=without_entity, checks=checks)
 
 
 def _problems(check: FeatureCheck, contract: FeatureContract) -> list[str]:
