@@ -143,6 +143,29 @@ def prepare_home(home: Path) -> None:
         instance_yaml.write_text(DAGSTER_INSTANCE_YAML)
 
 
+LOCATIONS_QUERY = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+  locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+
+
+def code_location_errors(dagster_url: str, *, timeout: float = 120.0) -> dict[str, str]:
+    """Load errors of the webserver's code locations, once none is still loading.
+
+    A bad project or feature file fails only its own code location: the stack runs
+    on, and this is how the terminal learns why a location is missing in the UI.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.post(f"{dagster_url}/graphql", json={"query": LOCATIONS_QUERY}, timeout=30)
+        entries = response.json()["data"]["workspaceOrError"]["locationEntries"]
+        if all(e["loadStatus"] != "LOADING" for e in entries) or time.monotonic() > deadline:
+            return {
+                e["name"]: e["locationOrLoadError"]["message"]
+                for e in entries
+                if (e["locationOrLoadError"] or {}).get("__typename") == "PythonError"
+            }
+        time.sleep(0.5)
+
+
 def _report_readiness(
     services: list[Service], home: Path, manager: Manager, timeout: float, stopped: threading.Event
 ) -> None:
@@ -164,6 +187,10 @@ def _report_readiness(
         for service in services:
             print(f"[dev]   {service.name:<9} {service.url}", flush=True)
         print(f"[dev] Ctrl-C stops every service; data stays under {home}", flush=True)
+        dagster = next(s for s in services if s.name == "dagster")
+        for name, message in code_location_errors(dagster.url).items():
+            print(f"[dev] code location {name!r} failed to load; fix it, then reload it in the UI "
+                  f"(Deployment > Code locations > Reload):\n{message.rstrip()}", flush=True)
 
 
 def run_dev_stack(*, dagster_port: int = 3000, ready_timeout: float = 300.0) -> int:

@@ -1,6 +1,7 @@
 """`mining-platform dev`: what it starts, that it becomes ready, and that Ctrl-C stops everything."""
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -15,7 +16,7 @@ from pymongo import MongoClient
 from mining_platform.devstack import plan_services, port_in_use, prepare_home
 from mining_platform.settings import console_script
 
-from .conftest import REPO, free_port
+from .conftest import REPO, free_port, wait_until
 
 READY_LINE = "dev stack is ready"
 
@@ -146,11 +147,21 @@ def test_dev_stack_starts_serves_and_stops_cleanly_then_reuses_its_data(dev_env)
     assert not any(port_in_use(p) for p in ports)
     assert (home / "admin_token").exists() and (home / "dagster" / "dagster.yaml").exists()
 
-    again = DevStack(dev_env)
+    # The second start also has a broken feature file: the stack runs, and says why churn is missing.
+    projects = Path(dev_env["MINING_HOME"]).parent / "projects"
+    shutil.copytree(REPO / "projects", projects)
+    broken = projects / "churn" / "features" / "user_activity.yaml"
+    broken.write_text(broken.read_text().replace("owner: growth-ds\n", ""))
+    again = DevStack({**dev_env, "MINING_PROJECTS_DIR": str(projects)})
     try:
         again.wait_ready()
         with MongoClient(dev_env["MINING_MONGO_URI"], serverSelectionTimeoutMS=5000) as client:
             assert client.mining.marker.find_one({"_id": "kept"}) == {"_id": "kept"}
+        wait_until(lambda: any("failed to load" in line for line in again.lines), timeout=120,
+                   what="the code location error report")
+        output = "".join(again.lines)
+        assert "code location 'churn' failed to load" in output
+        assert f"{broken}: 1 problem" in output and "owner: missing required field" in output
     finally:
         assert survivors(again.interrupt()) == []
 

@@ -9,6 +9,8 @@ from pymongo.errors import DuplicateKeyError
 from mining_platform.features.definition import FeatureDefinition
 
 REGISTRY = "feature_pipelines"
+# What a version check needs; not the stored pipeline.
+_CHECKED_FIELDS = {"hash": 1, "project": 1, "owner": 1, "created_at": 1}
 
 
 class FeatureVersionConflict(ValueError):
@@ -41,7 +43,9 @@ def registry_document(definition: FeatureDefinition, *, project: str) -> dict:
 
 def conflict(db: Database, definition: FeatureDefinition, *, project: str) -> str | None:
     """Why `definition` may not run against this registry, or None; reads only."""
-    return _conflict_with(db[REGISTRY].find_one({"_id": _registry_id(definition)}), definition, project)
+    return _conflict_with(
+        db[REGISTRY].find_one({"_id": _registry_id(definition)}, _CHECKED_FIELDS), definition, project
+    )
 
 
 def _conflict_with(registered: dict | None, definition: FeatureDefinition, project: str) -> str | None:
@@ -69,14 +73,14 @@ def register(db: Database, definition: FeatureDefinition, *, project: str) -> bo
     """
     registry = db[REGISTRY]
     registry.create_index([("name", ASCENDING), ("version", ASCENDING)], unique=True, name="name_1_version_1")
-    registered = registry.find_one({"_id": _registry_id(definition)})
+    registered = registry.find_one({"_id": _registry_id(definition)}, _CHECKED_FIELDS)
     if registered is None:
         try:
             registry.insert_one(registry_document(definition, project=project))
             return True
         except DuplicateKeyError:
             # Registered concurrently by another run: same content is fine, other content is not.
-            registered = registry.find_one({"_id": _registry_id(definition)})
+            registered = registry.find_one({"_id": _registry_id(definition)}, _CHECKED_FIELDS)
     problem = _conflict_with(registered, definition, project)
     if problem:
         raise FeatureVersionConflict(problem)
