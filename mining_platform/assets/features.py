@@ -108,10 +108,11 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
     @dg.asset(
         key=[project.name, "features", definition.name],
         partitions_def=partitions_def,
-        # Partition T reads the `window_days` days of events ending with T.
-        deps=[dg.AssetDep(source_key, partition_mapping=dg.TimeWindowPartitionMapping(
-            start_offset=-(definition.window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True,
-        ))],
+        # Partition T depends on raw partition T, the day that completes its window. The
+        # rolling-window mapping (T-window+1 .. T) is truer, but Dagster then widens a
+        # raw+features backfill by window_days - 1 partitions past the data. The price:
+        # replacing an older raw day does not flag the later windows holding it stale.
+        deps=[source_key],
         # A day is one aggregation; one run per day would spend a backfill starting processes.
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=definition.content_hash,
@@ -120,7 +121,9 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
         owners=_owners(definition.owner),
         description=f"{definition.description}\n\nVersion {definition.version} of `features/{definition.name}.yaml`, "
         f"computed in MongoDB from `{definition.source}` over {definition.window_days} days into "
-        f"`{definition.target}`; a partition's as_of is the end of its day (UTC).\n\nContract:\n{contract_lines}",
+        f"`{definition.target}`; a partition's as_of is the end of its day (UTC). It depends on that day's raw "
+        f"partition: after replacing an older raw day, rerun the feature partitions whose window holds it."
+        f"\n\nContract:\n{contract_lines}",
         metadata={
             "pipeline_version": definition.version,
             "source_collection": definition.source,
