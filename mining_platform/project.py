@@ -56,17 +56,18 @@ class ProjectConfig(_Strict):
     demo: DemoConfig = DemoConfig()
 
 
-def _describe(error: ValidationError) -> str:
-    lines = []
+def describe_validation_error(error: ValidationError) -> list[str]:
+    """One line per problem, naming the dotted key: unknown, missing or invalid (with the value)."""
+    problems = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
         if item["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key")
+            problems.append(f"{key}: unknown key")
         elif item["type"] == "missing":
-            lines.append(f"  {key}: missing required key")
+            problems.append(f"{key}: missing required key")
         else:
-            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
-    return "\n".join(lines)
+            problems.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
+    return problems
 
 
 def load_project(project_dir: Path) -> ProjectConfig:
@@ -83,7 +84,8 @@ def load_project(project_dir: Path) -> ProjectConfig:
     try:
         project = ProjectConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ProjectConfigError(f"{path}: invalid project file:\n{_describe(exc)}") from None
+        listed = "\n".join(f"  {line}" for line in describe_validation_error(exc))
+        raise ProjectConfigError(f"{path}: invalid project file:\n{listed}") from None
     if project.name != project_dir.name:
         raise ProjectConfigError(
             f"{path}: name: {project.name!r} must equal the project folder name {project_dir.name!r}"

@@ -161,7 +161,7 @@ def test_dev_stack_starts_serves_and_stops_cleanly_then_reuses_its_data(dev_env)
                    what="the code location error report")
         output = "".join(again.lines)
         assert "code location 'churn' failed to load" in output
-        assert f"{broken}: 1 problem" in output and "owner: missing required field" in output
+        assert f"{broken}: 1 problem" in output and "owner: missing required key" in output
     finally:
         assert survivors(again.interrupt()) == []
 

@@ -116,8 +116,8 @@ REFUSALS = {
     ),
     "unsupported stage": (with_stage({"$currentOp": {}}), "stage 2 ($currentOp): unknown or unsupported stage"),
     "a stage with two operators": (with_stage({"$match": {}, "$limit": 1}), "stage 2: a stage is a mapping with exactly one $-operator"),
-    "missing owner": ({k: v for k, v in VALID.items() if k != "owner"}, "owner: missing required field"),
-    "missing pipeline": ({k: v for k, v in VALID.items() if k != "pipeline"}, "pipeline: missing required field"),
+    "missing owner": ({k: v for k, v in VALID.items() if k != "owner"}, "owner: missing required key"),
+    "missing pipeline": ({k: v for k, v in VALID.items() if k != "pipeline"}, "pipeline: missing required key"),
     "unknown key": ({**VALID, "schedule": "daily"}, "schedule: unknown key"),
     "name differs from the file": ({**VALID, "name": "other"}, "name: 'other' must equal the file name 'event_counts'"),
     "reserved feature name": (
@@ -127,6 +127,7 @@ REFUSALS = {
     "min on a string feature": (
         {**VALID, "features": {"events": {"type": "string", "min": 1}}}, "min/max apply to int and float features",
     ),
+    "owner neither an email nor a team": ({**VALID, "owner": "ds@team"}, "owner: String should match pattern"),
     "version not an integer": ({**VALID, "version": "2"}, "version: Input should be a valid integer"),
 }
 
@@ -143,7 +144,7 @@ def test_every_problem_of_a_file_is_reported(project_dir, churn_project):
     del content["owner"]
     message = problems_of(project_dir, churn_project, content)
     assert "3 problems" in message
-    assert "owner: missing required field" in message
+    assert "owner: missing required key" in message
     assert "$where runs JavaScript" in message
     assert "stage 4 ($out)" in message
 

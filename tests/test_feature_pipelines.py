@@ -217,6 +217,16 @@ def test_reconciliation_asks_dagster_whether_a_run_is_over(mongo):
     assert statuses == {"finished-run": "FAILED", "live-run": "ENQUEUED", "unknown-run": "ENQUEUED"}
 
 
+def test_queued_partitions_of_a_live_run_are_not_taken_for_abandoned(mongo):
+    db = mongo.db()
+    expired = dt.timedelta(seconds=-1)
+    queued = [runs.enqueue(db, definition(), project="churn", partition=PARTITION, as_of=AS_OF, window_start=AS_OF,
+                           dagster_run_id=None, lease=expired) for _ in range(2)]
+    runs.renew_leases(db, queued, lease=dt.timedelta(minutes=5))
+    assert runs.reconcile_abandoned(db, "event_counts") == []
+    assert [r["status"] for r in run_records(db)] == ["ENQUEUED", "ENQUEUED"]
+
+
 def test_contracts_fail_on_bad_data_and_nothing_is_published(events_db, mongo, churn_project):
     pipeline = copy.deepcopy(COUNTS["pipeline"])
     pipeline[1]["$group"].update({"spend": {"$max": "$payload.amount"}, "kind": {"$first": "$event_type"}})

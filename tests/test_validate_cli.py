@@ -48,7 +48,7 @@ def test_a_bad_definition_fails_with_all_its_problems(capsys, projects):
     code, out, err = run(capsys, path, "--offline")
     assert code == 1
     assert f"{path}: 3 problems" in err
-    assert "owner: missing required field" in err and "$where runs JavaScript" in err and "($out)" in err
+    assert "owner: missing required key" in err and "$where runs JavaScript" in err and "($out)" in err
 
 
 def test_a_bad_project_file_is_reported_first(capsys, projects):

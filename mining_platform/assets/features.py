@@ -1,7 +1,6 @@
 """`<p>/features/<name>`: one daily-partitioned asset per feature definition, computed in MongoDB."""
 
 import dagster as dg
-from dagster._core.definitions.utils import is_valid_email
 from pydantic import Field
 
 from mining_platform.assets.raw_events import daily_partitions
@@ -24,7 +23,7 @@ def _check_name(feature: str) -> str:
 
 
 def _owners(owner: str) -> list[str]:
-    return [owner if is_valid_email(owner) else f"team:{owner}"]
+    return [owner if "@" in owner else f"team:{owner}"]
 
 
 def _partition_table(report: ExecutionReport) -> dg.TableMetadataValue:

@@ -14,7 +14,7 @@ from pydantic import (
 
 from mining_platform.features.parameters import BUILTIN_PARAMETERS
 from mining_platform.features.stages import pipeline_problems
-from mining_platform.project import ProjectConfig
+from mining_platform.project import ProjectConfig, describe_validation_error
 
 FEATURES_DIR = "features"
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -81,7 +81,8 @@ class FeatureDefinition(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
     version: StrictInt = Field(ge=1)
     description: str = Field(min_length=1)
-    owner: str = Field(pattern=r"^[A-Za-z0-9_.@+-]+$")
+    # An email address or a team name (shown in Dagster as team:<name>).
+    owner: str = Field(pattern=r"^([A-Za-z0-9_.+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|[A-Za-z0-9_.-]+)$")
     source: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
     window_days: StrictInt = Field(ge=1, le=3650)
     parameters: dict[str, ParameterValue] = Field(default_factory=dict)
@@ -98,19 +99,6 @@ class FeatureDefinition(_Strict):
         """sha256 of the definition's canonical JSON: the registry key and the asset's code_version."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _describe(error: ValidationError) -> list[str]:
-    problems = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        if item["type"] == "extra_forbidden":
-            problems.append(f"{key}: unknown key")
-        elif item["type"] == "missing":
-            problems.append(f"{key}: missing required field")
-        else:
-            problems.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
-    return problems
 
 
 def _semantic_problems(raw: dict, path: Path, project: ProjectConfig) -> list[str]:
@@ -149,7 +137,7 @@ def load_feature_definition(path: Path, project: ProjectConfig) -> FeatureDefini
     try:
         definition = FeatureDefinition.model_validate(raw)
     except ValidationError as exc:
-        problems = _describe(exc) + problems
+        problems = describe_validation_error(exc) + problems
     if problems:
         raise FeatureDefinitionError(path, problems)
     return definition

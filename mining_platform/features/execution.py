@@ -120,7 +120,7 @@ def run_feature_pipeline(
             as_of=as_of,
             run_id=runs.enqueue(
                 db, definition, project=project.name, partition=key, as_of=as_of,
-                window_start=as_of - dt.timedelta(days=definition.window_days),
+                window_start=_values(definition, as_of)["window_start"],
                 dagster_run_id=dagster_run_id, lease=lease,
             ),
         )
@@ -133,7 +133,9 @@ def run_feature_pipeline(
         report.first_match_index, report.first_match_plan = explain_first_match(
             mongo.analytics_db(), definition.source, first
         )
-        for outcome in outcomes:
+        for number, outcome in enumerate(outcomes):
+            # The partitions still queued wait on this process: keep them from looking abandoned.
+            runs.renew_leases(db, [o.run_id for o in outcomes[number:]], lease=lease)
             _run_partition(mongo, project, definition, outcome, max_time_ms=max_time_ms, lease=lease, log=log)
     except FeatureVersionConflict as exc:
         for outcome in outcomes:

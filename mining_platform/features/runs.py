@@ -87,6 +87,13 @@ def renew_lease(db: Database, run_id: str, *, lease: dt.timedelta) -> None:
         raise RuntimeError(f"pipeline run {run_id} is no longer RUNNING (marked FAILED as abandoned?)")
 
 
+def renew_leases(db: Database, run_ids: list[str], *, lease: dt.timedelta) -> None:
+    """Extend the leases of this process's unfinished records."""
+    db[RUNS].update_many(
+        {"_id": {"$in": run_ids}, "status": {"$in": list(UNFINISHED)}}, {"$set": {"lease_expires_at": _now() + lease}}
+    )
+
+
 def succeeded_update(*, documents_written: int, bytes_returned: int, started: dt.datetime) -> dict:
     """The update that completes a RUNNING record; applied inside the commit transaction."""
     now = _now()
