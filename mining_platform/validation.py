@@ -7,7 +7,7 @@ from pathlib import Path
 from pymongo.database import Database
 
 from mining_platform.features.definition import (
-    FEATURES_DIR, FeatureDefinitionError, feature_files, load_feature_definition, load_feature_definitions,
+    FEATURES_DIR, FeatureDefinitionError, load_feature_definition, load_feature_files,
 )
 from mining_platform.features.registry import conflict
 from mining_platform.project import PROJECT_FILE, ProjectConfigError, load_project, project_names
@@ -59,20 +59,17 @@ def validate(
             raise ValidationFailed(str(exc)) from None
         report(f"ok  {target.project_dir / PROJECT_FILE}")
         checked += 1
-        files = feature_files(target.project_dir) if target.feature_files is None else list(target.feature_files)
-        for path in files:
-            try:
-                definition = load_feature_definition(path, project)
-            except FeatureDefinitionError as exc:
-                raise ValidationFailed(str(exc)) from None
+        try:
+            if target.feature_files is None:  # the whole set also shows a feature produced by two files
+                loaded = load_feature_files(target.project_dir, project)
+            else:
+                loaded = [(path, load_feature_definition(path, project)) for path in target.feature_files]
+        except FeatureDefinitionError as exc:
+            raise ValidationFailed(str(exc)) from None
+        for path, definition in loaded:
             problem = registry is not None and conflict(registry, definition, project=project.name)
             if problem:
                 raise ValidationFailed(str(FeatureDefinitionError(path, [problem])))
             checked += 1
             report(f"ok  {path}  ({definition.name} v{definition.version}, hash {definition.content_hash[:12]})")
-        if target.feature_files is None:
-            try:  # what only the whole set shows: one feature produced by two files
-                load_feature_definitions(target.project_dir, project)
-            except FeatureDefinitionError as exc:
-                raise ValidationFailed(str(exc)) from None
     return checked

@@ -148,17 +148,22 @@ def feature_files(project_dir: Path) -> list[Path]:
     return sorted([*features_dir.glob("*.yaml"), *features_dir.glob("*.yml")])
 
 
-def load_feature_definitions(project_dir: Path, project: ProjectConfig) -> list[FeatureDefinition]:
-    """Every definition of a project, sorted by name; the first invalid file raises.
+def load_feature_files(project_dir: Path, project: ProjectConfig) -> list[tuple[Path, FeatureDefinition]]:
+    """Every definition of a project with its file, sorted; the first invalid file raises.
 
     Two sets may not produce the same feature: training joins them side by side.
     """
-    definitions, owner_of = [], {}
+    loaded, owner_of = [], {}
     for path in feature_files(project_dir):
         definition = load_feature_definition(path, project)
         clashes = [f"features.{f}: also produced by {owner_of[f].name}" for f in definition.features if f in owner_of]
         if clashes:
             raise FeatureDefinitionError(path, clashes)
         owner_of.update({f: path for f in definition.features})
-        definitions.append(definition)
-    return definitions
+        loaded.append((path, definition))
+    return loaded
+
+
+def load_feature_definitions(project_dir: Path, project: ProjectConfig) -> list[FeatureDefinition]:
+    """Every definition of a project, sorted by name; see `load_feature_files`."""
+    return [definition for _, definition in load_feature_files(project_dir, project)]
