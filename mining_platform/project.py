@@ -2,10 +2,10 @@
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # A project name is an asset-key prefix, a Python attribute of
 # mining_platform.definitions and part of collection names.
@@ -26,11 +26,44 @@ class LabelConfig(_Strict):
     horizon_days: int = Field(gt=0, le=365)
 
 
+# Set by the platform from `model.training` or fixed by the task (binary classification).
+PLATFORM_OWNED_PARAMS = {
+    "objective": "the model is a binary classifier (binary:logistic)",
+    "eval_metric": "the platform evaluates logloss and auc",
+    "seed": "use model.training.seed",
+    "random_state": "use model.training.seed",
+    "device": "use model.training.device",
+    "early_stopping_rounds": "use model.training.early_stopping_rounds",
+    "num_boost_round": "use n_estimators",
+}
+
+
+class TrainingConfig(_Strict):
+    """Defaults of the model asset's run config; every key can be overridden per run."""
+
+    samples_from: dt.date | None = Field(default=None, description="First sample partition (default: the first committed).")
+    samples_to: dt.date | None = Field(default=None, description="Last sample partition (default: the last committed).")
+    validation_days: int = Field(default=1, ge=1, le=365)
+    embargo_days: int | None = Field(default=None, ge=0, le=365)
+    early_stopping_rounds: int = Field(default=20, ge=1)
+    seed: int = Field(default=0, ge=0)
+    device: Literal["cpu", "cuda"] = "cpu"
+
+
 class ModelConfig(_Strict):
     name: str = Field(min_length=1)
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
     min_auc: float = Field(ge=0.0, le=1.0)
     max_regression: float = Field(ge=0.0, le=1.0)
+    training: TrainingConfig = TrainingConfig()
+
+    @field_validator("params")
+    @classmethod
+    def _platform_owned(cls, params: dict) -> dict:
+        taken = [f"{key} ({PLATFORM_OWNED_PARAMS[key]})" for key in params if key in PLATFORM_OWNED_PARAMS]
+        if taken:
+            raise ValueError(f"set by the platform, not in model.params: {', '.join(taken)}")
+        return params
 
 
 class DriftConfig(_Strict):

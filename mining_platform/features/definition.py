@@ -100,6 +100,10 @@ class FeatureDefinition(_Strict):
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
+    def trigger_parameters(self) -> dict:
+        """The declared parameters as recorded in a `pipeline_runs` trigger."""
+        return self.model_dump(mode="json")["parameters"]
+
 
 def _semantic_problems(raw: dict, path: Path, project: ProjectConfig) -> list[str]:
     problems = []

@@ -15,8 +15,9 @@ from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.database import Database
 
 from mining_platform.features.definition import FeatureDefinition
-from mining_platform.features.runs import RUNNING, RUNS, terminal_run_ids
+from mining_platform.features.runs import RUNNING, RUNS, Pipeline, terminal_run_ids
 
+# Commit markers of feature partitions; the sample builder keeps its own (`sample_partitions`).
 PARTITIONS = "feature_partitions"
 
 
@@ -27,7 +28,11 @@ def ensure_target_indexes(db: Database, definition: FeatureDefinition, *, entity
         unique=True,
         name=f"as_of_1_run_id_1_{entity}_1",
     )
-    db[PARTITIONS].create_index([("name", ASCENDING), ("as_of", DESCENDING)], name="name_1_as_of_-1")
+    ensure_marker_index(db, PARTITIONS)
+
+
+def ensure_marker_index(db: Database, markers: str) -> None:
+    db[markers].create_index([("name", ASCENDING), ("as_of", DESCENDING)], name="name_1_as_of_-1")
 
 
 def write_stages(definition: FeatureDefinition, *, entity: str, as_of: dt.datetime, run_id: str) -> list[dict]:
@@ -58,29 +63,36 @@ def _marker_id(name: str, as_of: dt.datetime) -> str:
 def commit(
     client: MongoClient,
     db: Database,
-    definition: FeatureDefinition,
+    pipeline: Pipeline,
     *,
     partition: str,
     as_of: dt.datetime,
     run_id: str,
     succeeded_update: dict,
     documents: int,
+    markers: str = PARTITIONS,
+    marker_fields: dict | None = None,
 ) -> str | None:
-    """Atomically mark the run SUCCEEDED and publish its documents; returns the run it replaced."""
+    """Atomically mark the run SUCCEEDED and publish its documents; returns the run it replaced.
+
+    `marker_fields` adds pipeline-specific provenance to the marker (e.g. the feature runs a
+    sample partition was built from).
+    """
 
     def publish(session) -> str | None:
         marked = db[RUNS].update_one({"_id": run_id, "status": RUNNING}, succeeded_update, session=session)
         if not marked.modified_count:
             raise RuntimeError(f"pipeline run {run_id} is no longer RUNNING (marked FAILED as abandoned?); not published")
-        previous = db[PARTITIONS].find_one_and_update(
-            {"_id": _marker_id(definition.name, as_of)},
+        previous = db[markers].find_one_and_update(
+            {"_id": _marker_id(pipeline.name, as_of)},
             {"$set": {
-                "name": definition.name,
+                **(marker_fields or {}),
+                "name": pipeline.name,
                 "as_of": as_of,
                 "partition": partition,
                 "run_id": run_id,
-                "pipeline_version": definition.version,
-                "pipeline_hash": definition.content_hash,
+                "pipeline_version": pipeline.version,
+                "pipeline_hash": pipeline.content_hash,
                 "documents": documents,
                 "committed_at": dt.datetime.now(dt.timezone.utc),
             }},
@@ -94,13 +106,13 @@ def commit(
         return session.with_transaction(publish)
 
 
-def committed_partition(db: Database, name: str, as_of: dt.datetime) -> dict | None:
+def committed_partition(db: Database, name: str, as_of: dt.datetime, *, markers: str = PARTITIONS) -> dict | None:
     """The marker of a committed partition (run_id, version, documents, ...), or None."""
-    return db[PARTITIONS].find_one({"_id": _marker_id(name, as_of)})
+    return db[markers].find_one({"_id": _marker_id(name, as_of)})
 
 
-def latest_committed_partition(db: Database, name: str) -> dict | None:
-    return db[PARTITIONS].find_one({"name": name}, sort=[("as_of", DESCENDING)])
+def latest_committed_partition(db: Database, name: str, *, markers: str = PARTITIONS) -> dict | None:
+    return db[markers].find_one({"name": name}, sort=[("as_of", DESCENDING)])
 
 
 def read_committed(db: Database, definition: FeatureDefinition, as_of: dt.datetime) -> list[dict]:
@@ -111,13 +123,13 @@ def read_committed(db: Database, definition: FeatureDefinition, as_of: dt.dateti
     return list(db[definition.target].find({"as_of": as_of, "run_id": marker["run_id"]}, {"_id": 0}))
 
 
-def sweep(db: Database, definition: FeatureDefinition, as_of: dt.datetime) -> int:
+def sweep(db: Database, pipeline: Pipeline, as_of: dt.datetime, *, markers: str = PARTITIONS) -> int:
     """Delete the partition's documents that no reader can reach: those of finished, uncommitted runs."""
     # Finished runs first, the marker second: a run that commits in between is not in
     # the first list, so its documents are never taken for garbage.
-    finished = terminal_run_ids(db, definition.name, as_of)
-    marker = committed_partition(db, definition.name, as_of)
+    finished = terminal_run_ids(db, pipeline.name, as_of)
+    marker = committed_partition(db, pipeline.name, as_of, markers=markers)
     garbage = [run_id for run_id in finished if not marker or run_id != marker["run_id"]]
     if not garbage:
         return 0
-    return db[definition.target].delete_many({"as_of": as_of, "run_id": {"$in": garbage}}).deleted_count
+    return db[pipeline.target].delete_many({"as_of": as_of, "run_id": {"$in": garbage}}).deleted_count

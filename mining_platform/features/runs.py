@@ -8,16 +8,26 @@ that died, and the next run of the pipeline marks it FAILED.
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Protocol
 
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from mining_platform.features.definition import FeatureDefinition
-
 RUNS = "pipeline_runs"
 ENQUEUED, RUNNING, SUCCEEDED, FAILED = "ENQUEUED", "RUNNING", "SUCCEEDED", "FAILED"
 UNFINISHED = (ENQUEUED, RUNNING)
+
+
+class Pipeline(Protocol):
+    """What an audited pipeline is: a feature definition, or a project's sample builder."""
+
+    name: str
+    version: int
+    content_hash: str
+    target: str
+
+    def trigger_parameters(self) -> dict: ...
 
 
 def _now() -> dt.datetime:
@@ -33,7 +43,7 @@ def ensure_run_indexes(db: Database) -> None:
 
 def enqueue(
     db: Database,
-    definition: FeatureDefinition,
+    pipeline: Pipeline,
     *,
     project: str,
     partition: str,
@@ -48,15 +58,15 @@ def enqueue(
     db[RUNS].insert_one({
         "_id": run_id,
         "project": project,
-        "pipeline": {"name": definition.name, "version": definition.version, "hash": definition.content_hash},
-        "target_collection": definition.target,
+        "pipeline": {"name": pipeline.name, "version": pipeline.version, "hash": pipeline.content_hash},
+        "target_collection": pipeline.target,
         "status": ENQUEUED,
         "status_history": [{"status": ENQUEUED, "at": now}],
         "trigger": {
             "partition": partition,
             "as_of": as_of,
             "window_start": window_start,
-            "parameters": definition.model_dump(mode="json")["parameters"],
+            "parameters": pipeline.trigger_parameters(),
         },
         "dagster_run_id": dagster_run_id,
         "lease_expires_at": now + lease,

@@ -11,6 +11,11 @@ class MlflowResource(dg.ConfigurableResource):
         description="Tracking and registry URI (MLFLOW_TRACKING_URI): an http(s) server, "
         "or a database URI such as sqlite:///path for local use."
     )
+    artifact_location: str | None = Field(
+        default=None,
+        description="Artifact root of experiments the platform creates (a path or URI). Leave unset with a "
+        "tracking server, which decides; set it with a local database URI, where MLflow would use ./mlruns.",
+    )
 
     def client(self):
         """An `MlflowClient` for this server's tracking store and registry."""

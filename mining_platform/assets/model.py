@@ -1,0 +1,129 @@
+"""`<p>/model`: an XGBoost version trained on committed samples, registered in MLflow, judged by a blocking gate."""
+
+import hashlib
+import json
+from enum import Enum
+
+import dagster as dg
+from pydantic import Field
+
+from mining_platform.resources import MlflowResource, MongoResource
+from mining_platform.training.model import TrainingOutcome, train_and_register
+from mining_platform.training.samples import SampleSpec
+
+GATE_CHECK = "gate"
+
+
+class Device(Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class TrainingRunConfig(dg.Config):
+    """Overrides of `model.training` in project.yaml for one run; unset keys keep the project's value."""
+
+    samples_from: str | None = Field(default=None, description="First sample partition (YYYY-MM-DD); default: the first committed.")
+    samples_to: str | None = Field(default=None, description="Last sample partition (YYYY-MM-DD); default: the last committed.")
+    validation_days: int | None = Field(default=None, ge=1, description="The latest partitions held out for validation.")
+    embargo_days: int | None = Field(default=None, ge=0, description="Days between the last training and the first validation as_of (default: the label horizon).")
+    early_stopping_rounds: int | None = Field(default=None, ge=1, description="Stop after this many rounds without validation AUC gain.")
+    seed: int | None = Field(default=None, ge=0, description="XGBoost seed; same samples + config give the same model.")
+    device: Device | None = Field(default=None, description="'cuda' trains on the GPU when one is usable.")
+
+    def resolve(self, spec: SampleSpec):
+        """project.yaml's training settings with this run's overrides, validated together."""
+        defaults = spec.project.model.training
+        overrides = {key: value.value if isinstance(value, Enum) else value
+                     for key, value in self.model_dump().items() if value is not None}
+        try:
+            resolved = type(defaults).model_validate({**defaults.model_dump(), **overrides})
+        except ValueError as exc:
+            raise dg.Failure(description=f"invalid training config: {exc}") from None
+        if resolved.samples_from and resolved.samples_to and resolved.samples_from > resolved.samples_to:
+            raise dg.Failure(description=f"invalid training config: samples_from {resolved.samples_from} is after "
+                             f"samples_to {resolved.samples_to}")
+        return resolved
+
+
+def model_code_version(spec: SampleSpec) -> str:
+    """What defines a model besides its data: the samples' definition and the model section of project.yaml."""
+    canonical = json.dumps({"samples": spec.content_hash, "model": spec.project.model.model_dump(mode="json")}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _metadata(outcome: TrainingOutcome) -> dict:
+    logged, data = outcome.logged, outcome.data
+    return {
+        "model_name": dg.MetadataValue.text(logged.name),
+        "model_version": dg.MetadataValue.text(logged.version),
+        "model_uri": dg.MetadataValue.text(logged.uri),
+        "mlflow_run_id": dg.MetadataValue.text(logged.run_id),
+        **({"mlflow_run_url": dg.MetadataValue.url(logged.run_url)} if logged.run_url else {}),
+        **{name: dg.MetadataValue.float(round(value, 6)) for name, value in outcome.metrics.items()},
+        "gate": dg.MetadataValue.text("passed" if outcome.gate.passed else "failed"),
+        "gate_reason": dg.MetadataValue.text(outcome.gate.reason),
+        "best_iteration": dg.MetadataValue.int(outcome.best_iteration),
+        "train_rows": dg.MetadataValue.int(data.train.rows),
+        "validation_rows": dg.MetadataValue.int(data.validation.rows),
+        "train_partitions": dg.MetadataValue.text(" .. ".join(data.train.partitions())),
+        "validation_partitions": dg.MetadataValue.text(" .. ".join(data.validation.partitions())),
+        "features": dg.MetadataValue.json(data.features),
+        "feature_versions": dg.MetadataValue.json(data.feature_versions),
+        **({"excluded_features": dg.MetadataValue.json(data.excluded)} if data.excluded else {}),
+        "device": dg.MetadataValue.text(outcome.settings.params["device"] + (f" ({outcome.device_note})" if outcome.device_note else "")),
+        "seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in outcome.seconds.items()}),
+        **{f"plot_{name.removesuffix('.png')}": dg.MetadataValue.md(md) for name, md in outcome.plots_markdown.items()},
+    }
+
+
+def _gate_result(outcome: TrainingOutcome) -> dg.AssetCheckResult:
+    gate = outcome.gate
+    return dg.AssetCheckResult(
+        check_name=GATE_CHECK,
+        passed=gate.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=gate.reason,
+        metadata={
+            "model_version": dg.MetadataValue.text(outcome.logged.version),
+            "auc": dg.MetadataValue.float(round(gate.auc, 6)),
+            "min_auc": dg.MetadataValue.float(gate.min_auc),
+            "max_regression": dg.MetadataValue.float(gate.max_regression),
+            "champion_version": dg.MetadataValue.text(gate.champion.version if gate.champion else "none"),
+            "champion_auc": dg.MetadataValue.float(round(gate.champion_auc, 6)) if gate.champion_auc is not None
+            else dg.MetadataValue.null(),
+            "reason": dg.MetadataValue.text(gate.reason),
+        },
+    )
+
+
+def build_model_asset(spec: SampleSpec) -> dg.AssetsDefinition:
+    project = spec.project
+    model = project.model
+    key = [project.name, "model"]
+
+    @dg.asset(
+        key=key,
+        deps=[dg.AssetDep([project.name, "samples"])],
+        code_version=model_code_version(spec),
+        group_name="training",
+        kinds={"xgboost", "mlflow"},
+        description=f"XGBoost classifier of `{project.label.name}`, registered in MLflow as `{model.name}` (every "
+        f"trained version). Trained on the committed sample partitions (all by default), validated on the latest "
+        f"{model.training.validation_days} with early stopping. The blocking `{GATE_CHECK}` check passes a version "
+        f"only with AUC ≥ {model.min_auc} and at most {model.max_regression} AUC below the champion on the same "
+        f"validation rows; its verdict is the version's `mining.gate` tag.",
+        check_specs=[dg.AssetCheckSpec(
+            name=GATE_CHECK, asset=key, blocking=True,
+            description=f"AUC ≥ {model.min_auc} and no more than {model.max_regression} below the champion on the "
+            "same validation rows; a failed version stays registered and can never become champion.",
+        )],
+    )
+    def model_asset(context: dg.AssetExecutionContext, config: TrainingRunConfig, mongo: MongoResource,
+                    mlflow: MlflowResource) -> dg.MaterializeResult:
+        outcome = train_and_register(
+            db=mongo.db(), spec=spec, training=config.resolve(spec), tracking_uri=mlflow.tracking_uri,
+            artifact_location=mlflow.artifact_location, dagster_run_id=context.run.run_id, log=context.log,
+        )
+        return dg.MaterializeResult(metadata=_metadata(outcome), check_results=[_gate_result(outcome)])
+
+    return model_asset

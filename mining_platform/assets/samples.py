@@ -1,0 +1,108 @@
+"""`<p>/samples`: point-in-time training rows per as_of, joined and labelled in MongoDB."""
+
+import dagster as dg
+from pydantic import Field
+
+from mining_platform.assets.raw_events import daily_partitions
+from mining_platform.resources import MongoResource
+from mining_platform.training.build import SampleOutcome, build_sample_partitions
+from mining_platform.training.samples import SAMPLE_PARTITIONS, SampleSpec
+
+
+class SamplesRunConfig(dg.Config):
+    max_time_ms: int = Field(
+        default=600_000, ge=1_000, description="Server-side time limit (maxTimeMS) of each partition's join."
+    )
+
+
+def _partition_table(outcomes: list[SampleOutcome]) -> dg.TableMetadataValue:
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({
+                "partition": o.partition,
+                "status": "committed" if o.committed else "REFUSED" if o.run_id is None else "FAILED",
+                "rows": o.rows,
+                "positives": o.positives,
+                "seconds": o.duration_seconds,
+                "run_id": o.run_id or "",
+                "error": o.error or "",
+            })
+            for o in outcomes
+        ],
+        schema=dg.TableSchema(columns=[
+            dg.TableColumn("partition", "string"), dg.TableColumn("status", "string"),
+            dg.TableColumn("rows", "int"), dg.TableColumn("positives", "int"), dg.TableColumn("seconds", "float"),
+            dg.TableColumn("run_id", "string"), dg.TableColumn("error", "string"),
+        ]),
+    )
+
+
+def build_samples_asset(spec: SampleSpec) -> dg.AssetsDefinition:
+    project = spec.project
+    partitions_def = daily_partitions(project)
+    raw_key = dg.AssetKey([project.name, "raw", project.events])
+    horizon = project.label.horizon_days
+
+    @dg.asset(
+        key=[project.name, "samples"],
+        partitions_def=partitions_def,
+        deps=[
+            *(dg.AssetDep([project.name, "features", d.name]) for d in spec.definitions),
+            # The label reads the raw days after T: (T, T + horizon].
+            dg.AssetDep(raw_key, partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=1, end_offset=horizon, allow_nonexistent_upstream_partitions=True,
+            )),
+        ],
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        code_version=spec.content_hash,
+        group_name="training",
+        kinds={"mongodb"},
+        description=f"Training rows of `{project.name}`, one partition per as_of T (the end of day T, UTC): every "
+        f"entity's committed features at T from {', '.join(f'`{d.name}` v{d.version}' for d in spec.definitions)}, "
+        f"and `{project.label.name}` = 1 when the entity has no `{project.events}` event in the {horizon} days "
+        f"after T. A partition is refused until the raw events of its whole label window are loaded. Stored in "
+        f"`{spec.target}`, published per partition through `{SAMPLE_PARTITIONS}`.",
+        metadata={"collection": spec.target, "label": project.label.name, "horizon_days": horizon},
+    )
+    def samples(context: dg.AssetExecutionContext, config: SamplesRunConfig, mongo: MongoResource):
+        partitions = [(key, partitions_def.time_window_for_partition_key(key).end) for key in context.partition_keys]
+
+        def dagster_run_finished(run_id: str) -> bool | None:
+            run = context.instance.get_run_by_id(run_id)
+            return None if run is None else run.is_finished
+
+        outcomes = build_sample_partitions(
+            mongo=mongo, spec=spec, partitions=partitions,
+            loaded_raw_days=context.instance.get_materialized_partitions(raw_key),
+            dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms, log=context.log,
+            dagster_run_finished=dagster_run_finished,
+        )
+        committed = [o for o in outcomes if o.committed]
+        rows = sum(o.rows for o in committed)
+        metadata = {
+            "rows_written": dg.MetadataValue.int(rows),
+            "positive_rate": dg.MetadataValue.float(round(sum(o.positives for o in committed) / rows, 4) if rows else 0.0),
+            "partitions_committed": dg.MetadataValue.int(len(committed)),
+            "bytes_returned": dg.MetadataValue.int(sum(o.bytes_returned for o in outcomes)),
+            "feature_versions": dg.MetadataValue.json(
+                {d.name: {"version": d.version, "hash": d.content_hash} for d in spec.definitions}
+            ),
+            "collection": dg.MetadataValue.text(f"{mongo.database}.{spec.target}"),
+            "partitions": _partition_table(outcomes),
+        }
+        failed = [o for o in outcomes if not o.committed]
+        if not failed:
+            return dg.MaterializeResult(metadata=metadata)
+        for outcome in committed:
+            context.log_event(dg.AssetMaterialization(
+                asset_key=context.asset_key, partition=outcome.partition,
+                metadata={"rows": outcome.rows, "positives": outcome.positives, "run_id": outcome.run_id},
+            ))
+        raise dg.Failure(
+            description=f"{len(failed)} of {len(outcomes)} sample partitions were not published (readers keep the "
+            "previous publication):\n" + "\n".join(f"- {o.error}" if o.run_id is None else f"- {o.partition}: {o.error}"
+                                                  for o in failed),
+            metadata=metadata,
+        )
+
+    return samples

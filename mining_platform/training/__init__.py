@@ -1,0 +1,1 @@
+"""Samples, training, evaluation and the MLflow registry: from committed features to gated model versions."""

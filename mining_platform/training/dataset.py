@@ -1,0 +1,169 @@
+"""Loading committed samples as columns (pymongoarrow) and splitting them by time."""
+
+import datetime as dt
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pymongo.database import Database
+
+from mining_platform.features.definition import FeatureType
+from mining_platform.training.samples import SampleSpec, committed_sample_markers
+
+with warnings.catch_warnings():
+    # pymongoarrow's Cython extension warns that pyarrow's array structs grew; harmless
+    # for the pinned pair (pymongoarrow 1.15 declares pyarrow 25.0.x).
+    warnings.filterwarnings("ignore", message=r"pyarrow\.lib\.\w+ size changed", category=RuntimeWarning)
+    from pymongoarrow.api import Schema, find_arrow_all
+
+# XGBoost takes numbers; string and date features stay in the samples but not in the model.
+NUMERIC_TYPES = {FeatureType.int: pa.float64(), FeatureType.float: pa.float64(), FeatureType.bool: pa.bool_()}
+
+
+class TrainingDataError(ValueError):
+    """The committed samples cannot train a model as configured; the message says why."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One side of the time split: feature matrix (NaN = missing), labels and their as_of."""
+
+    X: np.ndarray
+    y: np.ndarray
+    as_of: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return len(self.y)
+
+    def partitions(self) -> tuple[str, str]:
+        """First and last partition key (a partition's as_of is the end of its day)."""
+        one_day = np.timedelta64(1, "D")
+        first, last = self.as_of.min() - one_day, self.as_of.max() - one_day
+        return str(first.astype("datetime64[D]")), str(last.astype("datetime64[D]"))
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    features: list[str]
+    excluded: dict[str, str]
+    train: Split
+    validation: Split
+    feature_versions: dict[str, dict]
+    sample_partitions: list[str]
+    embargo_days: int
+
+
+def model_features(spec: SampleSpec) -> tuple[list[str], dict[str, str]]:
+    """(features the model uses, in order; excluded features with the reason)."""
+    used, excluded = [], {}
+    for definition in spec.definitions:
+        for name, contract in definition.features.items():
+            if contract.type in NUMERIC_TYPES:
+                used.append(name)
+            else:
+                excluded[name] = f"{contract.type.value} feature: XGBoost trains on int, float and bool features"
+    if not used:
+        raise TrainingDataError(f"{spec.project.name}: no numeric features to train on ({', '.join(excluded)})")
+    return used, excluded
+
+
+def _feature_versions(markers: list[dict]) -> dict[str, dict]:
+    """The feature versions every partition was built from; refuses partitions built from different ones."""
+    seen: dict[str, dict[tuple, list[str]]] = {}
+    for marker in markers:
+        for name, built in marker["features"].items():
+            seen.setdefault(name, {}).setdefault((built["version"], built["hash"]), []).append(marker["partition"])
+    problems = []
+    for name, versions in seen.items():
+        built_from = [days for days in versions.values()]
+        if len(versions) > 1:
+            problems.append(f"{name}: " + "; ".join(
+                f"v{version} ({days[0]} .. {days[-1]})" for (version, _), days in versions.items()))
+        elif len(built_from[0]) < len(markers):
+            problems.append(f"{name}: only in {len(built_from[0])} of {len(markers)} partitions")
+    if problems:
+        raise TrainingDataError(
+            "the sample partitions were built from different feature sets or versions, so a column would mean "
+            "two things: " + " | ".join(problems) + ". Rematerialise the older sample partitions (or narrow the range)."
+        )
+    return {name: {"version": version, "hash": digest} for name, versions in seen.items() for version, digest in versions}
+
+
+def load_training_data(
+    db: Database,
+    spec: SampleSpec,
+    *,
+    start: dt.date | None,
+    end: dt.date | None,
+    validation_days: int,
+    embargo_days: int,
+) -> TrainingData:
+    """Committed sample partitions in [start, end], split by time.
+
+    Validation is the latest `validation_days` partitions. Training is every partition at
+    least `embargo_days` before the first validation day, so no training label window
+    overlaps the validation label windows (with the default embargo of one horizon).
+    """
+    markers = committed_sample_markers(db, spec, start=start, end=end)
+    wanted = f"[{start or 'first'}, {end or 'last'}]"
+    if not markers:
+        raise TrainingDataError(f"no committed sample partitions of {spec.name} in {wanted}; materialise "
+                                f"{spec.project.name}/samples first")
+    if len(markers) <= validation_days:
+        raise TrainingDataError(f"{len(markers)} committed sample partitions in {wanted}; {validation_days} go to "
+                                f"validation, so at least {validation_days + 1} are needed")
+    feature_versions = _feature_versions(markers)
+    validation_markers = markers[-validation_days:]
+    cutoff = validation_markers[0]["as_of"] - dt.timedelta(days=embargo_days)
+    train_markers = [m for m in markers[:-validation_days] if m["as_of"] <= cutoff]
+    if not train_markers:
+        raise TrainingDataError(
+            f"no sample partition in {wanted} is at least {embargo_days} days (embargo_days) before the first "
+            f"validation partition {validation_markers[0]['partition']}; add earlier partitions or lower "
+            f"model.training.embargo_days (0 lets training labels overlap the validation window)"
+        )
+
+    features, excluded = model_features(spec)
+    schema = Schema({
+        "as_of": pa.timestamp("ms", tz="UTC"),
+        spec.project.entity: pa.string(),
+        spec.label: pa.int64(),
+        **{name: NUMERIC_TYPES[_type(spec, name)] for name in features},
+    })
+    chosen = train_markers + validation_markers
+    table = find_arrow_all(
+        db[spec.target],
+        {"as_of": {"$in": [m["as_of"] for m in chosen]}, "run_id": {"$in": [m["run_id"] for m in chosen]}},
+        schema=schema,
+    )
+    # A stable row order makes training reproducible whatever order the server returns.
+    table = table.sort_by([("as_of", "ascending"), (spec.project.entity, "ascending")])
+    if table.column(spec.label).null_count:
+        raise TrainingDataError(f"{spec.target}: {table.column(spec.label).null_count} rows have no {spec.label!r} label")
+    is_validation = pc.greater_equal(table.column("as_of"), pa.scalar(validation_markers[0]["as_of"], pa.timestamp("ms", tz="UTC")))
+    return TrainingData(
+        features=features,
+        excluded=excluded,
+        train=_split(table.filter(pc.invert(is_validation)), features, spec.label),
+        validation=_split(table.filter(is_validation), features, spec.label),
+        feature_versions=feature_versions,
+        sample_partitions=[m["partition"] for m in chosen],
+        embargo_days=embargo_days,
+    )
+
+
+def _type(spec: SampleSpec, feature: str) -> FeatureType:
+    return next(d.features[feature].type for d in spec.definitions if feature in d.features)
+
+
+def _split(table: pa.Table, features: list[str], label: str) -> Split:
+    columns = [table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False) for name in features]
+    X = np.column_stack(columns) if columns else np.empty((table.num_rows, 0))
+    return Split(
+        X=np.ascontiguousarray(X, dtype=np.float64),
+        y=table.column(label).to_numpy().astype(np.float64),
+        as_of=table.column("as_of").to_numpy(zero_copy_only=False).astype("datetime64[ms]"),
+    )

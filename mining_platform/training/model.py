@@ -1,0 +1,141 @@
+"""One training: load committed samples, train, evaluate, log and register in MLflow, judge the gate."""
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+from pymongo.database import Database
+
+from mining_platform.project import TrainingConfig
+from mining_platform.training import plots, registry
+from mining_platform.training.booster import BoosterSettings, evaluate, predict, resolve_device, train_booster
+from mining_platform.training.dataset import TrainingData, load_training_data
+from mining_platform.training.gate import GateResult, decide, score_champion
+from mining_platform.training.samples import SampleSpec
+
+
+@dataclass
+class TrainingOutcome:
+    data: TrainingData
+    settings: BoosterSettings
+    metrics: dict[str, float]
+    logged: registry.LoggedVersion
+    gate: GateResult
+    best_iteration: int
+    device_note: str | None
+    plots_markdown: dict[str, str]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def lineage_tags(spec: SampleSpec, data: TrainingData, *, dagster_run_id: str | None) -> dict[str, str]:
+    """The `mining.*` tags of DESIGN: what the version was trained on and by which Dagster run."""
+    train_from, train_to = data.train.partitions()
+    validation_from, validation_to = data.validation.partitions()
+    return {
+        "mining.project": spec.project.name,
+        "mining.dagster_run_id": dagster_run_id or "",
+        "mining.features": json.dumps(data.feature_versions, sort_keys=True),
+        "mining.samples": json.dumps({
+            "collection": spec.target,
+            "from": data.sample_partitions[0],
+            "to": data.sample_partitions[-1],
+            "partitions": len(data.sample_partitions),
+            "train": [train_from, train_to],
+            "validation": [validation_from, validation_to],
+        }),
+    }
+
+
+def train_and_register(
+    *,
+    db: Database,
+    spec: SampleSpec,
+    training: TrainingConfig,
+    tracking_uri: str,
+    artifact_location: str | None = None,
+    dagster_run_id: str | None = None,
+    log: logging.Logger | logging.LoggerAdapter = logging.getLogger(__name__),
+) -> TrainingOutcome:
+    """Train a version on the configured sample range and register it with its gate verdict.
+
+    Every trained version is registered, a failing one included: `mining.gate` says
+    whether it may ever become champion.
+    """
+    model = spec.project.model
+    seconds = {}
+    clock = time.perf_counter()
+    data = load_training_data(
+        db, spec, start=training.samples_from, end=training.samples_to,
+        validation_days=training.validation_days,
+        embargo_days=spec.project.label.horizon_days if training.embargo_days is None else training.embargo_days,
+    )
+    seconds["load"] = time.perf_counter() - clock
+    log.info(f"loaded {data.train.rows} training rows ({'..'.join(data.train.partitions())}) and "
+             f"{data.validation.rows} validation rows ({'..'.join(data.validation.partitions())})")
+
+    device, device_note = resolve_device(training.device)
+    if device_note:
+        log.warning(device_note)
+    settings = BoosterSettings.from_model_params(
+        model.params, seed=training.seed, device=device, early_stopping_rounds=training.early_stopping_rounds
+    )
+    clock = time.perf_counter()
+    booster = train_booster(data, settings)
+    seconds["train"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    scores = predict(booster, data.validation.X)
+    metrics = evaluate(data.validation.y, scores)
+    metrics["train_auc"] = evaluate(data.train.y, predict(booster, data.train.X))["auc"]
+    best_iteration = int(booster.attr("best_iteration"))
+    champion = score_champion(tracking_uri, model.name, data.validation, data.features)
+    figures = plots.evaluation_figures(booster, data.validation.y, scores, metrics["auc"])
+    seconds["evaluate"] = time.perf_counter() - clock
+    try:
+        clock = time.perf_counter()
+        logged = registry.log_and_register(
+            tracking_uri=tracking_uri,
+            experiment=spec.project.name,
+            artifact_location=artifact_location,
+            model_name=model.name,
+            run_name=f"{model.name}-{(dagster_run_id or dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S'))[:8]}",
+            booster=booster,
+            features=data.features,
+            X_example=data.validation.X[:50],
+            scores_example=scores[:50],
+            params={
+                **settings.params,
+                "num_boost_round": settings.num_boost_round,
+                "early_stopping_rounds": settings.early_stopping_rounds,
+                "validation_days": training.validation_days,
+                "embargo_days": data.embargo_days,
+                "train_rows": data.train.rows,
+                "validation_rows": data.validation.rows,
+            },
+            metrics={**metrics, "best_iteration": best_iteration},
+            figures=figures,
+            tags=lineage_tags(spec, data, dagster_run_id=dagster_run_id),
+            extra_artifacts={"training_data.json": {
+                "features": data.features,
+                "excluded_features": data.excluded,
+                "sample_partitions": data.sample_partitions,
+                "feature_versions": data.feature_versions,
+            }},
+        )
+        seconds["log_and_register"] = time.perf_counter() - clock
+        plots_markdown = {name: plots.png_markdown(figure, name) for name, figure in figures.items()}
+    finally:
+        plots.close(figures)
+
+    gate = decide(auc=metrics["auc"], min_auc=model.min_auc, max_regression=model.max_regression,
+                  champion=champion, rows=data.validation.rows)
+    with registry.tracking(tracking_uri) as client:
+        registry.record_gate(client, logged, passed=gate.passed, reason=gate.reason)
+    log.info(f"{model.name} v{logged.version}: AUC {metrics['auc']:.4f}; gate {'passed' if gate.passed else 'FAILED'}: "
+             f"{gate.reason}")
+    return TrainingOutcome(
+        data=data, settings=settings, metrics=metrics, logged=logged, gate=gate, best_iteration=best_iteration,
+        device_note=device_note, plots_markdown=plots_markdown, seconds=seconds,
+    )
