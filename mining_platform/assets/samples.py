@@ -92,12 +92,13 @@ def build_samples_asset(spec: SampleSpec) -> dg.AssetsDefinition:
         }
         failed = [o for o in outcomes if not o.committed]
         if not failed:
-            return dg.MaterializeResult(metadata=metadata)
+            yield dg.MaterializeResult(metadata=metadata)
+            return
         for outcome in committed:
-            context.log_event(dg.AssetMaterialization(
+            yield dg.AssetMaterialization(
                 asset_key=context.asset_key, partition=outcome.partition,
                 metadata={"rows": outcome.rows, "positives": outcome.positives, "run_id": outcome.run_id},
-            ))
+            )
         raise dg.Failure(
             description=f"{len(failed)} of {len(outcomes)} sample partitions were not published (readers keep the "
             "previous publication):\n" + "\n".join(f"- {o.error}" if o.run_id is None else f"- {o.partition}: {o.error}"

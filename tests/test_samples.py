@@ -1,0 +1,184 @@
+"""Point-in-time samples against the embedded MongoDB: the join, the label, leakage, refusals, reruns."""
+
+import copy
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from mining_platform.assets.samples import build_samples_asset
+from mining_platform.demo.store import ensure_event_indexes
+from mining_platform.features import publication, runs
+from mining_platform.features.definition import FeatureDefinition
+from mining_platform.features.execution import run_feature_pipeline
+from mining_platform.project import LabelConfig
+from mining_platform.training.build import build_sample_partitions
+from mining_platform.training.samples import SAMPLE_PARTITIONS, SampleSpec
+from tests.test_feature_pipelines import COUNTS
+
+UTC = dt.timezone.utc
+PARTITION = "2024-01-05"
+AS_OF = dt.datetime(2024, 1, 6, tzinfo=UTC)  # features see [01-03, 01-06); the label window is [01-06, 01-09)
+LABEL_DAYS = {"2024-01-06", "2024-01-07", "2024-01-08"}
+
+SPEND = {
+    "name": "purchase_totals",
+    "version": 1,
+    "description": "Spend per purchasing user over three days.",
+    "owner": "tests",
+    "source": "user_events",
+    "window_days": 3,
+    "pipeline": [
+        {"$match": {"timestamp": {"$gte": {"$param": "window_start"}, "$lt": {"$param": "as_of"}},
+                    "event_type": "purchase"}},
+        {"$group": {"_id": "$user_id", "spend": {"$sum": "$payload.amount"}}},
+    ],
+    "features": {"spend": {"type": "float", "min": 0}},
+}
+
+
+def at(day, hour=12, minute=0, event_type="click", amount=None):
+    return {
+        "timestamp": dt.datetime(2024, 1, day, hour, minute, tzinfo=UTC),
+        "event_type": event_type,
+        "session_id": f"s{day}",
+        "payload": {"amount": amount} if amount is not None else {"module_id": "home"},
+    }
+
+
+# Each user is built so that a leak would show: a future event that a feature must not
+# count, or a past event that the label must not see.
+EVENTS = {
+    "u1": [at(4), at(5, event_type="purchase", amount=10.0),
+           at(6, 1, event_type="purchase", amount=500.0)],         # future purchase: not in spend, makes u1 active
+    "u2": [at(5, 23, 59)],                                          # last seen just before as_of: churned
+    "u3": [at(4), at(6, 0, 0)],                                     # event exactly at as_of belongs to the label
+    "u4": [at(3, 0, 0), at(9, 0, 0)],                               # first event exactly at window_start; next one
+                                                                    # exactly at the label window's end: churned
+    "u5": [at(7)],                                                  # no features, only future: not a sample
+    "u6": [at(2, 23, 59), at(8, 23, 59)],                           # before the feature window: not a sample
+}
+EXPECTED = {
+    "u1": {"events": 2, "clicks": 1, "spend": 10.0, "churned": 0},
+    "u2": {"events": 1, "clicks": 1, "spend": None, "churned": 1},
+    "u3": {"events": 1, "clicks": 1, "spend": None, "churned": 0},
+    "u4": {"events": 1, "clicks": 1, "spend": None, "churned": 1},
+}
+
+
+@pytest.fixture
+def project(churn_project):
+    return churn_project.model_copy(update={"label": LabelConfig(name="churned", horizon_days=3)})
+
+
+@pytest.fixture
+def spec(project):
+    definitions = (FeatureDefinition.model_validate(copy.deepcopy(COUNTS)), FeatureDefinition.model_validate(copy.deepcopy(SPEND)))
+    return SampleSpec(project=project, definitions=definitions)
+
+
+@pytest.fixture
+def events_db(mongo, project):
+    db = mongo.db()
+    ensure_event_indexes(db["user_events"], entity_field=project.entity)
+    db["user_events"].insert_many([{"user_id": user, **e} for user, events in EVENTS.items() for e in events])
+    return db
+
+
+def publish_features(mongo, spec, partitions=((PARTITION, AS_OF),)):
+    for definition in spec.definitions:
+        report = run_feature_pipeline(mongo=mongo, project=spec.project, definition=definition,
+                                      partitions=list(partitions), dagster_run_id=None, max_time_ms=60_000)
+        assert not report.failed, [o.error for o in report.failed]
+
+
+def build(mongo, spec, *, loaded=LABEL_DAYS, partitions=((PARTITION, AS_OF),)):
+    return build_sample_partitions(mongo=mongo, spec=spec, partitions=list(partitions), loaded_raw_days=set(loaded),
+                                   dagster_run_id=None, max_time_ms=60_000)
+
+
+def committed_rows(db, spec, as_of=AS_OF):
+    marker = publication.committed_partition(db, spec.name, as_of, markers=SAMPLE_PARTITIONS)
+    return {row["user_id"]: row for row in db[spec.target].find({"as_of": as_of, "run_id": marker["run_id"]}, {"_id": 0})}
+
+
+def test_samples_join_committed_features_and_label_strictly_point_in_time(mongo, spec, events_db):
+    publish_features(mongo, spec)
+    [outcome] = build(mongo, spec)
+    assert outcome.committed, outcome.error
+    assert (outcome.rows, outcome.positives) == (4, 2)
+
+    rows = committed_rows(events_db, spec)
+    assert {user: {k: row.get(k) for k in ("events", "clicks", "spend", "churned")} for user, row in rows.items()} == EXPECTED
+    versions = {d.name: d.version for d in spec.definitions}
+    assert all(row["feature_versions"] == versions and row["as_of"] == AS_OF for row in rows.values())
+
+    marker = publication.committed_partition(events_db, spec.name, AS_OF, markers=SAMPLE_PARTITIONS)
+    assert marker["run_id"] == outcome.run_id and marker["positives"] == 2
+    assert marker["label"]["window_end"] == AS_OF + dt.timedelta(days=3)
+    assert {name: built["run_id"] for name, built in marker["features"].items()} == {
+        d.name: publication.committed_partition(events_db, d.name, AS_OF)["run_id"] for d in spec.definitions
+    }
+    record = events_db[runs.RUNS].find_one({"_id": outcome.run_id})
+    assert record["pipeline"]["name"] == "churn/samples" and record["status"] == runs.SUCCEEDED
+    assert record["execution_stats"]["documents_written"] == 4
+
+
+def test_rerun_publishes_again_and_leaves_one_run(mongo, spec, events_db):
+    publish_features(mongo, spec)
+    first = build(mongo, spec)[0].run_id
+    # A later event of u2 inside the label window flips its label on the rebuild.
+    events_db["user_events"].insert_one({"user_id": "u2", **at(8)})
+    second = build(mongo, spec)[0].run_id
+    assert first != second
+    assert committed_rows(events_db, spec)["u2"]["churned"] == 0
+    assert set(events_db[spec.target].distinct("run_id")) == {second}
+
+
+def test_partition_with_immature_label_window_is_refused_and_writes_nothing(mongo, spec, events_db):
+    publish_features(mongo, spec)
+    [outcome] = build(mongo, spec, loaded=LABEL_DAYS - {"2024-01-08"})
+    assert not outcome.committed and outcome.run_id is None
+    assert "label window [2024-01-06, 2024-01-09) has not fully elapsed" in outcome.error
+    assert "2024-01-08 are not loaded" in outcome.error and "churn/raw/user_events" in outcome.error
+    assert events_db[spec.target].count_documents({}) == 0
+    assert events_db[SAMPLE_PARTITIONS].count_documents({}) == 0
+    assert events_db[runs.RUNS].count_documents({"pipeline.name": spec.name}) == 0
+
+
+def test_partition_without_committed_features_is_refused(mongo, spec, events_db):
+    run_feature_pipeline(mongo=mongo, project=spec.project, definition=spec.definitions[0],
+                         partitions=[(PARTITION, AS_OF)], dagster_run_id=None, max_time_ms=60_000)
+    [outcome] = build(mongo, spec)
+    assert not outcome.committed
+    assert "no committed features for purchase_totals" in outcome.error
+    assert "churn/features/purchase_totals" in outcome.error
+    assert events_db[spec.target].count_documents({}) == 0
+
+
+def test_label_clashing_with_a_feature_is_refused(project, spec):
+    clashing = project.model_copy(update={"label": LabelConfig(name="clicks", horizon_days=3)})
+    with pytest.raises(ValueError, match="label.name 'clicks' is a feature of event_counts"):
+        SampleSpec(project=clashing, definitions=spec.definitions)
+
+
+def test_samples_asset_commits_mature_days_and_fails_naming_the_immature_one(mongo, spec, events_db):
+    day_before = (PARTITION, AS_OF), ("2024-01-04", AS_OF - dt.timedelta(days=1))
+    publish_features(mongo, spec, partitions=day_before)
+    instance = dg.DagsterInstance.ephemeral()
+    raw_key = dg.AssetKey(["churn", "raw", "user_events"])
+    # Raw days 01-05 .. 01-07 are loaded: enough for 2024-01-04's label window, not for 2024-01-05's.
+    for day in ("2024-01-05", "2024-01-06", "2024-01-07"):
+        instance.report_runless_asset_event(dg.AssetMaterialization(raw_key, partition=day))
+    asset = build_samples_asset(spec)
+    result = dg.materialize([asset], resources={"mongo": mongo}, instance=instance, raise_on_error=False,
+                            tags={"dagster/asset_partition_range_start": "2024-01-04",
+                                  "dagster/asset_partition_range_end": PARTITION})
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "1 of 2 sample partitions were not published" in failure
+    assert "2024-01-08 are not loaded" in failure
+    materialized = [e.materialization.partition for e in result.get_asset_materialization_events()]
+    assert materialized == ["2024-01-04"]
+    assert publication.committed_partition(events_db, spec.name, AS_OF - dt.timedelta(days=1), markers=SAMPLE_PARTITIONS)
+    assert publication.committed_partition(events_db, spec.name, AS_OF, markers=SAMPLE_PARTITIONS) is None

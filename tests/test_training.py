@@ -1,0 +1,161 @@
+"""Training, MLflow logging and the promotion gate, on synthetic committed samples and a temporary MLflow."""
+
+import datetime as dt
+import json
+import uuid
+
+import dagster as dg
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from mining_platform.assets.model import GATE_CHECK, build_model_asset
+from mining_platform.demo.samples import publish_synthetic_samples
+from mining_platform.features.definition import load_feature_definitions
+from mining_platform.project import TrainingConfig
+from mining_platform.resources import MlflowResource
+from mining_platform.training import registry
+from mining_platform.training.booster import resolve_device
+from mining_platform.training.dataset import TrainingDataError
+from mining_platform.training.model import train_and_register
+from mining_platform.training.samples import SampleSpec
+from tests.conftest import REPO
+
+DAYS = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(8)]
+FAST = TrainingConfig(validation_days=1, embargo_days=3, early_stopping_rounds=10)
+
+
+@pytest.fixture(scope="module")
+def mlflow_resource(tmp_path_factory) -> MlflowResource:
+    """A local MLflow tracking store and registry (sqlite), shared by the module's tests."""
+    root = tmp_path_factory.mktemp("mlflow")
+    return MlflowResource(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_location=str(root / "artifacts"))
+
+
+def make_spec(churn_project, **model_changes) -> SampleSpec:
+    """The churn project and feature sets, under a registered model name of the test's own."""
+    model = churn_project.model.model_copy(update={"name": f"churn_{uuid.uuid4().hex[:8]}", **model_changes})
+    project = churn_project.model_copy(update={"model": model})
+    return SampleSpec(project=project, definitions=tuple(load_feature_definitions(REPO / "projects" / "churn", project)))
+
+
+def train(mongo, spec, mlflow_resource, training=FAST):
+    return train_and_register(db=mongo.db(), spec=spec, training=training, tracking_uri=mlflow_resource.tracking_uri,
+                              artifact_location=mlflow_resource.artifact_location)
+
+
+def client(mlflow_resource) -> MlflowClient:
+    return MlflowClient(tracking_uri=mlflow_resource.tracking_uri, registry_uri=mlflow_resource.tracking_uri)
+
+
+@pytest.fixture
+def spec(churn_project):
+    return make_spec(churn_project)
+
+
+@pytest.fixture
+def samples(mongo, spec):
+    publish_synthetic_samples(mongo.db(), spec, days=DAYS, rows_per_day=150, seed=3, signal=1.5)
+    return spec
+
+
+def test_model_asset_trains_logs_registers_and_passes_the_gate(mongo, samples, mlflow_resource):
+    spec = samples
+    result = dg.materialize([build_model_asset(spec)], resources={"mongo": mongo, "mlflow": mlflow_resource},
+                            run_config={"ops": {"churn__model": {"config": {"embargo_days": 3}}}})
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == GATE_CHECK and check.passed
+    metadata = result.asset_materializations_for_node("churn__model")[0].metadata
+    version = metadata["model_version"].value
+    assert metadata["auc"].value >= 0.7 and {"logloss", "pr_auc", "mlflow_run_id"} <= metadata.keys()
+    # Embargo 3: the last training label window [01-06, 01-09) ends where validation (01-08, as_of 01-09) starts.
+    assert metadata["train_partitions"].value == "2024-01-01 .. 2024-01-05"
+    assert metadata["validation_partitions"].value == "2024-01-08 .. 2024-01-08"
+    assert all(metadata[f"plot_{name}"].value.startswith("![") for name in ("roc", "calibration", "feature_importance"))
+
+    mlflow_client = client(mlflow_resource)
+    model_version = mlflow_client.get_model_version(spec.project.model.name, version)
+    run = mlflow_client.get_run(model_version.run_id)
+    assert {"auc", "logloss", "pr_auc", "best_iteration"} <= run.data.metrics.keys()
+    assert run.data.metrics["auc"] == pytest.approx(metadata["auc"].value, abs=1e-6)
+    assert run.data.params["max_depth"] == "6" and run.data.params["seed"] == "0"
+    assert run.data.params["embargo_days"] == "3"
+    for tags in (run.data.tags, model_version.tags):
+        assert tags["mining.project"] == "churn"
+        assert tags["mining.dagster_run_id"] == result.run_id
+        assert set(json.loads(tags["mining.features"])) == {d.name for d in spec.definitions}
+        assert json.loads(tags["mining.samples"])["validation"] == ["2024-01-08", "2024-01-08"]
+        assert tags[registry.GATE_TAG] == registry.PASSED and "no champion" in tags[registry.GATE_REASON_TAG]
+    artifacts = {a.path for a in mlflow_client.list_artifacts(run.info.run_id, "plots")}
+    assert artifacts == {"plots/roc.png", "plots/calibration.png", "plots/feature_importance.png"}
+
+    with registry.tracking(mlflow_resource.tracking_uri):
+        info = mlflow.models.get_model_info(f"models:/{spec.project.model.name}/{version}")
+        assert info.signature.inputs.input_names() == spec.feature_columns
+        assert info.saved_input_example_info is not None
+        loaded = mlflow.pyfunc.load_model(f"models:/{spec.project.model.name}/{version}")
+        assert len(loaded.predict(loaded.input_example)) == len(loaded.input_example)
+
+
+def test_same_samples_and_config_give_the_same_model(mongo, samples, mlflow_resource):
+    first, second = train(mongo, samples, mlflow_resource), train(mongo, samples, mlflow_resource)
+    assert first.logged.version != second.logged.version
+    assert first.metrics == second.metrics and first.best_iteration == second.best_iteration
+
+
+def test_gate_fails_a_model_trained_on_scrambled_labels_and_it_never_becomes_champion(mongo, spec, mlflow_resource):
+    publish_synthetic_samples(mongo.db(), spec, days=DAYS, rows_per_day=150, seed=4, signal=0.0)
+    result = dg.materialize([build_model_asset(spec)], resources={"mongo": mongo, "mlflow": mlflow_resource},
+                            run_config={"ops": {"churn__model": {"config": {"embargo_days": 3}}}}, raise_on_error=False)
+    # The blocking check fails the run (nothing downstream may deploy); the version stays registered.
+    assert not result.success
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and "below the floor min_auc 0.7" in check.description
+    version = result.asset_materializations_for_node("churn__model")[0].metadata["model_version"].value
+    mlflow_client = client(mlflow_resource)
+    assert mlflow_client.get_model_version(spec.project.model.name, version).tags[registry.GATE_TAG] == registry.FAILED
+    with pytest.raises(registry.PromotionRefused, match="quality gate is 'failed'"):
+        registry.promote_to_champion(mlflow_client, spec.project.model.name, version)
+    assert registry.alias_version(mlflow_client, spec.project.model.name, registry.CHAMPION) is None
+
+
+def test_gate_compares_with_the_champion_on_the_same_rows(mongo, churn_project, mlflow_resource):
+    strong = make_spec(churn_project, min_auc=0.5)
+    publish_synthetic_samples(mongo.db(), strong, days=DAYS, rows_per_day=150, seed=5, signal=1.5)
+    champion = train(mongo, strong, mlflow_resource)
+    mlflow_client = client(mlflow_resource)
+    assert registry.promote_to_champion(mlflow_client, strong.project.model.name, champion.logged.version) is None
+
+    # One stump under the same registered name: clearly worse than the champion, above the floor.
+    weak = SampleSpec(
+        project=strong.project.model_copy(update={"model": strong.project.model.model_copy(
+            update={"params": {"max_depth": 1, "n_estimators": 1}})}),
+        definitions=strong.definitions,
+    )
+    worse = train(mongo, weak, mlflow_resource)
+    assert not worse.gate.passed
+    assert worse.gate.champion.version == champion.logged.version
+    assert worse.gate.champion_auc == pytest.approx(champion.metrics["auc"])  # same validation rows
+    assert f"to champion v{champion.logged.version}" in worse.gate.reason and "max_regression 0.01" in worse.gate.reason
+    with pytest.raises(registry.PromotionRefused):
+        registry.promote_to_champion(mlflow_client, strong.project.model.name, worse.logged.version)
+
+    retrained = train(mongo, strong, mlflow_resource)
+    assert retrained.gate.passed and f"champion v{champion.logged.version} scores" in retrained.gate.reason
+    previous = registry.promote_to_champion(mlflow_client, strong.project.model.name, retrained.logged.version)
+    assert previous == champion.logged.version
+    assert registry.alias_version(mlflow_client, strong.project.model.name, registry.PREVIOUS) == champion.logged.version
+
+
+def test_training_refuses_what_it_cannot_split(mongo, samples, mlflow_resource):
+    with pytest.raises(TrainingDataError, match="at least 14 days .embargo_days. before the first validation partition 2024-01-08"):
+        train(mongo, samples, mlflow_resource, training=TrainingConfig())  # default embargo: the 14-day horizon
+    with pytest.raises(TrainingDataError, match="no committed sample partitions of churn/samples in .2025-01-01, last."):
+        train(mongo, samples, mlflow_resource, training=FAST.model_copy(update={"samples_from": dt.date(2025, 1, 1)}))
+
+
+def test_cuda_request_without_a_gpu_falls_back_to_the_cpu_and_says_so():
+    device, note = resolve_device("cuda")
+    assert (device, note) == ("cuda", None) or (device == "cpu" and "no CUDA GPU" in note)
+    assert resolve_device("cpu") == ("cpu", None)
