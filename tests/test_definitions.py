@@ -43,6 +43,15 @@ def test_code_location_loads(location):
         assert {key.name for key in asset.check_keys} == {f"{name}_contract" for name in feature.features}
         assert raw.key in asset.asset_deps[asset.key]
 
+    samples = defs.resolve_assets_def(dg.AssetKey([prefix, "samples"]))
+    assert samples.partitions_def == raw.partitions_def
+    assert samples.asset_deps[samples.key] >= {raw.key, *(dg.AssetKey([prefix, "features", f.name]) for f in
+                                                        load_feature_definitions(project_dir, load_project(project_dir)))}
+    model = defs.resolve_assets_def(dg.AssetKey([prefix, "model"]))
+    assert model.asset_deps[model.key] == {samples.key}
+    [gate] = model.check_specs
+    assert gate.name == "gate" and gate.blocking
+
 
 def test_unknown_project_is_a_clear_attribute_error():
     with pytest.raises(AttributeError, match="has no project 'nope'"):

@@ -1,6 +1,8 @@
 """XGBoost training with early stopping, and the evaluation every version is judged by."""
 
 import functools
+import json
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,14 +41,18 @@ class BoosterSettings:
 
 @functools.cache
 def cuda_available() -> bool:
-    """True when this XGBoost build has CUDA and a GPU answers a one-round fit."""
+    """True when this XGBoost build has CUDA and a one-round fit actually ran on a GPU."""
     if not xgb.build_info().get("USE_CUDA"):
         return False
     try:
-        xgb.train({"device": "cuda", "tree_method": "hist"}, xgb.DMatrix(np.zeros((2, 1)), label=[0, 1]), 1)
+        with warnings.catch_warnings():  # the probe's "no visible GPU" warnings are the expected answer
+            warnings.simplefilter("ignore", UserWarning)
+            booster = xgb.train({"device": "cuda", "tree_method": "hist"}, xgb.DMatrix(np.zeros((2, 1)), label=[0, 1]), 1)
     except xgb.core.XGBoostError:
         return False
-    return True
+    # Without a visible GPU XGBoost only warns and falls back to the CPU; its config tells.
+    device = json.loads(booster.save_config())["learner"]["generic_param"].get("device", "cpu")
+    return device.startswith("cuda")
 
 
 def resolve_device(requested: str) -> tuple[str, str | None]:

@@ -116,6 +116,8 @@ def log_and_register(
                 input_example=example.dropna().head(5) if example.notna().all(axis=1).any() else None,
                 registered_model_name=model_name,
                 model_format="ubj",
+                # Known exactly; MLflow's inference would load the model in a subprocess to guess it.
+                pip_requirements=mlflow.xgboost.get_default_pip_requirements(),
             )
         version = str(info.registered_model_version)
         for key, value in tags.items():

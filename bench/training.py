@@ -1,0 +1,141 @@
+"""Model training: the `<p>/model` asset against a raw `xgboost.train` on the same arrays.
+
+For each size (synthetic committed sample rows, spread over 20 daily partitions with
+the churn project's 17 features):
+
+* the platform: a whole in-process `materialize` of `churn/model` — loading the
+  committed samples from the embedded MongoDB through pymongoarrow, training with
+  early stopping, evaluation, plots, MLflow logging and registration (a local sqlite
+  store), the champion comparison and the gate;
+* the baseline: `xgboost.train` with the same parameters, rounds and early stopping
+  on the same arrays, already in memory (DMatrix construction included).
+
+Ratio goal <= 1.2x at 1M rows. Medians of interleaved repetitions; the asset's own
+phase timings show where the difference goes, and a plain cursor over the same
+documents (left undecoded) shows how much of the load is the server's own floor. With a usable CUDA GPU the CUDA path
+runs once more.
+
+    .venv/bin/python bench/training.py [--sizes 100000 1000000] [--repeat 3]
+"""
+
+import argparse
+import datetime as dt
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import xgboost as xgb
+from bson import CodecOptions
+from bson.raw_bson import RawBSONDocument
+
+from mining_platform.assets.model import build_model_asset
+from mining_platform.demo.samples import publish_synthetic_samples
+from mining_platform.embedded_mongo import running_server
+from mining_platform.features.definition import load_feature_definitions
+from mining_platform.project import load_project
+from mining_platform.resources import MlflowResource, MongoResource
+from mining_platform.training.booster import BoosterSettings, cuda_available
+from mining_platform.training.dataset import load_training_data
+from mining_platform.training.samples import SampleSpec, committed_sample_markers
+
+REPO = Path(__file__).resolve().parents[1]
+DAYS = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(20)]
+EMBARGO_DAYS = 3
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def raw_xgboost(data, settings: BoosterSettings) -> tuple[float, int]:
+    started = time.perf_counter()
+    train = xgb.DMatrix(data.train.X, label=data.train.y, feature_names=data.features, missing=np.nan)
+    validation = xgb.DMatrix(data.validation.X, label=data.validation.y, feature_names=data.features, missing=np.nan)
+    booster = xgb.train(settings.params, train, num_boost_round=settings.num_boost_round,
+                        evals=[(validation, "validation")], early_stopping_rounds=settings.early_stopping_rounds,
+                        verbose_eval=False)
+    return time.perf_counter() - started, booster.best_iteration
+
+
+def raw_read(db, spec, markers) -> float:
+    """The server's floor: the same documents through a plain cursor, left as undecoded BSON."""
+    collection = db.client.get_database(db.name, codec_options=CodecOptions(document_class=RawBSONDocument))[spec.target]
+    started = time.perf_counter()
+    for marker in markers:
+        for _ in collection.find({"as_of": marker["as_of"], "run_id": marker["run_id"]}, batch_size=10_000):
+            pass
+    return time.perf_counter() - started
+
+
+def platform(spec, mongo, mlflow, device: str) -> tuple[float, dict]:
+    config = {"embargo_days": EMBARGO_DAYS, "device": device}
+    started = time.perf_counter()
+    result = dg.materialize([build_model_asset(spec)], resources={"mongo": mongo, "mlflow": mlflow},
+                            run_config={"ops": {"churn__model": {"config": config}}, **QUIET}, raise_on_error=False)
+    elapsed = time.perf_counter() - started
+    metadata = result.asset_materializations_for_node("churn__model")[0].metadata
+    return elapsed, {"best_iteration": metadata["best_iteration"].value, "auc": metadata["auc"].value,
+                     "phases": metadata["seconds"].value}
+
+
+def bench_size(spec, mongo, mlflow, rows: int, repeat: int) -> None:
+    db = mongo.db()
+    db[spec.target].drop()
+    started = time.perf_counter()
+    publish_synthetic_samples(db, spec, days=DAYS, rows_per_day=rows // len(DAYS), seed=11, signal=1.0)
+    print(f"\n{rows:,} sample rows in {len(DAYS)} partitions (written in {time.perf_counter() - started:.0f}s), "
+          f"median of {repeat}")
+    training = spec.project.model.training
+    data = load_training_data(db, spec, start=None, end=None, validation_days=training.validation_days,
+                              embargo_days=EMBARGO_DAYS)
+    settings = BoosterSettings.from_model_params(spec.project.model.params, seed=training.seed, device="cpu",
+                                                 early_stopping_rounds=training.early_stopping_rounds)
+    markers = [m for m in committed_sample_markers(db, spec) if m["partition"] in data.sample_partitions]
+    raw_times, platform_times, phases, read_times = [], [], [], []
+    for _ in range(repeat):
+        read_times.append(raw_read(db, spec, markers))
+        seconds, raw_best = raw_xgboost(data, settings)
+        raw_times.append(seconds)
+        seconds, facts = platform(spec, mongo, mlflow, "cpu")
+        platform_times.append(seconds)
+        phases.append(facts["phases"])
+    raw, ours = statistics.median(raw_times), statistics.median(platform_times)
+    print(f"  train rows {data.train.rows:,}, validation rows {data.validation.rows:,}, best iteration: "
+          f"raw {raw_best}, asset {facts['best_iteration']} (AUC {facts['auc']:.4f})")
+    print(f"  raw xgboost.train (DMatrix + train)  {raw:8.2f} s")
+    print(f"  churn/model materialize              {ours:8.2f} s  {ours / raw:5.2f}x raw xgboost.train")
+    phase_medians = {name: statistics.median(p[name] for p in phases) for name in phases[0]}
+    print("  asset phases (median s): " + ", ".join(f"{name} {value:.2f}" for name, value in phase_medians.items()))
+    read = statistics.median(read_times)
+    print(f"  raw cursor over the same documents (undecoded BSON): {read:.2f} s; the asset's load is "
+          f"{phase_medians['load'] / read:.2f}x that; the asset without the server's read floor is "
+          f"{(ours - read) / raw:.2f}x raw xgboost.train")
+    if cuda_available():
+        cuda_settings = BoosterSettings(params={**settings.params, "device": "cuda"},
+                                        num_boost_round=settings.num_boost_round,
+                                        early_stopping_rounds=settings.early_stopping_rounds)
+        seconds, _ = raw_xgboost(data, cuda_settings)
+        cuda_ours, _ = platform(spec, mongo, mlflow, "cuda")
+        print(f"  CUDA: raw {seconds:.2f} s, asset {cuda_ours:.2f} s ({cuda_ours / seconds:.2f}x)")
+    else:
+        print("  CUDA: no usable CUDA GPU on this machine; the CUDA path was not run")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    project = load_project(REPO / "projects" / "churn")
+    spec = SampleSpec(project=project, definitions=tuple(load_feature_definitions(REPO / "projects" / "churn", project)))
+    with tempfile.TemporaryDirectory() as scratch, running_server(Path(scratch) / "mongo") as uri:
+        mongo = MongoResource(uri=uri, database="bench_training")
+        mlflow = MlflowResource(tracking_uri=f"sqlite:///{scratch}/mlflow.db", artifact_location=f"{scratch}/artifacts")
+        print(f"training: churn model ({project.model.params}) on the embedded MongoDB (SecantusDB), "
+              f"local MLflow store, {len(spec.feature_columns)} features")
+        for rows in args.sizes:
+            bench_size(spec, mongo, mlflow, rows, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
