@@ -84,3 +84,10 @@ def test_an_unreachable_registry_is_an_error_not_a_pass(capsys, monkeypatch):
     monkeypatch.setenv("MINING_MONGO_URI", loopback_uri(free_port()))
     code, _, err = run(capsys, REPO / "projects", "--mongo-timeout", "0.5")
     assert code == 2 and "cannot reach MongoDB" in err and "--offline" in err
+
+
+def test_a_label_named_like_a_feature_is_refused(capsys, projects):
+    edit(projects / "churn/project.yaml", label={"name": "events_30d", "horizon_days": 14})
+    code, out, err = run(capsys, projects / "churn", "--offline")
+    assert code == 1
+    assert "project.yaml: project churn: label.name 'events_30d' is a feature of user_activity" in err

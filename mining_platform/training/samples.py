@@ -24,6 +24,8 @@ from mining_platform.features.definition import RESERVED_FIELDS, FeatureDefiniti
 from mining_platform.project import ProjectConfig
 
 SAMPLE_PARTITIONS = "sample_partitions"
+# Fields a sample row carries besides the entity, the features and the label.
+SAMPLE_FIELDS = frozenset({"feature_versions"})
 # Bump when the join or the label rule's implementation changes: it is part of the hash.
 SAMPLES_FORMAT = 1
 
@@ -43,8 +45,12 @@ class SampleSpec:
         if not self.definitions:
             raise ValueError(f"project {self.project.name}: samples need at least one feature definition")
         label = self.project.label.name
+        for definition in self.definitions:
+            if SAMPLE_FIELDS & definition.features.keys():
+                raise ValueError(f"features/{definition.name}.yaml: feature names {sorted(SAMPLE_FIELDS & definition.features.keys())} "
+                                 "are reserved in samples")
         clash = [d.name for d in self.definitions if label in d.features]
-        if clash or label in RESERVED_FIELDS or label in ("feature_versions", self.project.entity):
+        if clash or label in RESERVED_FIELDS | SAMPLE_FIELDS or label == self.project.entity:
             where = f"a feature of {', '.join(clash)}" if clash else "a reserved field"
             raise ValueError(f"project {self.project.name}: label.name {label!r} is {where}; rename one of them")
 
