@@ -100,7 +100,8 @@ def train_and_register(
             experiment=spec.project.name,
             artifact_location=artifact_location,
             model_name=model.name,
-            run_name=f"{model.name}-{(dagster_run_id or dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S'))[:8]}",
+            run_name=f"{model.name}-" + (dagster_run_id[:8] if dagster_run_id
+                                         else dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")),
             booster=booster,
             features=data.features,
             X_example=data.validation.X[:50],

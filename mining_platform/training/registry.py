@@ -7,10 +7,8 @@ version whose `mining.gate` is `passed` may hold it; the one it replaced is `pre
 
 import contextlib
 import json
-import os
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -179,7 +177,3 @@ def promote_to_champion(client: MlflowClient, model_name: str, version: str) -> 
         client.set_registered_model_alias(model_name, PREVIOUS, current)
     client.set_registered_model_alias(model_name, CHAMPION, version)
     return current
-
-
-def local_artifact_location(path: Path) -> str:
-    return Path(os.path.abspath(path)).as_uri()
