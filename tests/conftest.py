@@ -23,6 +23,14 @@ def wait_until(probe, *, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch) -> Path:
+    """Each test's own MINING_HOME: token files and caches never land in the checkout."""
+    home = tmp_path / "mining_home"
+    monkeypatch.setenv("MINING_HOME", str(home))
+    return home
+
+
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory) -> str:
     """The embedded MongoDB (SecantusDB) as its own process on a free loopback port."""

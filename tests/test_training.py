@@ -6,6 +6,7 @@ import uuid
 
 import dagster as dg
 import mlflow
+import pyarrow as pa
 import pytest
 from mlflow import MlflowClient
 
@@ -18,6 +19,7 @@ from mining_platform.training import registry
 from mining_platform.training.booster import resolve_device
 from mining_platform.training.dataset import TrainingDataError
 from mining_platform.training.model import train_and_register
+from mining_platform.training.partition_cache import PartitionCache
 from mining_platform.training.samples import SampleSpec
 from tests.conftest import REPO
 
@@ -39,9 +41,9 @@ def make_spec(churn_project, **model_changes) -> SampleSpec:
     return SampleSpec(project=project, definitions=tuple(load_feature_definitions(REPO / "projects" / "churn", project)))
 
 
-def train(mongo, spec, mlflow_resource, training=FAST):
+def train(mongo, spec, mlflow_resource, training=FAST, sample_cache=None):
     return train_and_register(db=mongo.db(), spec=spec, training=training, tracking_uri=mlflow_resource.tracking_uri,
-                              artifact_location=mlflow_resource.artifact_location)
+                              artifact_location=mlflow_resource.artifact_location, sample_cache=sample_cache)
 
 
 def client(mlflow_resource) -> MlflowClient:
@@ -73,6 +75,7 @@ def test_model_asset_trains_logs_registers_and_passes_the_gate(mongo, samples, m
     assert metadata["train_partitions"].value == "2024-01-01 .. 2024-01-05"
     assert metadata["validation_partitions"].value == "2024-01-08 .. 2024-01-08"
     assert all(metadata[f"plot_{name}"].value.startswith("![") for name in ("roc", "calibration", "feature_importance"))
+    assert metadata["partitions_from_cache"].value == 0
 
     mlflow_client = client(mlflow_resource)
     model_version = mlflow_client.get_model_version(spec.project.model.name, version)
@@ -148,6 +151,23 @@ def test_gate_compares_with_the_champion_on_the_same_rows(mongo, churn_project, 
     assert registry.alias_version(mlflow_client, strong.project.model.name, registry.PREVIOUS) == champion.logged.version
 
 
+def test_retraining_reads_unchanged_partitions_from_the_local_cache(mongo, samples, mlflow_resource, isolated_home):
+    cache = isolated_home / "cache"
+    first = train(mongo, samples, mlflow_resource, sample_cache=cache)
+    used = len(first.data.sample_partitions)
+    assert first.data.partitions_cached == 0
+    second = train(mongo, samples, mlflow_resource, sample_cache=cache)
+    assert second.data.partitions_cached == used
+    assert second.metrics == first.metrics  # the same rows, in the same order
+
+    # A republished day is a new run: read from MongoDB, and the replaced run's file is evicted.
+    publish_synthetic_samples(mongo.db(), samples, days=[DAYS[-1]], rows_per_day=150, seed=9, signal=1.5)
+    third = train(mongo, samples, mlflow_resource, sample_cache=cache)
+    assert third.data.partitions_cached == used - 1
+    assert third.metrics != first.metrics
+    assert len(list(cache.rglob("*.arrow"))) == used
+
+
 def test_training_refuses_what_it_cannot_split(mongo, samples, mlflow_resource):
     with pytest.raises(TrainingDataError, match="at least 14 days .embargo_days. before the first validation partition 2024-01-08"):
         train(mongo, samples, mlflow_resource, training=TrainingConfig())  # default embargo: the 14-day horizon
@@ -159,3 +179,15 @@ def test_cuda_request_without_a_gpu_falls_back_to_the_cpu_and_says_so():
     device, note = resolve_device("cuda")
     assert (device, note) == ("cuda", None) or (device == "cpu" and "no CUDA GPU" in note)
     assert resolve_device("cpu") == ("cpu", None)
+
+
+def test_a_cached_partition_that_disagrees_with_its_marker_is_not_used(tmp_path):
+    table = pa.table({"events_30d": [1.0, 2.0]})
+    cache = PartitionCache(tmp_path, collection="db.samples_churn", schema=table.schema)
+    marker = {"run_id": "r1", "documents": 2}
+    cache.put(marker, table)
+    assert cache.get(marker).equals(table)
+    assert cache.get({**marker, "documents": 3}) is None
+    next(tmp_path.rglob("r1.*.arrow")).write_bytes(b"not an arrow file")
+    assert cache.get(marker) is None
+    assert cache.evict_except({"r2"}) == 1 and not list(tmp_path.rglob("*.arrow"))

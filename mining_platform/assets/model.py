@@ -7,6 +7,7 @@ from enum import Enum
 import dagster as dg
 from pydantic import Field
 
+from mining_platform import settings
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.training.model import TrainingOutcome, train_and_register
 from mining_platform.training.samples import SampleSpec
@@ -29,12 +30,17 @@ class TrainingRunConfig(dg.Config):
     early_stopping_rounds: int | None = Field(default=None, ge=1, description="Stop after this many rounds without validation AUC gain.")
     seed: int | None = Field(default=None, ge=0, description="XGBoost seed; same samples + config give the same model.")
     device: Device | None = Field(default=None, description="'cuda' trains on the GPU when one is usable.")
+    use_sample_cache: bool = Field(
+        default=True,
+        description="Read sample partitions loaded by an earlier training from $MINING_HOME/cache/samples "
+        "(committed partitions never change; replaced ones are evicted).",
+    )
 
     def resolve(self, spec: SampleSpec):
         """project.yaml's training settings with this run's overrides, validated together."""
         defaults = spec.project.model.training
         overrides = {key: value.value if isinstance(value, Enum) else value
-                     for key, value in self.model_dump().items() if value is not None}
+                     for key, value in self.model_dump(exclude={"use_sample_cache"}).items() if value is not None}
         try:
             resolved = type(defaults).model_validate({**defaults.model_dump(), **overrides})
         except ValueError as exc:
@@ -71,6 +77,7 @@ def _metadata(outcome: TrainingOutcome) -> dict:
         "feature_versions": dg.MetadataValue.json(data.feature_versions),
         **({"excluded_features": dg.MetadataValue.json(data.excluded)} if data.excluded else {}),
         "device": dg.MetadataValue.text(outcome.settings.params["device"] + (f" ({outcome.device_note})" if outcome.device_note else "")),
+        "partitions_from_cache": dg.MetadataValue.int(data.partitions_cached),
         "seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in outcome.seconds.items()}),
         **{f"plot_{name.removesuffix('.png')}": dg.MetadataValue.md(md) for name, md in outcome.plots_markdown.items()},
     }
@@ -123,6 +130,7 @@ def build_model_asset(spec: SampleSpec) -> dg.AssetsDefinition:
         outcome = train_and_register(
             db=mongo.db(), spec=spec, training=config.resolve(spec), tracking_uri=mlflow.tracking_uri,
             artifact_location=mlflow.artifact_location, dagster_run_id=context.run.run_id, log=context.log,
+            sample_cache=settings.mining_home() / "cache" / "samples" if config.use_sample_cache else None,
         )
         return dg.MaterializeResult(metadata=_metadata(outcome), check_results=[_gate_result(outcome)])
 

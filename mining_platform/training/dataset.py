@@ -4,6 +4,7 @@ import datetime as dt
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +13,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from mining_platform.features.definition import FeatureType
+from mining_platform.training.partition_cache import PartitionCache
 from mining_platform.training.samples import SampleSpec, committed_sample_markers
 
 with warnings.catch_warnings():
@@ -57,6 +59,7 @@ class TrainingData:
     feature_versions: dict[str, dict]
     sample_partitions: list[str]
     embargo_days: int
+    partitions_cached: int = 0
 
 
 def model_features(spec: SampleSpec) -> tuple[list[str], dict[str, str]]:
@@ -103,12 +106,14 @@ def load_training_data(
     end: dt.date | None,
     validation_days: int,
     embargo_days: int,
+    cache_root: Path | None = None,
 ) -> TrainingData:
     """Committed sample partitions in [start, end], split by time.
 
     Validation is the latest `validation_days` partitions. Training is every partition at
     least `embargo_days` before the first validation day, so no training label window
     overlaps the validation label windows (with the default embargo of one horizon).
+    With `cache_root`, partitions read before come from local Arrow files (see partition_cache).
     """
     markers = committed_sample_markers(db, spec, start=start, end=end)
     wanted = f"[{start or 'first'}, {end or 'last'}]"
@@ -137,7 +142,11 @@ def load_training_data(
         **{name: NUMERIC_TYPES[_type(spec, name)] for name in features},
     })
     chosen = train_markers + validation_markers
-    table = _read_partitions(db[spec.target], chosen, schema)
+    cache = None
+    if cache_root is not None:
+        cache = PartitionCache(cache_root, collection=f"{db.name}.{spec.target}", schema=schema.to_arrow())
+        cache.evict_except({m["run_id"] for m in committed_sample_markers(db, spec)})
+    table, partitions_cached = _read_partitions(db[spec.target], chosen, schema, cache)
     # A stable row order makes training reproducible whatever order the server returns.
     table = table.sort_by([("as_of", "ascending"), (spec.project.entity, "ascending")])
     if table.column(spec.label).null_count:
@@ -151,23 +160,33 @@ def load_training_data(
         feature_versions=feature_versions,
         sample_partitions=[m["partition"] for m in chosen],
         embargo_days=embargo_days,
+        partitions_cached=partitions_cached,
     )
 
 
-def _read_partitions(collection: Collection, markers: list[dict], schema: Schema) -> pa.Table:
-    """Every committed row of the partitions, decoded straight into Arrow columns.
+def _read_partitions(
+    collection: Collection, markers: list[dict], schema: Schema, cache: PartitionCache | None
+) -> tuple[pa.Table, int]:
+    """Every committed row of the partitions, decoded straight into Arrow columns; (table, partitions cached).
 
-    One cursor per partition, a few at a time: the server produces one batch while
-    pymongoarrow decodes another. No projection: a sample document is the training row
-    (plus run_id and feature_versions), the schema skips what is not in it, and a
-    server-side projection costs more than the few bytes it saves.
+    One cursor per partition not in the cache, a few at a time: the server produces one
+    batch while pymongoarrow decodes another. No projection: a sample document is the
+    training row (plus run_id and feature_versions), the schema skips what is not in
+    it, and a server-side projection costs more than the few bytes it saves.
     """
     def read(marker: dict) -> pa.Table:
-        return find_arrow_all(collection, {"as_of": marker["as_of"], "run_id": marker["run_id"]},
-                              schema=schema, projection=None, batch_size=10_000)
+        table = find_arrow_all(collection, {"as_of": marker["as_of"], "run_id": marker["run_id"]},
+                               schema=schema, projection=None, batch_size=10_000)
+        if cache is not None:
+            cache.put(marker, table)
+        return table
 
+    cached = {m["run_id"]: cache.get(m) for m in markers} if cache is not None else {}
+    missing = [m for m in markers if cached.get(m["run_id"]) is None]
     with ThreadPoolExecutor(max_workers=READ_CONCURRENCY) as pool:
-        return pa.concat_tables(pool.map(read, markers))
+        fetched = dict(zip((m["run_id"] for m in missing), pool.map(read, missing)))
+    tables = [fetched[m["run_id"]] if m["run_id"] in fetched else cached[m["run_id"]] for m in markers]
+    return pa.concat_tables(tables), len(markers) - len(missing)
 
 
 def _type(spec: SampleSpec, feature: str) -> FeatureType:
