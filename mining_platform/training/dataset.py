@@ -177,6 +177,11 @@ def _read_partitions(
     def read(marker: dict) -> pa.Table:
         table = find_arrow_all(collection, {"as_of": marker["as_of"], "run_id": marker["run_id"]},
                                schema=schema, projection=None, batch_size=10_000)
+        if table.num_rows != marker["documents"]:  # replaced (and swept) while we read it
+            raise TrainingDataError(
+                f"sample partition {marker['partition']} changed while loading ({table.num_rows} of "
+                f"{marker['documents']} rows of run {marker['run_id']}); materialise the model again"
+            )
         if cache is not None:
             cache.put(marker, table)
         return table
