@@ -7,20 +7,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from pymongo.database import Database
-from sklearn.metrics import roc_auc_score
 
 from mining_platform.project import TrainingConfig
 from mining_platform.training import plots, registry
-from mining_platform.training.booster import BoosterSettings, evaluate, predict, resolve_device, train_booster
+from mining_platform.training.booster import (
+    BoosterSettings, evaluate, predict, resolve_device, train_auc, train_booster,
+)
 from mining_platform.training.dataset import TrainingData, load_training_data
 from mining_platform.training.gate import GateResult, decide, score_champion
 from mining_platform.training.samples import SampleSpec
-
-
-# Scoring every training row costs seconds at 1M rows and says no more than a large sample.
-TRAIN_AUC_ROWS = 100_000
 
 
 @dataclass
@@ -34,14 +30,6 @@ class TrainingOutcome:
     device_note: str | None
     plots_markdown: dict[str, str]
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def train_auc(booster, data: TrainingData, *, seed: int) -> float:
-    """AUC on the training rows (a fixed sample of at most TRAIN_AUC_ROWS): the overfitting yardstick."""
-    rows = data.train.rows
-    chosen = np.sort(np.random.default_rng(seed).choice(rows, size=TRAIN_AUC_ROWS, replace=False)) \
-        if rows > TRAIN_AUC_ROWS else slice(None)
-    return float(roc_auc_score(data.train.y[chosen], predict(booster, np.ascontiguousarray(data.train.X[chosen]))))
 
 
 def lineage_tags(spec: SampleSpec, data: TrainingData, *, dagster_run_id: str | None) -> dict[str, str]:
