@@ -2,7 +2,6 @@
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -166,11 +165,10 @@ def _run_partition(
     log: logging.Logger | logging.LoggerAdapter,
 ) -> None:
     db = mongo.db()
-    started_clock = time.perf_counter()
     stages = substitute(definition.pipeline, _values(definition, outcome.as_of)) + publication.write_stages(
         definition, entity=project.entity, as_of=outcome.as_of, run_id=outcome.run_id
     )
-    try:
+    with publication.attempt(db, definition, outcome, log=log):
         runs.start(db, outcome.run_id, lease=lease)
         started = dt.datetime.now(dt.timezone.utc)
         with measure_reply_bytes() as replies:
@@ -199,12 +197,3 @@ def _run_partition(
         outcome.committed = True
         log.info(f"{definition.name} {outcome.partition}: {outcome.documents_written} documents published "
                  f"(run {outcome.run_id})")
-    except BaseException as exc:
-        outcome.error = f"{type(exc).__name__}: {exc}"
-        runs.fail(db, outcome.run_id, error_message=outcome.error, documents_written=outcome.documents_written)
-        log.error(f"{definition.name} {outcome.partition}: FAILED, previous publication kept: {outcome.error}")
-        if not isinstance(exc, Exception):
-            raise  # interrupted: stop here, after recording it
-    finally:
-        outcome.duration_seconds = round(time.perf_counter() - started_clock, 3)
-        publication.sweep(db, definition, outcome.as_of)

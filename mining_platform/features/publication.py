@@ -9,13 +9,18 @@ after it, never a mix; a run that dies halfway leaves documents nobody reads, wh
 `sweep` deletes once the run is known to have finished.
 """
 
+import contextlib
 import datetime as dt
+import logging
+import time
+from collections.abc import Iterator
+from typing import Protocol
 
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.database import Database
 
 from mining_platform.features.definition import FeatureDefinition
-from mining_platform.features.runs import RUNNING, RUNS, Pipeline, terminal_run_ids
+from mining_platform.features.runs import RUNNING, RUNS, Pipeline, fail, terminal_run_ids
 
 # Commit markers of feature partitions; the sample builder keeps its own (`sample_partitions`).
 PARTITIONS = "feature_partitions"
@@ -133,3 +138,36 @@ def sweep(db: Database, pipeline: Pipeline, as_of: dt.datetime, *, markers: str 
     if not garbage:
         return 0
     return db[pipeline.target].delete_many({"as_of": as_of, "run_id": {"$in": garbage}}).deleted_count
+
+
+class Attempt(Protocol):
+    """What `attempt` records on a partition's outcome."""
+
+    partition: str
+    as_of: dt.datetime
+    run_id: str
+    documents_written: int
+    duration_seconds: float
+    error: str | None
+
+
+@contextlib.contextmanager
+def attempt(
+    db: Database, pipeline: Pipeline, outcome: Attempt, *, log: logging.Logger | logging.LoggerAdapter,
+    markers: str = PARTITIONS,
+) -> Iterator[None]:
+    """The frame of one partition's run: a failure marks the run FAILED and is recorded on the
+    outcome instead of raised (an interrupt is re-raised after that); either way the
+    partition's unreachable documents are swept and the duration recorded."""
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        fail(db, outcome.run_id, error_message=outcome.error, documents_written=outcome.documents_written)
+        log.error(f"{pipeline.name} {outcome.partition}: FAILED, previous publication kept: {outcome.error}")
+        if not isinstance(exc, Exception):
+            raise  # interrupted: stop here, after recording it
+    finally:
+        outcome.duration_seconds = round(time.perf_counter() - started, 3)
+        sweep(db, pipeline, outcome.as_of, markers=markers)

@@ -2,7 +2,6 @@
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,6 +33,10 @@ class SampleOutcome:
     bytes_returned: int = 0
     feature_runs: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
+
+    @property
+    def documents_written(self) -> int:
+        return self.rows
 
 
 def build_sample_partitions(
@@ -91,7 +94,6 @@ def _build_partition(
     log: logging.Logger | logging.LoggerAdapter,
 ) -> None:
     db = mongo.db()
-    started_clock = time.perf_counter()
     label_start, label_end = spec.label_window(outcome.as_of)
     outcome.feature_runs = {
         name: {"run_id": m["run_id"], "version": m["pipeline_version"], "hash": m["pipeline_hash"]}
@@ -101,7 +103,7 @@ def _build_partition(
         db, spec, project=spec.project.name, partition=outcome.partition, as_of=outcome.as_of,
         window_start=label_start, dagster_run_id=dagster_run_id, lease=lease,
     )
-    try:
+    with publication.attempt(db, spec, outcome, log=log, markers=SAMPLE_PARTITIONS):
         runs.start(db, outcome.run_id, lease=lease)
         started = dt.datetime.now(dt.timezone.utc)
         stages = sample_stages(spec, as_of=outcome.as_of, markers=markers, run_id=outcome.run_id)
@@ -130,12 +132,3 @@ def _build_partition(
         outcome.committed = True
         log.info(f"samples {outcome.partition}: {outcome.rows} rows, {outcome.positives} positive "
                  f"(run {outcome.run_id})")
-    except BaseException as exc:
-        outcome.error = f"{type(exc).__name__}: {exc}"
-        runs.fail(db, outcome.run_id, error_message=outcome.error, documents_written=outcome.rows)
-        log.error(f"samples {outcome.partition}: FAILED, previous publication kept: {outcome.error}")
-        if not isinstance(exc, Exception):
-            raise  # interrupted: stop here, after recording it
-    finally:
-        outcome.duration_seconds = round(time.perf_counter() - started_clock, 3)
-        publication.sweep(db, spec, outcome.as_of, markers=SAMPLE_PARTITIONS)
