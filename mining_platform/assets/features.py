@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from mining_platform.assets.raw_events import daily_partitions
+from mining_platform.assets.run_context import dagster_run_finished, partitions_with_as_of
 from mining_platform.features.execution import ExecutionReport, run_feature_pipeline
 from mining_platform.features.definition import FeatureDefinition
 from mining_platform.project import ProjectConfig
@@ -140,18 +141,11 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
         ],
     )
     def feature_asset(context: dg.AssetExecutionContext, config: FeatureRunConfig, mongo: MongoResource):
-        partitions = [
-            (key, partitions_def.time_window_for_partition_key(key).end) for key in context.partition_keys
-        ]
-
-        def dagster_run_finished(run_id: str) -> bool | None:
-            run = context.instance.get_run_by_id(run_id)
-            return None if run is None else run.is_finished
-
+        partitions = partitions_with_as_of(context, partitions_def)
         report = run_feature_pipeline(
             mongo=mongo, project=project, definition=definition, partitions=partitions,
             dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms, log=context.log,
-            dagster_run_finished=dagster_run_finished,
+            dagster_run_finished=dagster_run_finished(context.instance),
         )
         metadata = _metadata(report, mongo.database)
         checks = _check_results(report)

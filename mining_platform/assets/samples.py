@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from mining_platform.assets.raw_events import daily_partitions
+from mining_platform.assets.run_context import dagster_run_finished, partitions_with_as_of
 from mining_platform.resources import MongoResource
 from mining_platform.training.build import SampleOutcome, build_sample_partitions
 from mining_platform.training.samples import SAMPLE_PARTITIONS, SampleSpec
@@ -65,17 +66,12 @@ def build_samples_asset(spec: SampleSpec) -> dg.AssetsDefinition:
         metadata={"collection": spec.target, "label": project.label.name, "horizon_days": horizon},
     )
     def samples(context: dg.AssetExecutionContext, config: SamplesRunConfig, mongo: MongoResource):
-        partitions = [(key, partitions_def.time_window_for_partition_key(key).end) for key in context.partition_keys]
-
-        def dagster_run_finished(run_id: str) -> bool | None:
-            run = context.instance.get_run_by_id(run_id)
-            return None if run is None else run.is_finished
-
+        partitions = partitions_with_as_of(context, partitions_def)
         outcomes = build_sample_partitions(
             mongo=mongo, spec=spec, partitions=partitions,
             loaded_raw_days=context.instance.get_materialized_partitions(raw_key),
             dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms, log=context.log,
-            dagster_run_finished=dagster_run_finished,
+            dagster_run_finished=dagster_run_finished(context.instance),
         )
         committed = [o for o in outcomes if o.committed]
         rows = sum(o.rows for o in committed)

@@ -1,0 +1,23 @@
+"""What the partitioned MongoDB assets take from their Dagster run: partitions with as_of, run liveness."""
+
+import datetime as dt
+from collections.abc import Callable
+
+import dagster as dg
+
+
+def partitions_with_as_of(
+    context: dg.AssetExecutionContext, partitions_def: dg.TimeWindowPartitionsDefinition
+) -> list[tuple[str, dt.datetime]]:
+    """The run's partition keys, each with its as_of: the end of its day (exclusive, UTC)."""
+    return [(key, partitions_def.time_window_for_partition_key(key).end) for key in context.partition_keys]
+
+
+def dagster_run_finished(instance: dg.DagsterInstance) -> Callable[[str], bool | None]:
+    """Whether a Dagster run has finished; None when this instance does not know it."""
+
+    def finished(run_id: str) -> bool | None:
+        run = instance.get_run_by_id(run_id)
+        return None if run is None else run.is_finished
+
+    return finished
