@@ -8,20 +8,26 @@ from mining_platform import settings
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
-    from mining_platform.project import load_project, project_names
-    from mining_platform.serving.app import create_app
+    from mining_platform.serving.app import create_app, serving_config_from_environment
 
-    root = settings.projects_dir()
-    projects = [load_project(root / name) for name in project_names(root)]
-    settings.ensure_admin_token(settings.mining_home())
+    # Fail a reload in seconds when MLflow is down, instead of MLflow's minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    config = serving_config_from_environment()
     url = urlsplit(settings.setting("MINING_ENDPOINT_URL"))
     uvicorn.run(
-        create_app(projects),
+        create_app(config),
         host=args.host or url.hostname or "127.0.0.1",
         port=args.port or url.port or 8080,
         log_level="info",
+        # Keep-alive long enough for pooled clients; the access log costs more than a prediction.
+        timeout_keep_alive=30,
+        access_log=args.access_log,
     )
     return 0
 
@@ -80,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the scoring endpoint alone")
     serve.add_argument("--host", help="bind address (default: host of MINING_ENDPOINT_URL)")
     serve.add_argument("--port", type=int, help="port (default: port of MINING_ENDPOINT_URL)")
+    serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs more than a prediction)")
     serve.set_defaults(run=_serve)
 
     check = commands.add_parser(

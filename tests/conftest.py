@@ -9,7 +9,7 @@ import pytest
 from mining_platform import embedded_mongo
 from mining_platform.embedded_mongo import free_port  # noqa: F401  (re-exported for tests)
 from mining_platform.project import ProjectConfig, load_project
-from mining_platform.resources import MongoResource
+from mining_platform.resources import MlflowResource, MongoResource
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,6 +44,13 @@ def mongo(mongo_uri) -> MongoResource:
     resource = MongoResource(uri=mongo_uri, database=f"test_{uuid.uuid4().hex[:12]}")
     yield resource
     resource.client().drop_database(resource.database)
+
+
+@pytest.fixture(scope="session")
+def mlflow_resource(tmp_path_factory) -> MlflowResource:
+    """A local MLflow tracking store and registry (sqlite); tests use registered model names of their own."""
+    root = tmp_path_factory.mktemp("mlflow")
+    return MlflowResource(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_location=str(root / "artifacts"))
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from mining_platform.assets.model import GATE_CHECK, build_model_asset
 from mining_platform.demo.samples import publish_synthetic_samples
 from mining_platform.features.definition import load_feature_definitions
 from mining_platform.project import TrainingConfig
-from mining_platform.resources import MlflowResource
 from mining_platform.training import registry
 from mining_platform.training.booster import resolve_device
 from mining_platform.training.dataset import TrainingDataError
@@ -25,13 +24,6 @@ from tests.conftest import REPO
 
 DAYS = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(8)]
 FAST = TrainingConfig(validation_days=1, embargo_days=3, early_stopping_rounds=10)
-
-
-@pytest.fixture(scope="module")
-def mlflow_resource(tmp_path_factory) -> MlflowResource:
-    """A local MLflow tracking store and registry (sqlite), shared by the module's tests."""
-    root = tmp_path_factory.mktemp("mlflow")
-    return MlflowResource(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_location=str(root / "artifacts"))
 
 
 def make_spec(churn_project, **model_changes) -> SampleSpec:

@@ -1,0 +1,106 @@
+"""Validating `/predict` bodies into a feature matrix, with errors that name the problem.
+
+This is the hot path: plain `json`, one pass over the values, one `np.array`; no
+pydantic or pandas per request. `null` is a missing value (XGBoost routes it the way
+it learned); NaN and Infinity are refused, since JSON has no such numbers and they
+usually mean a broken upstream computation.
+"""
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class BadRequest(ValueError):
+    """A body the endpoint refuses: `status` is the HTTP code, the message says why."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RowsRequest:
+    rows: list[dict]
+
+
+@dataclass(frozen=True)
+class EntitiesRequest:
+    entities: list[str | int]
+
+
+def _refuse_constant(name: str):
+    raise BadRequest(422, f"{name} is not a JSON number; send null for a missing value")
+
+
+def parse_body(body: bytes, *, max_rows: int) -> RowsRequest | EntitiesRequest:
+    """The request's rows or entities; refuses malformed JSON, wrong shapes and oversized batches."""
+    try:
+        data = json.loads(body, parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(422, f'the body must be an object {{"rows": [...]}} or {{"entities": [...]}}, '
+                              f"got a JSON {type(data).__name__}")
+    keys = set(data)
+    if keys not in ({"rows"}, {"entities"}):
+        unknown = sorted(keys - {"rows", "entities"})
+        raise BadRequest(422, 'the body must have exactly one of "rows" or "entities"'
+                              + (f"; unknown keys: {', '.join(unknown)}" if unknown else f", got {sorted(keys)}"))
+    (key, items), = data.items()
+    if not isinstance(items, list):
+        raise BadRequest(422, f'"{key}" must be a list, got a JSON {type(items).__name__}')
+    if not items:
+        raise BadRequest(422, f'"{key}" is empty')
+    if len(items) > max_rows:
+        raise BadRequest(413, f'"{key}" has {len(items)} items; at most {max_rows} per request')
+    if key == "entities":
+        for i, entity in enumerate(items):
+            if isinstance(entity, bool) or not isinstance(entity, str | int):
+                raise BadRequest(422, f"entities[{i}]: an entity id is a string or an integer, got {entity!r}")
+        return EntitiesRequest(items)
+    return RowsRequest(items)
+
+
+def _out_of_range(value: int | float) -> bool:
+    try:
+        return not math.isfinite(float(value))
+    except OverflowError:
+        return True
+
+
+def rows_matrix(rows: list[dict], features: tuple[str, ...], boolean_features: frozenset[str]) -> np.ndarray:
+    """The rows as a float matrix in signature order; refuses missing, extra and mistyped features."""
+    expected = set(features)
+    values: list[list] = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise BadRequest(422, f"rows[{i}] must be an object of feature values, got a JSON {type(row).__name__}")
+        if row.keys() != expected:
+            missing = sorted(expected - row.keys())
+            extra = sorted(row.keys() - expected)
+            problems = ([f"missing features: {', '.join(missing)}"] if missing else []) + (
+                [f"unknown features: {', '.join(extra)}"] if extra else [])
+            raise BadRequest(422, f"rows[{i}]: {'; '.join(problems)} (the model takes {', '.join(features)})")
+        row_values = [row[name] for name in features]
+        for name, value in zip(features, row_values):
+            kind = type(value)
+            # bool is an int subclass: a boolean is accepted only for a boolean column, and only there.
+            if value is None or (kind is bool if name in boolean_features else kind is int or kind is float):
+                continue
+            expected_type = "true or false" if name in boolean_features else "a number"
+            raise BadRequest(422, f"rows[{i}].{name}: expected {expected_type} or null, got {value!r}")
+        values.append(row_values)
+    try:
+        X = np.array(values, dtype=np.float64)  # None becomes NaN, XGBoost's missing value
+    except OverflowError:
+        X = None
+    if X is None or np.isinf(X).any():
+        # JSON numbers beyond float range (1e999) parse as infinity; find the first for the message.
+        for i, row in enumerate(values):
+            for name, value in zip(features, row):
+                if value is not None and _out_of_range(value):
+                    raise BadRequest(422, f"rows[{i}].{name}: {value!r} is outside the range of a 64-bit float")
+    return X

@@ -1,0 +1,139 @@
+"""The prediction log: a sample of requests written to `prediction_log` in batches, off the request path.
+
+A request only appends documents to a bounded in-memory buffer; a background task
+flushes it with `insert_many` every `flush_seconds` or when a batch is full. When
+MongoDB is slow or down the flush fails or lags, the buffer fills, and further
+records are dropped and counted: requests never wait for the log and never fail
+because of it. What was dropped, and why, is logged (at most every
+`warn_every_seconds`) and reported by `GET /health`.
+"""
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, PyMongoError
+
+COLLECTION = "prediction_log"
+log = logging.getLogger("mining_platform.serving.prediction_log")
+
+
+@dataclass
+class LogStats:
+    written: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None
+
+    def drop(self, reason: str, count: int) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + count
+
+
+class PredictionLog:
+    def __init__(self, collection: AsyncCollection, *, sample_rate: float, capacity: int = 20_000,
+                 batch_size: int = 500, flush_seconds: float = 1.0, warn_every_seconds: float = 30.0):
+        if not 0.0 <= sample_rate <= 1.0:
+            raise ValueError(f"prediction log sample rate must be within [0, 1], got {sample_rate}")
+        self.collection = collection
+        self.sample_rate = sample_rate
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self.warn_every_seconds = warn_every_seconds
+        self.stats = LogStats()
+        self._buffer: list[dict] = []
+        self._in_flight = 0
+        self._batch_full = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self._warned_at = 0.0
+        self._dropped_since_warning: dict[str, int] = {}
+
+    def sampled(self) -> bool:
+        """Whether to log this request (decided once per request)."""
+        return self.sample_rate > 0.0 and (self.sample_rate >= 1.0 or random.random() < self.sample_rate)
+
+    def record(self, documents: list[dict]) -> None:
+        """Queue one request's records; drops (and counts) what does not fit. Never blocks."""
+        room = self.capacity - len(self._buffer) - self._in_flight
+        if room < len(documents):
+            self._dropped("buffer full (MongoDB slow or down)", len(documents) - max(room, 0))
+            documents = documents[:max(room, 0)]
+        self._buffer.extend(documents)
+        if len(self._buffer) >= self.batch_size:
+            self._batch_full.set()
+
+    def _dropped(self, reason: str, count: int) -> None:
+        if count <= 0:
+            return
+        self.stats.drop(reason, count)
+        self._dropped_since_warning[reason] = self._dropped_since_warning.get(reason, 0) + count
+        now = time.monotonic()
+        if now - self._warned_at >= self.warn_every_seconds:
+            summary = "; ".join(f"{n} ({why})" for why, n in self._dropped_since_warning.items())
+            log.warning(f"prediction log dropped records: {summary}; requests are unaffected")
+            self._warned_at, self._dropped_since_warning = now, {}
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="prediction-log")
+
+    async def _run(self) -> None:
+        try:  # here, not in start: the endpoint must come up while MongoDB is down
+            await self.collection.create_index([("project", ASCENDING), ("time", ASCENDING)], name="project_1_time_1")
+        except PyMongoError as exc:  # the log works without it; the next start tries again
+            log.warning(f"prediction log: could not create its index: {exc}")
+        while not self._stopping:
+            try:
+                await asyncio.wait_for(self._batch_full.wait(), timeout=self.flush_seconds)
+            except TimeoutError:
+                pass
+            self._batch_full.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        while self._buffer:
+            batch, self._buffer = self._buffer[:self.batch_size], self._buffer[self.batch_size:]
+            self._in_flight = len(batch)
+            try:
+                result = await self.collection.insert_many(batch, ordered=False)
+                self.stats.written += len(result.inserted_ids)
+            except BulkWriteError as exc:  # some documents were written
+                written = exc.details.get("nInserted", 0)
+                self.stats.written += written
+                self._failed(exc, len(batch) - written)
+                return  # try again at the next interval instead of hammering a failing server
+            except Exception as exc:  # noqa: BLE001 - down, timed out, or a document BSON cannot encode
+                self._failed(exc, len(batch))
+                return
+            finally:
+                self._in_flight = 0
+
+    def _failed(self, exc: Exception, count: int) -> None:
+        self.stats.last_error = f"{dt.datetime.now(dt.timezone.utc).isoformat()}: {type(exc).__name__}: {exc}"
+        self._dropped(f"insert failed: {type(exc).__name__}", count)
+
+    async def stop(self, *, timeout: float = 5.0) -> None:
+        """Flush what is buffered (within `timeout`), then stop the background task."""
+        self._stopping = True
+        self._batch_full.set()
+        try:
+            if self._task is not None:
+                await asyncio.wait_for(self._task, timeout=timeout)  # its last round flushes
+        except TimeoutError:
+            pass
+        if self._buffer:
+            self._dropped("endpoint stopped before they were written", len(self._buffer))
+            self._buffer = []
+
+    def describe(self) -> dict:
+        return {
+            "sample_rate": self.sample_rate,
+            "buffered": len(self._buffer) + self._in_flight,
+            "written": self.stats.written,
+            "dropped": dict(self.stats.dropped),
+            "last_error": self.stats.last_error,
+        }

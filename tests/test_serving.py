@@ -1,0 +1,345 @@
+"""The scoring endpoint over HTTP: predictions, online lookup, hot reload, auth, bad input, the prediction log."""
+
+import concurrent.futures
+import copy
+import datetime as dt
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from mining_platform.demo.store import ensure_event_indexes
+from mining_platform.embedded_mongo import free_port
+from mining_platform.features import publication
+from mining_platform.features.definition import FeatureDefinition
+from mining_platform.features.execution import run_feature_pipeline
+from mining_platform.serving.app import ServedProject, ServingConfig, create_app
+from mining_platform.training import registry
+from tests import endpoint_server
+from tests.conftest import wait_until
+from tests.model_versions import register_version, synthetic_rows, unique_model_name
+from tests.test_feature_pipelines import COUNTS
+from tests.test_samples import SPEND, at
+
+UTC = dt.timezone.utc
+TOKEN = "test-admin-token"
+FEATURES = ["events", "clicks", "spend"]  # COUNTS then SPEND, the order training would use
+
+
+@pytest.fixture
+def definitions() -> list[FeatureDefinition]:
+    return [FeatureDefinition.model_validate(copy.deepcopy(COUNTS)), FeatureDefinition.model_validate(copy.deepcopy(SPEND))]
+
+
+@pytest.fixture
+def project(churn_project):
+    return churn_project.model_copy(update={"model": churn_project.model.model_copy(update={"name": unique_model_name()})})
+
+
+def serving_config(project, definitions, mongo, mlflow_resource, **changes) -> ServingConfig:
+    return ServingConfig(**{
+        "projects": [ServedProject(project, definitions)],
+        "tracking_uri": mlflow_resource.tracking_uri,
+        "mongo_uri": mongo.uri,
+        "database": mongo.database,
+        "admin_token": TOKEN,
+        "log_sample_rate": 0.0,
+        **changes,
+    })
+
+
+def register(project, mlflow_resource, *, seed, definitions=None, **kwargs) -> registry.LoggedVersion:
+    trained = {d.name: {"version": d.version, "hash": d.content_hash} for d in definitions or []}
+    return register_version(mlflow_resource.tracking_uri, mlflow_resource.artifact_location, project.model.name,
+                            FEATURES, seed=seed, trained_features=trained, **kwargs)
+
+
+def promote(mlflow_resource, logged) -> None:
+    client = MlflowClient(tracking_uri=mlflow_resource.tracking_uri, registry_uri=mlflow_resource.tracking_uri)
+    registry.promote_to_champion(client, logged.name, logged.version)
+
+
+def reference_scores(mlflow_resource, logged, X: np.ndarray) -> list[float]:
+    """What MLflow's own pyfunc model predicts for these rows."""
+    with registry.tracking(mlflow_resource.tracking_uri):
+        model = mlflow.pyfunc.load_model(logged.uri)
+    return [float(s) for s in np.asarray(model.predict(pd.DataFrame(X, columns=FEATURES))).ravel()]
+
+
+def as_rows(X: np.ndarray) -> list[dict]:
+    return [{f: (None if np.isnan(v) else float(v)) for f, v in zip(FEATURES, row)} for row in X]
+
+
+def admin(url: str, project: str, token: str | None = TOKEN) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(f"{url}/v1/{project}/reload", headers=headers, timeout=60)
+
+
+def predict(url: str, project: str, body, **kwargs) -> httpx.Response:
+    content = body if isinstance(body, bytes | str) else json.dumps(body)
+    return httpx.post(f"{url}/v1/{project}/predict", content=content, timeout=30, **kwargs)
+
+
+def test_rows_are_scored_exactly_as_the_model_itself_scores_them(project, definitions, mongo, mlflow_resource):
+    logged = register(project, mlflow_resource, seed=1)
+    promote(mlflow_resource, logged)
+    X = synthetic_rows(FEATURES, 40, seed=99)
+    with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource))) as url:
+        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30,
+                   what="the champion loaded at start")
+        answer = predict(url, "churn", {"rows": as_rows(X)})
+        version = httpx.get(f"{url}/v1/churn/version").json()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model"] == {"name": logged.name, "version": logged.version}
+    assert answer.json()["predictions"] == reference_scores(mlflow_resource, logged, X)
+    assert version["version"] == logged.version and version["alias"] == "champion"
+    assert version["run_id"] == logged.run_id and version["features"] == FEATURES and version["loaded_at"]
+
+
+def publish(mongo, project, definitions, days: list[str]) -> None:
+    for definition in definitions:
+        partitions = [(day, dt.datetime.fromisoformat(day).replace(tzinfo=UTC) + dt.timedelta(days=1)) for day in days]
+        report = run_feature_pipeline(mongo=mongo, project=project, definition=definition, partitions=partitions,
+                                      dagster_run_id=None, max_time_ms=60_000)
+        assert not report.failed, [o.error for o in report.failed]
+
+
+def test_entities_are_scored_on_their_latest_committed_features(project, definitions, mongo, mlflow_resource):
+    db = mongo.db()
+    ensure_event_indexes(db["user_events"], entity_field="user_id")
+    db["user_events"].insert_many([
+        {"user_id": "u1", **at(3)}, {"user_id": "u1", **at(4, event_type="purchase", amount=7.5)},
+        {"user_id": "u2", **at(4)}, {"user_id": "u2", **at(4, 13)},
+        {"user_id": "u3", **at(1)},  # only in the older partition's window
+    ])
+    publish(mongo, project, definitions, ["2024-01-03", "2024-01-04"])
+    logged = register(project, mlflow_resource, seed=2, definitions=definitions)
+    promote(mlflow_resource, logged)
+
+    def committed(day: str) -> np.ndarray:
+        as_of = dt.datetime.fromisoformat(day).replace(tzinfo=UTC) + dt.timedelta(days=1)
+        rows = {}
+        for d in definitions:
+            for doc in publication.read_committed(db, d, as_of):
+                rows.setdefault(doc["user_id"], {}).update(doc)
+        return np.array([[rows[u].get(f) for f in FEATURES] for u in ("u2", "u1", "u2")], dtype=float)
+
+    with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource))) as url:
+        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        answer = predict(url, "churn", {"entities": ["u2", "u1", "u2"]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["features_as_of"] == {d.name: "2024-01-05T00:00:00+00:00" for d in definitions}
+        assert answer.json()["predictions"] == reference_scores(mlflow_resource, logged, committed("2024-01-04"))
+
+        # u3 has features only in the older partition: unknown now.
+        unknown = predict(url, "churn", {"entities": ["u1", "u3"]})
+        assert unknown.status_code == 404 and "'u3'" in unknown.json()["detail"]
+
+        # A rerun of the latest day (u2 bought something) moves the marker: the next request reads the new run.
+        db["user_events"].insert_one({"user_id": "u2", **at(4, 15, event_type="purchase", amount=100.0)})
+        publish(mongo, project, definitions, ["2024-01-04"])
+        again = predict(url, "churn", {"entities": ["u2", "u1", "u2"]})
+        expected = committed("2024-01-04")
+        assert expected[0, FEATURES.index("spend")] == 100.0
+        assert again.json()["predictions"] == reference_scores(mlflow_resource, logged, expected)
+
+        # A model trained on other feature versions is refused on entities, not silently fed different features.
+        stale = register_version(mlflow_resource.tracking_uri, mlflow_resource.artifact_location, project.model.name,
+                                 FEATURES, seed=3, trained_features={d.name: {"version": 9, "hash": "other"}
+                                                                     for d in definitions})
+        promote(mlflow_resource, stale)
+        assert admin(url, "churn").status_code == 200
+        refused = predict(url, "churn", {"entities": ["u1"]})
+        assert refused.status_code == 409 and "trained on version 9" in refused.json()["detail"]
+        assert predict(url, "churn", {"rows": as_rows(expected)}).status_code == 200  # rows still work
+
+
+def test_reload_swaps_atomically_under_concurrent_requests(project, definitions, mongo, mlflow_resource):
+    first, second = (register(project, mlflow_resource, seed=seed) for seed in (4, 5))
+    X = synthetic_rows(FEATURES, 1, seed=7)
+    expected = {v.version: reference_scores(mlflow_resource, v, X)[0] for v in (first, second)}
+    assert expected[first.version] != expected[second.version]
+    promote(mlflow_resource, first)
+    body = json.dumps({"rows": as_rows(X)})
+    answers, failures, stop = [], [], threading.Event()
+
+    def hammer():
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                response = http.post(f"{url}/v1/churn/predict", content=body)
+                if response.status_code != 200:
+                    failures.append((response.status_code, response.text))
+                else:
+                    answers.append((response.json()["model"]["version"], response.json()["predictions"][0]))
+
+    with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource))) as url:
+        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            workers = [pool.submit(hammer) for _ in range(4)]
+            served = []
+            for target in (second, first, second, first, second):
+                promote(mlflow_resource, target)
+                reloaded = admin(url, "churn")
+                assert reloaded.status_code == 200, reloaded.text
+                assert reloaded.json()["model"]["version"] == target.version
+                served.append(httpx.get(f"{url}/v1/churn/version").json()["version"])
+                time.sleep(0.2)
+            stop.set()
+            for worker in workers:
+                worker.result()
+    assert not failures
+    assert served == [second.version, first.version] * 2 + [second.version]
+    assert {version for version, _ in answers} == {first.version, second.version}
+    # Every answer came from exactly one model: its score is the one that version gives.
+    assert all(score == expected[version] for version, score in answers), "an answer mixed versions"
+    assert len(answers) > 50
+
+
+def test_a_champion_that_cannot_be_loaded_leaves_the_old_one_serving(project, definitions, mongo, mlflow_resource):
+    good = register(project, mlflow_resource, seed=6)
+    promote(mlflow_resource, good)
+    without_artifacts = register(project, mlflow_resource, seed=7)
+    client = MlflowClient(tracking_uri=mlflow_resource.tracking_uri, registry_uri=mlflow_resource.tracking_uri)
+    shutil.rmtree(Path(client.get_model_version_download_uri(without_artifacts.name, without_artifacts.version)))
+    X = synthetic_rows(FEATURES, 3, seed=1)
+    with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource))) as url:
+        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        promote(mlflow_resource, without_artifacts)
+        refused = admin(url, "churn")
+        assert refused.status_code == 409
+        assert f"models:/{good.name}/{without_artifacts.version}" in refused.json()["detail"]
+        assert f"still serving version {good.version}" in refused.json()["detail"]
+        assert httpx.get(f"{url}/v1/churn/version").json()["version"] == good.version
+        answer = predict(url, "churn", {"rows": as_rows(X)})
+        assert answer.status_code == 200 and answer.json()["model"]["version"] == good.version
+
+        # No champion at all: the reload says so and the old model still serves.
+        client.delete_registered_model_alias(good.name, registry.CHAMPION)
+        gone = admin(url, "churn")
+        assert gone.status_code == 409 and "no 'champion' alias" in gone.json()["detail"]
+        assert predict(url, "churn", {"rows": as_rows(X)}).json()["model"]["version"] == good.version
+
+
+def test_reload_needs_the_admin_token(project, definitions, mongo, mlflow_resource):
+    promote(mlflow_resource, register(project, mlflow_resource, seed=8))
+    with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource))) as url:
+        missing = admin(url, "churn", token=None)
+        wrong = admin(url, "churn", token="not-the-token")
+        right = admin(url, "churn")
+        unknown_project = admin(url, "nope")
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert wrong.status_code == 403
+    assert right.status_code == 200
+    assert unknown_project.status_code == 404
+
+
+ROW = {"events": 3, "clicks": 1.5, "spend": None}
+BAD_BODIES = [
+    ("not json", b"{rows: [", 400, "not valid JSON"),
+    ("a list", [ROW], 422, "must be an object"),
+    ("both keys", {"rows": [ROW], "entities": ["u1"]}, 422, 'exactly one of "rows" or "entities"'),
+    ("unknown key", {"rows": [ROW], "debug": True}, 422, "unknown keys: debug"),
+    ("rows not a list", {"rows": ROW}, 422, '"rows" must be a list'),
+    ("empty", {"rows": []}, 422, '"rows" is empty'),
+    ("row not an object", {"rows": [[3, 1, 0]]}, 422, "rows[0] must be an object"),
+    ("missing feature", {"rows": [{"events": 3, "clicks": 1}]}, 422, "rows[0]: missing features: spend"),
+    ("extra feature", {"rows": [{**ROW, "age": 3}]}, 422, "rows[0]: unknown features: age"),
+    ("string value", {"rows": [ROW, {**ROW, "clicks": "2"}]}, 422, "rows[1].clicks: expected a number or null, got '2'"),
+    ("bool value", {"rows": [{**ROW, "events": True}]}, 422, "rows[0].events: expected a number"),
+    ("nested value", {"rows": [{**ROW, "events": [1]}]}, 422, "rows[0].events"),
+    ("NaN", b'{"rows": [{"events": NaN, "clicks": 1, "spend": 2}]}', 422, "NaN is not a JSON number"),
+    ("Infinity", b'{"rows": [{"events": 1, "clicks": -Infinity, "spend": 2}]}', 422, "-Infinity is not a JSON number"),
+    ("beyond float", b'{"rows": [{"events": 1, "clicks": 1e999, "spend": 2}]}', 422, "rows[0].clicks"),
+    ("huge integer", {"rows": [{**ROW, "spend": 10 ** 400}]}, 422, "rows[0].spend: "),
+    ("too many rows", {"rows": [ROW] * 11}, 413, "at most 10 per request"),
+    ("too many entities", {"entities": ["u"] * 11}, 413, "at most 10 per request"),
+    ("entity of a wrong type", {"entities": ["u1", 2.5]}, 422, "entities[1]"),
+    ("body too large", {"rows": [{**ROW, "events": 1}], "pad": "x" * 5000}, 413, "at most 4096"),
+]
+
+
+@pytest.mark.parametrize("body, status, message", [case[1:] for case in BAD_BODIES], ids=[c[0] for c in BAD_BODIES])
+def test_bad_input_gets_a_4xx_naming_the_problem(served_small, body, status, message):
+    url = served_small
+    response = predict(url, "churn", body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+
+
+@pytest.fixture(scope="module")
+def served_small(mongo_uri, mlflow_resource):
+    """One endpoint for the bad-input cases: a champion, at most 10 rows and 4 KiB per request."""
+    from mining_platform.project import load_project
+    from tests.conftest import REPO
+
+    churn = load_project(REPO / "projects" / "churn")
+    project = churn.model_copy(update={"model": churn.model.model_copy(update={"name": unique_model_name()})})
+    promote(mlflow_resource, register(project, mlflow_resource, seed=9))
+    config = ServingConfig(projects=[ServedProject(project, [])], tracking_uri=mlflow_resource.tracking_uri,
+                           mongo_uri=mongo_uri, database="bad_input", admin_token=TOKEN, log_sample_rate=0.0,
+                           max_batch=10, max_body_bytes=4096)
+    with endpoint_server.running(create_app(config)) as url:
+        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        yield url
+
+
+def test_unknown_project_and_no_model_are_not_server_errors(project, definitions, mongo, mlflow_resource, served_small):
+    assert predict(served_small, "nope", {"rows": [ROW]}).status_code == 404
+    assert httpx.get(f"{served_small}/v1/nope/version").status_code == 404
+    with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource))) as url:
+        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["status"] != "loading",
+                   timeout=30, what="the start-up load")
+        health = httpx.get(f"{url}/health").json()["projects"]["churn"]
+        answer = predict(url, "churn", {"rows": [ROW]})
+        version = httpx.get(f"{url}/v1/churn/version")
+    assert health["version"] is None and "no 'champion' alias" in health["status"]
+    assert answer.status_code == 503 and "serves no model yet" in answer.json()["detail"]
+    assert version.status_code == 503
+
+
+def test_sampled_predictions_are_logged_in_batches(project, definitions, mongo, mlflow_resource):
+    logged = register(project, mlflow_resource, seed=10)
+    promote(mlflow_resource, logged)
+    X = synthetic_rows(FEATURES, 3, seed=2)
+    config = serving_config(project, definitions, mongo, mlflow_resource, log_sample_rate=1.0)
+    with endpoint_server.running(create_app(config)) as url:
+        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        scores = [predict(url, "churn", {"rows": as_rows(X)}).json()["predictions"] for _ in range(4)]
+        wait_until(lambda: mongo.db()["prediction_log"].count_documents({}) == 12, timeout=10, what="12 log records")
+        stats = httpx.get(f"{url}/health").json()["prediction_log"]
+    docs = list(mongo.db()["prediction_log"].find({}, {"_id": 0}).sort("time", 1))
+    assert stats["written"] == 12 and stats["dropped"] == {}
+    assert {d["project"] for d in docs} == {"churn"}
+    assert all(d["model"] == {"name": logged.name, "version": logged.version} for d in docs)
+    assert [d["score"] for d in docs[:3]] == scores[0]
+    assert docs[0]["features"] == as_rows(X)[0] and isinstance(docs[0]["time"], dt.datetime)
+
+
+def test_requests_succeed_and_drops_are_counted_when_mongodb_is_down(project, definitions, mlflow_resource):
+    promote(mlflow_resource, register(project, mlflow_resource, seed=11))
+    dead = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
+    config = ServingConfig(projects=[ServedProject(project, definitions)], tracking_uri=mlflow_resource.tracking_uri,
+                           mongo_uri=dead, database="nowhere", admin_token=TOKEN, log_sample_rate=1.0,
+                           mongo_timeout_ms=300)
+    X = synthetic_rows(FEATURES, 2, seed=3)
+    with endpoint_server.running(create_app(config)) as url:
+        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        started = time.perf_counter()
+        answers = [predict(url, "churn", {"rows": as_rows(X)}) for _ in range(5)]
+        elapsed = time.perf_counter() - started
+        wait_until(lambda: httpx.get(f"{url}/health").json()["prediction_log"]["dropped"], timeout=10, what="a drop")
+        stats = httpx.get(f"{url}/health").json()["prediction_log"]
+        lookup = predict(url, "churn", {"entities": ["u1"]})
+    assert all(a.status_code == 200 for a in answers)
+    assert elapsed < 2.0, "requests waited for the log"
+    assert stats["written"] == 0 and sum(stats["dropped"].values()) >= 2
+    assert "ServerSelectionTimeoutError" in stats["last_error"]
+    assert lookup.status_code == 503 and "rows can still be scored" in lookup.json()["detail"]
