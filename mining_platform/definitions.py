@@ -10,6 +10,7 @@ import functools
 import dagster as dg
 
 from mining_platform import settings
+from mining_platform.assets.deployment import build_deployment_asset
 from mining_platform.assets.features import build_feature_assets
 from mining_platform.assets.model import build_model_asset
 from mining_platform.assets.raw_events import build_raw_events_asset
@@ -31,6 +32,7 @@ def build_definitions(project_name: str) -> dg.Definitions:
             *build_feature_assets(project, features),
             build_samples_asset(spec),
             build_model_asset(spec),
+            build_deployment_asset(project),
         ],
         resources=platform_resources(),
     )

@@ -180,11 +180,9 @@ def test_dev_refuses_to_start_when_a_port_is_taken(dev_env):
     assert f"already in use: dagster (port {dev_env['TEST_DAGSTER_PORT']})" in result.stderr
 
 
-def test_a_service_failing_stops_the_stack_with_an_error(dev_env, tmp_path):
-    broken = tmp_path / "projects" / "churn"
-    broken.mkdir(parents=True)
-    (broken / "project.yaml").write_text((REPO / "projects" / "churn" / "project.yaml").read_text() + "colour: red\n")
-    stack = DevStack({**dev_env, "MINING_PROJECTS_DIR": str(tmp_path / "projects")})
+def test_a_service_failing_stops_the_stack_with_an_error(dev_env):
+    # An invalid endpoint setting makes `mining-platform serve` exit at start.
+    stack = DevStack({**dev_env, "MINING_PREDICTION_LOG_SAMPLE_RATE": "2"})
     try:
         code = stack.process.wait(timeout=120)
     finally:
@@ -192,7 +190,7 @@ def test_a_service_failing_stops_the_stack_with_an_error(dev_env, tmp_path):
             stack.interrupt()
     output = "".join(stack.lines)
     assert code == 1, output[-3000:]
-    assert "colour: unknown key" in output and str(broken / "project.yaml") in output
+    assert "MINING_PREDICTION_LOG_SAMPLE_RATE must be within [0, 1], got 2.0" in output
     assert "a service stopped on its own" in output
     ports = [int(p) for p in dev_env["TEST_PORTS"].split(",")]
     assert not any(port_in_use(p) for p in ports), "a service outlived the stack"

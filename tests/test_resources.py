@@ -8,6 +8,7 @@ import pytest
 from pymongo import ReadPreference
 
 from mining_platform.resources import EndpointResource, MlflowResource, MongoResource
+from mining_platform.resources.endpoint import EndpointError
 from mining_platform.settings import console_script
 
 from .conftest import REPO, free_port, wait_until
@@ -57,7 +58,8 @@ def test_mlflow_resource_tracks_into_its_store(tmp_path):
 def endpoint_url(tmp_path):
     """`mining-platform serve` as its own process on a free port, with a fresh MINING_HOME."""
     port = free_port()
-    env = {**os.environ, "MINING_HOME": str(tmp_path / "home"), "MINING_PROJECTS_DIR": str(REPO / "projects")}
+    env = {**os.environ, "MINING_HOME": str(tmp_path / "home"), "MINING_PROJECTS_DIR": str(REPO / "projects"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     env.pop("MINING_ADMIN_TOKEN", None)
     server = subprocess.Popen(
         [console_script("mining-platform"), "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -83,16 +85,20 @@ def endpoint_url(tmp_path):
 def test_endpoint_resource_reports_health_of_a_served_endpoint(endpoint_url, tmp_path):
     health = EndpointResource(url=endpoint_url).health()
     assert health["status"] == "ok"
-    assert health["projects"]["churn"] == {"model": "churn_xgb", "deployed": None}
+    assert health["projects"]["churn"]["model"] == "churn_xgb"
+    assert health["projects"]["churn"]["version"] is None
     token_file = tmp_path / "home" / "admin_token"
     assert len(token_file.read_text().strip()) >= 32  # generated once on first start
     assert token_file.stat().st_mode & 0o777 == 0o600
 
 
 def test_endpoint_says_no_model_is_deployed_yet(endpoint_url):
+    wait_until(lambda: EndpointResource(url=endpoint_url).health()["projects"]["churn"]["status"] != "loading",
+               timeout=30, what="the start-up load")
+    assert "has no 'champion' alias" in EndpointResource(url=endpoint_url).health()["projects"]["churn"]["status"]
     version = httpx.get(endpoint_url + "/v1/churn/version")
-    assert version.status_code == 404
-    assert "no model is deployed for project 'churn' yet" in version.json()["detail"]
+    assert version.status_code == 503
+    assert "project 'churn' serves no model yet" in version.json()["detail"]
     unknown = httpx.get(endpoint_url + "/v1/nope/version")
     assert unknown.status_code == 404
     assert "unknown project 'nope'" in unknown.json()["detail"]
@@ -110,5 +116,5 @@ def test_endpoint_resource_admin_token_comes_from_config_env_or_file(tmp_path, m
 
 
 def test_endpoint_resource_fails_loudly_when_nothing_listens():
-    with pytest.raises(httpx.HTTPError):
+    with pytest.raises(EndpointError, match="cannot reach the endpoint at http://127.0.0.1:"):
         EndpointResource(url=f"http://127.0.0.1:{free_port()}", timeout_seconds=2).health()

@@ -46,6 +46,7 @@ class ServingConfig:
     mongo_uri: str
     database: str
     admin_token: str
+    unavailable: dict[str, str] = field(default_factory=dict)  # project -> why its files did not load
     log_sample_rate: float = 0.1
     max_batch: int = 1000
     max_body_bytes: int = 4 * 1024 * 1024
@@ -113,10 +114,15 @@ PROBLEMS = {status: {"model": Problem, "description": text} for status, text in 
 def serving_config_from_environment() -> ServingConfig:
     """Every project under MINING_PROJECTS_DIR, with the MINING_* / MLFLOW_* settings (DESIGN.md)."""
     root = settings.projects_dir()
-    projects = []
+    projects, unavailable = [], {}
     for name in project_names(root):
-        project = load_project(root / name)
-        projects.append(ServedProject(project, load_feature_definitions(root / name, project)))
+        # A broken project file stops only that project, as it fails only its own code location.
+        try:
+            project = load_project(root / name)
+            projects.append(ServedProject(project, load_feature_definitions(root / name, project)))
+        except ValueError as exc:
+            unavailable[name] = str(exc)
+            log.error(f"project {name!r} is not served: {exc}")
 
     def number(name: str, kind):
         try:
@@ -130,6 +136,7 @@ def serving_config_from_environment() -> ServingConfig:
         mongo_uri=settings.setting("MINING_MONGO_URI"),
         database=settings.setting("MINING_MONGO_DB"),
         admin_token=settings.admin_token(),
+        unavailable=unavailable,
         log_sample_rate=number("MINING_PREDICTION_LOG_SAMPLE_RATE", float),
         max_batch=number("MINING_MAX_BATCH", int),
     )
@@ -227,6 +234,8 @@ def create_app(config: ServingConfig) -> FastAPI:
 
     def project_state(name: str) -> ProjectState:
         state = states.get(name)
+        if name in config.unavailable:
+            raise BadRequest(503, f"project {name!r} is not served: its files do not load: {config.unavailable[name]}")
         if state is None:
             raise BadRequest(404, f"unknown project {name!r}; known: {', '.join(sorted(states))}")
         return state
@@ -260,7 +269,8 @@ def create_app(config: ServingConfig) -> FastAPI:
                     "status": state.status,
                 }
                 for name, state in states.items()
-            },
+            } | {name: {"model": None, "version": None, "status": f"not served: {problem}"}
+                 for name, problem in config.unavailable.items()},
             "prediction_log": prediction_log.describe() if prediction_log else None,
         }
 

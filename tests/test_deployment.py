@@ -1,0 +1,128 @@
+"""`<p>/deployment`: promotion through the gate, hot reload, the hit check, rollback, and restoring aliases."""
+
+import dagster as dg
+import pytest
+from fastapi import FastAPI
+from mlflow import MlflowClient
+
+from mining_platform.assets.deployment import build_deployment_asset
+from mining_platform.embedded_mongo import free_port
+from mining_platform.resources import EndpointResource
+from mining_platform.serving.app import ServedProject, ServingConfig, create_app
+from mining_platform.training import registry
+from tests import endpoint_server
+from tests.model_versions import register_version, unique_model_name
+
+TOKEN = "deploy-token"
+FEATURES = ["events", "clicks", "spend"]
+
+
+@pytest.fixture
+def project(churn_project):
+    return churn_project.model_copy(update={"model": churn_project.model.model_copy(update={"name": unique_model_name()})})
+
+
+@pytest.fixture
+def client(mlflow_resource) -> MlflowClient:
+    return mlflow_resource.client()
+
+
+@pytest.fixture
+def endpoint(project, mongo, mlflow_resource):
+    config = ServingConfig(projects=[ServedProject(project, [])], tracking_uri=mlflow_resource.tracking_uri,
+                           mongo_uri=mongo.uri, database=mongo.database, admin_token=TOKEN, log_sample_rate=0.0)
+    with endpoint_server.running(create_app(config)) as url:
+        yield EndpointResource(url=url, admin_token=TOKEN)
+
+
+def register(project, mlflow_resource, seed, gate=registry.PASSED):
+    return register_version(mlflow_resource.tracking_uri, mlflow_resource.artifact_location, project.model.name,
+                            FEATURES, seed=seed, gate=gate)
+
+
+def deploy(project, mlflow_resource, endpoint, instance, model_version: str | None, **config):
+    """Materialise the deployment after `<p>/model` reported `model_version` (as a training run would)."""
+    if model_version is not None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key=[project.name, "model"], metadata={"model_version": model_version}))
+    return dg.materialize(
+        [build_deployment_asset(project)], instance=instance, raise_on_error=False,
+        resources={"mlflow": mlflow_resource, "endpoint": endpoint},
+        run_config={"ops": {f"{project.name}__deployment": {"config": config}}} if config else None,
+    )
+
+
+def aliases(client, project) -> dict:
+    return {alias: registry.alias_version(client, project.model.name, alias) for alias in (registry.CHAMPION, registry.PREVIOUS)}
+
+
+def failure(result) -> str:
+    return result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+
+
+def test_deployment_promotes_the_new_version_reloads_and_checks_the_endpoint(project, mlflow_resource, client, endpoint):
+    first, second = register(project, mlflow_resource, 1), register(project, mlflow_resource, 2)
+    with dg.instance_for_test() as instance:
+        deployed = deploy(project, mlflow_resource, endpoint, instance, first.version)
+        assert deployed.success, failure(deployed)
+        assert endpoint.version("churn")["version"] == first.version
+
+        result = deploy(project, mlflow_resource, endpoint, instance, second.version)
+        assert result.success, failure(result)
+        metadata = result.get_asset_materialization_events()[0].materialization.metadata
+        assert aliases(client, project) == {"champion": second.version, "previous": first.version}
+        assert endpoint.version("churn")["version"] == second.version
+        assert metadata["live_version"].value == second.version
+        assert metadata["previous_version"].value == first.version
+        assert metadata["endpoint_url"].value == endpoint.url
+        assert metadata["mlflow_run_id"].value == second.run_id
+
+        rolled_back = deploy(project, mlflow_resource, endpoint, instance, None, rollback=True)
+        assert rolled_back.success, failure(rolled_back)
+        assert aliases(client, project) == {"champion": first.version, "previous": second.version}
+        assert endpoint.version("churn")["version"] == first.version
+        assert rolled_back.get_asset_materialization_events()[0].materialization.metadata["action"].value == "rollback"
+
+
+def test_a_version_that_failed_its_gate_is_never_deployed(project, mlflow_resource, client, endpoint):
+    good = register(project, mlflow_resource, 3)
+    bad = register(project, mlflow_resource, 4, gate=registry.FAILED)
+    with dg.instance_for_test() as instance:
+        assert deploy(project, mlflow_resource, endpoint, instance, good.version).success
+        result = deploy(project, mlflow_resource, endpoint, instance, bad.version)
+    assert not result.success
+    assert "quality gate is 'failed'" in failure(result)
+    assert aliases(client, project) == {"champion": good.version, "previous": None}
+    assert endpoint.version("churn")["version"] == good.version
+
+
+def test_hit_check_fails_when_the_endpoint_serves_something_else(project, mlflow_resource, client):
+    """An endpoint that accepts the reload but keeps answering with another version (a stale replica, say)."""
+    elsewhere = FastAPI()
+
+    @elsewhere.post("/v1/churn/reload")
+    def reload() -> dict:
+        return {"changed": True}
+
+    @elsewhere.get("/v1/churn/version")
+    def version() -> dict:
+        return {"name": project.model.name, "version": "999", "run_id": "x", "loaded_at": "", "features": FEATURES}
+
+    current, new = register(project, mlflow_resource, 5), register(project, mlflow_resource, 6)
+    registry.promote_to_champion(client, project.model.name, current.version)
+    with endpoint_server.running(elsewhere) as url, dg.instance_for_test() as instance:
+        result = deploy(project, mlflow_resource, EndpointResource(url=url, admin_token=TOKEN), instance, new.version)
+    assert not result.success
+    assert f"serves version 999 of {project.model.name}, not version {new.version}" in failure(result)
+    assert aliases(client, project) == {"champion": current.version, "previous": None}  # restored
+
+
+def test_an_unreachable_endpoint_fails_the_deployment_and_restores_the_aliases(project, mlflow_resource, client):
+    only = register(project, mlflow_resource, 7)
+    down = EndpointResource(url=f"http://127.0.0.1:{free_port()}", admin_token=TOKEN, timeout_seconds=2)
+    with dg.instance_for_test() as instance:
+        result = deploy(project, mlflow_resource, down, instance, only.version)
+        no_model = deploy(project, mlflow_resource, down, instance, None, rollback=True)
+    assert not result.success and "cannot reach the endpoint" in failure(result)
+    assert aliases(client, project) == {"champion": None, "previous": None}
+    assert "has no 'previous' version to roll back to" in failure(no_model)
