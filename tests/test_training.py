@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import os
 import uuid
 
 import dagster as dg
@@ -183,3 +184,13 @@ def test_a_cached_partition_that_disagrees_with_its_marker_is_not_used(tmp_path)
     next(tmp_path.rglob("r1.*.arrow")).write_bytes(b"not an arrow file")
     assert cache.get(marker) is None
     assert cache.evict_except({"r2"}) == 1 and not list(tmp_path.rglob("*.arrow"))
+
+
+def test_mlflow_uris_are_restored_in_the_environment_too(monkeypatch, mlflow_resource):
+    """Subprocesses started after a training (a model server, say) must not inherit MLflow's default URIs."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:///kept.db")
+    with registry.tracking(mlflow_resource.tracking_uri):
+        assert os.environ["MLFLOW_TRACKING_URI"] == mlflow_resource.tracking_uri
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert os.environ["MLFLOW_REGISTRY_URI"] == "sqlite:///kept.db"

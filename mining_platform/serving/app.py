@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.routing import Route
 from pydantic import BaseModel, Field
 from pymongo import AsyncMongoClient
 
@@ -280,15 +281,8 @@ def create_app(config: ServingConfig) -> FastAPI:
         state = project_state(project)
         return {"project": project, **serving_model(state).describe()}
 
-    @app.post(
-        "/v1/{project}/predict",
-        response_model=Prediction,
-        responses=PROBLEMS,
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
-            PredictRows.model_json_schema(), PredictEntities.model_json_schema()]}}}}},
-    )
-    async def predict(project: str, request: Request) -> Response:
-        """Score `rows` of feature values, or `entities` on their latest committed features."""
+    async def predict(request: Request) -> Response:
+        project = request.path_params["project"]
         state = project_state(project)
         model = serving_model(state)  # this request's model, whatever a reload does meanwhile
         parsed = parse_body(await _read_body(request, config.max_body_bytes), max_rows=config.max_batch)
@@ -305,6 +299,22 @@ def create_app(config: ServingConfig) -> FastAPI:
         if as_of is not None:
             payload["features_as_of"] = as_of
         return _json(payload)
+
+    # The hot path is a plain Starlette route, matched before FastAPI's: it skips FastAPI's
+    # per-request dependency solving, ~20% more throughput (bench/serving.py). The FastAPI
+    # declaration below documents it on the OpenAPI page and delegates to the same code.
+    app.router.routes.insert(0, Route("/v1/{project}/predict", predict, methods=["POST"]))
+
+    @app.post(
+        "/v1/{project}/predict",
+        response_model=Prediction,
+        responses=PROBLEMS,
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+            PredictRows.model_json_schema(), PredictEntities.model_json_schema()]}}}}},
+    )
+    async def documented_predict(project: str, request: Request) -> Response:
+        """Score `rows` of feature values, or `entities` on their latest committed features."""
+        return await predict(request)
 
     @app.post("/v1/{project}/reload", dependencies=[Depends(require_admin)],
               responses={401: {"model": Problem}, 403: {"model": Problem}, 404: PROBLEMS[404],

@@ -132,6 +132,9 @@ def load_version(tracking_uri: str, model_name: str, version: str) -> ServedMode
             raise ChampionLoadFailed(f"cannot load the XGBoost model of {uri}: {type(exc).__name__}: {exc}") from None
         if not isinstance(booster, xgb.Booster):
             booster = booster.get_booster()  # logged through the scikit-learn API
+        # One thread: requests are small and scored one at a time on the event loop, where
+        # OpenMP's thread team costs more than it saves (measured in bench/serving.py).
+        booster.set_param({"nthread": 1})
         if booster.num_features() != len(features):
             raise ChampionLoadFailed(
                 f"{uri}: the booster expects {booster.num_features()} features but its signature lists {len(features)}"

@@ -120,10 +120,12 @@ class PredictionLog:
         """Flush what is buffered (within `timeout`), then stop the background task."""
         self._stopping = True
         self._batch_full.set()
+        if self._task is not None and not self._buffer and not self._in_flight:
+            self._task.cancel()  # nothing to write: do not wait on a server that may be down
         try:
             if self._task is not None:
                 await asyncio.wait_for(self._task, timeout=timeout)  # its last round flushes
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError):
             pass
         if self._buffer:
             self._dropped("endpoint stopped before they were written", len(self._buffer))

@@ -7,6 +7,7 @@ version whose `mining.gate` is `passed` may hold it; the one it replaced is `pre
 
 import contextlib
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ CHAMPION = "champion"
 PREVIOUS = "previous"
 PASSED, FAILED = "passed", "failed"
 MODEL_ARTIFACT = "model"
+URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 class PromotionRefused(RuntimeError):
@@ -48,6 +50,9 @@ class LoggedVersion:
 def tracking(tracking_uri: str):
     """Point MLflow's fluent API (which log_model needs) at this server for the block."""
     previous_tracking, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    # set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI for subprocesses; restoring
+    # through them would leave MLflow's *default* URIs in the environment of everything started later.
+    previous_environment = {name: os.environ.get(name) for name in URI_VARIABLES}
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     try:
@@ -55,6 +60,11 @@ def tracking(tracking_uri: str):
     finally:
         mlflow.set_tracking_uri(previous_tracking)
         mlflow.set_registry_uri(previous_registry)
+        for name, value in previous_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def experiment_id(client: MlflowClient, name: str, *, artifact_location: str | None) -> str:

@@ -1,0 +1,254 @@
+"""Serving: the scoring endpoint against `mlflow models serve` of the same version, then reloads under load.
+
+Setup: the embedded MongoDB (for the prediction log), a local MLflow store (sqlite),
+two versions of `churn_xgb` trained on synthetic rows with the churn project's 17
+features (depth 6, 150 trees), version 1 as champion. Both servers run as their own
+processes with one worker each, on this machine, in the same run:
+
+* `mining-platform serve` — `POST /v1/churn/predict` with `{"rows": [row]}`, the
+  default prediction-log sample (MINING_PREDICTION_LOG_SAMPLE_RATE);
+* `mlflow models serve -m models:/churn_xgb/1 --env-manager local` — `POST /invocations`
+  with `{"dataframe_records": [row]}`.
+
+1. Single-row requests at 8 connections for `--duration` seconds, alternating the
+   two servers `--repeat` times: throughput and p99 latency (medians), and their
+   ratios (goal: >= 10x on both).
+2. Load on the endpoint while `--reloads` reloads alternate the champion between
+   the two versions: failed requests (goal: 0) and the time from moving the alias to
+   the new version answering a prediction.
+
+The load generator is wrk (Debian package `wrk`) when installed, else an asyncio
+aiohttp client in this process; the report says which. The machine is shared: read
+the ratios, not the absolute numbers.
+
+    .venv/bin/python bench/serving.py [--duration 10] [--repeat 3] [--reloads 20]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import xgboost as xgb
+from mlflow import MlflowClient
+
+from mining_platform.embedded_mongo import free_port, running_server
+from mining_platform.features.definition import load_feature_definitions
+from mining_platform.project import load_project
+from mining_platform.settings import console_script
+from mining_platform.training import registry
+
+REPO = Path(__file__).resolve().parents[1]
+TOKEN = "bench-token"
+CONNECTIONS = 8
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = [[%s]]
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%d %%d %%f %%f\\n", summary.requests, e.connect + e.read + e.write + e.timeout,
+    e.status, summary.duration, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def train_versions(tracking_uri: str, artifacts: str, model_name: str, features: list[str]) -> list[registry.LoggedVersion]:
+    rng = np.random.default_rng(0)
+    X = rng.gamma(2.0, 3.0, size=(20_000, len(features)))
+    y = (X[:, :4].mean(axis=1) + rng.normal(0, 2, len(X)) > 6).astype(int)
+    versions = []
+    for seed in (1, 2):
+        booster = xgb.train({"objective": "binary:logistic", "max_depth": 6, "eta": 0.1, "seed": seed,
+                             "subsample": 0.8}, xgb.DMatrix(X, y), 150)
+        logged = registry.log_and_register(
+            tracking_uri=tracking_uri, experiment="bench_serving", artifact_location=artifacts, model_name=model_name,
+            run_name=f"bench {seed}", booster=booster, features=features, X_example=X[:5],
+            scores_example=booster.inplace_predict(X[:5]), params={"seed": seed}, metrics={"auc": 0.8},
+            figures={}, tags={"mining.project": "churn"}, extra_artifacts={})
+        with registry.tracking(tracking_uri) as client:
+            registry.record_gate(client, logged, passed=True, reason="bench")
+        versions.append(logged)
+    return versions
+
+
+def start(log: Path, env: dict, command: list[str]) -> subprocess.Popen:
+    with log.open("w") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for(url: str, ok, what: str, log: Path, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url, timeout=2)
+            if ok(response):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{what} did not come up within {timeout:.0f}s; its log ends:\n{log.read_text()[-3000:]}")
+
+
+def load_with_wrk(url: str, body: str, duration: float, scratch: Path) -> dict:
+    script = scratch / "post.lua"
+    script.write_text(WRK_SCRIPT % body)
+    out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration:.0f}s", "--timeout", "5s", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    requests, socket_errors, status_errors, micros, p50, p99 = next(
+        line.split()[1:] for line in out.splitlines() if line.startswith("RESULT"))
+    return {"rps": int(requests) / (int(micros) / 1e6), "p50_ms": float(p50) / 1e3, "p99_ms": float(p99) / 1e3,
+            "failed": int(socket_errors) + int(status_errors), "requests": int(requests)}
+
+
+def load_with_aiohttp(url: str, body: str, duration: float, scratch: Path) -> dict:
+    import aiohttp
+
+    async def run() -> dict:
+        latencies, failed = [], 0
+        deadline = time.perf_counter() + duration
+
+        async def worker(session):
+            nonlocal failed
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                try:
+                    async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+                        await response.read()
+                        failed += response.status != 200
+                except aiohttp.ClientError:
+                    failed += 1
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            await asyncio.gather(*(worker(session) for _ in range(CONNECTIONS)))
+        elapsed = time.perf_counter() - started
+        return {"rps": len(latencies) / elapsed, "p50_ms": float(np.percentile(latencies, 50)) * 1e3,
+                "p99_ms": float(np.percentile(latencies, 99)) * 1e3, "failed": failed, "requests": len(latencies)}
+
+    return asyncio.run(run())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating runs per server")
+    parser.add_argument("--reloads", type=int, default=20, help="reloads during load in part 2")
+    args = parser.parse_args()
+
+    generate = load_with_wrk if shutil.which("wrk") else load_with_aiohttp
+    project = load_project(REPO / "projects" / "churn")
+    features = [f for d in load_feature_definitions(REPO / "projects" / "churn", project) for f in d.features]
+    model_name = project.model.name
+    scratch = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    servers: list[subprocess.Popen] = []
+    try:
+        with running_server(scratch / "mongo") as mongo_uri:
+            tracking = f"sqlite:///{scratch / 'mlflow.db'}"
+            first, second = train_versions(tracking, str(scratch / "artifacts"), model_name, features)
+            client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+            registry.promote_to_champion(client, model_name, first.version)
+
+            env = {**os.environ, "MINING_MONGO_URI": mongo_uri, "MINING_MONGO_DB": "bench", "MLFLOW_TRACKING_URI": tracking,
+                   "MLFLOW_REGISTRY_URI": tracking,
+                   "MINING_ADMIN_TOKEN": TOKEN, "MINING_PROJECTS_DIR": str(REPO / "projects"),
+                   "MINING_HOME": str(scratch / "home"), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+                   # mlflow models serve execs `uvicorn` from PATH: this environment's.
+                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+            ours_port, mlflow_port = free_port(), free_port()
+            servers.append(start(scratch / "endpoint.log", env,
+                                 [console_script("mining-platform"), "serve", "--port", str(ours_port)]))
+            servers.append(start(scratch / "mlflow-serve.log", env,
+                                 [console_script("mlflow"), "models", "serve", "-m", first.uri, "--env-manager", "local",
+                                  "-h", "127.0.0.1", "-p", str(mlflow_port)]))
+            ours = f"http://127.0.0.1:{ours_port}"
+            baseline = f"http://127.0.0.1:{mlflow_port}"
+            wait_for(f"{ours}/health", lambda r: r.json()["projects"]["churn"]["version"] == first.version, "the endpoint",
+                     scratch / "endpoint.log")
+            wait_for(f"{baseline}/ping", lambda r: r.status_code == 200, "mlflow models serve", scratch / "mlflow-serve.log")
+
+            row = {f: round(float(v), 3) for f, v in zip(features, np.random.default_rng(5).gamma(2.0, 3.0, len(features)))}
+            targets = {
+                "mlflow models serve": (f"{baseline}/invocations", json.dumps({"dataframe_records": [row]})),
+                "mining-platform": (f"{ours}/v1/churn/predict", json.dumps({"rows": [row]})),
+            }
+            ours_score = httpx.post(targets["mining-platform"][0], content=targets["mining-platform"][1]).json()["predictions"][0]
+            mlflow_score = httpx.post(targets["mlflow models serve"][0], content=targets["mlflow models serve"][1],
+                                      headers={"Content-Type": "application/json"}).json()["predictions"][0]
+            print(f"load generator: {generate.__name__.removeprefix('load_with_')}, {CONNECTIONS} connections, "
+                  f"{args.duration:.0f}s per run, {args.repeat} runs per server (alternating)")
+            print(f"same row, same version: endpoint {ours_score!r}, mlflow models serve {mlflow_score!r}")
+            for name, (url, body) in targets.items():  # warm-up
+                generate(url, body, 2, scratch)
+            results = {name: [] for name in targets}
+            for i in range(args.repeat):
+                for name in (list(targets) if i % 2 == 0 else list(reversed(targets))):
+                    results[name].append(generate(*targets[name], args.duration, scratch))
+
+            print(f"\n{'server':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
+            medians = {}
+            for name, runs in results.items():
+                medians[name] = {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms")}
+                failed = sum(r["failed"] for r in runs)
+                print(f"{name:<22} {medians[name]['rps']:>9.0f} {medians[name]['p50_ms']:>8.2f} "
+                      f"{medians[name]['p99_ms']:>8.2f} {failed:>7}")
+            ours_m, base_m = medians["mining-platform"], medians["mlflow models serve"]
+            print(f"throughput ratio: {ours_m['rps'] / base_m['rps']:.1f}x   p99 ratio (mlflow / ours): "
+                  f"{base_m['p99_ms'] / ours_m['p99_ms']:.1f}x   (goal >= 10x on both)")
+
+            reload_under_load(generate, targets["mining-platform"], ours, client, model_name, (first, second),
+                              args, scratch)
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+def reload_under_load(generate, target, ours, client, model_name, versions, args, scratch) -> None:
+    url, body = target
+    duration = 4 + args.reloads * 1.5
+    outcome: dict = {}
+    loader = threading.Thread(target=lambda: outcome.update(generate(url, body, duration, scratch)))
+    loader.start()
+    time.sleep(2)
+    swaps, reload_calls = [], []
+    with httpx.Client(timeout=60) as http:
+        for i in range(args.reloads):
+            version = versions[(i + 1) % 2].version
+            moved = time.perf_counter()
+            registry.promote_to_champion(client, model_name, version)
+            answer = http.post(f"{ours}/v1/churn/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+            reload_calls.append(time.perf_counter() - moved)
+            if answer.status_code != 200:
+                raise RuntimeError(f"reload {i} failed: {answer.status_code} {answer.text}")
+            while http.post(url, content=body).json()["model"]["version"] != version:
+                time.sleep(0.001)
+            swaps.append(time.perf_counter() - moved)
+            time.sleep(max(0.0, 1.5 - swaps[-1]))
+    loader.join()
+    print(f"\n{args.reloads} reloads during {duration:.0f}s of load at {CONNECTIONS} connections: "
+          f"{outcome['requests']} requests, {outcome['failed']} failed (goal 0); "
+          f"{outcome['rps']:.0f} req/s, p99 {outcome['p99_ms']:.2f} ms under reloads")
+    print(f"alias moved -> new version answering: median {statistics.median(swaps) * 1e3:.0f} ms, "
+          f"max {max(swaps) * 1e3:.0f} ms (the reload call itself: median {statistics.median(reload_calls) * 1e3:.0f} ms)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
