@@ -51,6 +51,8 @@ def test_code_location_loads(location):
     assert model.asset_deps[model.key] == {samples.key}
     [gate] = model.check_specs
     assert gate.name == "gate" and gate.blocking
+    deployment = defs.resolve_assets_def(dg.AssetKey([prefix, "deployment"]))
+    assert deployment.asset_deps[deployment.key] == {model.key}
 
 
 def test_unknown_project_is_a_clear_attribute_error():
