@@ -217,6 +217,8 @@ def test_a_champion_that_cannot_be_loaded_leaves_the_old_one_serving(project, de
         assert refused.status_code == 409
         assert f"models:/{good.name}/{without_artifacts.version}" in refused.json()["detail"]
         assert f"still serving version {good.version}" in refused.json()["detail"]
+        health = httpx.get(f"{url}/health").json()["projects"]["churn"]
+        assert health["version"] == good.version and "cannot download" in health["last_reload_error"]
         assert httpx.get(f"{url}/v1/churn/version").json()["version"] == good.version
         answer = predict(url, "churn", {"rows": as_rows(X)})
         assert answer.status_code == 200 and answer.json()["model"]["version"] == good.version
@@ -313,10 +315,14 @@ def test_sampled_predictions_are_logged_in_batches(project, definitions, mongo, 
     with endpoint_server.running(create_app(config)) as url:
         wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
         scores = [predict(url, "churn", {"rows": as_rows(X)}).json()["predictions"] for _ in range(4)]
-        wait_until(lambda: mongo.db()["prediction_log"].count_documents({}) == 12, timeout=10, what="12 log records")
+        assert predict(url, "churn", {"rows": [{"events": 3, "clicks": 1, "spend": None}]}).status_code == 200
+        wait_until(lambda: mongo.db()["prediction_log"].count_documents({}) == 13, timeout=10, what="13 log records")
         stats = httpx.get(f"{url}/health").json()["prediction_log"]
     docs = list(mongo.db()["prediction_log"].find({}, {"_id": 0}).sort("time", 1))
-    assert stats["written"] == 12 and stats["dropped"] == {}
+    assert stats["written"] == 13 and stats["dropped"] == {}
+    # Logged as the model saw them: floats, missing as null, whatever JSON type was sent.
+    assert docs[-1]["features"] == {"events": 3.0, "clicks": 1.0, "spend": None}
+    assert all(type(v) is float for v in docs[-1]["features"].values() if v is not None)
     assert {d["project"] for d in docs} == {"churn"}
     assert all(d["model"] == {"name": logged.name, "version": logged.version} for d in docs)
     assert [d["score"] for d in docs[:3]] == scores[0]

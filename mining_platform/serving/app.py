@@ -28,7 +28,7 @@ from mining_platform.serving.champion import (
     ChampionLoadFailed, NoChampion, RegistryUnavailable, ServedModel, champion_version, load_version,
 )
 from mining_platform.serving.online_features import FeatureStoreUnavailable, OnlineFeatures
-from mining_platform.serving.payload import BadRequest, RowsRequest, parse_body, rows_matrix
+from mining_platform.serving.payload import BadRequest, EntitiesRequest, RowsRequest, parse_body, rows_matrix
 from mining_platform.serving.prediction_log import COLLECTION, PredictionLog
 
 log = logging.getLogger("mining_platform.serving")
@@ -66,6 +66,7 @@ class ProjectState:
     online: OnlineFeatures
     model: ServedModel | None = None
     status: str = "loading"
+    last_reload_error: str | None = None  # the latest failed reload, until one succeeds
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -268,6 +269,7 @@ def create_app(config: ServingConfig) -> FastAPI:
                     "model": state.model_name,
                     "version": state.model.version if state.model else None,
                     "status": state.status,
+                    "last_reload_error": state.last_reload_error,
                 }
                 for name, state in states.items()
             } | {name: {"model": None, "version": None, "status": f"not served: {problem}"}
@@ -326,27 +328,24 @@ def create_app(config: ServingConfig) -> FastAPI:
         serving = state.model.version if state.model else None
         keeps = f"; still serving version {serving}" if serving else "; nothing is served"
         try:
-            return _json(await swap_to_champion(state))
-        except (NoChampion, ChampionLoadFailed) as exc:
-            return _json({"detail": f"{exc}{keeps}"}, 409)
-        except RegistryUnavailable as exc:
-            return _json({"detail": f"{exc}{keeps}"}, 502)
+            swapped = await swap_to_champion(state)
+        except (NoChampion, ChampionLoadFailed, RegistryUnavailable) as exc:
+            state.last_reload_error = f"{dt.datetime.now(dt.timezone.utc).isoformat()}: {exc}"
+            return _json({"detail": f"{exc}{keeps}"}, 502 if isinstance(exc, RegistryUnavailable) else 409)
+        state.last_reload_error = None
+        return _json(swapped)
 
     return app
 
 
 def _log_documents(project: str, model: ServedModel, X, predictions: list[float], parsed) -> list[dict]:
+    """One record per scored row: the features as the model saw them (floats; missing as null)."""
     now = dt.datetime.now(dt.timezone.utc)
     model_ref = {"name": model.name, "version": model.version}
-    if isinstance(parsed, RowsRequest):
-        features = parsed.rows
-        entities = [None] * len(predictions)
-    else:
-        # NaN (missing) is stored as null, as the feature collections store it.
-        features = [{f: (None if v != v else v) for f, v in zip(model.features, row)} for row in X.tolist()]
-        entities = parsed.entities
+    entities = parsed.entities if isinstance(parsed, EntitiesRequest) else [None] * len(predictions)
     return [
-        {"project": project, "model": model_ref, "time": now, "score": score, "features": row,
+        {"project": project, "model": model_ref, "time": now, "score": score,
+         "features": {f: (None if v != v else v) for f, v in zip(model.features, row)},  # NaN != NaN
          **({"entity": entity} if entity is not None else {})}
-        for row, score, entity in zip(features, predictions, entities)
+        for row, score, entity in zip(X.tolist(), predictions, entities)
     ]
