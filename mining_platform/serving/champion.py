@@ -139,11 +139,16 @@ def load_version(tracking_uri: str, model_name: str, version: str) -> ServedMode
             raise ChampionLoadFailed(
                 f"{uri}: the booster expects {booster.num_features()} features but its signature lists {len(features)}"
             )
-        smoke_rows = _smoke_rows(mlmodel, local, features)
+        try:
+            smoke_rows = _smoke_rows(mlmodel, local, features)
+        except Exception as exc:  # noqa: BLE001 - a logged example that cannot be read fails the load
+            raise ChampionLoadFailed(f"{uri}: its input example cannot be read: {type(exc).__name__}: {exc}") from None
     try:
         trained_features = json.loads(details.tags.get("mining.features", "{}"))
     except json.JSONDecodeError:
-        raise ChampionLoadFailed(f"{uri}: its mining.features tag is not JSON") from None
+        trained_features = None
+    if not isinstance(trained_features, dict):
+        raise ChampionLoadFailed(f"{uri}: its mining.features tag is not a JSON object of feature sets")
     model = ServedModel(
         name=model_name, version=str(version), run_id=details.run_id, booster=booster, features=features,
         boolean_features=boolean_features, trained_features=trained_features,
