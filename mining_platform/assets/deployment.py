@@ -84,7 +84,7 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
             target, action = _upstream_version(context, model_key), f"promote the version {model_key.to_user_string()} registered"
         context.log.info(f"{action}: {model_name} version {target} (champion was {before[CHAMPION]})")
         try:
-            promote_to_champion(client, model_name, target)
+            replaced = promote_to_champion(client, model_name, target)
         except PromotionRefused as exc:
             raise dg.Failure(description=str(exc)) from None
         except MlflowException as exc:
@@ -103,7 +103,8 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
                 f"deploying {model_name} version {target} failed: {exc}. The aliases are restored "
                 f"({CHAMPION}: {before[CHAMPION]}, {PREVIOUS}: {before[PREVIOUS]})")) from None
 
-        after_previous = alias_version(client, model_name, PREVIOUS)
+        # promote_to_champion moved the replaced champion to previous, unless target already was champion.
+        after_previous = replaced if replaced not in (None, target) else before[PREVIOUS]
         return dg.MaterializeResult(metadata={
             "live_version": dg.MetadataValue.text(target),
             "previous_version": dg.MetadataValue.text(after_previous or "none"),

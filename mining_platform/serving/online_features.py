@@ -94,12 +94,11 @@ class OnlineFeatures:
         unique = list(dict.fromkeys(entities))
         names = [p.definition.name for p in plans]
         seen = {name: self._markers.get(name) for name in names}
+        known = [p for p in plans if seen[p.definition.name]]
         try:
             latest, *guessed = await asyncio.gather(
-                self._latest_markers(names),
-                *(self._rows(p, seen[p.definition.name], unique) for p in plans if seen[p.definition.name]),
-            )
-            guessed_rows = dict(zip([p.definition.name for p in plans if seen[p.definition.name]], guessed))
+                self._latest_markers(names), *(self._rows(p, seen[p.definition.name], unique) for p in known))
+            rows = {p.definition.name: found for p, found in zip(known, guessed)}
             stale = [p for p in plans if not _same_run(seen[p.definition.name], latest.get(p.definition.name))]
             for plan in stale:
                 if plan.definition.name not in latest:
@@ -108,7 +107,7 @@ class OnlineFeatures:
             refreshed = await asyncio.gather(*(self._rows(p, latest[p.definition.name], unique) for p in stale))
         except PyMongoError as exc:
             raise FeatureStoreUnavailable(f"MongoDB did not answer the feature lookup: {type(exc).__name__}: {exc}") from None
-        rows = {**guessed_rows, **dict(zip([p.definition.name for p in stale], refreshed))}
+        rows.update((p.definition.name, found) for p, found in zip(stale, refreshed))
         self._markers.update(latest)
 
         position = {entity: i for i, entity in enumerate(unique)}
