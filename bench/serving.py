@@ -2,7 +2,7 @@
 
 Setup: the embedded MongoDB (for the prediction log), a local MLflow store (sqlite),
 two versions of `churn_xgb` trained on synthetic rows with the churn project's 17
-features (depth 6, 150 trees), version 1 as champion. Both servers run as their own
+features (depth 6, 150 trees; `demo/models.py`), version 1 as champion. Both servers run as their own
 processes with one worker each, on this machine, in the same run:
 
 * `mining-platform serve` — `POST /v1/churn/predict` with `{"rows": [row]}`, the
@@ -39,9 +39,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import xgboost as xgb
 from mlflow import MlflowClient
 
+from mining_platform.demo.models import register_synthetic_version
 from mining_platform.embedded_mongo import free_port, running_server
 from mining_platform.features.definition import load_feature_definitions
 from mining_platform.project import load_project
@@ -61,25 +61,6 @@ done = function(summary, latency, requests)
     e.status, summary.duration, latency:percentile(50), latency:percentile(99)))
 end
 """
-
-
-def train_versions(tracking_uri: str, artifacts: str, model_name: str, features: list[str]) -> list[registry.LoggedVersion]:
-    rng = np.random.default_rng(0)
-    X = rng.gamma(2.0, 3.0, size=(20_000, len(features)))
-    y = (X[:, :4].mean(axis=1) + rng.normal(0, 2, len(X)) > 6).astype(int)
-    versions = []
-    for seed in (1, 2):
-        booster = xgb.train({"objective": "binary:logistic", "max_depth": 6, "eta": 0.1, "seed": seed,
-                             "subsample": 0.8}, xgb.DMatrix(X, y), 150)
-        logged = registry.log_and_register(
-            tracking_uri=tracking_uri, experiment="bench_serving", artifact_location=artifacts, model_name=model_name,
-            run_name=f"bench {seed}", booster=booster, features=features, X_example=X[:5],
-            scores_example=booster.inplace_predict(X[:5]), params={"seed": seed}, metrics={"auc": 0.8},
-            figures={}, tags={"mining.project": "churn"}, extra_artifacts={})
-        with registry.tracking(tracking_uri) as client:
-            registry.record_gate(client, logged, passed=True, reason="bench")
-        versions.append(logged)
-    return versions
 
 
 def start(log: Path, env: dict, command: list[str]) -> subprocess.Popen:
@@ -156,7 +137,9 @@ def main() -> int:
     try:
         with running_server(scratch / "mongo") as mongo_uri:
             tracking = f"sqlite:///{scratch / 'mlflow.db'}"
-            first, second = train_versions(tracking, str(scratch / "artifacts"), model_name, features)
+            first, second = (register_synthetic_version(
+                tracking_uri=tracking, artifact_location=str(scratch / "artifacts"), model_name=model_name,
+                features=features, seed=seed, project="churn", rows=20_000, max_depth=6, rounds=150) for seed in (1, 2))
             client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
             registry.promote_to_champion(client, model_name, first.version)
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from mining_platform.demo.models import synthetic_rows
 from mining_platform.demo.store import ensure_event_indexes
 from mining_platform.embedded_mongo import free_port
 from mining_platform.features import publication
@@ -25,7 +26,7 @@ from mining_platform.serving.app import ServedProject, ServingConfig, create_app
 from mining_platform.training import registry
 from tests import endpoint_server
 from tests.conftest import wait_until
-from tests.model_versions import register_version, synthetic_rows, unique_model_name
+from tests.model_versions import register_version, unique_model_name
 from tests.test_feature_pipelines import COUNTS
 from tests.test_samples import SPEND, at
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.routing import Route
 from pydantic import BaseModel, Field
 from pymongo import AsyncMongoClient
+from starlette.routing import Route
 
 from mining_platform import settings
 from mining_platform.features.definition import FeatureDefinition, load_feature_definitions

@@ -36,8 +36,6 @@ class LogStats:
 class PredictionLog:
     def __init__(self, collection: AsyncCollection, *, sample_rate: float, capacity: int = 20_000,
                  batch_size: int = 500, flush_seconds: float = 1.0, warn_every_seconds: float = 30.0):
-        if not 0.0 <= sample_rate <= 1.0:
-            raise ValueError(f"prediction log sample rate must be within [0, 1], got {sample_rate}")
         self.collection = collection
         self.sample_rate = sample_rate
         self.capacity = capacity
