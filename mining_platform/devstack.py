@@ -18,12 +18,22 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import yaml
 from honcho.manager import Manager
 from pymongo import uri_parser
 
 from mining_platform import embedded_mongo, settings
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+RUN_RETRIES_YAML = """\
+run_retries:
+  # Steps retry passing MongoDB/MLflow/endpoint outages themselves (RetryPolicy, with
+  # backoff); a whole run is retried only when it died outside a step (its worker was
+  # killed or ran out of memory), and at most twice.
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
+"""
 DAGSTER_INSTANCE_YAML = """\
 # Written once by `mining-platform dev`; edit freely.
 telemetry:
@@ -32,7 +42,7 @@ concurrency:
   runs:
     # A 2-core laptop and the embedded MongoDB: queue runs beyond a few at once.
     max_concurrent_runs: 3
-"""
+""" + RUN_RETRIES_YAML
 
 
 # honcho's return code when it stopped the stack on SIGINT (Ctrl-C) or SIGTERM.
@@ -141,6 +151,10 @@ def prepare_home(home: Path) -> None:
     instance_yaml = home / "dagster" / "dagster.yaml"
     if not instance_yaml.exists():
         instance_yaml.write_text(DAGSTER_INSTANCE_YAML)
+    elif "run_retries" not in (yaml.safe_load(instance_yaml.read_text()) or {}):
+        # A home from before run retries: add them, keep everything the user wrote.
+        with instance_yaml.open("a") as file:
+            file.write("\n" + RUN_RETRIES_YAML)
 
 
 LOCATIONS_QUERY = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus

@@ -21,6 +21,8 @@ DEFAULTS: dict[str, str] = {
     "MINING_ENDPOINT_URL": "http://127.0.0.1:8080",
     "MINING_PREDICTION_LOG_SAMPLE_RATE": "0.1",
     "MINING_MAX_BATCH": "1000",
+    "MINING_STEP_RETRIES": "3",
+    "MINING_STEP_RETRY_DELAY_SECONDS": "15",
 }
 
 
@@ -35,6 +37,18 @@ def env_or_default(name: str) -> dg.EnvVar | str | None:
     if os.environ.get(name):
         return dg.EnvVar(name)
     return DEFAULTS.get(name)
+
+
+def int_setting(name: str, *, minimum: int = 0) -> int:
+    """An integer variable; a value that is not one names the variable."""
+    raw = setting(name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected a whole number") from None
+    if value < minimum:
+        raise ValueError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
 
 
 def mining_home() -> Path:

@@ -25,9 +25,11 @@ def wait_until(probe, *, timeout: float, what: str) -> None:
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch) -> Path:
-    """Each test's own MINING_HOME: token files and caches never land in the checkout."""
+    """Each test's own MINING_HOME (token files and caches never land in the checkout), and no retry delays."""
     home = tmp_path / "mining_home"
     monkeypatch.setenv("MINING_HOME", str(home))
+    # Steps still retry outages, without the production backoff (15 s, 30 s, 60 s).
+    monkeypatch.setenv("MINING_STEP_RETRY_DELAY_SECONDS", "0")
     return home
 
 

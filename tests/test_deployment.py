@@ -56,6 +56,10 @@ def aliases(client, project) -> dict:
     return {alias: registry.alias_version(client, project.model.name, alias) for alias in (registry.CHAMPION, registry.PREVIOUS)}
 
 
+def retries(result) -> int:
+    return sum(event.event_type_value == "STEP_UP_FOR_RETRY" for event in result.all_events)
+
+
 def failure(result) -> str:
     return result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
 
@@ -125,4 +129,7 @@ def test_an_unreachable_endpoint_fails_the_deployment_and_restores_the_aliases(p
         no_model = deploy(project, mlflow_resource, down, instance, None, rollback=True)
     assert not result.success and "cannot reach the endpoint" in failure(result)
     assert aliases(client, project) == {"champion": None, "previous": None}
+    # An outage: the step was retried by the policy (MINING_STEP_RETRIES = 3) before failing.
+    assert retries(result) == 3
     assert "has no 'previous' version to roll back to" in failure(no_model)
+    assert retries(no_model) == 0  # a refusal is not retried

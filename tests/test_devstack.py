@@ -54,10 +54,22 @@ def test_prepare_home_writes_a_valid_instance_once(tmp_path):
     prepare_home(tmp_path)
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as dagster_instance:
         assert dagster_instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 3
+        assert dagster_instance.run_retries_enabled and dagster_instance.run_retries_max_retries == 2
+        assert not dagster_instance.run_retries_retry_on_asset_or_op_failure
     instance = tmp_path / "dagster" / "dagster.yaml"
-    instance.write_text("# mine\n")
+    instance.write_text("# mine\nrun_retries: {enabled: false}\n")
     prepare_home(tmp_path)
-    assert instance.read_text() == "# mine\n"
+    assert instance.read_text() == "# mine\nrun_retries: {enabled: false}\n"
+
+
+def test_prepare_home_adds_run_retries_to_an_older_instance_file(tmp_path):
+    instance = tmp_path / "dagster" / "dagster.yaml"
+    instance.parent.mkdir(parents=True)
+    instance.write_text("# mine\ntelemetry:\n  enabled: false\n")
+    prepare_home(tmp_path)
+    assert instance.read_text().startswith("# mine\ntelemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as dagster_instance:
+        assert dagster_instance.run_retries_enabled and not dagster_instance.run_retries_retry_on_asset_or_op_failure
 
 
 class DevStack:

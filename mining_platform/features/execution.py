@@ -35,6 +35,7 @@ class PartitionOutcome:
     duration_seconds: float = 0.0
     bytes_returned: int = 0
     error: str | None = None
+    transient: bool = False  # the error was a passing outage (see resilience)
     contracts: ContractReport | None = None
     replaced_run_id: str | None = None
 

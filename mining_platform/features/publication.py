@@ -21,6 +21,7 @@ from pymongo.database import Database
 
 from mining_platform.features.definition import FeatureDefinition
 from mining_platform.features.runs import RUNNING, RUNS, Pipeline, fail, terminal_run_ids
+from mining_platform.resilience import is_transient
 
 # Commit markers of feature partitions; the sample builder keeps its own (`sample_partitions`).
 PARTITIONS = "feature_partitions"
@@ -149,6 +150,7 @@ class Attempt(Protocol):
     documents_written: int
     duration_seconds: float
     error: str | None
+    transient: bool
 
 
 @contextlib.contextmanager
@@ -157,13 +159,14 @@ def attempt(
     markers: str = PARTITIONS,
 ) -> Iterator[None]:
     """The frame of one partition's run: a failure marks the run FAILED and is recorded on the
-    outcome instead of raised (an interrupt is re-raised after that); either way the
+    outcome (with whether it was a passing outage) instead of raised (an interrupt is re-raised after that); either way the
     partition's unreachable documents are swept and the duration recorded."""
     started = time.perf_counter()
     try:
         yield
     except BaseException as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"
+        outcome.transient = is_transient(exc)
         fail(db, outcome.run_id, error_message=outcome.error, documents_written=outcome.documents_written)
         log.error(f"{pipeline.name} {outcome.partition}: FAILED, previous publication kept: {outcome.error}")
         if not isinstance(exc, Exception):

@@ -8,7 +8,14 @@ from mining_platform import settings
 
 
 class EndpointError(RuntimeError):
-    """The endpoint could not be reached or refused a call; the message has its answer."""
+    """The endpoint could not be reached or refused a call; the message has its answer.
+
+    `transient` when trying again later may succeed: unreachable, or a 502/503/504 answer.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 class EndpointResource(dg.ConfigurableResource):
@@ -34,13 +41,15 @@ class EndpointResource(dg.ConfigurableResource):
         try:
             response = httpx.request(method, url, timeout=timeout, **kwargs)
         except httpx.HTTPError as exc:
-            raise EndpointError(f"cannot reach the endpoint at {url}: {type(exc).__name__}: {exc}") from None
+            raise EndpointError(f"cannot reach the endpoint at {url}: {type(exc).__name__}: {exc}",
+                                transient=True) from None
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text
-            raise EndpointError(f"{method} {url} answered {response.status_code}: {detail}")
+            raise EndpointError(f"{method} {url} answered {response.status_code}: {detail}",
+                                transient=response.status_code in (502, 503, 504))
         return response.json()
 
     def health(self) -> dict:

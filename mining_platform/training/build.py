@@ -33,6 +33,7 @@ class SampleOutcome:
     bytes_returned: int = 0
     feature_runs: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
+    transient: bool = False  # the error was a passing outage (see resilience)
 
     @property
     def documents_written(self) -> int:
