@@ -11,21 +11,30 @@ import dagster as dg
 
 from mining_platform import settings
 from mining_platform.assets.deployment import build_deployment_asset
+from mining_platform.assets.drift_report import build_drift_report_asset
 from mining_platform.assets.features import build_feature_assets
 from mining_platform.assets.model import build_model_asset
 from mining_platform.assets.raw_events import build_raw_events_asset
 from mining_platform.assets.samples import build_samples_asset
 from mining_platform.features.definition import load_feature_definitions
+from mining_platform.jobs import build_jobs
 from mining_platform.project import PROJECT_FILE, load_project
 from mining_platform.resources import platform_resources
+from mining_platform.sensors.champion import build_champion_sensor
+from mining_platform.sensors.drift import build_drift_sensor
 from mining_platform.training.samples import SampleSpec
 
 
 def build_definitions(project_name: str) -> dg.Definitions:
     project_dir = settings.projects_dir() / project_name
     project = load_project(project_dir)
-    features = load_feature_definitions(project_dir, project)
-    spec = SampleSpec(project=project, definitions=tuple(features))
+    return project_definitions(SampleSpec(project=project, definitions=tuple(load_feature_definitions(project_dir, project))))
+
+
+def project_definitions(spec: SampleSpec) -> dg.Definitions:
+    """Every asset, job and sensor of one project, bound to the platform's resources."""
+    project, features = spec.project, spec.definitions
+    jobs = build_jobs(project)
     return dg.Definitions(
         assets=[
             build_raw_events_asset(project),
@@ -33,6 +42,18 @@ def build_definitions(project_name: str) -> dg.Definitions:
             build_samples_asset(spec),
             build_model_asset(spec),
             build_deployment_asset(project),
+            build_drift_report_asset(spec),
+        ],
+        jobs=jobs,
+        sensors=[
+            build_drift_sensor(spec, jobs),
+            build_champion_sensor(project, jobs),
+            # Evaluates the assets' automation conditions (feature days follow raw days); on by
+            # default so the loop works out of the box. Stop it in the UI (Automation) to pause.
+            dg.AutomationConditionSensorDefinition(
+                f"{project.name}_automation_sensor", target=dg.AssetSelection.all(),
+                default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+            ),
         ],
         resources=platform_resources(),
     )

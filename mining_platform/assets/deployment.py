@@ -6,6 +6,7 @@ from mlflow.exceptions import MlflowException
 from pydantic import Field
 
 from mining_platform.project import ProjectConfig
+from mining_platform.resilience import failures_classified, is_transient, permanent, retry_policy
 from mining_platform.resources import EndpointResource, MlflowResource
 from mining_platform.resources.endpoint import EndpointError
 from mining_platform.training.registry import CHAMPION, PREVIOUS, PromotionRefused, alias_version, promote_to_champion
@@ -27,8 +28,8 @@ def _upstream_version(context: dg.AssetExecutionContext, model_key: dg.AssetKey)
     event = context.instance.get_latest_materialization_event(model_key)
     materialization = event.asset_materialization if event else None
     if materialization is None or "model_version" not in materialization.metadata:
-        raise dg.Failure(description=f"{model_key.to_user_string()} has no materialisation with a model_version: "
-                         "materialise it first, or set `version` in the run config")
+        raise permanent(f"{model_key.to_user_string()} has no materialisation with a model_version: "
+                        "materialise it first, or set `version` in the run config")
     return str(materialization.metadata["model_version"].value)
 
 
@@ -61,6 +62,7 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
     @dg.asset(
         key=[project.name, "deployment"],
         deps=[dg.AssetDep(model_key)],
+        retry_policy=retry_policy(),
         group_name="deployment",
         kinds={"mlflow", "fastapi"},
         description=f"The scoring endpoint serving `{model_name}@{CHAMPION}`: moves `{CHAMPION}` to the version "
@@ -70,51 +72,54 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
     )
     def deployment(context: dg.AssetExecutionContext, config: DeploymentConfig, mlflow: MlflowResource,
                    endpoint: EndpointResource) -> dg.MaterializeResult:
-        client = mlflow.client()
-        before = {alias: alias_version(client, model_name, alias) for alias in (CHAMPION, PREVIOUS)}
-        if config.rollback and config.version:
-            raise dg.Failure(description="set either rollback or version, not both")
-        if config.rollback:
-            if before[PREVIOUS] is None:
-                raise dg.Failure(description=f"{model_name} has no {PREVIOUS!r} version to roll back to")
-            target, action = before[PREVIOUS], "rollback"
-        elif config.version:
-            target, action = config.version, "deploy the requested version"
-        else:
-            target, action = _upstream_version(context, model_key), f"promote the version {model_key.to_user_string()} registered"
-        context.log.info(f"{action}: {model_name} version {target} (champion was {before[CHAMPION]})")
-        try:
-            replaced = promote_to_champion(client, model_name, target)
-        except PromotionRefused as exc:
-            raise dg.Failure(description=str(exc)) from None
-        except MlflowException as exc:
-            raise dg.Failure(description=f"cannot move {model_name}@{CHAMPION} to version {target}: {exc.message}") from None
+        with failures_classified():
+            client = mlflow.client()
+            before = {alias: alias_version(client, model_name, alias) for alias in (CHAMPION, PREVIOUS)}
+            if config.rollback and config.version:
+                raise permanent("set either rollback or version, not both")
+            if config.rollback:
+                if before[PREVIOUS] is None:
+                    raise permanent(f"{model_name} has no {PREVIOUS!r} version to roll back to")
+                target, action = before[PREVIOUS], "rollback"
+            elif config.version:
+                target, action = config.version, "deploy the requested version"
+            else:
+                target, action = _upstream_version(context, model_key), f"promote the version {model_key.to_user_string()} registered"
+            context.log.info(f"{action}: {model_name} version {target} (champion was {before[CHAMPION]})")
+            try:
+                replaced = promote_to_champion(client, model_name, target)
+            except PromotionRefused as exc:
+                raise permanent(str(exc)) from None
+            except MlflowException as exc:
+                raise dg.Failure(description=f"cannot move {model_name}@{CHAMPION} to version {target}: {exc.message}",
+                                 allow_retries=is_transient(exc)) from None
 
-        try:
-            reloaded = endpoint.reload(project.name)
-            served = _hit_check(endpoint, project.name, target)
-        except (EndpointError, HitCheckFailed) as exc:
-            _restore(client, model_name, before)
-            try:  # best effort: the endpoint may have swapped before the check failed
-                endpoint.reload(project.name)
-            except EndpointError:
-                pass
-            raise dg.Failure(description=(
-                f"deploying {model_name} version {target} failed: {exc}. The aliases are restored "
-                f"({CHAMPION}: {before[CHAMPION]}, {PREVIOUS}: {before[PREVIOUS]})")) from None
+            try:
+                reloaded = endpoint.reload(project.name)
+                served = _hit_check(endpoint, project.name, target)
+            except (EndpointError, HitCheckFailed) as exc:
+                _restore(client, model_name, before)
+                try:  # best effort: the endpoint may have swapped before the check failed
+                    endpoint.reload(project.name)
+                except EndpointError:
+                    pass
+                raise dg.Failure(description=(
+                    f"deploying {model_name} version {target} failed: {exc}. The aliases are restored "
+                    f"({CHAMPION}: {before[CHAMPION]}, {PREVIOUS}: {before[PREVIOUS]})"),
+                    allow_retries=is_transient(exc)) from None
 
-        # promote_to_champion moved the replaced champion to previous, unless target already was champion.
-        after_previous = replaced if replaced not in (None, target) else before[PREVIOUS]
-        return dg.MaterializeResult(metadata={
-            "live_version": dg.MetadataValue.text(target),
-            "previous_version": dg.MetadataValue.text(after_previous or "none"),
-            "model_uri": dg.MetadataValue.text(f"models:/{model_name}/{target}"),
-            "mlflow_run_id": dg.MetadataValue.text(served["run_id"]),
-            "endpoint_url": dg.MetadataValue.url(endpoint.url),
-            "endpoint_docs": dg.MetadataValue.url(f"{endpoint.url.rstrip('/')}/docs"),
-            "loaded_at": dg.MetadataValue.text(served["loaded_at"]),
-            "action": dg.MetadataValue.text(action),
-            "swapped": dg.MetadataValue.bool(reloaded["changed"]),
-        })
+            # promote_to_champion moved the replaced champion to previous, unless target already was champion.
+            after_previous = replaced if replaced not in (None, target) else before[PREVIOUS]
+            return dg.MaterializeResult(metadata={
+                "live_version": dg.MetadataValue.text(target),
+                "previous_version": dg.MetadataValue.text(after_previous or "none"),
+                "model_uri": dg.MetadataValue.text(f"models:/{model_name}/{target}"),
+                "mlflow_run_id": dg.MetadataValue.text(served["run_id"]),
+                "endpoint_url": dg.MetadataValue.url(endpoint.url),
+                "endpoint_docs": dg.MetadataValue.url(f"{endpoint.url.rstrip('/')}/docs"),
+                "loaded_at": dg.MetadataValue.text(served["loaded_at"]),
+                "action": dg.MetadataValue.text(action),
+                "swapped": dg.MetadataValue.bool(reloaded["changed"]),
+            })
 
     return deployment

@@ -8,7 +8,19 @@ from mining_platform.assets.run_context import dagster_run_finished, partitions_
 from mining_platform.features.execution import ExecutionReport, run_feature_pipeline
 from mining_platform.features.definition import FeatureDefinition
 from mining_platform.project import ProjectConfig
+from mining_platform.resilience import failures_classified, retry_policy
 from mining_platform.resources import MongoResource
+
+# A feature day follows its raw day: whenever any raw partition lands or is replaced, that
+# day's features are recomputed. Unlike AutomationCondition.eager(), not only the latest
+# day: a late or replayed day is recomputed too. Never while the raw day is missing or
+# still being written, nor when this asset is already running for it.
+ON_NEW_RAW_DAY = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("when its raw day lands")
 
 
 class FeatureRunConfig(dg.Config):
@@ -115,6 +127,8 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
         deps=[source_key],
         # A day is one aggregation; one run per day would spend a backfill starting processes.
         backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=retry_policy(),
+        automation_condition=ON_NEW_RAW_DAY,
         code_version=definition.content_hash,
         group_name="features",
         kinds={"mongodb"},
@@ -141,31 +155,34 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
         ],
     )
     def feature_asset(context: dg.AssetExecutionContext, config: FeatureRunConfig, mongo: MongoResource):
-        partitions = partitions_with_as_of(context, partitions_def)
-        report = run_feature_pipeline(
-            mongo=mongo, project=project, definition=definition, partitions=partitions,
-            dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms, log=context.log,
-            dagster_run_finished=dagster_run_finished(context.instance),
-        )
-        metadata = _metadata(report, mongo.database)
-        checks = _check_results(report)
-        if not report.failed:
-            yield dg.MaterializeResult(metadata=metadata, check_results=checks)
-            return
-        # Record what did publish, per partition, before failing the step for the rest.
-        for outcome in report.outcomes:
-            if outcome.committed:
-                context.log_event(dg.AssetMaterialization(
-                    asset_key=context.asset_key, partition=outcome.partition,
-                    metadata={"documents_written": outcome.documents_written, "run_id": outcome.run_id},
-                ))
-        yield from checks
-        failures = "\n".join(f"- {o.partition}: {o.error}" for o in report.failed)
-        raise dg.Failure(
-            description=f"{len(report.failed)} of {len(report.outcomes)} partitions of {definition.name} were not "
-            f"published (readers keep the previous publication):\n{failures}",
-            metadata=metadata,
-        )
+        with failures_classified():
+            partitions = partitions_with_as_of(context, partitions_def)
+            report = run_feature_pipeline(
+                mongo=mongo, project=project, definition=definition, partitions=partitions,
+                dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms, log=context.log,
+                dagster_run_finished=dagster_run_finished(context.instance),
+            )
+            metadata = _metadata(report, mongo.database)
+            checks = _check_results(report)
+            if not report.failed:
+                yield dg.MaterializeResult(metadata=metadata, check_results=checks)
+                return
+            # Record what did publish, per partition, before failing the step for the rest.
+            for outcome in report.outcomes:
+                if outcome.committed:
+                    context.log_event(dg.AssetMaterialization(
+                        asset_key=context.asset_key, partition=outcome.partition,
+                        metadata={"documents_written": outcome.documents_written, "run_id": outcome.run_id},
+                    ))
+            yield from checks
+            failures = "\n".join(f"- {o.partition}: {o.error}" for o in report.failed)
+            raise dg.Failure(
+                description=f"{len(report.failed)} of {len(report.outcomes)} partitions of {definition.name} were not "
+                f"published (readers keep the previous publication):\n{failures}",
+                metadata=metadata,
+                # Retried only when every failure was an outage; a refused or broken partition fails for good.
+                allow_retries=all(o.transient for o in report.failed),
+            )
 
     return feature_asset
 

@@ -8,11 +8,13 @@ import dagster as dg
 from pydantic import Field
 
 from mining_platform import settings
+from mining_platform.resilience import failures_classified, permanent, retry_policy
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.training.model import TrainingOutcome, train_and_register
 from mining_platform.training.samples import SampleSpec
 
 GATE_CHECK = "gate"
+CAUSE_TAG_PREFIX = "mining."
 
 
 class Device(Enum):
@@ -44,10 +46,10 @@ class TrainingRunConfig(dg.Config):
         try:
             resolved = type(defaults).model_validate({**defaults.model_dump(), **overrides})
         except ValueError as exc:
-            raise dg.Failure(description=f"invalid training config: {exc}") from None
+            raise permanent(f"invalid training config: {exc}") from None
         if resolved.samples_from and resolved.samples_to and resolved.samples_from > resolved.samples_to:
-            raise dg.Failure(description=f"invalid training config: samples_from {resolved.samples_from} is after "
-                             f"samples_to {resolved.samples_to}")
+            raise permanent(f"invalid training config: samples_from {resolved.samples_from} is after "
+                            f"samples_to {resolved.samples_to}")
         return resolved
 
 
@@ -112,6 +114,7 @@ def build_model_asset(spec: SampleSpec) -> dg.AssetsDefinition:
         key=key,
         deps=[dg.AssetDep([project.name, "samples"])],
         code_version=model_code_version(spec),
+        retry_policy=retry_policy(),
         group_name="training",
         kinds={"xgboost", "mlflow"},
         description=f"XGBoost classifier of `{project.label.name}`, registered in MLflow as `{model.name}` (every "
@@ -127,11 +130,14 @@ def build_model_asset(spec: SampleSpec) -> dg.AssetsDefinition:
     )
     def model_asset(context: dg.AssetExecutionContext, config: TrainingRunConfig, mongo: MongoResource,
                     mlflow: MlflowResource) -> dg.MaterializeResult:
-        outcome = train_and_register(
-            db=mongo.db(), spec=spec, training=config.resolve(spec), tracking_uri=mlflow.tracking_uri,
-            artifact_location=mlflow.artifact_location, dagster_run_id=context.run.run_id, log=context.log,
-            sample_cache=settings.mining_home() / "cache" / "samples" if config.use_sample_cache else None,
-        )
-        return dg.MaterializeResult(metadata=_metadata(outcome), check_results=[_gate_result(outcome)])
+        with failures_classified():
+            outcome = train_and_register(
+                db=mongo.db(), spec=spec, training=config.resolve(spec), tracking_uri=mlflow.tracking_uri,
+                artifact_location=mlflow.artifact_location, dagster_run_id=context.run.run_id, log=context.log,
+                # Why this run trains (the drift sensor's cause tags) travels with the version.
+                cause_tags={k: v for k, v in context.run.tags.items() if k.startswith(CAUSE_TAG_PREFIX)},
+                sample_cache=settings.mining_home() / "cache" / "samples" if config.use_sample_cache else None,
+            )
+            return dg.MaterializeResult(metadata=_metadata(outcome), check_results=[_gate_result(outcome)])
 
     return model_asset

@@ -5,6 +5,7 @@ from pydantic import Field
 
 from mining_platform.assets.raw_events import daily_partitions
 from mining_platform.assets.run_context import dagster_run_finished, partitions_with_as_of
+from mining_platform.resilience import failures_classified, retry_policy
 from mining_platform.resources import MongoResource
 from mining_platform.training.build import SampleOutcome, build_sample_partitions
 from mining_platform.training.samples import SAMPLE_PARTITIONS, SampleSpec
@@ -55,6 +56,7 @@ def build_samples_asset(spec: SampleSpec) -> dg.AssetsDefinition:
             )),
         ],
         backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=retry_policy(),
         code_version=spec.content_hash,
         group_name="training",
         kinds={"mongodb"},
@@ -66,40 +68,42 @@ def build_samples_asset(spec: SampleSpec) -> dg.AssetsDefinition:
         metadata={"collection": spec.target, "label": project.label.name, "horizon_days": horizon},
     )
     def samples(context: dg.AssetExecutionContext, config: SamplesRunConfig, mongo: MongoResource):
-        partitions = partitions_with_as_of(context, partitions_def)
-        outcomes = build_sample_partitions(
-            mongo=mongo, spec=spec, partitions=partitions,
-            loaded_raw_days=context.instance.get_materialized_partitions(raw_key),
-            dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms, log=context.log,
-            dagster_run_finished=dagster_run_finished(context.instance),
-        )
-        committed = [o for o in outcomes if o.committed]
-        rows = sum(o.rows for o in committed)
-        metadata = {
-            "rows_written": dg.MetadataValue.int(rows),
-            "positive_rate": dg.MetadataValue.float(round(sum(o.positives for o in committed) / rows, 4) if rows else 0.0),
-            "partitions_committed": dg.MetadataValue.int(len(committed)),
-            "bytes_returned": dg.MetadataValue.int(sum(o.bytes_returned for o in outcomes)),
-            "feature_versions": dg.MetadataValue.json(
-                {d.name: {"version": d.version, "hash": d.content_hash} for d in spec.definitions}
-            ),
-            "collection": dg.MetadataValue.text(f"{mongo.database}.{spec.target}"),
-            "partitions": _partition_table(outcomes),
-        }
-        failed = [o for o in outcomes if not o.committed]
-        if not failed:
-            yield dg.MaterializeResult(metadata=metadata)
-            return
-        for outcome in committed:
-            yield dg.AssetMaterialization(
-                asset_key=context.asset_key, partition=outcome.partition,
-                metadata={"rows": outcome.rows, "positives": outcome.positives, "run_id": outcome.run_id},
+        with failures_classified():
+            partitions = partitions_with_as_of(context, partitions_def)
+            outcomes = build_sample_partitions(
+                mongo=mongo, spec=spec, partitions=partitions,
+                loaded_raw_days=context.instance.get_materialized_partitions(raw_key),
+                dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms, log=context.log,
+                dagster_run_finished=dagster_run_finished(context.instance),
             )
-        raise dg.Failure(
-            description=f"{len(failed)} of {len(outcomes)} sample partitions were not published (readers keep the "
-            "previous publication):\n" + "\n".join(f"- {o.error}" if o.run_id is None else f"- {o.partition}: {o.error}"
-                                                  for o in failed),
-            metadata=metadata,
-        )
+            committed = [o for o in outcomes if o.committed]
+            rows = sum(o.rows for o in committed)
+            metadata = {
+                "rows_written": dg.MetadataValue.int(rows),
+                "positive_rate": dg.MetadataValue.float(round(sum(o.positives for o in committed) / rows, 4) if rows else 0.0),
+                "partitions_committed": dg.MetadataValue.int(len(committed)),
+                "bytes_returned": dg.MetadataValue.int(sum(o.bytes_returned for o in outcomes)),
+                "feature_versions": dg.MetadataValue.json(
+                    {d.name: {"version": d.version, "hash": d.content_hash} for d in spec.definitions}
+                ),
+                "collection": dg.MetadataValue.text(f"{mongo.database}.{spec.target}"),
+                "partitions": _partition_table(outcomes),
+            }
+            failed = [o for o in outcomes if not o.committed]
+            if not failed:
+                yield dg.MaterializeResult(metadata=metadata)
+                return
+            for outcome in committed:
+                yield dg.AssetMaterialization(
+                    asset_key=context.asset_key, partition=outcome.partition,
+                    metadata={"rows": outcome.rows, "positives": outcome.positives, "run_id": outcome.run_id},
+                )
+            raise dg.Failure(
+                description=f"{len(failed)} of {len(outcomes)} sample partitions were not published (readers keep the "
+                "previous publication):\n" + "\n".join(f"- {o.error}" if o.run_id is None else f"- {o.partition}: {o.error}"
+                                                      for o in failed),
+                metadata=metadata,
+                allow_retries=all(o.transient for o in failed),
+            )
 
     return samples

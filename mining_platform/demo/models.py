@@ -10,6 +10,7 @@ import json
 import numpy as np
 import xgboost as xgb
 
+from mining_platform.monitoring.reference import REFERENCE_ARTIFACT, build_reference
 from mining_platform.training import registry
 
 
@@ -24,9 +25,12 @@ def synthetic_rows(features: list[str], rows: int, seed: int) -> np.ndarray:
 def register_synthetic_version(
     *, tracking_uri: str, artifact_location: str | None, model_name: str, features: list[str], seed: int,
     project: str, rows: int = 300, max_depth: int = 3, rounds: int | None = None, gate: str = registry.PASSED,
-    trained_features: dict | None = None,
+    trained_features: dict | None = None, reference_rows: np.ndarray | None = None,
 ) -> registry.LoggedVersion:
-    """Train a booster whose scores depend on `seed` (rounds default to 5 + seed % 7), register it, record its gate."""
+    """Train a booster whose scores depend on `seed` (rounds default to 5 + seed % 7), register it, record its gate.
+
+    Its drift reference is built from `reference_rows` (default: its training rows).
+    """
     X = synthetic_rows(features, rows, seed)
     y = (np.nan_to_num(X[:, 0], nan=6.0) + np.random.default_rng(seed + 1).normal(0, 3, len(X)) > 6).astype(int)
     booster = xgb.train({"objective": "binary:logistic", "max_depth": max_depth, "seed": seed}, xgb.DMatrix(X, y),
@@ -36,7 +40,10 @@ def register_synthetic_version(
         model_name=model_name, run_name=f"synthetic seed {seed}", booster=booster, features=features,
         X_example=X[:20], scores_example=booster.inplace_predict(X[:20]), params={"seed": seed}, metrics={},
         figures={}, tags={"mining.project": project, "mining.features": json.dumps(trained_features or {})},
-        extra_artifacts={},
+        extra_artifacts={REFERENCE_ARTIFACT: build_reference(
+            X=X if reference_rows is None else reference_rows, features=features, boolean_features=set(),
+            validation_scores=booster.inplace_predict(X), sample_partitions=[], seed=seed,
+        ).to_json()},
     )
     with registry.tracking(tracking_uri) as client:
         registry.record_gate(client, logged, passed=gate == registry.PASSED, reason=f"synthetic: {gate}")

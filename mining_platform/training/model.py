@@ -7,8 +7,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from pymongo.database import Database
 
+from mining_platform.features.definition import FeatureType
+from mining_platform.monitoring.reference import REFERENCE_ARTIFACT, ModelReference, build_reference
 from mining_platform.project import TrainingConfig
 from mining_platform.training import plots, registry
 from mining_platform.training.booster import (
@@ -51,6 +54,16 @@ def lineage_tags(spec: SampleSpec, data: TrainingData, *, dagster_run_id: str | 
     }
 
 
+def drift_reference(spec: SampleSpec, data: TrainingData, validation_scores, *, seed: int) -> ModelReference:
+    """The distributions drift reports compare against: every row the version learned from."""
+    boolean = {name for d in spec.definitions for name, contract in d.features.items()
+               if contract.type is FeatureType.bool}
+    return build_reference(
+        X=np.vstack([data.train.X, data.validation.X]), features=data.features, boolean_features=boolean,
+        validation_scores=validation_scores, sample_partitions=data.sample_partitions, seed=seed,
+    )
+
+
 def train_and_register(
     *,
     db: Database,
@@ -60,12 +73,14 @@ def train_and_register(
     artifact_location: str | None = None,
     sample_cache: Path | None = None,
     dagster_run_id: str | None = None,
+    cause_tags: dict[str, str] | None = None,
     log: logging.Logger | logging.LoggerAdapter = logging.getLogger(__name__),
 ) -> TrainingOutcome:
     """Train a version on the configured sample range and register it with its gate verdict.
 
     Every trained version is registered, a failing one included: `mining.gate` says
-    whether it may ever become champion.
+    whether it may ever become champion. `cause_tags` (why it was trained, e.g. the
+    drift sensor's `mining.drift.*`) are added to the run's tags.
     """
     model = spec.project.model
     seconds = {}
@@ -98,6 +113,7 @@ def train_and_register(
     best_iteration = int(booster.attr("best_iteration"))
     champion = score_champion(tracking_uri, model.name, data.validation, data.features)
     figures = plots.evaluation_figures(booster, data.validation.y, scores, metrics["auc"])
+    reference = drift_reference(spec, data, scores, seed=training.seed)
     seconds["evaluate"] = time.perf_counter() - clock
     try:
         clock = time.perf_counter()
@@ -123,13 +139,13 @@ def train_and_register(
             },
             metrics={**metrics, "best_iteration": best_iteration},
             figures=figures,
-            tags=lineage_tags(spec, data, dagster_run_id=dagster_run_id),
+            tags={**(cause_tags or {}), **lineage_tags(spec, data, dagster_run_id=dagster_run_id)},
             extra_artifacts={"training_data.json": {
                 "features": data.features,
                 "excluded_features": data.excluded,
                 "sample_partitions": data.sample_partitions,
                 "feature_versions": data.feature_versions,
-            }},
+            }, REFERENCE_ARTIFACT: reference.to_json()},
         )
         seconds["log_and_register"] = time.perf_counter() - clock
         plots_markdown = {name: plots.png_markdown(figure, name) for name, figure in figures.items()}

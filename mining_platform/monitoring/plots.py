@@ -1,0 +1,29 @@
+"""Histogram of a drifted variable: the reference's share per bin next to the day's (matplotlib, headless)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mining_platform.monitoring.distributions import Comparison, Distribution  # noqa: E402
+from mining_platform.training.plots import png_markdown  # noqa: E402
+
+
+def drift_histogram(comparison: Comparison, reference: Distribution, *, partition: str, version: str) -> str:
+    """The two binned distributions as grouped bars, inline Markdown for Dagster metadata."""
+    labels = reference.labels
+    positions = np.arange(len(labels))
+    figure, axes = plt.subplots(figsize=(max(5.0, 0.55 * len(labels) + 2), 3.6))
+    try:
+        axes.bar(positions - 0.2, comparison.expected, width=0.4, label=f"reference (v{version})", color="#7a8fa6")
+        axes.bar(positions + 0.2, comparison.actual, width=0.4, label=partition, color="#d9822b")
+        axes.set_xticks(positions, labels, rotation=45, ha="right", fontsize=7)
+        axes.set_ylabel("share of rows")
+        axes.set_title(f"{comparison.name}: PSI {comparison.psi:.3f}", fontsize=10)
+        axes.legend(fontsize=8)
+        figure.tight_layout()
+        return png_markdown(figure, f"{comparison.name} drift")
+    finally:
+        plt.close(figure)

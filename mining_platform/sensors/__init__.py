@@ -1,0 +1,1 @@
+"""Sensors that close the loop: drift → retrain, and champion alias → redeploy."""

@@ -1,0 +1,86 @@
+"""`<p>_champion_sensor`: when `champion` moves outside Dagster (MLflow UI, a script), redeploy it.
+
+The endpoint serves whatever `<p>/deployment` last verified. When the alias names
+another version and no deployment is in flight, the sensor launches
+`<p>_deploy_job` for that version, which reloads the endpoint and checks it. A move
+made by the deployment asset itself is recognised by its materialisation and skipped.
+
+Each move the sensor sees is numbered in its JSON cursor and the run key is
+`champion:<p>:<version>:<move>`: a re-evaluation after a crash repeats the key (one
+launch), and moving the alias back to a version deployed before is a new move.
+"""
+
+import dataclasses
+
+import dagster as dg
+
+from mining_platform.jobs import deploy_job_name, keys, retrain_job_name
+from mining_platform.monitoring.reference import champion
+from mining_platform.project import ProjectConfig
+from mining_platform.resources import MlflowResource
+from mining_platform.sensors.cursor import dump_cursor, load_cursor
+from mining_platform.sensors.drift import CAUSE_TAG, IN_FLIGHT
+
+
+@dataclasses.dataclass
+class ChampionCursor:
+    champion: str | None = None  # the version the alias named at the last tick
+    moves: int = 0  # alias moves seen so far
+
+
+def deployed_version(instance: dg.DagsterInstance, deployment_key: dg.AssetKey) -> str | None:
+    """The version the latest successful `<p>/deployment` verified on the endpoint."""
+    event = instance.get_latest_materialization_event(deployment_key)
+    materialization = event.asset_materialization if event else None
+    if materialization is None or "live_version" not in materialization.metadata:
+        return None
+    return str(materialization.metadata["live_version"].value)
+
+
+def deployments_in_flight(instance: dg.DagsterInstance, project: ProjectConfig) -> list[str]:
+    """Runs queued or running that may materialise the deployment: its jobs, or a launch from the UI."""
+    deployment_key = keys(project)["deployment"]
+    jobs = {retrain_job_name(project), deploy_job_name(project)}
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=100)
+    return [run.run_id for run in runs
+            if deployment_key in (run.asset_selection or ()) or (run.asset_selection is None and run.job_name in jobs)]
+
+
+def build_champion_sensor(project: ProjectConfig, jobs: list) -> dg.SensorDefinition:
+    deployment_key = keys(project)["deployment"]
+    model_name = project.model.name
+    op_name = deployment_key.to_python_identifier()
+
+    @dg.sensor(
+        name=f"{project.name}_champion_sensor",
+        jobs=[job for job in jobs if job.name == deploy_job_name(project)],
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"When `{model_name}@champion` names a version the endpoint was not deployed with (moved in the "
+        f"MLflow UI or by a script), launches `{deploy_job_name(project)}` for it so the endpoint hot-reloads.",
+    )
+    def champion_sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource) -> dg.SensorResult:
+        cursor = load_cursor(ChampionCursor, context.cursor, context.log)
+        current = champion(mlflow.client(), model_name)
+        version = current.version if current else None
+        if version != cursor.champion:
+            cursor.champion, cursor.moves = version, cursor.moves + 1
+        result = dict(cursor=dump_cursor(cursor))
+        if version is None:
+            return dg.SensorResult(skip_reason=dg.SkipReason(f"{model_name} has no champion"), **result)
+        deployed = deployed_version(context.instance, deployment_key)
+        if deployed == version:
+            return dg.SensorResult(skip_reason=dg.SkipReason(f"the endpoint was deployed with v{version}"), **result)
+        busy = deployments_in_flight(context.instance, project)
+        if busy:
+            return dg.SensorResult(skip_reason=dg.SkipReason(
+                f"champion is v{version}, deployed v{deployed}; deployment run {busy[0]} in flight"), **result)
+        return dg.SensorResult(run_requests=[dg.RunRequest(
+            run_key=f"champion:{project.name}:{version}:{cursor.moves}",
+            job_name=deploy_job_name(project),
+            run_config={"ops": {op_name: {"config": {"version": version}}}},
+            tags={CAUSE_TAG: "champion_moved", "mining.champion.version": version,
+                  "mining.champion.deployed_before": deployed or "none"},
+        )], **result)
+
+    return champion_sensor

@@ -1,0 +1,200 @@
+"""`<p>_drift_sensor`: a drift report for each newly committed feature day, and a retrain when it drifted.
+
+Two steps per tick, each remembered in the JSON cursor:
+
+1. Feature materialisations since the cursor: when the newest day they touch is
+   complete (every feature set committed), request `<p>/drift_report` for that day.
+   Older days (a backfill) get no automatic report: their drift says nothing about
+   what the endpoint is scoring now.
+2. Drift reports since the cursor: the newest one decides. With at least
+   `min_drifted_features` features over `psi_threshold`, and the champion still the
+   version it was measured against, one RunRequest for `<p>_retrain_job`.
+
+Run keys are deterministic (`drift:<p>:<partition>:<champion version>`): a tick
+evaluated again after a crash, before its cursor was stored, asks for the same key,
+and Dagster launches a key only once.
+"""
+
+import dataclasses
+import datetime as dt
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from mining_platform.assets.model import GATE_CHECK
+from mining_platform.jobs import drift_report_job_name, keys, retrain_job_name
+from mining_platform.monitoring.reference import champion
+from mining_platform.monitoring.report import drifted_features
+from mining_platform.resources import MlflowResource
+from mining_platform.sensors.cursor import dump_cursor, load_cursor
+from mining_platform.training.samples import SampleSpec
+
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED]
+BATCH = 1000
+CAUSE_TAG = "mining.cause"
+DRIFT_TAG_PREFIX = "mining.drift."
+
+
+@dataclasses.dataclass
+class DriftCursor:
+    features_event: int = 0  # storage id of the last feature materialisation seen
+    reported_partition: str | None = None  # newest day a report was requested for
+    report_event: int = 0  # storage id of the last drift report seen
+    decided_partition: str | None = None  # newest day whose report was decided on
+
+
+def new_materializations(instance: dg.DagsterInstance, key: dg.AssetKey, after: int) -> list[dg.EventLogRecord]:
+    records, cursor = [], None
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=BATCH, cursor=cursor, ascending=True)
+        records.extend(page.records)
+        if not page.has_more:
+            return records
+        cursor = page.cursor
+
+
+def matured_sample_range(instance: dg.DagsterInstance, spec: SampleSpec) -> tuple[str, str] | None:
+    """The sample days after the last built one whose features are committed and whose label window is loaded.
+
+    Contiguous from the first such day: a gap would fail the samples step and block the retrain.
+    """
+    project = spec.project
+    k = keys(project)
+    built = instance.get_materialized_partitions(k["samples"])
+    raw = instance.get_materialized_partitions(k["raw"])
+    feature_days = set.intersection(*(
+        set(instance.get_materialized_partitions(dg.AssetKey([project.name, "features", d.name])))
+        for d in spec.definitions))
+    last_built = max(built) if built else None
+    days = []
+    for day in sorted(d for d in feature_days if last_built is None or d > last_built):
+        start = dt.date.fromisoformat(day)
+        window = [(start + dt.timedelta(days=i)).isoformat() for i in range(1, project.label.horizon_days + 1)]
+        previous = days[-1] if days else last_built
+        contiguous = previous is None or dt.date.fromisoformat(previous) + dt.timedelta(days=1) == start
+        if not contiguous or not all(d in raw for d in window):
+            break
+        days.append(day)
+    return (days[0], days[-1]) if days else None
+
+
+def retrain_request(instance: dg.DagsterInstance, spec: SampleSpec, *, partition: str, version: str,
+                    drifted: dict[str, float]) -> dg.RunRequest:
+    project = spec.project
+    k = keys(project)
+    tags = {
+        CAUSE_TAG: "drift",
+        f"{DRIFT_TAG_PREFIX}partition": partition,
+        f"{DRIFT_TAG_PREFIX}champion_version": version,
+        f"{DRIFT_TAG_PREFIX}features": ",".join(drifted),
+        **{f"{DRIFT_TAG_PREFIX}psi.{name}": f"{psi:.4f}" for name, psi in drifted.items()},
+    }
+    selection = [k["model"], k["deployment"]]
+    matured = matured_sample_range(instance, spec)
+    if matured:
+        selection.insert(0, k["samples"])
+        tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG] = matured
+    return dg.RunRequest(
+        run_key=f"drift:{project.name}:{partition}:{version}",
+        job_name=retrain_job_name(project),
+        asset_selection=selection,
+        asset_check_keys=[dg.AssetCheckKey(k["model"], GATE_CHECK)],
+        tags=tags,
+    )
+
+
+def _in_flight(instance: dg.DagsterInstance, job_name: str) -> list[str]:
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=5)
+    return [run.run_id for run in runs]
+
+
+def build_drift_sensor(spec: SampleSpec, jobs: list) -> dg.SensorDefinition:
+    project = spec.project
+    k = keys(project)
+    feature_keys = [dg.AssetKey([project.name, "features", d.name]) for d in spec.definitions]
+
+    @dg.sensor(
+        name=f"{project.name}_drift_sensor",
+        jobs=[job for job in jobs if job.name in (drift_report_job_name(project), retrain_job_name(project))],
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"When a feature day is committed, requests its `{project.name}/drift_report`; when the newest "
+        f"report has at least {project.drift.min_drifted_features} features over PSI {project.drift.psi_threshold} "
+        f"against the champion it was measured with, launches `{retrain_job_name(project)}` tagged with the "
+        "drifted features and their PSI.",
+    )
+    def drift_sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource) -> dg.SensorResult:
+        instance = context.instance
+        cursor = load_cursor(DriftCursor, context.cursor, context.log)
+        requests, notes = [], []
+        current = champion(mlflow.client(), project.model.name)
+
+        # 1. New committed feature days → the newest one's drift report.
+        touched: set[str] = set()
+        for key in feature_keys:
+            for record in new_materializations(instance, key, cursor.features_event):
+                cursor.features_event = max(cursor.features_event, record.storage_id)
+                if record.partition_key:
+                    touched.add(record.partition_key)
+        if touched:
+            complete = set.intersection(*(set(instance.get_materialized_partitions(key)) for key in feature_keys))
+            ready = sorted(day for day in touched if day in complete)
+            newest = ready[-1] if ready else None
+            if newest and (cursor.reported_partition is None or newest >= cursor.reported_partition):
+                cursor.reported_partition = newest
+                if current is None:
+                    notes.append(f"features of {newest} committed, but {project.model.name} has no champion to "
+                                 "compare with: no drift report requested")
+                else:
+                    requests.append(dg.RunRequest(
+                        run_key=f"report:{project.name}:{newest}:{cursor.features_event}",
+                        job_name=drift_report_job_name(project),
+                        partition_key=newest,
+                        tags={CAUSE_TAG: "features_committed"},
+                    ))
+            elif ready:
+                notes.append(f"features of {ready[0]}..{ready[-1]} committed; older than {cursor.reported_partition}, "
+                             "so no automatic drift report")
+
+        # 2. New drift reports → the newest one decides.
+        reports = new_materializations(instance, k["drift_report"], cursor.report_event)
+        if reports:
+            cursor.report_event = max(r.storage_id for r in reports)
+            latest = max(reports, key=lambda r: (r.partition_key or "", r.storage_id))
+            decision = _decide(instance, spec, latest, cursor, current)
+            if isinstance(decision, dg.RunRequest):
+                requests.append(decision)
+            else:
+                notes.append(decision)
+        elif not requests and not notes:
+            notes.append("no new feature partition and no new drift report")
+        return dg.SensorResult(
+            run_requests=requests,
+            skip_reason=None if requests else dg.SkipReason("; ".join(notes)),
+            cursor=dump_cursor(cursor),
+        )
+
+    def _decide(instance, spec, record, cursor: DriftCursor, current) -> dg.RunRequest | str:
+        partition = record.partition_key
+        metadata = record.asset_materialization.metadata
+        if cursor.decided_partition and partition < cursor.decided_partition:
+            return f"drift report {partition} is older than {cursor.decided_partition}, already decided on"
+        cursor.decided_partition = partition
+        version = str(metadata["champion_version"].value)
+        drifted = drifted_features(metadata["psi"].value, project.drift)
+        listed = ", ".join(f"{name} {psi:.3f}" for name, psi in drifted.items()) or "none"
+        summary = (f"{partition}: {len(drifted)} of {len(metadata['psi'].value)} features over PSI "
+                   f"{project.drift.psi_threshold} against v{version} ({listed})")
+        if len(drifted) < project.drift.min_drifted_features:
+            return f"{summary}; {project.drift.min_drifted_features} needed to retrain"
+        if current is None or current.version != version:
+            now = f"v{current.version}" if current else "no version"
+            return f"{summary}, but the champion is {now} now: waiting for a report against it"
+        running = _in_flight(instance, retrain_job_name(project))
+        if running:
+            return f"{summary}, but retrain run {running[0]} is still in flight"
+        return retrain_request(instance, spec, partition=partition, version=version, drifted=drifted)
+
+    return drift_sensor
