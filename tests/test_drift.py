@@ -242,7 +242,7 @@ def test_drift_sensor_reports_new_days_and_retrains_once_on_drift(spec, mongo, m
         assert report(spec, mongo, mlflow_resource, instance, QUIET).success
         quiet = tick(drift_sensor, instance, mlflow_resource, asked.cursor)
         assert not quiet.run_requests
-        assert quiet.skip_message.startswith(f"{QUIET}: 0 of 3 features over PSI 0.2 against v{champion.version}")
+        assert quiet.skip_message.startswith(f"{QUIET} against v{champion.version}: 0 of 3 features over PSI 0.2 (none)")
         assert quiet.skip_message.endswith("2 needed to retrain")
 
         # A drifted day: exactly one retrain request, with a deterministic key and the cause in its tags.

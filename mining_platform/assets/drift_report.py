@@ -6,7 +6,7 @@ from mining_platform.assets.raw_events import daily_partitions
 from mining_platform.monitoring.distributions import Comparison
 from mining_platform.monitoring.plots import drift_histogram
 from mining_platform.monitoring.reference import ModelReference, ReferenceUnavailable, champion, load_reference
-from mining_platform.monitoring.report import DriftInputMissing, DriftReport, evaluate_day
+from mining_platform.monitoring.report import DriftInputMissing, DriftReport, drift_summary, evaluate_day
 from mining_platform.resilience import failures_classified, permanent, retry_policy
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.training.samples import SampleSpec
@@ -34,12 +34,9 @@ def _record(comparison: Comparison, drifted: bool) -> dg.TableRecord:
 
 
 def decision_text(report: DriftReport) -> str:
-    drift = report.drift
-    drifted = report.drifted
-    listed = ", ".join(f"{name} {psi:.3f}" for name, psi in drifted.items()) or "none"
     verdict = "retrain" if report.retrain else "no retrain"
-    return (f"{verdict}: {len(drifted)} of {len(report.features)} features over PSI {drift.psi_threshold} "
-            f"({listed}); {drift.min_drifted_features} needed")
+    return (f"{verdict}: {drift_summary(report.drifted, len(report.features), report.drift)}; "
+            f"{report.drift.min_drifted_features} needed")
 
 
 def report_metadata(report: DriftReport, reference: ModelReference) -> dict:

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from mining_platform.monitoring.distributions import Distribution, categorical_reference, numeric_reference
+from mining_platform.training.registry import CHAMPION, aliased_version
 
 REFERENCE_ARTIFACT = "drift_reference.json"
 REFERENCE_FORMAT = 1
@@ -74,15 +75,10 @@ class Champion:
     run_id: str
 
 
-def champion(client: MlflowClient, model_name: str, alias: str = "champion") -> Champion | None:
-    """The version holding the alias, or None when there is none (or no such model yet)."""
-    try:
-        version = client.get_model_version_by_alias(model_name, alias)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
-    return Champion(name=model_name, version=str(version.version), run_id=version.run_id)
+def champion(client: MlflowClient, model_name: str) -> Champion | None:
+    """The version holding `champion`, or None when there is none (or no such model yet)."""
+    held = aliased_version(client, model_name, CHAMPION)
+    return None if held is None else Champion(name=model_name, version=str(held.version), run_id=held.run_id)
 
 
 @functools.lru_cache(maxsize=16)

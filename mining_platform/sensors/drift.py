@@ -24,7 +24,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from mining_platform.assets.model import GATE_CHECK
 from mining_platform.jobs import drift_report_job_name, keys, retrain_job_name
 from mining_platform.monitoring.reference import champion
-from mining_platform.monitoring.report import drifted_features
+from mining_platform.monitoring.report import drift_summary, drifted_features, needs_retrain
 from mining_platform.resources import MlflowResource
 from mining_platform.sensors.cursor import dump_cursor, load_cursor
 from mining_platform.training.samples import SampleSpec
@@ -183,11 +183,10 @@ def build_drift_sensor(spec: SampleSpec, jobs: list) -> dg.SensorDefinition:
             return f"drift report {partition} is older than {cursor.decided_partition}, already decided on"
         cursor.decided_partition = partition
         version = str(metadata["champion_version"].value)
-        drifted = drifted_features(metadata["psi"].value, project.drift)
-        listed = ", ".join(f"{name} {psi:.3f}" for name, psi in drifted.items()) or "none"
-        summary = (f"{partition}: {len(drifted)} of {len(metadata['psi'].value)} features over PSI "
-                   f"{project.drift.psi_threshold} against v{version} ({listed})")
-        if len(drifted) < project.drift.min_drifted_features:
+        psi = metadata["psi"].value
+        drifted = drifted_features(psi, project.drift)
+        summary = f"{partition} against v{version}: {drift_summary(drifted, len(psi), project.drift)}"
+        if not needs_retrain(drifted, project.drift):
             return f"{summary}; {project.drift.min_drifted_features} needed to retrain"
         if current is None or current.version != version:
             now = f"v{current.version}" if current else "no version"

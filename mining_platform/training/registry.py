@@ -17,6 +17,7 @@ import pandas as pd
 import xgboost as xgb
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
@@ -136,14 +137,20 @@ def log_and_register(
         )
 
 
-def alias_version(client: MlflowClient, model_name: str, alias: str) -> str | None:
-    """The version holding `alias`, or None (also when the model is not registered yet)."""
+def aliased_version(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
+    """The model version holding `alias`, or None (also when the model is not registered yet)."""
     try:
-        return str(client.get_model_version_by_alias(model_name, alias).version)
+        return client.get_model_version_by_alias(model_name, alias)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
         raise
+
+
+def alias_version(client: MlflowClient, model_name: str, alias: str) -> str | None:
+    """The version number holding `alias`, or None."""
+    held = aliased_version(client, model_name, alias)
+    return None if held is None else str(held.version)
 
 
 def model_feature_names(tracking_uri: str, model_uri: str) -> list[str]:
