@@ -15,8 +15,8 @@ import pytest
 from mlflow import MlflowClient
 
 from mining_platform.assets.drift_report import build_drift_report_asset
+from mining_platform.demo.features import publish_feature_day
 from mining_platform.demo.models import register_synthetic_version, synthetic_rows
-from mining_platform.features import publication, runs
 from mining_platform.features.definition import FeatureDefinition
 from mining_platform.definitions import project_definitions
 from mining_platform.jobs import drift_report_job_name, retrain_job_name
@@ -66,25 +66,8 @@ def as_of(day: str) -> dt.datetime:
 
 def publish_day(mongo, spec: SampleSpec, day: str, X: np.ndarray) -> None:
     """Commit one partition of every feature set holding the columns of X (NaN = no document field)."""
-    db = mongo.db()
-    lease = dt.timedelta(minutes=5)
-    for definition in spec.definitions:
-        publication.ensure_target_indexes(db, definition, entity=spec.project.entity)
-        run_id = runs.enqueue(db, definition, project=spec.project.name, partition=day, as_of=as_of(day),
-                              window_start=as_of(day) - dt.timedelta(days=30), dagster_run_id=None, lease=lease)
-        runs.start(db, run_id, lease=lease)
-        started = dt.datetime.now(UTC)
-        documents = [
-            {spec.project.entity: f"u{i:05d}", "as_of": as_of(day), "run_id": run_id, "pipeline_version": definition.version,
-             **{name: float(row[FEATURES.index(name)]) for name in definition.features
-                if not np.isnan(row[FEATURES.index(name)])}}
-            for i, row in enumerate(X)
-        ]
-        db[definition.target].insert_many(documents)
-        publication.commit(mongo.client(), db, definition, partition=day, as_of=as_of(day), run_id=run_id,
-                           documents=len(documents),
-                           succeeded_update=runs.succeeded_update(documents_written=len(documents), bytes_returned=0,
-                                                                  started=started))
+    publish_feature_day(mongo.client(), mongo.db(), spec, partition=day, as_of=as_of(day),
+                        columns={name: X[:, i] for i, name in enumerate(FEATURES)})
 
 
 def quiet_rows(seed: int = 11) -> np.ndarray:
