@@ -3,6 +3,7 @@
 import dagster as dg
 
 from mining_platform.project import ProjectConfig
+from mining_platform.training.samples import SampleSpec
 
 
 def retrain_job_name(project: ProjectConfig) -> str:
@@ -26,6 +27,11 @@ def keys(project: ProjectConfig) -> dict[str, dg.AssetKey]:
         "deployment": dg.AssetKey([p, "deployment"]),
         "drift_report": dg.AssetKey([p, "drift_report"]),
     }
+
+
+def feature_keys(spec: SampleSpec) -> list[dg.AssetKey]:
+    """`<p>/features/<set>` for every feature set the project's samples join."""
+    return [dg.AssetKey([spec.project.name, "features", d.name]) for d in spec.definitions]
 
 
 def build_jobs(project: ProjectConfig) -> list:

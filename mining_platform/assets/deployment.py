@@ -5,6 +5,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from pydantic import Field
 
+from mining_platform.assets.run_context import latest_metadata_text
 from mining_platform.project import ProjectConfig
 from mining_platform.resilience import failures_classified, is_transient, permanent, retry_policy
 from mining_platform.resources import EndpointResource, MlflowResource
@@ -25,12 +26,11 @@ class HitCheckFailed(RuntimeError):
 
 
 def _upstream_version(context: dg.AssetExecutionContext, model_key: dg.AssetKey) -> str:
-    event = context.instance.get_latest_materialization_event(model_key)
-    materialization = event.asset_materialization if event else None
-    if materialization is None or "model_version" not in materialization.metadata:
+    version = latest_metadata_text(context.instance, model_key, "model_version")
+    if version is None:
         raise permanent(f"{model_key.to_user_string()} has no materialisation with a model_version: "
                         "materialise it first, or set `version` in the run config")
-    return str(materialization.metadata["model_version"].value)
+    return version
 
 
 def _restore(client: MlflowClient, model_name: str, aliases: dict[str, str | None]) -> None:

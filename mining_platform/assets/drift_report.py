@@ -3,6 +3,7 @@
 import dagster as dg
 
 from mining_platform.assets.raw_events import daily_partitions
+from mining_platform.jobs import feature_keys
 from mining_platform.monitoring.distributions import Comparison
 from mining_platform.monitoring.plots import drift_histogram
 from mining_platform.monitoring.reference import ModelReference, ReferenceUnavailable, champion, load_reference
@@ -85,7 +86,7 @@ def build_drift_report_asset(spec: SampleSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=[project.name, "drift_report"],
         partitions_def=partitions_def,
-        deps=[dg.AssetDep([project.name, "features", d.name]) for d in spec.definitions],
+        deps=feature_keys(spec),
         # Each day's report is its own materialisation, with its own table and plots.
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
         retry_policy=retry_policy(),

@@ -1,4 +1,4 @@
-"""What the partitioned MongoDB assets take from their Dagster run: partitions with as_of, run liveness."""
+"""What assets and sensors read from Dagster: partitions with as_of, run liveness, the latest metadata."""
 
 import datetime as dt
 from collections.abc import Callable
@@ -21,3 +21,12 @@ def dagster_run_finished(instance: dg.DagsterInstance) -> Callable[[str], bool |
         return None if run is None else run.is_finished
 
     return finished
+
+
+def latest_metadata_text(instance: dg.DagsterInstance, key: dg.AssetKey, name: str) -> str | None:
+    """Metadata `name` of the asset's latest materialisation, as text; None when there is none or it lacks `name`."""
+    event = instance.get_latest_materialization_event(key)
+    materialization = event.asset_materialization if event else None
+    if materialization is None or name not in materialization.metadata:
+        return None
+    return str(materialization.metadata[name].value)

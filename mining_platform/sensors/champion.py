@@ -14,6 +14,7 @@ import dataclasses
 
 import dagster as dg
 
+from mining_platform.assets.run_context import latest_metadata_text
 from mining_platform.jobs import deploy_job_name, keys, retrain_job_name
 from mining_platform.monitoring.reference import champion
 from mining_platform.project import ProjectConfig
@@ -30,11 +31,7 @@ class ChampionCursor:
 
 def deployed_version(instance: dg.DagsterInstance, deployment_key: dg.AssetKey) -> str | None:
     """The version the latest successful `<p>/deployment` verified on the endpoint."""
-    event = instance.get_latest_materialization_event(deployment_key)
-    materialization = event.asset_materialization if event else None
-    if materialization is None or "live_version" not in materialization.metadata:
-        return None
-    return str(materialization.metadata["live_version"].value)
+    return latest_metadata_text(instance, deployment_key, "live_version")
 
 
 def deployments_in_flight(instance: dg.DagsterInstance, project: ProjectConfig) -> list[str]:

@@ -22,7 +22,7 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from mining_platform.assets.model import GATE_CHECK
-from mining_platform.jobs import drift_report_job_name, keys, retrain_job_name
+from mining_platform.jobs import drift_report_job_name, feature_keys, keys, retrain_job_name
 from mining_platform.monitoring.reference import champion
 from mining_platform.monitoring.report import drift_summary, drifted_features, needs_retrain
 from mining_platform.resources import MlflowResource
@@ -55,6 +55,11 @@ def new_materializations(instance: dg.DagsterInstance, key: dg.AssetKey, after: 
         cursor = page.cursor
 
 
+def committed_feature_days(instance: dg.DagsterInstance, spec: SampleSpec) -> set[str]:
+    """The days every feature set has materialised."""
+    return set.intersection(*(set(instance.get_materialized_partitions(key)) for key in feature_keys(spec)))
+
+
 def matured_sample_range(instance: dg.DagsterInstance, spec: SampleSpec) -> tuple[str, str] | None:
     """The sample days after the last built one whose features are committed and whose label window is loaded.
 
@@ -64,9 +69,7 @@ def matured_sample_range(instance: dg.DagsterInstance, spec: SampleSpec) -> tupl
     k = keys(project)
     built = instance.get_materialized_partitions(k["samples"])
     raw = instance.get_materialized_partitions(k["raw"])
-    feature_days = set.intersection(*(
-        set(instance.get_materialized_partitions(dg.AssetKey([project.name, "features", d.name])))
-        for d in spec.definitions))
+    feature_days = committed_feature_days(instance, spec)
     last_built = max(built) if built else None
     days = []
     for day in sorted(d for d in feature_days if last_built is None or d > last_built):
@@ -113,7 +116,6 @@ def _in_flight(instance: dg.DagsterInstance, job_name: str) -> list[str]:
 def build_drift_sensor(spec: SampleSpec, jobs: list) -> dg.SensorDefinition:
     project = spec.project
     k = keys(project)
-    feature_keys = [dg.AssetKey([project.name, "features", d.name]) for d in spec.definitions]
 
     @dg.sensor(
         name=f"{project.name}_drift_sensor",
@@ -133,13 +135,13 @@ def build_drift_sensor(spec: SampleSpec, jobs: list) -> dg.SensorDefinition:
 
         # 1. New committed feature days → the newest one's drift report.
         touched: set[str] = set()
-        for key in feature_keys:
+        for key in feature_keys(spec):
             for record in new_materializations(instance, key, cursor.features_event):
                 cursor.features_event = max(cursor.features_event, record.storage_id)
                 if record.partition_key:
                     touched.add(record.partition_key)
         if touched:
-            complete = set.intersection(*(set(instance.get_materialized_partitions(key)) for key in feature_keys))
+            complete = committed_feature_days(instance, spec)
             ready = sorted(day for day in touched if day in complete)
             newest = ready[-1] if ready else None
             if newest and (cursor.reported_partition is None or newest >= cursor.reported_partition):
