@@ -5,6 +5,7 @@ from pydantic import Field
 
 from mining_platform.assets.raw_events import daily_partitions
 from mining_platform.assets.run_context import dagster_run_finished, partitions_with_as_of
+from mining_platform.jobs import feature_keys
 from mining_platform.resilience import failures_classified, retry_policy
 from mining_platform.resources import MongoResource
 from mining_platform.training.build import SampleOutcome, build_sample_partitions
@@ -49,7 +50,7 @@ def build_samples_asset(spec: SampleSpec) -> dg.AssetsDefinition:
         key=[project.name, "samples"],
         partitions_def=partitions_def,
         deps=[
-            *(dg.AssetDep([project.name, "features", d.name]) for d in spec.definitions),
+            *feature_keys(spec),
             # The label reads the raw days after T: (T, T + horizon].
             dg.AssetDep(raw_key, partition_mapping=dg.TimeWindowPartitionMapping(
                 start_offset=1, end_offset=horizon, allow_nonexistent_upstream_partitions=True,
