@@ -23,7 +23,7 @@ test: install
 	$(BIN)/python -m pytest
 
 bench: install
-	@for bench in bench/[a-z]*.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done
+	@for bench in bench/[a-z]*.py; do echo "== $$bench"; $(BIN)/python -m bench.$$(basename $$bench .py) || exit 1; done
 
 # Re-pin every installed package after a deliberate upgrade in pyproject.toml.
 constraints: install

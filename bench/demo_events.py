@@ -8,7 +8,7 @@ one, what makes a rerun idempotent) and a whole `materialize` of the partition
 (generation, Dagster, index checks, replace). An insert without indexes is shown
 for reference. Medians of several repetitions, and their ratios.
 
-    .venv/bin/python bench/demo_events.py [--users 2000] [--repeat 7]
+    .venv/bin/python -m bench.demo_events [--users 2000] [--repeat 7]
 """
 
 import argparse
@@ -24,7 +24,7 @@ from mining_platform.assets.raw_events import build_raw_events_asset
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import ensure_event_indexes, replace_day
 from mining_platform.embedded_mongo import running_server
-from mining_platform.project import load_project
+from mining_platform.spec.project import load_project
 from mining_platform.resources import MongoResource
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ For each size (entities in one committed day of the churn project's two feature 
 It also times the `<p>_drift_sensor` tick that decides on a report, the part that runs
 every 30 seconds. Printed: seconds and the platform/baseline ratio.
 
-    .venv/bin/python bench/drift.py [--sizes 2000 20000] [--repeat 3]
+    .venv/bin/python -m bench.drift [--sizes 2000 20000] [--repeat 3]
 """
 
 import argparse
@@ -27,16 +27,17 @@ import dagster as dg
 import numpy as np
 
 from mining_platform.definitions import project_definitions
-from mining_platform.demo.features import publish_feature_day
-from mining_platform.demo.models import register_synthetic_version, synthetic_rows
+from tests.fixtures.feature_days import publish_feature_day
+from tests.fixtures.model_versions import register_synthetic_version, synthetic_rows
 from mining_platform.embedded_mongo import running_server
-from mining_platform.features import publication
-from mining_platform.features.definition import load_feature_definitions
-from mining_platform.monitoring.reference import champion, load_reference
+from mining_platform.store import markers
+from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.registry.aliases import champion
+from mining_platform.registry.reference import load_reference
 from mining_platform.monitoring.report import evaluate_day
-from mining_platform.project import load_project
+from mining_platform.spec.project import load_project
 from mining_platform.resources import MlflowResource, MongoResource
-from mining_platform.training.samples import SampleSpec
+from mining_platform.spec import ProjectSpec
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = "2024-03-02"
@@ -44,10 +45,10 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 AS_OF = dt.datetime(2024, 3, 3, tzinfo=dt.timezone.utc)
 
 
-def raw_find(db, spec: SampleSpec) -> int:
+def raw_find(db, spec: ProjectSpec) -> int:
     read = 0
     for definition in spec.definitions:
-        marker = publication.committed_partition(db, definition.name, AS_OF)
+        marker = markers.committed_partition(db, definition.name, AS_OF)
         read += len(list(db[definition.target].find({"as_of": AS_OF, "run_id": marker["run_id"]})))
     return read
 
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     project = load_project(REPO / "projects" / "churn")
-    spec = SampleSpec(project=project, definitions=tuple(load_feature_definitions(REPO / "projects" / "churn", project)))
+    spec = ProjectSpec(project=project, definitions=tuple(load_feature_definitions(REPO / "projects" / "churn", project)))
     features = [name for d in spec.definitions for name in d.features]
     with tempfile.TemporaryDirectory() as scratch, running_server(Path(scratch) / "mongo") as uri:
         mlflow = MlflowResource(tracking_uri=f"sqlite:///{scratch}/mlflow.db", artifact_location=f"{scratch}/artifacts")
@@ -73,7 +74,7 @@ def main() -> None:
             mongo = MongoResource(uri=uri, database=f"bench_drift_{size}")
             db = mongo.db()
             X = synthetic_rows(features, size, seed=7) * np.where(np.arange(len(features)) < 3, 1.6, 1.0)
-            publish_feature_day(mongo.client(), db, spec, partition=DAY, as_of=AS_OF,
+            publish_feature_day(db, spec, partition=DAY, as_of=AS_OF,
                                 columns={name: X[:, i] for i, name in enumerate(features)})
             platform, baseline = [], []
             for _ in range(args.repeat):
@@ -89,7 +90,7 @@ def main() -> None:
             mongo.client().drop_database(mongo.database)
 
 
-def sensor_tick(spec: SampleSpec, mlflow: MlflowResource, report) -> float:
+def sensor_tick(spec: ProjectSpec, mlflow: MlflowResource, report) -> float:
     """Seconds of one drift-sensor tick deciding on a freshly recorded report (median of 3)."""
     from mining_platform.assets.drift_report import report_metadata
 

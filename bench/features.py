@@ -15,7 +15,7 @@ For each size (events in the partition's 30-day window) and each churn feature s
   (user_activity is computed in pandas too, for its time); ratio goal >= 1000x fewer
   at 100k events.
 
-    .venv/bin/python bench/features.py [--sizes 20000 100000] [--repeat 3]
+    .venv/bin/python -m bench.features [--sizes 20000 100000] [--repeat 3]
 """
 
 import argparse
@@ -32,12 +32,12 @@ from mining_platform.assets.features import build_feature_asset
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import ensure_event_indexes
 from mining_platform.embedded_mongo import running_server
-from mining_platform.features.definition import load_feature_definitions
-from mining_platform.features.execution import run_feature_pipeline
-from mining_platform.features.parameters import parameter_values, substitute
-from mining_platform.project import load_project
+from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.features.pipeline import run_feature_pipeline
+from mining_platform.spec.parameters import parameter_values, substitute
+from mining_platform.spec.project import load_project
 from mining_platform.resources import MongoResource
-from mining_platform.resources.mongo_traffic import measure_reply_bytes
+from mining_platform.store.traffic import measure_reply_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITION = dt.date(2024, 1, 31)
@@ -123,7 +123,7 @@ def bench_size(mongo: MongoResource, project, definitions, target_events: int, r
                                   allowDiskUse=True))
 
         def core():  # the platform's own work, without Dagster's run around it
-            report = run_feature_pipeline(mongo=mongo, project=project, definition=definition,
+            report = run_feature_pipeline(db=mongo.db(), analytics=mongo.analytics_db(), project=project, definition=definition,
                                           partitions=[(PARTITION.isoformat(), AS_OF)], dagster_run_id=None,
                                           max_time_ms=3_600_000)
             assert not report.failed

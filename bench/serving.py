@@ -21,7 +21,7 @@ The load generator is wrk (Debian package `wrk`) when installed, else an asyncio
 aiohttp client in this process; the report says which. The machine is shared: read
 the ratios, not the absolute numbers.
 
-    .venv/bin/python bench/serving.py [--duration 10] [--repeat 3] [--reloads 20]
+    .venv/bin/python -m bench.serving [--duration 10] [--repeat 3] [--reloads 20]
 """
 
 import argparse
@@ -41,12 +41,12 @@ import httpx
 import numpy as np
 from mlflow import MlflowClient
 
-from mining_platform.demo.models import register_synthetic_version
+from tests.fixtures.model_versions import register_synthetic_version
 from mining_platform.embedded_mongo import free_port, running_server
-from mining_platform.features.definition import load_feature_definitions
-from mining_platform.project import load_project
+from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.spec.project import load_project
 from mining_platform.settings import console_script
-from mining_platform.training import registry
+from mining_platform.registry import aliases
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
@@ -141,7 +141,7 @@ def main() -> int:
                 tracking_uri=tracking, artifact_location=str(scratch / "artifacts"), model_name=model_name,
                 features=features, seed=seed, project="churn", rows=20_000, max_depth=6, rounds=150) for seed in (1, 2))
             client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
-            registry.promote_to_champion(client, model_name, first.version)
+            aliases.promote_to_champion(client, model_name, first.version)
 
             env = {**os.environ, "MINING_MONGO_URI": mongo_uri, "MINING_MONGO_DB": "bench", "MLFLOW_TRACKING_URI": tracking,
                    "MLFLOW_REGISTRY_URI": tracking,
@@ -216,7 +216,7 @@ def reload_under_load(generate, target, ours, client, model_name, versions, args
         for i in range(args.reloads):
             version = versions[(i + 1) % 2].version
             moved = time.perf_counter()
-            registry.promote_to_champion(client, model_name, version)
+            aliases.promote_to_champion(client, model_name, version)
             answer = http.post(f"{ours}/v1/churn/reload", headers={"Authorization": f"Bearer {TOKEN}"})
             reload_calls.append(time.perf_counter() - moved)
             if answer.status_code != 200:

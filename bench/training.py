@@ -17,7 +17,7 @@ phase timings show where the difference goes, and a plain cursor over the same
 documents (left undecoded) shows how much of the load is the server's own floor.
 With a usable CUDA GPU the CUDA path runs once more.
 
-    .venv/bin/python bench/training.py [--sizes 100000 1000000] [--repeat 3]
+    .venv/bin/python -m bench.training [--sizes 100000 1000000] [--repeat 3]
 """
 
 import argparse
@@ -35,14 +35,15 @@ from bson import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
 from mining_platform.assets.model import build_model_asset
-from mining_platform.demo.samples import publish_synthetic_samples
+from tests.fixtures.sample_partitions import publish_synthetic_samples
 from mining_platform.embedded_mongo import running_server
-from mining_platform.features.definition import load_feature_definitions
-from mining_platform.project import load_project
+from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.spec.project import load_project
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.training.booster import BoosterSettings, cuda_available
 from mining_platform.training.dataset import load_training_data
-from mining_platform.training.samples import SampleSpec, committed_sample_markers
+from mining_platform.samples.pipeline import committed_sample_markers
+from mining_platform.spec import ProjectSpec
 
 REPO = Path(__file__).resolve().parents[1]
 DAYS = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(20)]
@@ -62,7 +63,7 @@ def raw_xgboost(data, settings: BoosterSettings) -> tuple[float, int]:
 
 def raw_read(db, spec, markers) -> float:
     """The server's floor: the same documents through a plain cursor, left as undecoded BSON."""
-    collection = db.client.get_database(db.name, codec_options=CodecOptions(document_class=RawBSONDocument))[spec.target]
+    collection = db.client.get_database(db.name, codec_options=CodecOptions(document_class=RawBSONDocument))[spec.samples_collection]
     started = time.perf_counter()
     for marker in markers:
         for _ in collection.find({"as_of": marker["as_of"], "run_id": marker["run_id"]}, batch_size=10_000):
@@ -83,7 +84,7 @@ def platform(spec, mongo, mlflow, device: str, *, cached: bool) -> tuple[float, 
 
 def bench_size(spec, mongo, mlflow, rows: int, repeat: int) -> None:
     db = mongo.db()
-    db[spec.target].drop()
+    db[spec.samples_collection].drop()
     started = time.perf_counter()
     publish_synthetic_samples(db, spec, days=DAYS, rows_per_day=rows // len(DAYS), seed=11, signal=1.0)
     print(f"\n{rows:,} sample rows in {len(DAYS)} partitions (written in {time.perf_counter() - started:.0f}s), "
@@ -139,7 +140,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     project = load_project(REPO / "projects" / "churn")
-    spec = SampleSpec(project=project, definitions=tuple(load_feature_definitions(REPO / "projects" / "churn", project)))
+    spec = ProjectSpec(project=project, definitions=tuple(load_feature_definitions(REPO / "projects" / "churn", project)))
     with tempfile.TemporaryDirectory() as scratch, running_server(Path(scratch) / "mongo") as uri:
         os.environ["MINING_HOME"] = f"{scratch}/home"  # the asset's partition cache lives there
         mongo = MongoResource(uri=uri, database="bench_training")

@@ -16,29 +16,26 @@ from mining_platform.assets.features import build_feature_assets
 from mining_platform.assets.model import build_model_asset
 from mining_platform.assets.raw_events import build_raw_events_asset
 from mining_platform.assets.samples import build_samples_asset
-from mining_platform.features.definition import load_feature_definitions
 from mining_platform.jobs import build_jobs
-from mining_platform.project import PROJECT_FILE, load_project
 from mining_platform.resources import platform_resources
 from mining_platform.sensors.champion import build_champion_sensor
 from mining_platform.sensors.drift import build_drift_sensor
-from mining_platform.training.samples import SampleSpec
+from mining_platform.spec import ProjectSpec, load_spec
+from mining_platform.spec.project import PROJECT_FILE
 
 
 def build_definitions(project_name: str) -> dg.Definitions:
-    project_dir = settings.projects_dir() / project_name
-    project = load_project(project_dir)
-    return project_definitions(SampleSpec(project=project, definitions=tuple(load_feature_definitions(project_dir, project))))
+    return project_definitions(load_spec(settings.projects_dir() / project_name))
 
 
-def project_definitions(spec: SampleSpec) -> dg.Definitions:
+def project_definitions(spec: ProjectSpec) -> dg.Definitions:
     """Every asset, job and sensor of one project, bound to the platform's resources."""
-    project, features = spec.project, spec.definitions
-    jobs = build_jobs(project)
+    project = spec.project
+    jobs = build_jobs(spec)
     return dg.Definitions(
         assets=[
             build_raw_events_asset(project),
-            *build_feature_assets(project, features),
+            *build_feature_assets(project, list(spec.definitions)),
             build_samples_asset(spec),
             build_model_asset(spec),
             build_deployment_asset(project),

@@ -1,16 +1,13 @@
 """The platform's environment variables and their defaults (the embedded dev stack).
 
-Resources read these through `dg.EnvVar` when the variable is set, so the UI shows
-where a value came from and secrets never land in run config; when it is unset the
-documented default applies, so a bare `dagster dev` works against the dev stack.
+Plain functions read them here; Dagster resources read them through `dg.EnvVar`
+(`mining_platform.resources`), so the UI shows where a value came from.
 """
 
 import os
 import secrets
 import sys
 from pathlib import Path
-
-import dagster as dg
 
 DEFAULTS: dict[str, str] = {
     "MINING_HOME": ".mining",
@@ -29,14 +26,6 @@ DEFAULTS: dict[str, str] = {
 def setting(name: str) -> str:
     """The value of a platform variable now: the environment, else its default."""
     return os.environ.get(name) or DEFAULTS[name]
-
-
-def env_or_default(name: str) -> dg.EnvVar | str | None:
-    """For resource config: `EnvVar(name)` when set (resolved at run time), else the default
-    (None for a variable whose default is another setting, which the resource then applies)."""
-    if os.environ.get(name):
-        return dg.EnvVar(name)
-    return DEFAULTS.get(name)
 
 
 def int_setting(name: str, *, minimum: int = 0) -> int:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from pymongo.database import Database
 
-from mining_platform.features.definition import (
+from mining_platform.features.versions import conflict
+from mining_platform.spec import ProjectSpec
+from mining_platform.spec.definition import (
     FEATURES_DIR, FeatureDefinitionError, load_feature_definition, load_feature_files,
 )
-from mining_platform.features.registry import conflict
-from mining_platform.project import PROJECT_FILE, ProjectConfigError, load_project, project_names
-from mining_platform.training.samples import SampleSpec
+from mining_platform.spec.project import PROJECT_FILE, ProjectConfigError, load_project, project_names
 
 
 class ValidationFailed(ValueError):
@@ -63,13 +63,13 @@ def validate(
         try:
             if target.feature_files is None:  # the whole set also shows a feature produced by two files
                 loaded = load_feature_files(target.project_dir, project)
-                if loaded:  # the label must not collide with a feature of the samples
-                    SampleSpec(project=project, definitions=tuple(definition for _, definition in loaded))
+                # The label must not collide with a feature of the samples.
+                ProjectSpec(project=project, definitions=tuple(definition for _, definition in loaded))
             else:
                 loaded = [(path, load_feature_definition(path, project)) for path in target.feature_files]
         except FeatureDefinitionError as exc:
             raise ValidationFailed(str(exc)) from None
-        except ValueError as exc:  # the samples' own field rules
+        except ValueError as exc:  # the spec's own rules across files
             raise ValidationFailed(f"{target.project_dir / PROJECT_FILE}: {exc}") from None
         for path, definition in loaded:
             problem = registry is not None and conflict(registry, definition, project=project.name)

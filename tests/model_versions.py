@@ -2,8 +2,9 @@
 
 import uuid
 
-from mining_platform.demo.models import register_synthetic_version
-from mining_platform.training import registry
+from tests.fixtures.model_versions import register_synthetic_version
+from mining_platform.registry import aliases
+from mining_platform.registry import versions
 
 
 def unique_model_name() -> str:
@@ -11,7 +12,7 @@ def unique_model_name() -> str:
 
 
 def register_version(tracking_uri: str, artifact_location: str | None, model_name: str, features: list[str], *,
-                     seed: int, gate: str = registry.PASSED, trained_features: dict | None = None) -> registry.LoggedVersion:
+                     seed: int, gate: str = aliases.PASSED, trained_features: dict | None = None) -> versions.LoggedVersion:
     return register_synthetic_version(tracking_uri=tracking_uri, artifact_location=artifact_location,
                                       model_name=model_name, features=features, seed=seed, project="tests", gate=gate,
                                       trained_features=trained_features)

@@ -10,8 +10,8 @@ import pytest
 from mining_platform.assets.features import build_feature_assets
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import ensure_event_indexes, replace_day
-from mining_platform.features import publication
-from mining_platform.features.definition import load_feature_definitions
+from mining_platform.store import markers
+from mining_platform.spec.definition import load_feature_definitions
 
 from .conftest import REPO
 
@@ -37,7 +37,7 @@ def published_features(mongo, churn_project):
     assert result.success
     raw = pd.DataFrame(list(events.find({"timestamp": {"$lt": AS_OF}}, {"_id": 0})))
     frames = {
-        name: pd.DataFrame(publication.read_committed(mongo.db(), d, AS_OF)).set_index("user_id").sort_index()
+        name: pd.DataFrame(markers.read_committed(mongo.db(), d, AS_OF)).set_index("user_id").sort_index()
         for name, d in definitions.items()
     }
     return raw, frames

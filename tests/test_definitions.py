@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from mining_platform import definitions
-from mining_platform.features.definition import load_feature_definitions
-from mining_platform.project import load_project, project_names
+from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.spec.project import load_project, project_names
 from mining_platform.settings import console_script
 
 from .conftest import REPO
@@ -72,7 +72,7 @@ def test_dagster_cli_validates_the_workspace():
 def test_a_bad_feature_file_fails_its_code_location_naming_the_file(tmp_path, monkeypatch):
     import shutil
 
-    from mining_platform.features.definition import FeatureDefinitionError
+    from mining_platform.spec.definition import FeatureDefinitionError
 
     shutil.copytree(REPO / "projects", tmp_path / "projects")
     bad = tmp_path / "projects/churn/features/user_activity.yaml"

@@ -8,8 +8,11 @@ from mlflow import MlflowClient
 from mining_platform.assets.deployment import build_deployment_asset
 from mining_platform.embedded_mongo import free_port
 from mining_platform.resources import EndpointResource
-from mining_platform.serving.app import ServedProject, ServingConfig, create_app
-from mining_platform.training import registry
+from mining_platform.serving.app import ServingConfig, create_app
+from mining_platform.spec import ProjectSpec
+from mining_platform.registry.aliases import (
+    CHAMPION, FAILED, PASSED, PREVIOUS, alias_version, promote_to_champion,
+)
 from tests import endpoint_server
 from tests.model_versions import register_version, unique_model_name
 
@@ -29,13 +32,13 @@ def client(mlflow_resource) -> MlflowClient:
 
 @pytest.fixture
 def endpoint(project, mongo, mlflow_resource):
-    config = ServingConfig(projects=[ServedProject(project, [])], tracking_uri=mlflow_resource.tracking_uri,
+    config = ServingConfig(projects=[ProjectSpec(project, ())], tracking_uri=mlflow_resource.tracking_uri,
                            mongo_uri=mongo.uri, database=mongo.database, admin_token=TOKEN, log_sample_rate=0.0)
     with endpoint_server.running(create_app(config)) as url:
         yield EndpointResource(url=url, admin_token=TOKEN)
 
 
-def register(project, mlflow_resource, seed, gate=registry.PASSED):
+def register(project, mlflow_resource, seed, gate=PASSED):
     return register_version(mlflow_resource.tracking_uri, mlflow_resource.artifact_location, project.model.name,
                             FEATURES, seed=seed, gate=gate)
 
@@ -53,7 +56,7 @@ def deploy(project, mlflow_resource, endpoint, instance, model_version: str | No
 
 
 def aliases(client, project) -> dict:
-    return {alias: registry.alias_version(client, project.model.name, alias) for alias in (registry.CHAMPION, registry.PREVIOUS)}
+    return {alias: alias_version(client, project.model.name, alias) for alias in (CHAMPION, PREVIOUS)}
 
 
 def retries(result) -> int:
@@ -90,7 +93,7 @@ def test_deployment_promotes_the_new_version_reloads_and_checks_the_endpoint(pro
 
 def test_a_version_that_failed_its_gate_is_never_deployed(project, mlflow_resource, client, endpoint):
     good = register(project, mlflow_resource, 3)
-    bad = register(project, mlflow_resource, 4, gate=registry.FAILED)
+    bad = register(project, mlflow_resource, 4, gate=FAILED)
     with dg.instance_for_test() as instance:
         assert deploy(project, mlflow_resource, endpoint, instance, good.version).success
         result = deploy(project, mlflow_resource, endpoint, instance, bad.version)
@@ -113,7 +116,7 @@ def test_hit_check_fails_when_the_endpoint_serves_something_else(project, mlflow
         return {"name": project.model.name, "version": "999", "run_id": "x", "loaded_at": "", "features": FEATURES}
 
     current, new = register(project, mlflow_resource, 5), register(project, mlflow_resource, 6)
-    registry.promote_to_champion(client, project.model.name, current.version)
+    promote_to_champion(client, project.model.name, current.version)
     with endpoint_server.running(elsewhere) as url, dg.instance_for_test() as instance:
         result = deploy(project, mlflow_resource, EndpointResource(url=url, admin_token=TOKEN), instance, new.version)
     assert not result.success

@@ -15,15 +15,16 @@ import pytest
 from mlflow import MlflowClient
 
 from mining_platform.assets.drift_report import build_drift_report_asset
-from mining_platform.demo.features import publish_feature_day
-from mining_platform.demo.models import register_synthetic_version, synthetic_rows
-from mining_platform.features.definition import FeatureDefinition
+from tests.fixtures.feature_days import publish_feature_day
+from tests.fixtures.model_versions import register_synthetic_version, synthetic_rows
+from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.definitions import project_definitions
 from mining_platform.jobs import drift_report_job_name, retrain_job_name
 from mining_platform.sensors.drift import matured_sample_range
-from mining_platform.serving.prediction_log import COLLECTION as PREDICTION_LOG
-from mining_platform.training import registry
-from mining_platform.training.samples import SampleSpec
+from mining_platform.spec.names import PREDICTION_LOG
+from mining_platform.registry import aliases
+from mining_platform.registry import versions
+from mining_platform.spec import ProjectSpec
 from tests.model_versions import unique_model_name
 from tests.test_feature_pipelines import COUNTS
 from tests.test_samples import SPEND
@@ -35,18 +36,18 @@ DRIFT = np.array([2.0, 1.8, 1.0])  # events and clicks shift; spend does not
 
 
 @pytest.fixture
-def spec(churn_project) -> SampleSpec:
+def spec(churn_project) -> ProjectSpec:
     project = churn_project.model_copy(update={
         "model": churn_project.model.model_copy(update={"name": unique_model_name()}),
         "drift": churn_project.drift.model_copy(update={"psi_threshold": 0.2, "min_drifted_features": 2}),
     })
     definitions = (FeatureDefinition.model_validate(copy.deepcopy(COUNTS)),
                    FeatureDefinition.model_validate(copy.deepcopy(SPEND)))
-    return SampleSpec(project=project, definitions=definitions)
+    return ProjectSpec(project=project, definitions=definitions)
 
 
 @pytest.fixture
-def champion(spec, mlflow_resource) -> registry.LoggedVersion:
+def champion(spec, mlflow_resource) -> versions.LoggedVersion:
     """A champion whose reference is 2000 rows of the quiet distribution."""
     logged = register_synthetic_version(
         tracking_uri=mlflow_resource.tracking_uri, artifact_location=mlflow_resource.artifact_location,
@@ -57,16 +58,16 @@ def champion(spec, mlflow_resource) -> registry.LoggedVersion:
 
 def set_champion(mlflow_resource, logged) -> None:
     MlflowClient(tracking_uri=mlflow_resource.tracking_uri, registry_uri=mlflow_resource.tracking_uri) \
-        .set_registered_model_alias(logged.name, registry.CHAMPION, logged.version)
+        .set_registered_model_alias(logged.name, aliases.CHAMPION, logged.version)
 
 
 def as_of(day: str) -> dt.datetime:
     return dt.datetime.fromisoformat(day).replace(tzinfo=UTC) + dt.timedelta(days=1)
 
 
-def publish_day(mongo, spec: SampleSpec, day: str, X: np.ndarray) -> None:
+def publish_day(mongo, spec: ProjectSpec, day: str, X: np.ndarray) -> None:
     """Commit one partition of every feature set holding the columns of X (NaN = no document field)."""
-    publish_feature_day(mongo.client(), mongo.db(), spec, partition=day, as_of=as_of(day),
+    publish_feature_day(mongo.db(), spec, partition=day, as_of=as_of(day),
                         columns={name: X[:, i] for i, name in enumerate(FEATURES)})
 
 
@@ -116,8 +117,9 @@ def tick(sensor_and_definitions, instance, mlflow_resource, cursor=None):
 
 
 def test_training_logs_the_reference_of_every_row_the_version_learned_from(spec, mongo, mlflow_resource):
-    from mining_platform.demo.samples import publish_synthetic_samples
-    from mining_platform.monitoring.reference import Champion, load_reference
+    from tests.fixtures.sample_partitions import publish_synthetic_samples
+    from mining_platform.registry.aliases import Champion
+    from mining_platform.registry.reference import load_reference
     from mining_platform.training.model import train_and_register
 
     days = [dt.date(2024, 1, d) for d in (1, 2, 3)]
@@ -199,7 +201,7 @@ def test_the_report_says_why_it_cannot_compare(spec, mongo, mlflow_resource):
         client = MlflowClient(tracking_uri=mlflow_resource.tracking_uri, registry_uri=mlflow_resource.tracking_uri)
         run = client.create_run(client.get_run(logged.run_id).info.experiment_id)
         version = client.create_model_version(logged.name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
-        client.set_registered_model_alias(logged.name, registry.CHAMPION, version.version)
+        client.set_registered_model_alias(logged.name, aliases.CHAMPION, version.version)
         publish_day(mongo, spec, QUIET, quiet_rows())
         result = report(spec, mongo, mlflow_resource, instance, QUIET)
         assert f"version {version.version}" in failure(result) and "has no drift_reference.json" in failure(result)

@@ -5,10 +5,9 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
-from mining_platform.monitoring.distributions import (
-    Distribution, Kind, categorical_reference, compare, numeric_reference, observed_shares, psi,
-)
-from mining_platform.monitoring.reference import ModelReference, build_reference
+from mining_platform.monitoring.distributions import compare, observed_shares, psi
+from mining_platform.registry.distribution import Distribution, Kind, categorical_reference, numeric_reference
+from mining_platform.registry.reference import ModelReference, build_reference
 
 
 def test_psi_is_the_textbook_sum_over_bins():

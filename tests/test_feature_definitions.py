@@ -6,10 +6,10 @@ import datetime as dt
 import pytest
 import yaml
 
-from mining_platform.features.definition import (
+from mining_platform.spec.definition import (
     FeatureDefinitionError, load_feature_definition, load_feature_definitions,
 )
-from mining_platform.features.parameters import parameter_values, substitute
+from mining_platform.spec.parameters import parameter_values, substitute
 
 from .conftest import REPO
 

@@ -8,10 +8,11 @@ import pytest
 
 from mining_platform.assets.features import build_feature_asset
 from mining_platform.demo.store import ensure_event_indexes
-from mining_platform.features import publication, runs
-from mining_platform.features.definition import FeatureDefinition
-from mining_platform.features.parameters import parameter_values, substitute
-from mining_platform.features.registry import REGISTRY
+from mining_platform.features.pipeline import write_stages
+from mining_platform.store import markers, runs
+from mining_platform.spec.definition import FeatureDefinition
+from mining_platform.spec.parameters import parameter_values, substitute
+from mining_platform.spec.names import FEATURE_PIPELINES
 
 UTC = dt.timezone.utc
 PARTITION = "2024-01-05"
@@ -79,7 +80,7 @@ def published(db, feature, as_of=AS_OF) -> dict:
     """The committed documents of a partition, by entity, without the run tag."""
     return {
         doc.pop("user_id"): {k: v for k, v in doc.items() if k not in ("run_id", "as_of", "pipeline_version")}
-        for doc in publication.read_committed(db, feature, as_of)
+        for doc in markers.read_committed(db, feature, as_of)
     }
 
 
@@ -97,7 +98,7 @@ def test_a_partition_is_computed_in_the_database_and_published(events_db, mongo,
     result = materialize(churn_project, mongo, feature)
     assert result.success
     assert published(events_db, feature) == EXPECTED
-    marker = publication.committed_partition(events_db, "event_counts", AS_OF)
+    marker = markers.committed_partition(events_db, "event_counts", AS_OF)
     assert marker["partition"] == PARTITION and marker["documents"] == 2 and marker["pipeline_version"] == 1
     docs = list(events_db[feature.target].find({}, {"_id": 0}))
     assert {d["run_id"] for d in docs} == {marker["run_id"]}
@@ -127,7 +128,7 @@ def test_the_audit_record_of_a_run(events_db, mongo, churn_project):
     assert stats["documents_written"] == 2 and stats["error_message"] is None
     assert stats["start_time"] <= stats["end_time"] and stats["duration_seconds"] >= 0
     assert record["lease_expires_at"] is None
-    registered = events_db[REGISTRY].find_one({"name": "event_counts", "version": 1})
+    registered = events_db[FEATURE_PIPELINES].find_one({"name": "event_counts", "version": 1})
     assert registered["hash"] == feature.content_hash and registered["pipeline"] == COUNTS["pipeline"]
     assert registered["source_collection"] == "user_events" and registered["target_collection"] == feature.target
 
@@ -135,9 +136,9 @@ def test_the_audit_record_of_a_run(events_db, mongo, churn_project):
 def test_a_rerun_publishes_identical_documents_and_removes_the_old_ones(events_db, mongo, churn_project):
     feature = definition()
     assert materialize(churn_project, mongo, feature).success
-    first_run = publication.committed_partition(events_db, "event_counts", AS_OF)["run_id"]
+    first_run = markers.committed_partition(events_db, "event_counts", AS_OF)["run_id"]
     assert materialize(churn_project, mongo, feature).success
-    second_run = publication.committed_partition(events_db, "event_counts", AS_OF)["run_id"]
+    second_run = markers.committed_partition(events_db, "event_counts", AS_OF)["run_id"]
     assert second_run != first_run
     assert published(events_db, feature) == EXPECTED
     assert events_db[feature.target].count_documents({}) == 2  # one per (entity, as_of) again
@@ -166,7 +167,7 @@ def test_a_run_failing_midway_keeps_the_previous_publication(events_db, mongo, c
     failed = run_records(events_db, status=runs.FAILED)
     assert len(failed) == 1 and failed[0]["pipeline"]["version"] == 2
     assert "click" in failed[0]["execution_stats"]["error_message"]  # the server's own reason
-    marker = publication.committed_partition(events_db, "event_counts", AS_OF)
+    marker = markers.committed_partition(events_db, "event_counts", AS_OF)
     assert marker["pipeline_version"] == 1
     assert published(events_db, definition()) == EXPECTED
 
@@ -174,18 +175,18 @@ def test_a_run_failing_midway_keeps_the_previous_publication(events_db, mongo, c
 def test_a_run_killed_after_writing_is_never_read_and_is_cleaned_up(events_db, mongo, churn_project):
     feature = definition()
     assert materialize(churn_project, mongo, feature).success
-    committed = publication.committed_partition(events_db, "event_counts", AS_OF)["run_id"]
+    committed = markers.committed_partition(events_db, "event_counts", AS_OF)["run_id"]
     # A run that wrote all of its documents and died before committing.
     lease = dt.timedelta(minutes=5)
     dead = runs.enqueue(events_db, feature, project="churn", partition=PARTITION, as_of=AS_OF,
                         window_start=AS_OF - dt.timedelta(days=3), dagster_run_id=None, lease=lease)
     runs.start(events_db, dead, lease=lease)
     stages = substitute(feature.pipeline, parameter_values(as_of=AS_OF, window_days=3, declared={}))
-    stages += publication.write_stages(feature, entity="user_id", as_of=AS_OF, run_id=dead)
+    stages += write_stages(feature, entity="user_id", as_of=AS_OF, run_id=dead)
     events_db["user_events"].aggregate(stages)
     assert events_db[feature.target].count_documents({"run_id": dead}) == 2
 
-    assert {d["run_id"] for d in publication.read_committed(events_db, feature, AS_OF)} == {committed}
+    assert {d["run_id"] for d in markers.read_committed(events_db, feature, AS_OF)} == {committed}
     # While its lease holds, a later run leaves it alone (it might still be working) ...
     assert materialize(churn_project, mongo, feature).success
     assert events_db[runs.RUNS].find_one({"_id": dead})["status"] == runs.RUNNING
@@ -250,7 +251,7 @@ def test_contracts_fail_on_bad_data_and_nothing_is_published(events_db, mongo, c
     assert "events: 1 values above max 2" in message
     assert "spend: null rate 0.5000 exceeds max_null_rate 0.4" in message
     assert "kind: 2 values are not of type int" in message
-    assert publication.committed_partition(events_db, "event_counts", AS_OF) is None
+    assert markers.committed_partition(events_db, "event_counts", AS_OF) is None
     assert events_db[feature.target].count_documents({}) == 0
 
 
@@ -262,13 +263,13 @@ def test_a_range_with_one_bad_day_publishes_the_good_day(events_db, mongo, churn
     assert not result.success
     materialized = [m.partition for m in result.get_asset_materialization_events() for m in [m.materialization]]
     assert materialized == ["2024-01-04"]
-    assert publication.committed_partition(events_db, "event_counts", AS_OF - dt.timedelta(days=1))
-    assert publication.committed_partition(events_db, "event_counts", AS_OF) is None
+    assert markers.committed_partition(events_db, "event_counts", AS_OF - dt.timedelta(days=1))
+    assert markers.committed_partition(events_db, "event_counts", AS_OF) is None
 
 
 def test_a_changed_definition_without_a_version_bump_is_refused(events_db, mongo, churn_project):
     assert materialize(churn_project, mongo, definition()).success
-    committed = publication.committed_partition(events_db, "event_counts", AS_OF)["run_id"]
+    committed = markers.committed_partition(events_db, "event_counts", AS_OF)["run_id"]
     edited = definition(description="Now counting something else.")
     result = materialize(churn_project, mongo, edited)
     assert not result.success
@@ -277,8 +278,8 @@ def test_a_changed_definition_without_a_version_bump_is_refused(events_db, mongo
     refused = run_records(events_db, status=runs.FAILED)
     assert len(refused) == 1 and "refused before writing" in refused[0]["execution_stats"]["error_message"]
     assert events_db[edited.target].count_documents({"run_id": refused[0]["_id"]}) == 0
-    assert publication.committed_partition(events_db, "event_counts", AS_OF)["run_id"] == committed
-    assert events_db[REGISTRY].find_one({"name": "event_counts", "version": 1})["hash"] == definition().content_hash
+    assert markers.committed_partition(events_db, "event_counts", AS_OF)["run_id"] == committed
+    assert events_db[FEATURE_PIPELINES].find_one({"name": "event_counts", "version": 1})["hash"] == definition().content_hash
 
     assert materialize(churn_project, mongo, definition(version=2, description="Now counting something else.")).success
-    assert events_db[REGISTRY].count_documents({"name": "event_counts"}) == 2
+    assert events_db[FEATURE_PIPELINES].count_documents({"name": "event_counts"}) == 2

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mining_platform.project import ProjectConfigError, load_project, project_names
+from mining_platform.spec.project import ProjectConfigError, load_project, project_names
 
 from .conftest import REPO
 

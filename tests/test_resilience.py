@@ -10,8 +10,10 @@ from pymongo import MongoClient
 from pymongo.errors import AutoReconnect, OperationFailure, PyMongoError
 
 from mining_platform.embedded_mongo import free_port
-from mining_platform.resilience import failures_classified, is_transient, permanent
-from mining_platform.resources.endpoint import EndpointError, EndpointResource
+from mining_platform.resilience import failures_classified, permanent
+from mining_platform.transient import is_transient
+from mining_platform.deployment.endpoint import EndpointError
+from mining_platform.resources import EndpointResource
 
 
 def raised(action) -> BaseException:

@@ -8,12 +8,14 @@ import pytest
 
 from mining_platform.assets.samples import build_samples_asset
 from mining_platform.demo.store import ensure_event_indexes
-from mining_platform.features import publication, runs
-from mining_platform.features.definition import FeatureDefinition
-from mining_platform.features.execution import run_feature_pipeline
-from mining_platform.project import LabelConfig
-from mining_platform.training.build import build_sample_partitions
-from mining_platform.training.samples import SAMPLE_PARTITIONS, SampleSpec
+from mining_platform.store import markers, runs
+from mining_platform.spec.definition import FeatureDefinition
+from mining_platform.features.pipeline import run_feature_pipeline
+from mining_platform.spec.project import LabelConfig
+from mining_platform.samples.build import build_sample_partitions
+from mining_platform.samples.pipeline import SamplesPipeline
+from mining_platform.spec import ProjectSpec
+from mining_platform.spec.names import SAMPLE_MARKERS
 from tests.test_feature_pipelines import COUNTS
 
 UTC = dt.timezone.utc
@@ -74,7 +76,12 @@ def project(churn_project):
 @pytest.fixture
 def spec(project):
     definitions = (FeatureDefinition.model_validate(copy.deepcopy(COUNTS)), FeatureDefinition.model_validate(copy.deepcopy(SPEND)))
-    return SampleSpec(project=project, definitions=definitions)
+    return ProjectSpec(project=project, definitions=definitions)
+
+
+@pytest.fixture
+def samples(spec):
+    return SamplesPipeline(spec)
 
 
 @pytest.fixture
@@ -87,22 +94,23 @@ def events_db(mongo, project):
 
 def publish_features(mongo, spec, partitions=((PARTITION, AS_OF),)):
     for definition in spec.definitions:
-        report = run_feature_pipeline(mongo=mongo, project=spec.project, definition=definition,
+        report = run_feature_pipeline(db=mongo.db(), analytics=mongo.analytics_db(), project=spec.project, definition=definition,
                                       partitions=list(partitions), dagster_run_id=None, max_time_ms=60_000)
         assert not report.failed, [o.error for o in report.failed]
 
 
 def build(mongo, spec, *, loaded=LABEL_DAYS, partitions=((PARTITION, AS_OF),)):
-    return build_sample_partitions(mongo=mongo, spec=spec, partitions=list(partitions), loaded_raw_days=set(loaded),
+    return build_sample_partitions(db=mongo.db(), analytics=mongo.analytics_db(), spec=spec, partitions=list(partitions), loaded_raw_days=set(loaded),
                                    dagster_run_id=None, max_time_ms=60_000)
 
 
 def committed_rows(db, spec, as_of=AS_OF):
-    marker = publication.committed_partition(db, spec.name, as_of, markers=SAMPLE_PARTITIONS)
-    return {row["user_id"]: row for row in db[spec.target].find({"as_of": as_of, "run_id": marker["run_id"]}, {"_id": 0})}
+    samples = SamplesPipeline(spec)
+    marker = markers.committed_partition(db, samples.name, as_of, markers=SAMPLE_MARKERS)
+    return {row["user_id"]: row for row in db[samples.target].find({"as_of": as_of, "run_id": marker["run_id"]}, {"_id": 0})}
 
 
-def test_samples_join_committed_features_and_label_strictly_point_in_time(mongo, spec, events_db):
+def test_samples_join_committed_features_and_label_strictly_point_in_time(mongo, spec, samples, events_db):
     publish_features(mongo, spec)
     [outcome] = build(mongo, spec)
     assert outcome.committed, outcome.error
@@ -113,18 +121,18 @@ def test_samples_join_committed_features_and_label_strictly_point_in_time(mongo,
     versions = {d.name: d.version for d in spec.definitions}
     assert all(row["feature_versions"] == versions and row["as_of"] == AS_OF for row in rows.values())
 
-    marker = publication.committed_partition(events_db, spec.name, AS_OF, markers=SAMPLE_PARTITIONS)
+    marker = markers.committed_partition(events_db, samples.name, AS_OF, markers=SAMPLE_MARKERS)
     assert marker["run_id"] == outcome.run_id and marker["positives"] == 2
     assert marker["label"]["window_end"] == AS_OF + dt.timedelta(days=3)
     assert {name: built["run_id"] for name, built in marker["features"].items()} == {
-        d.name: publication.committed_partition(events_db, d.name, AS_OF)["run_id"] for d in spec.definitions
+        d.name: markers.committed_partition(events_db, d.name, AS_OF)["run_id"] for d in spec.definitions
     }
     record = events_db[runs.RUNS].find_one({"_id": outcome.run_id})
     assert record["pipeline"]["name"] == "churn/samples" and record["status"] == runs.SUCCEEDED
     assert record["execution_stats"]["documents_written"] == 4
 
 
-def test_rerun_publishes_again_and_leaves_one_run(mongo, spec, events_db):
+def test_rerun_publishes_again_and_leaves_one_run(mongo, spec, samples, events_db):
     publish_features(mongo, spec)
     first = build(mongo, spec)[0].run_id
     # A later event of u2 inside the label window flips its label on the rebuild.
@@ -132,37 +140,37 @@ def test_rerun_publishes_again_and_leaves_one_run(mongo, spec, events_db):
     second = build(mongo, spec)[0].run_id
     assert first != second
     assert committed_rows(events_db, spec)["u2"]["churned"] == 0
-    assert set(events_db[spec.target].distinct("run_id")) == {second}
+    assert set(events_db[samples.target].distinct("run_id")) == {second}
 
 
-def test_partition_with_immature_label_window_is_refused_and_writes_nothing(mongo, spec, events_db):
+def test_partition_with_immature_label_window_is_refused_and_writes_nothing(mongo, spec, samples, events_db):
     publish_features(mongo, spec)
     [outcome] = build(mongo, spec, loaded=LABEL_DAYS - {"2024-01-08"})
     assert not outcome.committed and outcome.run_id is None
     assert "label window [2024-01-06, 2024-01-09) has not fully elapsed" in outcome.error
     assert "2024-01-08 are not loaded" in outcome.error and "churn/raw/user_events" in outcome.error
-    assert events_db[spec.target].count_documents({}) == 0
-    assert events_db[SAMPLE_PARTITIONS].count_documents({}) == 0
-    assert events_db[runs.RUNS].count_documents({"pipeline.name": spec.name}) == 0
+    assert events_db[samples.target].count_documents({}) == 0
+    assert events_db[SAMPLE_MARKERS].count_documents({}) == 0
+    assert events_db[runs.RUNS].count_documents({"pipeline.name": samples.name}) == 0
 
 
-def test_partition_without_committed_features_is_refused(mongo, spec, events_db):
-    run_feature_pipeline(mongo=mongo, project=spec.project, definition=spec.definitions[0],
+def test_partition_without_committed_features_is_refused(mongo, spec, samples, events_db):
+    run_feature_pipeline(db=mongo.db(), analytics=mongo.analytics_db(), project=spec.project, definition=spec.definitions[0],
                          partitions=[(PARTITION, AS_OF)], dagster_run_id=None, max_time_ms=60_000)
     [outcome] = build(mongo, spec)
     assert not outcome.committed
     assert "no committed features for purchase_totals" in outcome.error
     assert "churn/features/purchase_totals" in outcome.error
-    assert events_db[spec.target].count_documents({}) == 0
+    assert events_db[samples.target].count_documents({}) == 0
 
 
 def test_label_clashing_with_a_feature_is_refused(project, spec):
     clashing = project.model_copy(update={"label": LabelConfig(name="clicks", horizon_days=3)})
     with pytest.raises(ValueError, match="label.name 'clicks' is a feature of event_counts"):
-        SampleSpec(project=clashing, definitions=spec.definitions)
+        ProjectSpec(project=clashing, definitions=spec.definitions)
 
 
-def test_samples_asset_commits_mature_days_and_fails_naming_the_immature_one(mongo, spec, events_db):
+def test_samples_asset_commits_mature_days_and_fails_naming_the_immature_one(mongo, spec, samples, events_db):
     day_before = (PARTITION, AS_OF), ("2024-01-04", AS_OF - dt.timedelta(days=1))
     publish_features(mongo, spec, partitions=day_before)
     instance = dg.DagsterInstance.ephemeral()
@@ -180,5 +188,5 @@ def test_samples_asset_commits_mature_days_and_fails_naming_the_immature_one(mon
     assert "2024-01-08 are not loaded" in failure
     materialized = [e.materialization.partition for e in result.get_asset_materialization_events()]
     assert materialized == ["2024-01-04"]
-    assert publication.committed_partition(events_db, spec.name, AS_OF - dt.timedelta(days=1), markers=SAMPLE_PARTITIONS)
-    assert publication.committed_partition(events_db, spec.name, AS_OF, markers=SAMPLE_PARTITIONS) is None
+    assert markers.committed_partition(events_db, samples.name, AS_OF - dt.timedelta(days=1), markers=SAMPLE_MARKERS)
+    assert markers.committed_partition(events_db, samples.name, AS_OF, markers=SAMPLE_MARKERS) is None

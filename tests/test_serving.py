@@ -16,14 +16,17 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from mining_platform.demo.models import synthetic_rows
+from tests.fixtures.model_versions import synthetic_rows
 from mining_platform.demo.store import ensure_event_indexes
 from mining_platform.embedded_mongo import free_port
-from mining_platform.features import publication
-from mining_platform.features.definition import FeatureDefinition
-from mining_platform.features.execution import run_feature_pipeline
-from mining_platform.serving.app import ServedProject, ServingConfig, create_app
-from mining_platform.training import registry
+from mining_platform.store import markers
+from mining_platform.spec.definition import FeatureDefinition
+from mining_platform.features.pipeline import run_feature_pipeline
+from mining_platform.serving.app import ServingConfig, create_app
+from mining_platform.spec import ProjectSpec
+from mining_platform.registry import aliases
+from mining_platform.registry import versions
+from mining_platform.registry.client import tracking
 from tests import endpoint_server
 from tests.conftest import wait_until
 from tests.model_versions import register_version, unique_model_name
@@ -47,7 +50,7 @@ def project(churn_project):
 
 def serving_config(project, definitions, mongo, mlflow_resource, **changes) -> ServingConfig:
     return ServingConfig(**{
-        "projects": [ServedProject(project, definitions)],
+        "projects": [ProjectSpec(project, tuple(definitions))],
         "tracking_uri": mlflow_resource.tracking_uri,
         "mongo_uri": mongo.uri,
         "database": mongo.database,
@@ -57,7 +60,7 @@ def serving_config(project, definitions, mongo, mlflow_resource, **changes) -> S
     })
 
 
-def register(project, mlflow_resource, *, seed, definitions=None, **kwargs) -> registry.LoggedVersion:
+def register(project, mlflow_resource, *, seed, definitions=None, **kwargs) -> versions.LoggedVersion:
     trained = {d.name: {"version": d.version, "hash": d.content_hash} for d in definitions or []}
     return register_version(mlflow_resource.tracking_uri, mlflow_resource.artifact_location, project.model.name,
                             FEATURES, seed=seed, trained_features=trained, **kwargs)
@@ -65,12 +68,12 @@ def register(project, mlflow_resource, *, seed, definitions=None, **kwargs) -> r
 
 def promote(mlflow_resource, logged) -> None:
     client = MlflowClient(tracking_uri=mlflow_resource.tracking_uri, registry_uri=mlflow_resource.tracking_uri)
-    registry.promote_to_champion(client, logged.name, logged.version)
+    aliases.promote_to_champion(client, logged.name, logged.version)
 
 
 def reference_scores(mlflow_resource, logged, X: np.ndarray) -> list[float]:
     """What MLflow's own pyfunc model predicts for these rows."""
-    with registry.tracking(mlflow_resource.tracking_uri):
+    with tracking(mlflow_resource.tracking_uri):
         model = mlflow.pyfunc.load_model(logged.uri)
     return [float(s) for s in np.asarray(model.predict(pd.DataFrame(X, columns=FEATURES))).ravel()]
 
@@ -108,7 +111,7 @@ def test_rows_are_scored_exactly_as_the_model_itself_scores_them(project, defini
 def publish(mongo, project, definitions, days: list[str]) -> None:
     for definition in definitions:
         partitions = [(day, dt.datetime.fromisoformat(day).replace(tzinfo=UTC) + dt.timedelta(days=1)) for day in days]
-        report = run_feature_pipeline(mongo=mongo, project=project, definition=definition, partitions=partitions,
+        report = run_feature_pipeline(db=mongo.db(), analytics=mongo.analytics_db(), project=project, definition=definition, partitions=partitions,
                                       dagster_run_id=None, max_time_ms=60_000)
         assert not report.failed, [o.error for o in report.failed]
 
@@ -129,7 +132,7 @@ def test_entities_are_scored_on_their_latest_committed_features(project, definit
         as_of = dt.datetime.fromisoformat(day).replace(tzinfo=UTC) + dt.timedelta(days=1)
         rows = {}
         for d in definitions:
-            for doc in publication.read_committed(db, d, as_of):
+            for doc in markers.read_committed(db, d, as_of):
                 rows.setdefault(doc["user_id"], {}).update(doc)
         return np.array([[rows[u].get(f) for f in FEATURES] for u in ("u2", "u1", "u2")], dtype=float)
 
@@ -225,7 +228,7 @@ def test_a_champion_that_cannot_be_loaded_leaves_the_old_one_serving(project, de
         assert answer.status_code == 200 and answer.json()["model"]["version"] == good.version
 
         # No champion at all: the reload says so and the old model still serves.
-        client.delete_registered_model_alias(good.name, registry.CHAMPION)
+        client.delete_registered_model_alias(good.name, aliases.CHAMPION)
         gone = admin(url, "churn")
         assert gone.status_code == 409 and "no 'champion' alias" in gone.json()["detail"]
         assert predict(url, "churn", {"rows": as_rows(X)}).json()["model"]["version"] == good.version
@@ -280,13 +283,13 @@ def test_bad_input_gets_a_4xx_naming_the_problem(served_small, body, status, mes
 @pytest.fixture(scope="module")
 def served_small(mongo_uri, mlflow_resource):
     """One endpoint for the bad-input cases: a champion, at most 10 rows and 4 KiB per request."""
-    from mining_platform.project import load_project
+    from mining_platform.spec.project import load_project
     from tests.conftest import REPO
 
     churn = load_project(REPO / "projects" / "churn")
     project = churn.model_copy(update={"model": churn.model.model_copy(update={"name": unique_model_name()})})
     promote(mlflow_resource, register(project, mlflow_resource, seed=9))
-    config = ServingConfig(projects=[ServedProject(project, [])], tracking_uri=mlflow_resource.tracking_uri,
+    config = ServingConfig(projects=[ProjectSpec(project, ())], tracking_uri=mlflow_resource.tracking_uri,
                            mongo_uri=mongo_uri, database="bad_input", admin_token=TOKEN, log_sample_rate=0.0,
                            max_batch=10, max_body_bytes=4096)
     with endpoint_server.running(create_app(config)) as url:
@@ -333,7 +336,7 @@ def test_sampled_predictions_are_logged_in_batches(project, definitions, mongo, 
 def test_requests_succeed_and_drops_are_counted_when_mongodb_is_down(project, definitions, mlflow_resource):
     promote(mlflow_resource, register(project, mlflow_resource, seed=11))
     dead = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
-    config = ServingConfig(projects=[ServedProject(project, definitions)], tracking_uri=mlflow_resource.tracking_uri,
+    config = ServingConfig(projects=[ProjectSpec(project, tuple(definitions))], tracking_uri=mlflow_resource.tracking_uri,
                            mongo_uri=dead, database="nowhere", admin_token=TOKEN, log_sample_rate=1.0,
                            mongo_timeout_ms=300)
     X = synthetic_rows(FEATURES, 2, seed=3)

@@ -12,26 +12,27 @@ import pytest
 from mlflow import MlflowClient
 
 from mining_platform.assets.model import GATE_CHECK, build_model_asset
-from mining_platform.demo.samples import publish_synthetic_samples
-from mining_platform.features.definition import load_feature_definitions
-from mining_platform.project import TrainingConfig
-from mining_platform.training import registry
+from tests.fixtures.sample_partitions import publish_synthetic_samples
+from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.spec.project import TrainingConfig
+from mining_platform.registry import aliases
+from mining_platform.registry.client import tracking
 from mining_platform.training.booster import resolve_device
 from mining_platform.training.dataset import TrainingDataError
 from mining_platform.training.model import train_and_register
 from mining_platform.training.partition_cache import PartitionCache
-from mining_platform.training.samples import SampleSpec
+from mining_platform.spec import ProjectSpec
 from tests.conftest import REPO
 
 DAYS = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(8)]
 FAST = TrainingConfig(validation_days=1, embargo_days=3, early_stopping_rounds=10)
 
 
-def make_spec(churn_project, **model_changes) -> SampleSpec:
+def make_spec(churn_project, **model_changes) -> ProjectSpec:
     """The churn project and feature sets, under a registered model name of the test's own."""
     model = churn_project.model.model_copy(update={"name": f"churn_{uuid.uuid4().hex[:8]}", **model_changes})
     project = churn_project.model_copy(update={"model": model})
-    return SampleSpec(project=project, definitions=tuple(load_feature_definitions(REPO / "projects" / "churn", project)))
+    return ProjectSpec(project=project, definitions=tuple(load_feature_definitions(REPO / "projects" / "churn", project)))
 
 
 def train(mongo, spec, mlflow_resource, training=FAST, sample_cache=None):
@@ -82,11 +83,11 @@ def test_model_asset_trains_logs_registers_and_passes_the_gate(mongo, samples, m
         assert tags["mining.dagster_run_id"] == result.run_id
         assert set(json.loads(tags["mining.features"])) == {d.name for d in spec.definitions}
         assert json.loads(tags["mining.samples"])["validation"] == ["2024-01-08", "2024-01-08"]
-        assert tags[registry.GATE_TAG] == registry.PASSED and "no champion" in tags[registry.GATE_REASON_TAG]
+        assert tags[aliases.GATE_TAG] == aliases.PASSED and "no champion" in tags[aliases.GATE_REASON_TAG]
     artifacts = {a.path for a in mlflow_client.list_artifacts(run.info.run_id, "plots")}
     assert artifacts == {"plots/roc.png", "plots/calibration.png", "plots/feature_importance.png"}
 
-    with registry.tracking(mlflow_resource.tracking_uri):
+    with tracking(mlflow_resource.tracking_uri):
         info = mlflow.models.get_model_info(f"models:/{spec.project.model.name}/{version}")
         assert info.signature.inputs.input_names() == spec.feature_columns
         assert info.saved_input_example_info is not None
@@ -110,10 +111,10 @@ def test_gate_fails_a_model_trained_on_scrambled_labels_and_it_never_becomes_cha
     assert not check.passed and "below the floor min_auc 0.7" in check.description
     version = result.asset_materializations_for_node("churn__model")[0].metadata["model_version"].value
     mlflow_client = client(mlflow_resource)
-    assert mlflow_client.get_model_version(spec.project.model.name, version).tags[registry.GATE_TAG] == registry.FAILED
-    with pytest.raises(registry.PromotionRefused, match="quality gate is 'failed'"):
-        registry.promote_to_champion(mlflow_client, spec.project.model.name, version)
-    assert registry.alias_version(mlflow_client, spec.project.model.name, registry.CHAMPION) is None
+    assert mlflow_client.get_model_version(spec.project.model.name, version).tags[aliases.GATE_TAG] == aliases.FAILED
+    with pytest.raises(aliases.PromotionRefused, match="quality gate is 'failed'"):
+        aliases.promote_to_champion(mlflow_client, spec.project.model.name, version)
+    assert aliases.alias_version(mlflow_client, spec.project.model.name, aliases.CHAMPION) is None
 
 
 def test_gate_compares_with_the_champion_on_the_same_rows(mongo, churn_project, mlflow_resource):
@@ -121,10 +122,10 @@ def test_gate_compares_with_the_champion_on_the_same_rows(mongo, churn_project, 
     publish_synthetic_samples(mongo.db(), strong, days=DAYS, rows_per_day=150, seed=5, signal=1.5)
     champion = train(mongo, strong, mlflow_resource)
     mlflow_client = client(mlflow_resource)
-    assert registry.promote_to_champion(mlflow_client, strong.project.model.name, champion.logged.version) is None
+    assert aliases.promote_to_champion(mlflow_client, strong.project.model.name, champion.logged.version) is None
 
     # One stump under the same registered name: clearly worse than the champion, above the floor.
-    weak = SampleSpec(
+    weak = ProjectSpec(
         project=strong.project.model_copy(update={"model": strong.project.model.model_copy(
             update={"params": {"max_depth": 1, "n_estimators": 1}})}),
         definitions=strong.definitions,
@@ -134,14 +135,14 @@ def test_gate_compares_with_the_champion_on_the_same_rows(mongo, churn_project, 
     assert worse.gate.champion.version == champion.logged.version
     assert worse.gate.champion_auc == pytest.approx(champion.metrics["auc"])  # same validation rows
     assert f"to champion v{champion.logged.version}" in worse.gate.reason and "max_regression 0.01" in worse.gate.reason
-    with pytest.raises(registry.PromotionRefused):
-        registry.promote_to_champion(mlflow_client, strong.project.model.name, worse.logged.version)
+    with pytest.raises(aliases.PromotionRefused):
+        aliases.promote_to_champion(mlflow_client, strong.project.model.name, worse.logged.version)
 
     retrained = train(mongo, strong, mlflow_resource)
     assert retrained.gate.passed and f"champion v{champion.logged.version} scores" in retrained.gate.reason
-    previous = registry.promote_to_champion(mlflow_client, strong.project.model.name, retrained.logged.version)
+    previous = aliases.promote_to_champion(mlflow_client, strong.project.model.name, retrained.logged.version)
     assert previous == champion.logged.version
-    assert registry.alias_version(mlflow_client, strong.project.model.name, registry.PREVIOUS) == champion.logged.version
+    assert aliases.alias_version(mlflow_client, strong.project.model.name, aliases.PREVIOUS) == champion.logged.version
 
 
 def test_retraining_reads_unchanged_partitions_from_the_local_cache(mongo, samples, mlflow_resource, isolated_home):
@@ -190,7 +191,7 @@ def test_mlflow_uris_are_restored_in_the_environment_too(monkeypatch, mlflow_res
     """Subprocesses started after a training (a model server, say) must not inherit MLflow's default URIs."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:///kept.db")
-    with registry.tracking(mlflow_resource.tracking_uri):
+    with tracking(mlflow_resource.tracking_uri):
         assert os.environ["MLFLOW_TRACKING_URI"] == mlflow_resource.tracking_uri
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert os.environ["MLFLOW_REGISTRY_URI"] == "sqlite:///kept.db"

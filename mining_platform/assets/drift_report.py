@@ -2,15 +2,16 @@
 
 import dagster as dg
 
-from mining_platform.assets.raw_events import daily_partitions
-from mining_platform.jobs import feature_keys
+from mining_platform.keys import project_keys
 from mining_platform.monitoring.distributions import Comparison
 from mining_platform.monitoring.plots import drift_histogram
-from mining_platform.monitoring.reference import ModelReference, ReferenceUnavailable, champion, load_reference
 from mining_platform.monitoring.report import DriftInputMissing, DriftReport, drift_summary, evaluate_day
+from mining_platform.partitions import daily_partitions
+from mining_platform.registry.aliases import champion
+from mining_platform.registry.reference import ModelReference, ReferenceUnavailable, load_reference
 from mining_platform.resilience import failures_classified, permanent, retry_policy
 from mining_platform.resources import MlflowResource, MongoResource
-from mining_platform.training.samples import SampleSpec
+from mining_platform.spec import ProjectSpec
 
 STATISTICS_COLUMNS = [
     dg.TableColumn("feature", "string"), dg.TableColumn("kind", "string"), dg.TableColumn("psi", "float"),
@@ -78,15 +79,16 @@ def report_metadata(report: DriftReport, reference: ModelReference) -> dict:
     return metadata
 
 
-def build_drift_report_asset(spec: SampleSpec) -> dg.AssetsDefinition:
+def build_drift_report_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
     project = spec.project
     partitions_def = daily_partitions(project)
     drift = project.drift
+    keys = project_keys(spec)
 
     @dg.asset(
-        key=[project.name, "drift_report"],
+        key=keys.drift_report,
         partitions_def=partitions_def,
-        deps=feature_keys(spec),
+        deps=keys.feature_keys,
         # Each day's report is its own materialisation, with its own table and plots.
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
         retry_policy=retry_policy(),

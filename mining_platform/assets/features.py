@@ -3,13 +3,14 @@
 import dagster as dg
 from pydantic import Field
 
-from mining_platform.assets.raw_events import daily_partitions
-from mining_platform.assets.run_context import dagster_run_finished, partitions_with_as_of
-from mining_platform.features.execution import ExecutionReport, run_feature_pipeline
-from mining_platform.features.definition import FeatureDefinition
-from mining_platform.project import ProjectConfig
+from mining_platform.instance import dagster_run_finished, partitions_with_as_of
+from mining_platform.features.pipeline import ExecutionReport, run_feature_pipeline
+from mining_platform.keys import feature_key, raw_key
+from mining_platform.partitions import daily_partitions
 from mining_platform.resilience import failures_classified, retry_policy
 from mining_platform.resources import MongoResource
+from mining_platform.spec.definition import FeatureDefinition
+from mining_platform.spec.project import ProjectConfig
 
 # A feature day follows its raw day: whenever any raw partition lands or is replaced, that
 # day's features are recomputed. Unlike AutomationCondition.eager(), not only the latest
@@ -109,7 +110,8 @@ def _check_results(report: ExecutionReport) -> list[dg.AssetCheckResult]:
 
 def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -> dg.AssetsDefinition:
     partitions_def = daily_partitions(project)
-    source_key = dg.AssetKey([project.name, "raw", definition.source])
+    key = feature_key(project.name, definition.name)
+    source_key = raw_key(project.name, definition.source)
     contract_lines = "\n".join(
         f"- `{name}`: {c.type.value}"
         + (f", min {c.min}" if c.min is not None else "") + (f", max {c.max}" if c.max is not None else "")
@@ -118,7 +120,7 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
     )
 
     @dg.asset(
-        key=[project.name, "features", definition.name],
+        key=key,
         partitions_def=partitions_def,
         # Partition T depends on raw partition T, the day that completes its window. The
         # rolling-window mapping (T-window+1 .. T) is truer, but Dagster then widens a
@@ -147,7 +149,7 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
         check_specs=[
             dg.AssetCheckSpec(
                 name=_check_name(feature),
-                asset=[project.name, "features", definition.name],
+                asset=key,
                 description=f"`{feature}` satisfies its contract on every committed document of the run.",
                 blocking=True,
             )
@@ -158,7 +160,7 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
         with failures_classified():
             partitions = partitions_with_as_of(context, partitions_def)
             report = run_feature_pipeline(
-                mongo=mongo, project=project, definition=definition, partitions=partitions,
+                db=mongo.db(), analytics=mongo.analytics_db(), project=project, definition=definition, partitions=partitions,
                 dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms, log=context.log,
                 dagster_run_finished=dagster_run_finished(context.instance),
             )

@@ -8,12 +8,15 @@ import dagster as dg
 from pydantic import Field
 
 from mining_platform import settings
+from mining_platform.keys import project_keys
 from mining_platform.resilience import failures_classified, permanent, retry_policy
 from mining_platform.resources import MlflowResource, MongoResource
+from mining_platform.samples.pipeline import SamplesPipeline
+from mining_platform.spec import ProjectSpec
 from mining_platform.training.model import TrainingOutcome, train_and_register
-from mining_platform.training.samples import SampleSpec
 
 GATE_CHECK = "gate"
+# Run tags copied onto the version's MLflow run: why it was trained (mining.cause, mining.drift.*).
 CAUSE_TAG_PREFIX = "mining."
 
 
@@ -38,7 +41,7 @@ class TrainingRunConfig(dg.Config):
         "(committed partitions never change; replaced ones are evicted).",
     )
 
-    def resolve(self, spec: SampleSpec):
+    def resolve(self, spec: ProjectSpec):
         """project.yaml's training settings with this run's overrides, validated together."""
         defaults = spec.project.model.training
         overrides = {key: value.value if isinstance(value, Enum) else value
@@ -53,9 +56,9 @@ class TrainingRunConfig(dg.Config):
         return resolved
 
 
-def model_code_version(spec: SampleSpec) -> str:
+def model_code_version(spec: ProjectSpec) -> str:
     """What defines a model besides its data: the samples' definition and the model section of project.yaml."""
-    canonical = json.dumps({"samples": spec.content_hash, "model": spec.project.model.model_dump(mode="json")}, sort_keys=True)
+    canonical = json.dumps({"samples": SamplesPipeline(spec).content_hash, "model": spec.project.model.model_dump(mode="json")}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -105,14 +108,15 @@ def _gate_result(outcome: TrainingOutcome) -> dg.AssetCheckResult:
     )
 
 
-def build_model_asset(spec: SampleSpec) -> dg.AssetsDefinition:
+def build_model_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
     project = spec.project
     model = project.model
-    key = [project.name, "model"]
+    keys = project_keys(spec)
+    key = keys.model
 
     @dg.asset(
         key=key,
-        deps=[dg.AssetDep([project.name, "samples"])],
+        deps=[dg.AssetDep(keys.samples)],
         code_version=model_code_version(spec),
         retry_policy=retry_policy(),
         group_name="training",

@@ -9,9 +9,11 @@ from pydantic import Field
 
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import ensure_event_indexes, replace_day
-from mining_platform.project import ProjectConfig
+from mining_platform.keys import raw_key
+from mining_platform.partitions import daily_partitions
 from mining_platform.resilience import failures_classified, retry_policy
 from mining_platform.resources import MongoResource
+from mining_platform.spec.project import ProjectConfig
 
 
 class DemoEventsConfig(dg.Config):
@@ -24,16 +26,11 @@ class DemoEventsConfig(dg.Config):
     )
 
 
-def daily_partitions(project: ProjectConfig) -> dg.DailyPartitionsDefinition:
-    """Daily UTC partitions from the project's start_date; shared by every daily asset."""
-    return dg.DailyPartitionsDefinition(start_date=project.start_date.isoformat(), timezone="UTC")
-
-
 def build_raw_events_asset(project: ProjectConfig) -> dg.AssetsDefinition:
     population = make_population(project.demo.users, project.demo.seed)
 
     @dg.asset(
-        key=[project.name, "raw", project.events],
+        key=raw_key(project.name, project.events),
         partitions_def=daily_partitions(project),
         # A day takes seconds; one run per day would spend most of a backfill starting runs.
         backfill_policy=dg.BackfillPolicy.single_run(),

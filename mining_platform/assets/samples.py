@@ -3,13 +3,15 @@
 import dagster as dg
 from pydantic import Field
 
-from mining_platform.assets.raw_events import daily_partitions
-from mining_platform.assets.run_context import dagster_run_finished, partitions_with_as_of
-from mining_platform.jobs import feature_keys
+from mining_platform.instance import dagster_run_finished, partitions_with_as_of
+from mining_platform.keys import project_keys
+from mining_platform.partitions import daily_partitions
 from mining_platform.resilience import failures_classified, retry_policy
 from mining_platform.resources import MongoResource
-from mining_platform.training.build import SampleOutcome, build_sample_partitions
-from mining_platform.training.samples import SAMPLE_PARTITIONS, SampleSpec
+from mining_platform.samples.build import SampleOutcome, build_sample_partitions
+from mining_platform.samples.pipeline import SamplesPipeline
+from mining_platform.spec import ProjectSpec
+from mining_platform.spec.names import SAMPLE_MARKERS
 
 
 class SamplesRunConfig(dg.Config):
@@ -40,40 +42,41 @@ def _partition_table(outcomes: list[SampleOutcome]) -> dg.TableMetadataValue:
     )
 
 
-def build_samples_asset(spec: SampleSpec) -> dg.AssetsDefinition:
+def build_samples_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
     project = spec.project
+    pipeline = SamplesPipeline(spec)
     partitions_def = daily_partitions(project)
-    raw_key = dg.AssetKey([project.name, "raw", project.events])
+    keys = project_keys(spec)
     horizon = project.label.horizon_days
 
     @dg.asset(
-        key=[project.name, "samples"],
+        key=keys.samples,
         partitions_def=partitions_def,
         deps=[
-            *feature_keys(spec),
+            *keys.feature_keys,
             # The label reads the raw days after T: (T, T + horizon].
-            dg.AssetDep(raw_key, partition_mapping=dg.TimeWindowPartitionMapping(
+            dg.AssetDep(keys.raw, partition_mapping=dg.TimeWindowPartitionMapping(
                 start_offset=1, end_offset=horizon, allow_nonexistent_upstream_partitions=True,
             )),
         ],
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=retry_policy(),
-        code_version=spec.content_hash,
+        code_version=pipeline.content_hash,
         group_name="training",
         kinds={"mongodb"},
         description=f"Training rows of `{project.name}`, one partition per as_of T (the end of day T, UTC): every "
         f"entity's committed features at T from {', '.join(f'`{d.name}` v{d.version}' for d in spec.definitions)}, "
         f"and `{project.label.name}` = 1 when the entity has no `{project.events}` event in the {horizon} days "
         f"after T. A partition is refused until the raw events of its whole label window are loaded. Stored in "
-        f"`{spec.target}`, published per partition through `{SAMPLE_PARTITIONS}`.",
-        metadata={"collection": spec.target, "label": project.label.name, "horizon_days": horizon},
+        f"`{pipeline.target}`, published per partition through `{SAMPLE_MARKERS}`.",
+        metadata={"collection": pipeline.target, "label": project.label.name, "horizon_days": horizon},
     )
     def samples(context: dg.AssetExecutionContext, config: SamplesRunConfig, mongo: MongoResource):
         with failures_classified():
             partitions = partitions_with_as_of(context, partitions_def)
             outcomes = build_sample_partitions(
-                mongo=mongo, spec=spec, partitions=partitions,
-                loaded_raw_days=context.instance.get_materialized_partitions(raw_key),
+                db=mongo.db(), analytics=mongo.analytics_db(), spec=spec, partitions=partitions,
+                loaded_raw_days=context.instance.get_materialized_partitions(keys.raw),
                 dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms, log=context.log,
                 dagster_run_finished=dagster_run_finished(context.instance),
             )
@@ -87,7 +90,7 @@ def build_samples_asset(spec: SampleSpec) -> dg.AssetsDefinition:
                 "feature_versions": dg.MetadataValue.json(
                     {d.name: {"version": d.version, "hash": d.content_hash} for d in spec.definitions}
                 ),
-                "collection": dg.MetadataValue.text(f"{mongo.database}.{spec.target}"),
+                "collection": dg.MetadataValue.text(f"{mongo.database}.{pipeline.target}"),
                 "partitions": _partition_table(outcomes),
             }
             failed = [o for o in outcomes if not o.committed]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from pymongo.database import Database
 
-from mining_platform.features.definition import FeatureContract, FeatureDefinition
+from mining_platform.spec.definition import FeatureContract, FeatureDefinition
 
 ABSENT = ("missing", "null")
 ENTITY = "__entity"

@@ -1,1 +1,2 @@
-"""Drift monitoring: reference distributions stored with each model version, and their comparison with a day."""
+"""Drift monitoring: a day's committed features (and logged scores) against the champion's reference
+distributions (stored with the version in `mining_platform.registry`)."""

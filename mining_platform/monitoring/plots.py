@@ -1,14 +1,10 @@
-"""Histogram of a drifted variable: the reference's share per bin next to the day's (matplotlib, headless)."""
+"""Histogram of a drifted variable: the reference's share per bin next to the day's."""
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from mining_platform.monitoring.distributions import Comparison, Distribution  # noqa: E402
-from mining_platform.training.plots import png_markdown  # noqa: E402
+from mining_platform.figures import plt, png_markdown
+from mining_platform.monitoring.distributions import Comparison
+from mining_platform.registry.distribution import Distribution
 
 
 def drift_histogram(comparison: Comparison, reference: Distribution, *, partition: str, version: str) -> str:

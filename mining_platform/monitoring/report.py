@@ -8,13 +8,14 @@ import numpy as np
 import pyarrow as pa
 from pymongo.database import Database
 
-from mining_platform.features import publication
 from mining_platform.monitoring.distributions import Comparison, compare
-from mining_platform.monitoring.reference import Champion, ModelReference
-from mining_platform.project import DriftConfig
-from mining_platform.serving.prediction_log import COLLECTION as PREDICTION_LOG
-from mining_platform.training.dataset import NUMERIC_TYPES, Schema, find_arrow_all
-from mining_platform.training.samples import SampleSpec
+from mining_platform.registry.aliases import Champion
+from mining_platform.registry.reference import ModelReference
+from mining_platform.spec import ProjectSpec, names
+from mining_platform.spec.names import PREDICTION_LOG
+from mining_platform.spec.project import DriftConfig
+from mining_platform.store import markers
+from mining_platform.store.columns import NUMERIC_TYPES, Schema, find_arrow_all
 
 # Fewer logged predictions than this in a day say nothing about the score distribution.
 MIN_LOGGED_SCORES = 100
@@ -65,7 +66,7 @@ def drift_summary(drifted: dict[str, float], features: int, drift: DriftConfig) 
     return f"{len(drifted)} of {features} features over PSI {drift.psi_threshold} ({listed})"
 
 
-def read_day(db: Database, spec: SampleSpec, features: list[str], *, partition: str,
+def read_day(db: Database, spec: ProjectSpec, features: list[str], *, partition: str,
              as_of: dt.datetime) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Every entity's committed values of `features` at as_of, like a sample row: missing = NaN.
 
@@ -73,7 +74,7 @@ def read_day(db: Database, spec: SampleSpec, features: list[str], *, partition: 
     sets are outer-joined on the entity. Returns (column per feature, run id per set).
     """
     entity = spec.project.entity
-    owner = {name: d for d in spec.definitions for name in d.features}
+    owner = spec.owner_of()
     gone = [name for name in features if name not in owner]
     if gone:
         raise DriftInputMissing(f"{', '.join(gone)}: used by the champion but produced by no current feature "
@@ -83,10 +84,10 @@ def read_day(db: Database, spec: SampleSpec, features: list[str], *, partition: 
         wanted = [name for name in features if owner[name] is definition]
         if not wanted:
             continue
-        marker = publication.committed_partition(db, definition.name, as_of)
+        marker = markers.committed_partition(db, definition.name, as_of)
         if marker is None:
             raise DriftInputMissing(f"{partition}: no committed partition of features/{definition.name}; "
-                                    f"materialise {spec.project.name}/features/{definition.name} for {partition}")
+                                    f"materialise {names.shown(spec.feature_path(definition.name))} for {partition}")
         runs[definition.name] = marker["run_id"]
         schema = Schema({entity: pa.string(), **{name: NUMERIC_TYPES[definition.features[name].type] for name in wanted}})
         table = find_arrow_all(db[definition.target], {"as_of": as_of, "run_id": marker["run_id"]},
@@ -107,7 +108,7 @@ def logged_scores(db: Database, project: str, model: Champion, *, start: dt.date
     return np.array([doc["score"] for doc in cursor if isinstance(doc.get("score"), (int, float))], dtype=np.float64)
 
 
-def evaluate_day(db: Database, spec: SampleSpec, model: Champion, reference: ModelReference, *,
+def evaluate_day(db: Database, spec: ProjectSpec, model: Champion, reference: ModelReference, *,
                  partition: str, as_of: dt.datetime) -> DriftReport:
     """Compare partition `partition` (features as of `as_of`) with the champion's reference."""
     features = list(reference.features)

@@ -1,9 +1,21 @@
 """Typed resources for every external system, configured from the environment."""
 
+import os
+
+import dagster as dg
+
 from mining_platform.resources.endpoint import EndpointResource
 from mining_platform.resources.mlflow import MlflowResource
 from mining_platform.resources.mongo import MongoResource
-from mining_platform.settings import env_or_default
+from mining_platform.settings import DEFAULTS
+
+
+def env_or_default(name: str) -> dg.EnvVar | str | None:
+    """For resource config: `EnvVar(name)` when set (resolved at run time, shown in the UI), else the
+    documented default (None for a variable whose default is another setting, which the resource applies)."""
+    if os.environ.get(name):
+        return dg.EnvVar(name)
+    return DEFAULTS.get(name)
 
 
 def platform_resources() -> dict:
@@ -22,4 +34,4 @@ def platform_resources() -> dict:
     }
 
 
-__all__ = ["EndpointResource", "MlflowResource", "MongoResource", "platform_resources"]
+__all__ = ["EndpointResource", "MlflowResource", "MongoResource", "env_or_default", "platform_resources"]

@@ -5,7 +5,7 @@ from pydantic import Field
 
 
 class MlflowResource(dg.ConfigurableResource):
-    """MLflow tracking server and model registry (thin: callers use MLflow's own client)."""
+    """MLflow tracking server and model registry (thin: the registry kernel does the talking)."""
 
     tracking_uri: str = Field(
         description="Tracking and registry URI (MLFLOW_TRACKING_URI): an http(s) server, "
@@ -20,6 +20,6 @@ class MlflowResource(dg.ConfigurableResource):
     def client(self):
         """An `MlflowClient` for this server's tracking store and registry."""
         # Imported here: mlflow is heavy and a code location should load fast.
-        from mlflow import MlflowClient
+        from mining_platform.registry.client import client
 
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return client(self.tracking_uri)

@@ -8,7 +8,7 @@ from pydantic import Field
 from pymongo import MongoClient, uri_parser
 from pymongo.database import Database
 
-from mining_platform.resources.mongo_traffic import REPLY_BYTES_LISTENER
+from mining_platform.store.traffic import REPLY_BYTES_LISTENER
 
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
 

@@ -14,13 +14,14 @@ import dataclasses
 
 import dagster as dg
 
-from mining_platform.assets.run_context import latest_metadata_text
-from mining_platform.jobs import deploy_job_name, keys, retrain_job_name
-from mining_platform.monitoring.reference import champion
-from mining_platform.project import ProjectConfig
+from mining_platform.instance import latest_metadata_text, runs_in_flight
+from mining_platform.jobs import deploy_job_name, retrain_job_name
+from mining_platform.keys import asset_key
+from mining_platform.registry.aliases import champion
 from mining_platform.resources import MlflowResource
 from mining_platform.sensors.cursor import dump_cursor, load_cursor
-from mining_platform.sensors.drift import CAUSE_TAG, IN_FLIGHT
+from mining_platform.spec.names import CAUSE_TAG
+from mining_platform.spec.project import ProjectConfig
 
 
 @dataclasses.dataclass
@@ -36,15 +37,14 @@ def deployed_version(instance: dg.DagsterInstance, deployment_key: dg.AssetKey) 
 
 def deployments_in_flight(instance: dg.DagsterInstance, project: ProjectConfig) -> list[str]:
     """Runs queued or running that may materialise the deployment: its jobs, or a launch from the UI."""
-    deployment_key = keys(project)["deployment"]
+    deployment_key = asset_key(project.name, "deployment")
     jobs = {retrain_job_name(project), deploy_job_name(project)}
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=100)
-    return [run.run_id for run in runs
+    return [run.run_id for run in runs_in_flight(instance)
             if deployment_key in (run.asset_selection or ()) or (run.asset_selection is None and run.job_name in jobs)]
 
 
 def build_champion_sensor(project: ProjectConfig, jobs: list) -> dg.SensorDefinition:
-    deployment_key = keys(project)["deployment"]
+    deployment_key = asset_key(project.name, "deployment")
     model_name = project.model.name
     op_name = deployment_key.to_python_identifier()
 

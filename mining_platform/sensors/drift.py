@@ -19,21 +19,20 @@ import dataclasses
 import datetime as dt
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from mining_platform.assets.model import GATE_CHECK
-from mining_platform.jobs import drift_report_job_name, feature_keys, keys, retrain_job_name
-from mining_platform.monitoring.reference import champion
+from mining_platform.instance import new_materializations, runs_in_flight
+from mining_platform.jobs import drift_report_job_name, retrain_job_name
+from mining_platform.keys import project_keys
 from mining_platform.monitoring.report import drift_summary, drifted_features, needs_retrain
+from mining_platform.registry.aliases import champion
 from mining_platform.resources import MlflowResource
 from mining_platform.sensors.cursor import dump_cursor, load_cursor
-from mining_platform.training.samples import SampleSpec
-
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED]
-BATCH = 1000
-CAUSE_TAG = "mining.cause"
-DRIFT_TAG_PREFIX = "mining.drift."
+from mining_platform.spec import ProjectSpec
+from mining_platform.spec.names import CAUSE_TAG, DRIFT_TAG_PREFIX
+# The run tags of a partition-range run (Dagster's documented backfill tags; RunRequest has no parameter for a range).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @dataclasses.dataclass
@@ -44,31 +43,20 @@ class DriftCursor:
     decided_partition: str | None = None  # newest day whose report was decided on
 
 
-def new_materializations(instance: dg.DagsterInstance, key: dg.AssetKey, after: int) -> list[dg.EventLogRecord]:
-    records, cursor = [], None
-    while True:
-        page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=BATCH, cursor=cursor, ascending=True)
-        records.extend(page.records)
-        if not page.has_more:
-            return records
-        cursor = page.cursor
-
-
-def committed_feature_days(instance: dg.DagsterInstance, spec: SampleSpec) -> set[str]:
+def committed_feature_days(instance: dg.DagsterInstance, spec: ProjectSpec) -> set[str]:
     """The days every feature set has materialised."""
-    return set.intersection(*(set(instance.get_materialized_partitions(key)) for key in feature_keys(spec)))
+    return set.intersection(*(set(instance.get_materialized_partitions(key)) for key in project_keys(spec).feature_keys))
 
 
-def matured_sample_range(instance: dg.DagsterInstance, spec: SampleSpec) -> tuple[str, str] | None:
+def matured_sample_range(instance: dg.DagsterInstance, spec: ProjectSpec) -> tuple[str, str] | None:
     """The sample days after the last built one whose features are committed and whose label window is loaded.
 
     Contiguous from the first such day: a gap would fail the samples step and block the retrain.
     """
     project = spec.project
-    k = keys(project)
-    built = instance.get_materialized_partitions(k["samples"])
-    raw = instance.get_materialized_partitions(k["raw"])
+    k = project_keys(spec)
+    built = instance.get_materialized_partitions(k.samples)
+    raw = instance.get_materialized_partitions(k.raw)
     feature_days = committed_feature_days(instance, spec)
     last_built = max(built) if built else None
     days = []
@@ -83,10 +71,10 @@ def matured_sample_range(instance: dg.DagsterInstance, spec: SampleSpec) -> tupl
     return (days[0], days[-1]) if days else None
 
 
-def retrain_request(instance: dg.DagsterInstance, spec: SampleSpec, *, partition: str, version: str,
+def retrain_request(instance: dg.DagsterInstance, spec: ProjectSpec, *, partition: str, version: str,
                     drifted: dict[str, float]) -> dg.RunRequest:
     project = spec.project
-    k = keys(project)
+    k = project_keys(spec)
     tags = {
         CAUSE_TAG: "drift",
         f"{DRIFT_TAG_PREFIX}partition": partition,
@@ -94,28 +82,23 @@ def retrain_request(instance: dg.DagsterInstance, spec: SampleSpec, *, partition
         f"{DRIFT_TAG_PREFIX}features": ",".join(drifted),
         **{f"{DRIFT_TAG_PREFIX}psi.{name}": f"{psi:.4f}" for name, psi in drifted.items()},
     }
-    selection = [k["model"], k["deployment"]]
+    selection = [k.model, k.deployment]
     matured = matured_sample_range(instance, spec)
     if matured:
-        selection.insert(0, k["samples"])
-        tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG] = matured
+        selection.insert(0, k.samples)
+        tags[RANGE_START_TAG], tags[RANGE_END_TAG] = matured
     return dg.RunRequest(
         run_key=f"drift:{project.name}:{partition}:{version}",
         job_name=retrain_job_name(project),
         asset_selection=selection,
-        asset_check_keys=[dg.AssetCheckKey(k["model"], GATE_CHECK)],
+        asset_check_keys=[dg.AssetCheckKey(k.model, GATE_CHECK)],
         tags=tags,
     )
 
 
-def _in_flight(instance: dg.DagsterInstance, job_name: str) -> list[str]:
-    runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=5)
-    return [run.run_id for run in runs]
-
-
-def build_drift_sensor(spec: SampleSpec, jobs: list) -> dg.SensorDefinition:
+def build_drift_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefinition:
     project = spec.project
-    k = keys(project)
+    k = project_keys(spec)
 
     @dg.sensor(
         name=f"{project.name}_drift_sensor",
@@ -135,7 +118,7 @@ def build_drift_sensor(spec: SampleSpec, jobs: list) -> dg.SensorDefinition:
 
         # 1. New committed feature days → the newest one's drift report.
         touched: set[str] = set()
-        for key in feature_keys(spec):
+        for key in k.feature_keys:
             for record in new_materializations(instance, key, cursor.features_event):
                 cursor.features_event = max(cursor.features_event, record.storage_id)
                 if record.partition_key:
@@ -161,7 +144,7 @@ def build_drift_sensor(spec: SampleSpec, jobs: list) -> dg.SensorDefinition:
                              "so no automatic drift report")
 
         # 2. New drift reports → the newest one decides.
-        reports = new_materializations(instance, k["drift_report"], cursor.report_event)
+        reports = new_materializations(instance, k.drift_report, cursor.report_event)
         if reports:
             cursor.report_event = max(r.storage_id for r in reports)
             latest = max(reports, key=lambda r: (r.partition_key or "", r.storage_id))
@@ -193,9 +176,9 @@ def build_drift_sensor(spec: SampleSpec, jobs: list) -> dg.SensorDefinition:
         if current is None or current.version != version:
             now = f"v{current.version}" if current else "no version"
             return f"{summary}, but the champion is {now} now: waiting for a report against it"
-        running = _in_flight(instance, retrain_job_name(project))
+        running = runs_in_flight(instance, job_name=retrain_job_name(project), limit=5)
         if running:
-            return f"{summary}, but retrain run {running[0]} is still in flight"
+            return f"{summary}, but retrain run {running[0].run_id} is still in flight"
         return retrain_request(instance, spec, partition=partition, version=version, drifted=drifted)
 
     return drift_sensor

@@ -17,52 +17,27 @@ from dataclasses import dataclass, field
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
 from pymongo import AsyncMongoClient
 from starlette.routing import Route
 
-from mining_platform import settings
-from mining_platform.features.definition import FeatureDefinition, load_feature_definitions
-from mining_platform.project import ProjectConfig, load_project, project_names
-from mining_platform.serving.champion import (
+from mining_platform.serving.api import PREDICT_BODY, PROBLEMS, RELOAD_PROBLEMS, Prediction
+from mining_platform.serving.config import ServingConfig, serving_config_from_environment
+from mining_platform.serving.online_features import FeatureStoreUnavailable, OnlineFeatures
+from mining_platform.serving.payload import BadRequest, RowsRequest, parse_body, rows_matrix
+from mining_platform.serving.prediction_log import PredictionLog, log_documents
+from mining_platform.serving.served_model import (
     ChampionLoadFailed, NoChampion, RegistryUnavailable, ServedModel, champion_version, load_version,
 )
-from mining_platform.serving.online_features import FeatureStoreUnavailable, OnlineFeatures
-from mining_platform.serving.payload import BadRequest, EntitiesRequest, RowsRequest, parse_body, rows_matrix
-from mining_platform.serving.prediction_log import COLLECTION, PredictionLog
+from mining_platform.spec import ProjectSpec
+from mining_platform.spec.names import PREDICTION_LOG
 
+__all__ = ["ServingConfig", "create_app", "serving_config_from_environment"]
 log = logging.getLogger("mining_platform.serving")
-
-
-@dataclass(frozen=True)
-class ServedProject:
-    config: ProjectConfig
-    definitions: list[FeatureDefinition]
-
-
-@dataclass(frozen=True)
-class ServingConfig:
-    projects: list[ServedProject]
-    tracking_uri: str
-    mongo_uri: str
-    database: str
-    admin_token: str
-    unavailable: dict[str, str] = field(default_factory=dict)  # project -> why its files did not load
-    log_sample_rate: float = 0.1
-    max_batch: int = 1000
-    max_body_bytes: int = 4 * 1024 * 1024
-    mongo_timeout_ms: int = 2000
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.log_sample_rate <= 1.0:
-            raise ValueError(f"MINING_PREDICTION_LOG_SAMPLE_RATE must be within [0, 1], got {self.log_sample_rate}")
-        if self.max_batch < 1:
-            raise ValueError(f"MINING_MAX_BATCH must be at least 1, got {self.max_batch}")
 
 
 @dataclass
 class ProjectState:
-    project: ServedProject
+    spec: ProjectSpec
     online: OnlineFeatures
     model: ServedModel | None = None
     status: str = "loading"
@@ -71,77 +46,7 @@ class ProjectState:
 
     @property
     def model_name(self) -> str:
-        return self.project.config.model.name
-
-
-# --- request and response shapes, for the OpenAPI page (the hot path parses bodies itself) ---
-
-class PredictRows(BaseModel):
-    rows: list[dict[str, float | bool | None]] = Field(
-        description="Feature values by name, exactly the model's features; null is a missing value.",
-        examples=[[{"events_30d": 12, "active_days_7d": 3}]])
-
-
-class PredictEntities(BaseModel):
-    entities: list[str | int] = Field(description="Entity ids: each is scored on its latest committed features.",
-                                      examples=[["u000001"]])
-
-
-class ModelRef(BaseModel):
-    name: str
-    version: str
-
-
-class Prediction(BaseModel):
-    model: ModelRef
-    predictions: list[float] = Field(description="Probability of the label, in request order.")
-    features_as_of: dict[str, str] | None = Field(
-        default=None, description="With entities: the as_of of the partition each feature set was read from.")
-
-
-class Problem(BaseModel):
-    detail: str
-
-
-PROBLEMS = {status: {"model": Problem, "description": text} for status, text in {
-    400: "The body is not JSON.",
-    404: "Unknown project, or an entity without committed features.",
-    409: "The deployed model and the feature store disagree (feature versions, unknown features).",
-    413: "Too many rows or entities, or a body too large.",
-    422: "Wrong shape, missing or unknown features, wrong types, NaN or Infinity.",
-    503: "No model is deployed yet, or MongoDB did not answer an entity lookup.",
-}.items()}
-
-
-def serving_config_from_environment() -> ServingConfig:
-    """Every project under MINING_PROJECTS_DIR, with the MINING_* / MLFLOW_* settings (DESIGN.md)."""
-    root = settings.projects_dir()
-    projects, unavailable = [], {}
-    for name in project_names(root):
-        # A broken project file stops only that project, as it fails only its own code location.
-        try:
-            project = load_project(root / name)
-            projects.append(ServedProject(project, load_feature_definitions(root / name, project)))
-        except ValueError as exc:
-            unavailable[name] = str(exc)
-            log.error(f"project {name!r} is not served: {exc}")
-
-    def number(name: str, kind):
-        try:
-            return kind(settings.setting(name))
-        except ValueError:
-            raise ValueError(f"{name}={settings.setting(name)!r} is not a {kind.__name__}") from None
-
-    return ServingConfig(
-        projects=projects,
-        tracking_uri=settings.setting("MLFLOW_TRACKING_URI"),
-        mongo_uri=settings.setting("MINING_MONGO_URI"),
-        database=settings.setting("MINING_MONGO_DB"),
-        admin_token=settings.admin_token(),
-        unavailable=unavailable,
-        log_sample_rate=number("MINING_PREDICTION_LOG_SAMPLE_RATE", float),
-        max_batch=number("MINING_MAX_BATCH", int),
-    )
+        return self.spec.project.model.name
 
 
 def _json(payload: dict, status: int = 200) -> Response:
@@ -175,7 +80,7 @@ def create_app(config: ServingConfig) -> FastAPI:
                 return {"changed": False, "model": current.describe(), "previous": None}
             loaded = await asyncio.to_thread(load_version, config.tracking_uri, state.model_name, version)
             state.model, state.status = loaded, "serving"  # the swap: one reference assignment
-            log.info(f"{state.project.config.name}: now serving {loaded.uri}"
+            log.info(f"{state.spec.name}: now serving {loaded.uri}"
                      + (f" (was version {current.version})" if current else ""))
             return {"changed": True, "model": loaded.describe(), "previous": current.describe() if current else None}
 
@@ -191,7 +96,7 @@ def create_app(config: ServingConfig) -> FastAPI:
                 return
             except ChampionLoadFailed as exc:
                 state.status = f"champion failed to load: {exc}"
-                log.error(f"{state.project.config.name}: {state.status}")
+                log.error(f"{state.spec.name}: {state.status}")
                 return
             except RegistryUnavailable as exc:
                 state.status = f"waiting for MLflow: {exc}"
@@ -205,11 +110,10 @@ def create_app(config: ServingConfig) -> FastAPI:
                                   serverSelectionTimeoutMS=config.mongo_timeout_ms,
                                   timeoutMS=config.mongo_timeout_ms * 2)
         db = client[config.database]
-        for served in config.projects:
-            project = served.config
-            states[project.name] = ProjectState(served, OnlineFeatures(
-                db, project=project.name, entity=project.entity, definitions=served.definitions))
-        prediction_log = PredictionLog(db[COLLECTION], sample_rate=config.log_sample_rate)
+        for spec in config.projects:
+            states[spec.name] = ProjectState(spec, OnlineFeatures(
+                db, project=spec.name, entity=spec.entity, definitions=list(spec.definitions)))
+        prediction_log = PredictionLog(db[PREDICTION_LOG], sample_rate=config.log_sample_rate)
         prediction_log.start()
         loaders = [asyncio.create_task(load_at_start(state)) for state in states.values()]
         try:
@@ -245,8 +149,8 @@ def create_app(config: ServingConfig) -> FastAPI:
     def serving_model(state: ProjectState) -> ServedModel:
         model = state.model
         if model is None:
-            raise BadRequest(503, f"project {state.project.config.name!r} serves no model yet ({state.status}); "
-                                  f"materialise {state.project.config.name}/deployment")
+            raise BadRequest(503, f"project {state.spec.name!r} serves no model yet ({state.status}); "
+                                  f"materialise {state.spec.name}/deployment")
         return model
 
     bearer = HTTPBearer(auto_error=False, description="MINING_ADMIN_TOKEN, or the token in $MINING_HOME/admin_token")
@@ -296,7 +200,7 @@ def create_app(config: ServingConfig) -> FastAPI:
             X, as_of = looked_up.X, looked_up.as_of
         predictions = model.predict(X).tolist()
         if prediction_log.sampled():
-            prediction_log.record(_log_documents(project, model, X, predictions, parsed))
+            prediction_log.record(log_documents(project, model, X, predictions, parsed))
         payload = {"model": {"name": model.name, "version": model.version}, "predictions": predictions}
         if as_of is not None:
             payload["features_as_of"] = as_of
@@ -311,17 +215,13 @@ def create_app(config: ServingConfig) -> FastAPI:
         "/v1/{project}/predict",
         response_model=Prediction,
         responses=PROBLEMS,
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
-            PredictRows.model_json_schema(), PredictEntities.model_json_schema()]}}}}},
+        openapi_extra=PREDICT_BODY,
     )
     async def documented_predict(project: str, request: Request) -> Response:
         """Score `rows` of feature values, or `entities` on their latest committed features."""
         return await predict(request)
 
-    @app.post("/v1/{project}/reload", dependencies=[Depends(require_admin)],
-              responses={401: {"model": Problem}, 403: {"model": Problem}, 404: PROBLEMS[404],
-                         409: {"model": Problem, "description": "No champion, or it cannot be served; the old model keeps serving."},
-                         502: {"model": Problem, "description": "MLflow did not answer; the old model keeps serving."}})
+    @app.post("/v1/{project}/reload", dependencies=[Depends(require_admin)], responses=RELOAD_PROBLEMS)
     async def reload(project: str) -> Response:
         """Load `models:/<model>@champion`, check its signature and a smoke prediction, swap it in atomically."""
         state = project_state(project)
@@ -336,16 +236,3 @@ def create_app(config: ServingConfig) -> FastAPI:
         return _json(swapped)
 
     return app
-
-
-def _log_documents(project: str, model: ServedModel, X, predictions: list[float], parsed) -> list[dict]:
-    """One record per scored row: the features as the model saw them (floats; missing as null)."""
-    now = dt.datetime.now(dt.timezone.utc)
-    model_ref = {"name": model.name, "version": model.version}
-    entities = parsed.entities if isinstance(parsed, EntitiesRequest) else [None] * len(predictions)
-    return [
-        {"project": project, "model": model_ref, "time": now, "score": score,
-         "features": {f: (None if v != v else v) for f, v in zip(model.features, row)},  # NaN != NaN
-         **({"entity": entity} if entity is not None else {})}
-        for row, score, entity in zip(X.tolist(), predictions, entities)
-    ]

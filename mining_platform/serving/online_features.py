@@ -18,10 +18,10 @@ import numpy as np
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from mining_platform.features.definition import FeatureDefinition
-from mining_platform.features.publication import PARTITIONS
-from mining_platform.serving.champion import ServedModel
+from mining_platform.serving.served_model import ServedModel
 from mining_platform.serving.payload import BadRequest
+from mining_platform.spec.definition import FeatureDefinition
+from mining_platform.spec.names import FEATURE_MARKERS
 
 
 class FeatureStoreUnavailable(RuntimeError):
@@ -67,7 +67,7 @@ class OnlineFeatures:
         return self._plans[key]
 
     async def _latest_markers(self, names: list[str]) -> dict[str, dict]:
-        cursor = await self._db[PARTITIONS].aggregate([
+        cursor = await self._db[FEATURE_MARKERS].aggregate([
             {"$match": {"name": {"$in": names}}},
             {"$sort": {"name": 1, "as_of": -1}},
             {"$group": {"_id": "$name", "marker": {"$first": "$$ROOT"}}},

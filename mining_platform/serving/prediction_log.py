@@ -19,7 +19,9 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
-COLLECTION = "prediction_log"
+from mining_platform.serving.payload import EntitiesRequest, RowsRequest
+from mining_platform.serving.served_model import ServedModel
+
 log = logging.getLogger("mining_platform.serving.prediction_log")
 
 
@@ -137,3 +139,17 @@ class PredictionLog:
             "dropped": dict(self.stats.dropped),
             "last_error": self.stats.last_error,
         }
+
+
+def log_documents(project: str, model: ServedModel, X, predictions: list[float],
+                  parsed: RowsRequest | EntitiesRequest) -> list[dict]:
+    """One record per scored row: the features as the model saw them (floats; missing as null)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    model_ref = {"name": model.name, "version": model.version}
+    entities = parsed.entities if isinstance(parsed, EntitiesRequest) else [None] * len(predictions)
+    return [
+        {"project": project, "model": model_ref, "time": now, "score": score,
+         "features": {f: (None if v != v else v) for f, v in zip(model.features, row)},  # NaN != NaN
+         **({"entity": entity} if entity is not None else {})}
+        for row, score, entity in zip(X.tolist(), predictions, entities)
+    ]

@@ -1,1 +1,2 @@
-"""Samples, training, evaluation and the MLflow registry: from committed features to gated model versions."""
+"""Training: committed samples loaded as columns, an XGBoost version trained, evaluated, registered
+in MLflow and judged by the gate."""

@@ -1,7 +1,6 @@
 """Loading committed samples as columns (pymongoarrow) and splitting them by time."""
 
 import datetime as dt
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,19 +11,12 @@ import pyarrow.compute as pc
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from mining_platform.features.definition import FeatureType
+from mining_platform.samples.pipeline import committed_sample_markers
+from mining_platform.spec import ProjectSpec, names
+from mining_platform.store.columns import NUMERIC_TYPES, Schema, find_arrow_all
 from mining_platform.training.partition_cache import PartitionCache
-from mining_platform.training.samples import SampleSpec, committed_sample_markers
-
-with warnings.catch_warnings():
-    # pymongoarrow's Cython extension warns that pyarrow's array structs grew; harmless
-    # for the pinned pair (pymongoarrow 1.15 declares pyarrow 25.0.x).
-    warnings.filterwarnings("ignore", message=r"pyarrow\.lib\.\w+ size changed", category=RuntimeWarning)
-    from pymongoarrow.api import Schema, find_arrow_all
 
 READ_CONCURRENCY = 4  # partitions read at once
-# XGBoost takes numbers; string and date features stay in the samples but not in the model.
-NUMERIC_TYPES = {FeatureType.int: pa.float64(), FeatureType.float: pa.float64(), FeatureType.bool: pa.bool_()}
 
 
 class TrainingDataError(ValueError):
@@ -62,8 +54,10 @@ class TrainingData:
     partitions_cached: int = 0
 
 
-def model_features(spec: SampleSpec) -> tuple[list[str], dict[str, str]]:
-    """(features the model uses, in order; excluded features with the reason)."""
+def model_features(spec: ProjectSpec) -> tuple[list[str], dict[str, str]]:
+    """(features the model uses, in order; excluded features with the reason).
+
+    XGBoost takes numbers; string and date features stay in the samples but not in the model."""
     used, excluded = [], {}
     for definition in spec.definitions:
         for name, contract in definition.features.items():
@@ -100,7 +94,7 @@ def _feature_versions(markers: list[dict]) -> dict[str, dict]:
 
 def load_training_data(
     db: Database,
-    spec: SampleSpec,
+    spec: ProjectSpec,
     *,
     start: dt.date | None,
     end: dt.date | None,
@@ -118,8 +112,8 @@ def load_training_data(
     markers = committed_sample_markers(db, spec, start=start, end=end)
     wanted = f"[{start or 'first'}, {end or 'last'}]"
     if not markers:
-        raise TrainingDataError(f"no committed sample partitions of {spec.name} in {wanted}; materialise "
-                                f"{spec.project.name}/samples first")
+        raise TrainingDataError(f"no committed sample partitions of {names.samples_pipeline(spec.name)} in {wanted}; "
+                                f"materialise {names.shown(spec.asset_path('samples'))} first")
     if len(markers) <= validation_days:
         raise TrainingDataError(f"{len(markers)} committed sample partitions in {wanted}; {validation_days} go to "
                                 f"validation, so at least {validation_days + 1} are needed")
@@ -139,18 +133,18 @@ def load_training_data(
         "as_of": pa.timestamp("ms", tz="UTC"),
         spec.project.entity: pa.string(),
         spec.label: pa.int64(),
-        **{name: NUMERIC_TYPES[_type(spec, name)] for name in features},
+        **{name: NUMERIC_TYPES[spec.feature_type(name)] for name in features},
     })
     chosen = train_markers + validation_markers
     cache = None
     if cache_root is not None:
-        cache = PartitionCache(cache_root, collection=f"{db.name}.{spec.target}", schema=schema.to_arrow())
+        cache = PartitionCache(cache_root, collection=f"{db.name}.{spec.samples_collection}", schema=schema.to_arrow())
         cache.evict_except({m["run_id"] for m in committed_sample_markers(db, spec)})
-    table, partitions_cached = _read_partitions(db[spec.target], chosen, schema, cache)
+    table, partitions_cached = _read_partitions(db[spec.samples_collection], chosen, schema, cache)
     # A stable row order makes training reproducible whatever order the server returns.
     table = table.sort_by([("as_of", "ascending"), (spec.project.entity, "ascending")])
     if table.column(spec.label).null_count:
-        raise TrainingDataError(f"{spec.target}: {table.column(spec.label).null_count} rows have no {spec.label!r} label")
+        raise TrainingDataError(f"{spec.samples_collection}: {table.column(spec.label).null_count} rows have no {spec.label!r} label")
     is_validation = pc.greater_equal(table.column("as_of"), pa.scalar(validation_markers[0]["as_of"], pa.timestamp("ms", tz="UTC")))
     return TrainingData(
         features=features,
@@ -192,10 +186,6 @@ def _read_partitions(
         fetched = dict(zip((m["run_id"] for m in missing), pool.map(read, missing)))
     tables = [fetched[m["run_id"]] if m["run_id"] in fetched else cached[m["run_id"]] for m in markers]
     return pa.concat_tables(tables), len(markers) - len(missing)
-
-
-def _type(spec: SampleSpec, feature: str) -> FeatureType:
-    return next(d.features[feature].type for d in spec.definitions if feature in d.features)
 
 
 def _split(table: pa.Table, features: list[str], label: str) -> Split:

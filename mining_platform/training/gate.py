@@ -4,7 +4,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mining_platform.training import registry
+from mining_platform.registry.aliases import CHAMPION, alias_version
+from mining_platform.registry.client import client
+from mining_platform.registry.loading import load_version
 from mining_platform.training.booster import evaluate, predict
 from mining_platform.training.dataset import Split
 
@@ -34,19 +36,16 @@ def score_champion(
     tracking_uri: str, model_name: str, validation: Split, features: list[str]
 ) -> ChampionScore | None:
     """The current champion's AUC on the new version's validation rows; None when there is no champion."""
-    with registry.tracking(tracking_uri) as client:
-        version = registry.alias_version(client, model_name, registry.CHAMPION)
+    version = alias_version(client(tracking_uri), model_name, CHAMPION)
     if version is None:
         return None
-    uri = f"models:/{model_name}/{version}"
     try:
-        needed = registry.model_feature_names(tracking_uri, uri)
-        missing = [name for name in needed if name not in features]
+        loaded = load_version(tracking_uri, model_name, version)
+        missing = [name for name in loaded.features if name not in features]
         if missing:
             return ChampionScore(version, None, f"its features {missing} are not in the new samples")
-        booster = registry.load_booster(tracking_uri, uri)
-        columns = [features.index(name) for name in needed]
-        scores = predict(booster, np.ascontiguousarray(validation.X[:, columns]))
+        columns = [features.index(name) for name in loaded.features]
+        scores = predict(loaded.booster, np.ascontiguousarray(validation.X[:, columns]))
     except Exception as exc:  # any failure to score leaves the comparison undone: the gate fails closed
         return ChampionScore(version, None, f"it could not be loaded or scored: {type(exc).__name__}: {exc}")
     return ChampionScore(version, evaluate(validation.y, scores)["auc"])

@@ -10,16 +10,19 @@ from pathlib import Path
 import numpy as np
 from pymongo.database import Database
 
-from mining_platform.features.definition import FeatureType
-from mining_platform.monitoring.reference import REFERENCE_ARTIFACT, ModelReference, build_reference
-from mining_platform.project import TrainingConfig
-from mining_platform.training import plots, registry
+from mining_platform import figures
+from mining_platform.registry import versions
+from mining_platform.registry.client import client as mlflow_client
+from mining_platform.registry.reference import REFERENCE_ARTIFACT, ModelReference, build_reference
+from mining_platform.spec import ProjectSpec
+from mining_platform.spec.names import FEATURES_TAG
+from mining_platform.spec.project import TrainingConfig
+from mining_platform.training import plots
 from mining_platform.training.booster import (
     BoosterSettings, evaluate, predict, resolve_device, train_auc, train_booster,
 )
 from mining_platform.training.dataset import TrainingData, load_training_data
 from mining_platform.training.gate import GateResult, decide, score_champion
-from mining_platform.training.samples import SampleSpec
 
 
 @dataclass
@@ -27,7 +30,7 @@ class TrainingOutcome:
     data: TrainingData
     settings: BoosterSettings
     metrics: dict[str, float]
-    logged: registry.LoggedVersion
+    logged: versions.LoggedVersion
     gate: GateResult
     best_iteration: int
     device_note: str | None
@@ -35,16 +38,16 @@ class TrainingOutcome:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def lineage_tags(spec: SampleSpec, data: TrainingData, *, dagster_run_id: str | None) -> dict[str, str]:
+def lineage_tags(spec: ProjectSpec, data: TrainingData, *, dagster_run_id: str | None) -> dict[str, str]:
     """The `mining.*` tags of DESIGN: what the version was trained on and by which Dagster run."""
     train_from, train_to = data.train.partitions()
     validation_from, validation_to = data.validation.partitions()
     return {
         "mining.project": spec.project.name,
         "mining.dagster_run_id": dagster_run_id or "",
-        "mining.features": json.dumps(data.feature_versions, sort_keys=True),
+        FEATURES_TAG: json.dumps(data.feature_versions, sort_keys=True),
         "mining.samples": json.dumps({
-            "collection": spec.target,
+            "collection": spec.samples_collection,
             "from": data.sample_partitions[0],
             "to": data.sample_partitions[-1],
             "partitions": len(data.sample_partitions),
@@ -54,12 +57,10 @@ def lineage_tags(spec: SampleSpec, data: TrainingData, *, dagster_run_id: str | 
     }
 
 
-def drift_reference(spec: SampleSpec, data: TrainingData, validation_scores, *, seed: int) -> ModelReference:
+def drift_reference(spec: ProjectSpec, data: TrainingData, validation_scores, *, seed: int) -> ModelReference:
     """The distributions drift reports compare against: every row the version learned from."""
-    boolean = {name for d in spec.definitions for name, contract in d.features.items()
-               if contract.type is FeatureType.bool}
     return build_reference(
-        X=np.vstack([data.train.X, data.validation.X]), features=data.features, boolean_features=boolean,
+        X=np.vstack([data.train.X, data.validation.X]), features=data.features, boolean_features=spec.boolean_features(),
         validation_scores=validation_scores, sample_partitions=data.sample_partitions, seed=seed,
     )
 
@@ -67,7 +68,7 @@ def drift_reference(spec: SampleSpec, data: TrainingData, validation_scores, *, 
 def train_and_register(
     *,
     db: Database,
-    spec: SampleSpec,
+    spec: ProjectSpec,
     training: TrainingConfig,
     tracking_uri: str,
     artifact_location: str | None = None,
@@ -112,12 +113,12 @@ def train_and_register(
     metrics["train_auc"] = train_auc(booster, data, seed=training.seed)
     best_iteration = int(booster.attr("best_iteration"))
     champion = score_champion(tracking_uri, model.name, data.validation, data.features)
-    figures = plots.evaluation_figures(booster, data.validation.y, scores, metrics["auc"])
+    evaluation = plots.evaluation_figures(booster, data.validation.y, scores, metrics["auc"])
     reference = drift_reference(spec, data, scores, seed=training.seed)
     seconds["evaluate"] = time.perf_counter() - clock
     try:
         clock = time.perf_counter()
-        logged = registry.log_and_register(
+        logged = versions.log_and_register(
             tracking_uri=tracking_uri,
             experiment=spec.project.name,
             artifact_location=artifact_location,
@@ -138,7 +139,7 @@ def train_and_register(
                 "validation_rows": data.validation.rows,
             },
             metrics={**metrics, "best_iteration": best_iteration},
-            figures=figures,
+            figures=evaluation,
             tags={**(cause_tags or {}), **lineage_tags(spec, data, dagster_run_id=dagster_run_id)},
             extra_artifacts={"training_data.json": {
                 "features": data.features,
@@ -148,14 +149,13 @@ def train_and_register(
             }, REFERENCE_ARTIFACT: reference.to_json()},
         )
         seconds["log_and_register"] = time.perf_counter() - clock
-        plots_markdown = {name: plots.png_markdown(figure, name) for name, figure in figures.items()}
+        plots_markdown = {name: figures.png_markdown(figure, name) for name, figure in evaluation.items()}
     finally:
-        plots.close(figures)
+        figures.close(evaluation.values())
 
     gate = decide(auc=metrics["auc"], min_auc=model.min_auc, max_regression=model.max_regression,
                   champion=champion, rows=data.validation.rows)
-    with registry.tracking(tracking_uri) as client:
-        registry.record_gate(client, logged, passed=gate.passed, reason=gate.reason)
+    versions.record_gate(mlflow_client(tracking_uri), logged, passed=gate.passed, reason=gate.reason)
     log.info(f"{model.name} v{logged.version}: AUC {metrics['auc']:.4f}; gate {'passed' if gate.passed else 'FAILED'}: "
              f"{gate.reason}")
     return TrainingOutcome(

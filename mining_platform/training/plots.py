@@ -1,18 +1,12 @@
-"""Evaluation plots of a model version: ROC, calibration and feature importance (matplotlib, headless)."""
+"""Evaluation plots of a model version: ROC, calibration and feature importance."""
 
-import base64
-import io
+import numpy as np
+import xgboost as xgb
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import roc_curve
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: run workers have no display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xgboost as xgb  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+from mining_platform.figures import plt
 
 
 def roc_figure(y: np.ndarray, scores: np.ndarray, auc: float) -> Figure:
@@ -54,16 +48,3 @@ def evaluation_figures(booster: xgb.Booster, y: np.ndarray, scores: np.ndarray, 
         "calibration.png": calibration_figure(y, scores),
         "feature_importance.png": importance_figure(booster),
     }
-
-
-def png_markdown(figure: Figure, title: str) -> str:
-    """The figure inline as Markdown, for a Dagster metadata entry."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=72)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return f"![{title}](data:image/png;base64,{encoded})"
-
-
-def close(figures: dict[str, Figure]) -> None:
-    for figure in figures.values():
-        plt.close(figure)

@@ -1,4 +1,4 @@
-"""`pipeline_runs`: the audit record of every execution of a feature pipeline.
+"""`pipeline_runs`: the audit record of every partition run (feature sets and samples).
 
 ENQUEUED -> RUNNING -> SUCCEEDED | FAILED. A RUNNING record holds a lease that the run
 renews before each phase; every phase's database work is bounded by maxTimeMS, so a
@@ -14,13 +14,15 @@ from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-RUNS = "pipeline_runs"
+from mining_platform.spec.names import PIPELINE_RUNS
+
+RUNS = PIPELINE_RUNS
 ENQUEUED, RUNNING, SUCCEEDED, FAILED = "ENQUEUED", "RUNNING", "SUCCEEDED", "FAILED"
 UNFINISHED = (ENQUEUED, RUNNING)
 
 
 class Pipeline(Protocol):
-    """What an audited pipeline is: a feature definition, or a project's sample builder."""
+    """What an audited pipeline is: a feature definition, or a project's samples."""
 
     name: str
     version: int

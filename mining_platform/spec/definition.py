@@ -7,19 +7,15 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import (
-    BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, model_validator,
-)
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, model_validator
 
-from mining_platform.features.parameters import BUILTIN_PARAMETERS
-from mining_platform.features.stages import pipeline_problems
-from mining_platform.project import ProjectConfig, describe_validation_error
+from mining_platform.spec import names
+from mining_platform.spec.parameters import BUILTIN_PARAMETERS
+from mining_platform.spec.project import ProjectConfig
+from mining_platform.spec.stages import pipeline_problems
+from mining_platform.spec.strict import Strict, UnreadableFile, describe_validation_error, read_mapping
 
 FEATURES_DIR = "features"
-IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
-# Fields the platform writes next to the features of every document.
-RESERVED_FIELDS = frozenset({"_id", "as_of", "run_id", "pipeline_version"})
 
 
 class FeatureDefinitionError(ValueError):
@@ -51,11 +47,7 @@ class FeatureType(str, Enum):
         }[self.value]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FeatureContract(_Strict):
+class FeatureContract(Strict):
     """What every committed value of one feature must satisfy (checked in the database)."""
 
     type: FeatureType
@@ -77,7 +69,7 @@ class FeatureContract(_Strict):
 ParameterValue = StrictBool | StrictInt | StrictFloat | StrictStr | dt.datetime | dt.date
 
 
-class FeatureDefinition(_Strict):
+class FeatureDefinition(Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
     version: StrictInt = Field(ge=1)
     description: str = Field(min_length=1)
@@ -92,7 +84,7 @@ class FeatureDefinition(_Strict):
     @property
     def target(self) -> str:
         """The collection the platform writes: `features_<name>`."""
-        return f"features_{self.name}"
+        return names.feature_collection(self.name)
 
     @property
     def content_hash(self) -> str:
@@ -117,7 +109,7 @@ def _semantic_problems(raw: dict, path: Path, project: ProjectConfig) -> list[st
             problems.append(f"parameters.{name}: a parameter name must be an identifier")
     features = raw.get("features") if isinstance(raw.get("features"), dict) else {}
     for name in features:
-        if name in RESERVED_FIELDS or name == project.entity:
+        if name in names.RESERVED_FEATURE_FIELDS or name == project.entity:
             problems.append(f"features.{name}: reserved field (the platform writes {project.entity}, as_of, run_id, pipeline_version)")
         elif not isinstance(name, str) or not name.isidentifier():
             problems.append(f"features.{name}: a feature name must be an identifier")
@@ -130,13 +122,9 @@ def _semantic_problems(raw: dict, path: Path, project: ProjectConfig) -> list[st
 def load_feature_definition(path: Path, project: ProjectConfig) -> FeatureDefinition:
     """Read and validate one definition; raises FeatureDefinitionError listing all its problems."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise FeatureDefinitionError(path, ["file not found"]) from None
-    except yaml.YAMLError as exc:
-        raise FeatureDefinitionError(path, [f"not valid YAML: {exc}"]) from None
-    if not isinstance(raw, dict):
-        raise FeatureDefinitionError(path, [f"expected a mapping of keys, got {type(raw).__name__}"])
+        raw = read_mapping(path)
+    except UnreadableFile as exc:
+        raise FeatureDefinitionError(path, [str(exc)]) from None
     problems = _semantic_problems(raw, path, project)
     try:
         definition = FeatureDefinition.model_validate(raw)

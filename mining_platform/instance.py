@@ -1,4 +1,5 @@
-"""What assets and sensors read from Dagster: partitions with as_of, run liveness, the latest metadata."""
+"""What assets and sensors read from the Dagster instance: partitions with as_of, run liveness, the
+latest materialisation's metadata, new materialisations, runs in flight."""
 
 import datetime as dt
 from collections.abc import Callable
@@ -30,3 +31,25 @@ def latest_metadata_text(instance: dg.DagsterInstance, key: dg.AssetKey, name: s
     if materialization is None or name not in materialization.metadata:
         return None
     return str(materialization.metadata[name].value)
+
+
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED]
+PAGE = 1000
+
+
+def new_materializations(instance: dg.DagsterInstance, key: dg.AssetKey, after: int) -> list[dg.EventLogRecord]:
+    """Every materialisation of `key` with a storage id after `after`, oldest first."""
+    records, cursor = [], None
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=PAGE, cursor=cursor, ascending=True)
+        records.extend(page.records)
+        if not page.has_more:
+            return records
+        cursor = page.cursor
+
+
+def runs_in_flight(instance: dg.DagsterInstance, *, limit: int = 100, job_name: str | None = None) -> list[dg.DagsterRun]:
+    """Runs queued or running (of one job, when named)."""
+    return list(instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=limit))

@@ -6,24 +6,25 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from mining_platform.features.definition import FeatureDefinition
+from mining_platform.spec.definition import FeatureDefinition
+from mining_platform.spec.names import FEATURE_PIPELINES
+from mining_platform.store.loop import Refused
 
-REGISTRY = "feature_pipelines"
 # What a version check needs; not the stored pipeline.
 _CHECKED_FIELDS = {"hash": 1, "project": 1, "owner": 1, "created_at": 1}
 
 
-class FeatureVersionConflict(ValueError):
+class FeatureVersionConflict(Refused):
     """A (name, version) already holds other content: versions are immutable, a change needs a bump."""
 
 
-def _registry_id(definition: FeatureDefinition) -> str:
+def _version_id(definition: FeatureDefinition) -> str:
     return f"{definition.name}@{definition.version}"
 
 
-def registry_document(definition: FeatureDefinition, *, project: str) -> dict:
+def version_document(definition: FeatureDefinition, *, project: str) -> dict:
     return {
-        "_id": _registry_id(definition),
+        "_id": _version_id(definition),
         "name": definition.name,
         "version": definition.version,
         "hash": definition.content_hash,
@@ -42,9 +43,9 @@ def registry_document(definition: FeatureDefinition, *, project: str) -> dict:
 
 
 def conflict(db: Database, definition: FeatureDefinition, *, project: str) -> str | None:
-    """Why `definition` may not run against this registry, or None; reads only."""
+    """Why `definition` may not run against the versions in `db`, or None; reads only."""
     return _conflict_with(
-        db[REGISTRY].find_one({"_id": _registry_id(definition)}, _CHECKED_FIELDS), definition, project
+        db[FEATURE_PIPELINES].find_one({"_id": _version_id(definition)}, _CHECKED_FIELDS), definition, project
     )
 
 
@@ -71,16 +72,16 @@ def register(db: Database, definition: FeatureDefinition, *, project: str) -> bo
 
     Raises FeatureVersionConflict when the (name, version) holds other content.
     """
-    registry = db[REGISTRY]
-    registry.create_index([("name", ASCENDING), ("version", ASCENDING)], unique=True, name="name_1_version_1")
-    registered = registry.find_one({"_id": _registry_id(definition)}, _CHECKED_FIELDS)
+    versions = db[FEATURE_PIPELINES]
+    versions.create_index([("name", ASCENDING), ("version", ASCENDING)], unique=True, name="name_1_version_1")
+    registered = versions.find_one({"_id": _version_id(definition)}, _CHECKED_FIELDS)
     if registered is None:
         try:
-            registry.insert_one(registry_document(definition, project=project))
+            versions.insert_one(version_document(definition, project=project))
             return True
         except DuplicateKeyError:
             # Registered concurrently by another run: same content is fine, other content is not.
-            registered = registry.find_one({"_id": _registry_id(definition)}, _CHECKED_FIELDS)
+            registered = versions.find_one({"_id": _version_id(definition)}, _CHECKED_FIELDS)
     problem = _conflict_with(registered, definition, project)
     if problem:
         raise FeatureVersionConflict(problem)

@@ -4,8 +4,9 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
+
+from mining_platform.spec.strict import Strict, UnreadableFile, describe_validation_error, read_mapping
 
 # A project name is an asset-key prefix, a Python attribute of
 # mining_platform.definitions and part of collection names.
@@ -17,11 +18,7 @@ class ProjectConfigError(ValueError):
     """A project file is missing or invalid; the message names the file and the keys."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LabelConfig(_Strict):
+class LabelConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     horizon_days: int = Field(gt=0, le=365)
 
@@ -38,7 +35,7 @@ PLATFORM_OWNED_PARAMS = {
 }
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(Strict):
     """Defaults of the model asset's run config; every key can be overridden per run."""
 
     samples_from: dt.date | None = Field(default=None, description="First sample partition (default: the first committed).")
@@ -50,7 +47,7 @@ class TrainingConfig(_Strict):
     device: Literal["cpu", "cuda"] = "cpu"
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     name: str = Field(min_length=1)
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
     min_auc: float = Field(ge=0.0, le=1.0)
@@ -66,19 +63,19 @@ class ModelConfig(_Strict):
         return params
 
 
-class DriftConfig(_Strict):
+class DriftConfig(Strict):
     psi_threshold: float = Field(gt=0.0)
     min_drifted_features: int = Field(ge=1)
 
 
-class DemoConfig(_Strict):
+class DemoConfig(Strict):
     """Size and seed of the demo event generator's population (fixed per project)."""
 
     users: int = Field(default=2000, ge=1, le=1_000_000)
     seed: int = Field(default=7, ge=0)
 
 
-class ProjectConfig(_Strict):
+class ProjectConfig(Strict):
     name: Annotated[str, Field(pattern=PROJECT_NAME)]
     entity: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     events: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -89,31 +86,13 @@ class ProjectConfig(_Strict):
     demo: DemoConfig = DemoConfig()
 
 
-def describe_validation_error(error: ValidationError) -> list[str]:
-    """One line per problem, naming the dotted key: unknown, missing or invalid (with the value)."""
-    problems = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        if item["type"] == "extra_forbidden":
-            problems.append(f"{key}: unknown key")
-        elif item["type"] == "missing":
-            problems.append(f"{key}: missing required key")
-        else:
-            problems.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
-    return problems
-
-
 def load_project(project_dir: Path) -> ProjectConfig:
     """Read and validate `<project_dir>/project.yaml`; the folder name must equal `name`."""
     path = project_dir / PROJECT_FILE
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ProjectConfigError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise ProjectConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ProjectConfigError(f"{path}: expected a mapping of keys, got {type(raw).__name__}")
+        raw = read_mapping(path)
+    except UnreadableFile as exc:
+        raise ProjectConfigError(f"{path}: {exc}") from None
     try:
         project = ProjectConfig.model_validate(raw)
     except ValidationError as exc:

@@ -1,4 +1,4 @@
-"""Point-in-time training samples, built in MongoDB from committed feature partitions.
+"""What a sample row is, and the aggregation that builds one sample partition in MongoDB.
 
 A sample partition T holds one row per entity that has features at as_of T (the end
 of day T): the committed features of every feature set at T, side by side, and the
@@ -19,13 +19,10 @@ from dataclasses import dataclass
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from mining_platform.features import publication
-from mining_platform.features.definition import RESERVED_FIELDS, FeatureDefinition
-from mining_platform.project import ProjectConfig
+from mining_platform.spec import ProjectSpec, names
+from mining_platform.spec.definition import FeatureDefinition
+from mining_platform.store import markers
 
-SAMPLE_PARTITIONS = "sample_partitions"
-# Fields a sample row carries besides the entity, the features and the label.
-SAMPLE_FIELDS = frozenset({"feature_versions"})
 # Bump when the join or the label rule's implementation changes: it is part of the hash.
 SAMPLES_FORMAT = 1
 
@@ -35,28 +32,18 @@ class SamplesRefused(RuntimeError):
 
 
 @dataclass(frozen=True)
-class SampleSpec:
-    """How a project's samples are built: its feature sets and its label rule."""
+class SamplesPipeline:
+    """A project's samples as an audited pipeline: `<p>/samples` into `samples_<p>`."""
 
-    project: ProjectConfig
-    definitions: tuple[FeatureDefinition, ...]
+    spec: ProjectSpec
 
     def __post_init__(self) -> None:
-        if not self.definitions:
-            raise ValueError(f"project {self.project.name}: samples need at least one feature definition")
-        label = self.project.label.name
-        for definition in self.definitions:
-            if SAMPLE_FIELDS & definition.features.keys():
-                raise ValueError(f"features/{definition.name}.yaml: feature names {sorted(SAMPLE_FIELDS & definition.features.keys())} "
-                                 "are reserved in samples")
-        clash = [d.name for d in self.definitions if label in d.features]
-        if clash or label in RESERVED_FIELDS | SAMPLE_FIELDS or label == self.project.entity:
-            where = f"a feature of {', '.join(clash)}" if clash else "a reserved field"
-            raise ValueError(f"project {self.project.name}: label.name {label!r} is {where}; rename one of them")
+        if not self.spec.definitions:
+            raise ValueError(f"project {self.spec.name}: samples need at least one feature definition")
 
     @property
     def name(self) -> str:
-        return f"{self.project.name}/samples"
+        return names.samples_pipeline(self.spec.name)
 
     @property
     def version(self) -> int:
@@ -64,50 +51,26 @@ class SampleSpec:
 
     @property
     def target(self) -> str:
-        return f"samples_{self.project.name}"
-
-    @property
-    def label(self) -> str:
-        return self.project.label.name
-
-    @property
-    def horizon(self) -> dt.timedelta:
-        return dt.timedelta(days=self.project.label.horizon_days)
-
-    @property
-    def feature_columns(self) -> list[str]:
-        return [feature for d in self.definitions for feature in d.features]
+        return self.spec.samples_collection
 
     @property
     def content_hash(self) -> str:
         """What defines a sample row: the feature definitions' hashes, the entity and the label rule."""
+        project = self.spec.project
         canonical = json.dumps({
             "format": SAMPLES_FORMAT,
-            "entity": self.project.entity,
-            "events": self.project.events,
-            "label": self.project.label.model_dump(),
-            "features": {d.name: d.content_hash for d in self.definitions},
+            "entity": project.entity,
+            "events": project.events,
+            "label": project.label.model_dump(),
+            "features": {d.name: d.content_hash for d in self.spec.definitions},
         }, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def trigger_parameters(self) -> dict:
-        return {"label": self.label, "horizon_days": self.project.label.horizon_days}
-
-    def label_window(self, as_of: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-        return as_of, as_of + self.horizon
+        return {"label": self.spec.label, "horizon_days": self.spec.project.label.horizon_days}
 
 
-def ensure_sample_indexes(db: Database, spec: SampleSpec) -> None:
-    # The $merge key; with equality on as_of and run_id it also serves the training load.
-    db[spec.target].create_index(
-        [("as_of", ASCENDING), ("run_id", ASCENDING), (spec.project.entity, ASCENDING)],
-        unique=True,
-        name=f"as_of_1_run_id_1_{spec.project.entity}_1",
-    )
-    publication.ensure_marker_index(db, SAMPLE_PARTITIONS)
-
-
-def immature_label_problem(spec: SampleSpec, *, partition: str, as_of: dt.datetime, loaded_days: set[str]) -> str | None:
+def immature_label_problem(spec: ProjectSpec, *, partition: str, as_of: dt.datetime, loaded_days: set[str]) -> str | None:
     """Why partition T cannot be labelled yet (a raw day of its label window is not loaded), or None."""
     start, end = spec.label_window(as_of)
     days = [(start + dt.timedelta(days=i)).date().isoformat() for i in range((end - start).days)]
@@ -118,35 +81,35 @@ def immature_label_problem(spec: SampleSpec, *, partition: str, as_of: dt.dateti
     return (
         f"{partition}: the label window [{days[0]}, {end.date().isoformat()}) has not fully elapsed: raw events "
         f"for {span} are not loaded; a label now would call active users churned. Materialise "
-        f"{spec.project.name}/raw/{spec.project.events} for those days first."
+        f"{names.shown(spec.raw_path())} for those days first."
     )
 
 
-def feature_markers(db: Database, spec: SampleSpec, *, partition: str, as_of: dt.datetime) -> dict[str, dict]:
+def feature_markers(db: Database, spec: ProjectSpec, *, partition: str, as_of: dt.datetime) -> dict[str, dict]:
     """The committed marker of every feature set at as_of; refuses when one is missing."""
-    markers = {d.name: publication.committed_partition(db, d.name, as_of) for d in spec.definitions}
-    missing = [name for name, marker in markers.items() if marker is None]
+    found = {d.name: markers.committed_partition(db, d.name, as_of) for d in spec.definitions}
+    missing = [name for name, marker in found.items() if marker is None]
     if missing:
         raise SamplesRefused(
             f"{partition}: no committed features for {', '.join(missing)}; materialise "
-            + ", ".join(f"{spec.project.name}/features/{name}" for name in missing) + f" for {partition} first"
+            + ", ".join(names.shown(spec.feature_path(name)) for name in missing) + f" for {partition} first"
         )
-    return markers
+    return found
 
 
-def sample_stages(spec: SampleSpec, *, as_of: dt.datetime, markers: dict[str, dict], run_id: str) -> list[dict]:
+def sample_stages(spec: ProjectSpec, *, as_of: dt.datetime, markers_at: dict[str, dict], run_id: str) -> list[dict]:
     """The aggregation, run on the first feature set's collection, that writes one sample partition.
 
     Each feature set contributes its committed rows at as_of; the events of the label
     window contribute one marker row per active entity; grouping by entity lines them up.
     Entities without features (only active after T) are not samples.
     """
-    entity = spec.project.entity
+    entity = spec.entity
     label_start, label_end = spec.label_window(as_of)
 
     def committed_rows(definition: FeatureDefinition) -> list[dict]:
         return [
-            {"$match": {"as_of": as_of, "run_id": markers[definition.name]["run_id"]}},
+            {"$match": {"as_of": as_of, "run_id": markers_at[definition.name]["run_id"]}},
             {"$project": {"_id": 0, entity: 1, **{f: 1 for f in definition.features}, "_has_features": {"$literal": True}}},
         ]
 
@@ -165,21 +128,16 @@ def sample_stages(spec: SampleSpec, *, as_of: dt.datetime, markers: dict[str, di
             spec.label: {"$cond": [{"$eq": ["$row._active_after", True]}, 0, 1]},
             "as_of": {"$literal": as_of},
             "run_id": {"$literal": run_id},
-            "feature_versions": {"$literal": {d.name: markers[d.name]["pipeline_version"] for d in spec.definitions}},
+            "feature_versions": {"$literal": {d.name: markers_at[d.name]["pipeline_version"] for d in spec.definitions}},
         }]}},
         {"$unset": ["_has_features", "_active_after"]},
-        {"$merge": {
-            "into": spec.target,
-            "on": ["as_of", "run_id", entity],
-            "whenMatched": "fail",
-            "whenNotMatched": "insert",
-        }},
+        markers.merge_stage(spec.samples_collection, entity=entity),
     ]
 
 
-def label_counts(db: Database, spec: SampleSpec, *, as_of: dt.datetime, run_id: str) -> tuple[int, int]:
+def label_counts(db: Database, spec: ProjectSpec, *, as_of: dt.datetime, run_id: str) -> tuple[int, int]:
     """(rows, positives) of one run's partition, counted in the database."""
-    counted = list(db[spec.target].aggregate([
+    counted = list(db[spec.samples_collection].aggregate([
         {"$match": {"as_of": as_of, "run_id": run_id}},
         {"$group": {"_id": None, "rows": {"$sum": 1}, "positives": {"$sum": f"${spec.label}"}}},
     ]))
@@ -187,10 +145,10 @@ def label_counts(db: Database, spec: SampleSpec, *, as_of: dt.datetime, run_id: 
 
 
 def committed_sample_markers(
-    db: Database, spec: SampleSpec, *, start: dt.date | None = None, end: dt.date | None = None
+    db: Database, spec: ProjectSpec, *, start: dt.date | None = None, end: dt.date | None = None
 ) -> list[dict]:
     """Markers of the committed sample partitions with partition keys in [start, end], oldest first."""
-    query: dict = {"name": spec.name}
+    query: dict = {"name": names.samples_pipeline(spec.name)}
     keys = {}
     if start:
         keys["$gte"] = start.isoformat()
@@ -198,4 +156,4 @@ def committed_sample_markers(
         keys["$lte"] = end.isoformat()
     if keys:
         query["partition"] = keys
-    return list(db[SAMPLE_PARTITIONS].find(query, sort=[("as_of", ASCENDING)]))
+    return list(db[names.SAMPLE_MARKERS].find(query, sort=[("as_of", ASCENDING)]))

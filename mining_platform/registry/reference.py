@@ -1,4 +1,5 @@
-"""The drift reference of a model version: logged with it as an MLflow artifact, read back for drift reports.
+"""The drift reference of a model version: logged with it as the MLflow artifact `drift_reference.json`,
+read back (once per process and run) for drift reports.
 
 Drift is always measured against what the champion learned from: its training and
 validation rows (the validation rows steer early stopping) and its scores on the
@@ -12,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from mining_platform.monitoring.distributions import Distribution, categorical_reference, numeric_reference
-from mining_platform.training.registry import CHAMPION, aliased_version
+from mining_platform.registry.aliases import Champion
+from mining_platform.registry.client import client
+from mining_platform.registry.distribution import Distribution, categorical_reference, numeric_reference
 
 REFERENCE_ARTIFACT = "drift_reference.json"
 REFERENCE_FORMAT = 1
@@ -68,25 +69,11 @@ def build_reference(
     )
 
 
-@dataclass(frozen=True)
-class Champion:
-    name: str
-    version: str
-    run_id: str
-
-
-def champion(client: MlflowClient, model_name: str) -> Champion | None:
-    """The version holding `champion`, or None when there is none (or no such model yet)."""
-    held = aliased_version(client, model_name, CHAMPION)
-    return None if held is None else Champion(name=model_name, version=str(held.version), run_id=held.run_id)
-
-
 @functools.lru_cache(maxsize=16)
 def _downloaded(tracking_uri: str, run_id: str) -> ModelReference:
     # A run's artifacts never change: read each reference once per process.
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(client.download_artifacts(run_id, REFERENCE_ARTIFACT, scratch))
+        path = Path(client(tracking_uri).download_artifacts(run_id, REFERENCE_ARTIFACT, scratch))
         return ModelReference.from_json(json.loads(path.read_text()))
 
 

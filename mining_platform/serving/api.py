@@ -1,0 +1,47 @@
+"""Request and response shapes of the endpoint, for its OpenAPI page (the hot path parses bodies itself)."""
+
+from pydantic import BaseModel, Field
+
+
+class PredictRows(BaseModel):
+    rows: list[dict[str, float | bool | None]] = Field(
+        description="Feature values by name, exactly the model's features; null is a missing value.",
+        examples=[[{"events_30d": 12, "active_days_7d": 3}]])
+
+
+class PredictEntities(BaseModel):
+    entities: list[str | int] = Field(description="Entity ids: each is scored on its latest committed features.",
+                                      examples=[["u000001"]])
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class Prediction(BaseModel):
+    model: ModelRef
+    predictions: list[float] = Field(description="Probability of the label, in request order.")
+    features_as_of: dict[str, str] | None = Field(
+        default=None, description="With entities: the as_of of the partition each feature set was read from.")
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+PROBLEMS = {status: {"model": Problem, "description": text} for status, text in {
+    400: "The body is not JSON.",
+    404: "Unknown project, or an entity without committed features.",
+    409: "The deployed model and the feature store disagree (feature versions, unknown features).",
+    413: "Too many rows or entities, or a body too large.",
+    422: "Wrong shape, missing or unknown features, wrong types, NaN or Infinity.",
+    503: "No model is deployed yet, or MongoDB did not answer an entity lookup.",
+}.items()}
+RELOAD_PROBLEMS = {
+    401: {"model": Problem}, 403: {"model": Problem}, 404: PROBLEMS[404],
+    409: {"model": Problem, "description": "No champion, or it cannot be served; the old model keeps serving."},
+    502: {"model": Problem, "description": "MLflow did not answer; the old model keeps serving."},
+}
+PREDICT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+    PredictRows.model_json_schema(), PredictEntities.model_json_schema()]}}}}}

@@ -1,0 +1,60 @@
+"""What the endpoint serves and how: every project under MINING_PROJECTS_DIR and the MINING_* / MLFLOW_* settings."""
+
+import logging
+from dataclasses import dataclass, field
+
+from mining_platform import settings
+from mining_platform.spec import ProjectSpec, load_spec
+from mining_platform.spec.project import project_names
+
+log = logging.getLogger("mining_platform.serving")
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    projects: list[ProjectSpec]
+    tracking_uri: str
+    mongo_uri: str
+    database: str
+    admin_token: str
+    unavailable: dict[str, str] = field(default_factory=dict)  # project -> why its files did not load
+    log_sample_rate: float = 0.1
+    max_batch: int = 1000
+    max_body_bytes: int = 4 * 1024 * 1024
+    mongo_timeout_ms: int = 2000
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.log_sample_rate <= 1.0:
+            raise ValueError(f"MINING_PREDICTION_LOG_SAMPLE_RATE must be within [0, 1], got {self.log_sample_rate}")
+        if self.max_batch < 1:
+            raise ValueError(f"MINING_MAX_BATCH must be at least 1, got {self.max_batch}")
+
+
+def serving_config_from_environment() -> ServingConfig:
+    """Every project under MINING_PROJECTS_DIR, with the MINING_* / MLFLOW_* settings (DESIGN.md)."""
+    root = settings.projects_dir()
+    projects, unavailable = [], {}
+    for name in project_names(root):
+        # A broken project file stops only that project, as it fails only its own code location.
+        try:
+            projects.append(load_spec(root / name))
+        except ValueError as exc:
+            unavailable[name] = str(exc)
+            log.error(f"project {name!r} is not served: {exc}")
+
+    def number(name: str, kind):
+        try:
+            return kind(settings.setting(name))
+        except ValueError:
+            raise ValueError(f"{name}={settings.setting(name)!r} is not a {kind.__name__}") from None
+
+    return ServingConfig(
+        projects=projects,
+        tracking_uri=settings.setting("MLFLOW_TRACKING_URI"),
+        mongo_uri=settings.setting("MINING_MONGO_URI"),
+        database=settings.setting("MINING_MONGO_DB"),
+        admin_token=settings.admin_token(),
+        unavailable=unavailable,
+        log_sample_rate=number("MINING_PREDICTION_LOG_SAMPLE_RATE", float),
+        max_batch=number("MINING_MAX_BATCH", int),
+    )

@@ -1,0 +1,136 @@
+"""A project's champion as the endpoint serves it: loaded from the registry, checked, smoke-tested, immutable.
+
+A `ServedModel` is immutable: the endpoint swaps whole objects, so a request that
+picked one up finishes on it whatever a reload does meanwhile.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mining_platform.spec.names import CHAMPION, FEATURES_TAG
+
+if TYPE_CHECKING:
+    import xgboost as xgb
+
+# MLflow column types a request value may be sent as: JSON numbers, or booleans for a boolean column.
+NUMERIC_TYPES = {"double", "float", "long", "integer"}
+BOOLEAN_TYPES = {"boolean"}
+
+
+class NoChampion(LookupError):
+    """The registered model has no champion alias (or is not registered yet)."""
+
+
+class ChampionLoadFailed(RuntimeError):
+    """The champion exists but cannot be served; the message says why."""
+
+
+class RegistryUnavailable(RuntimeError):
+    """MLflow could not be asked (down, unreachable, or answering errors)."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    version: str
+    run_id: str
+    booster: xgb.Booster = field(repr=False)
+    features: tuple[str, ...]
+    boolean_features: frozenset[str]
+    # Feature set name -> {"version", "hash"} the version was trained on (its mining.features tag).
+    trained_features: dict[str, dict]
+    loaded_at: dt.datetime
+    alias: str = CHAMPION
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        # inplace_predict skips the DMatrix and is thread-safe; X columns are in signature order.
+        return self.booster.inplace_predict(X, validate_features=False)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "run_id": self.run_id,
+            "model_uri": self.uri,
+            "loaded_at": self.loaded_at.isoformat(),
+            "features": list(self.features),
+        }
+
+
+def _smoke_test(model: ServedModel, rows: np.ndarray) -> None:
+    try:
+        scores = model.predict(rows)
+    except Exception as exc:  # noqa: BLE001 - XGBoostError and whatever a broken booster raises
+        raise ChampionLoadFailed(f"{model.uri} failed its smoke prediction: {exc}") from None
+    if scores.shape != (rows.shape[0],) or not np.all(np.isfinite(scores)) or np.any((scores < 0) | (scores > 1)):
+        raise ChampionLoadFailed(
+            f"{model.uri} failed its smoke prediction: expected {rows.shape[0]} probabilities in [0, 1], "
+            f"got shape {scores.shape} {scores[:5].tolist()}"
+        )
+
+
+def load_version(tracking_uri: str, model_name: str, version: str) -> ServedModel:
+    """Load one registered version and check that it can be served; raises ChampionLoadFailed saying why."""
+    # Imported on the first load, in the loader's thread: MLflow and XGBoost take seconds to
+    # import, and the endpoint answers /health (each project "loading") before that.
+    from mining_platform.registry import loading
+
+    try:
+        loaded = loading.load_version(tracking_uri, model_name, version)
+    except loading.RegistryUnavailable as exc:
+        raise RegistryUnavailable(str(exc)) from None
+    except loading.VersionUnusable as exc:
+        raise ChampionLoadFailed(str(exc)) from None
+    unsupported = [f"{name} ({kind})" for name, kind in loaded.columns if kind not in NUMERIC_TYPES | BOOLEAN_TYPES]
+    if unsupported:
+        raise ChampionLoadFailed(f"{loaded.uri}: non-numeric input columns cannot be served: {', '.join(unsupported)}")
+    booster = loaded.booster
+    # One thread: requests are small and scored one at a time on the event loop, where
+    # OpenMP's thread team costs more than it saves (measured in bench/serving.py).
+    booster.set_param({"nthread": 1})
+    if booster.num_features() != len(loaded.columns):
+        raise ChampionLoadFailed(f"{loaded.uri}: the booster expects {booster.num_features()} features but its "
+                                 f"signature lists {len(loaded.columns)}")
+    try:
+        trained_features = json.loads(loaded.tags.get(FEATURES_TAG, "{}"))
+    except json.JSONDecodeError:
+        trained_features = None
+    if not isinstance(trained_features, dict):
+        raise ChampionLoadFailed(f"{loaded.uri}: its {FEATURES_TAG} tag is not a JSON object of feature sets")
+    model = ServedModel(
+        name=model_name, version=loaded.version, run_id=loaded.run_id, booster=booster, features=loaded.features,
+        boolean_features=frozenset(name for name, kind in loaded.columns if kind in BOOLEAN_TYPES),
+        trained_features=trained_features, loaded_at=dt.datetime.now(dt.timezone.utc),
+    )
+    smoke_rows = loaded.example if loaded.example is not None else np.full((1, len(model.features)), np.nan)
+    _smoke_test(model, smoke_rows)
+    return model
+
+
+def champion_version(tracking_uri: str, model_name: str) -> str:
+    """The version the champion alias points at; NoChampion when there is none."""
+    from mlflow.exceptions import MlflowException
+
+    from mining_platform.registry.aliases import alias_version
+    from mining_platform.registry.client import client
+
+    try:
+        version = alias_version(client(tracking_uri), model_name, CHAMPION)
+    except MlflowException as exc:
+        raise RegistryUnavailable(f"cannot read {model_name}@{CHAMPION} from the registry: {exc.message}") from None
+    except OSError as exc:
+        raise RegistryUnavailable(f"cannot reach the MLflow registry: {exc}") from None
+    if version is None:
+        raise NoChampion(f"registered model {model_name!r} has no {CHAMPION!r} alias yet")
+    return version

@@ -1,0 +1,57 @@
+"""Every name the platform gives a collection, a pipeline or an asset (DESIGN.md lists them).
+
+Asset keys are paths of strings here; the Dagster layer turns them into `AssetKey`s
+(`mining_platform.keys`), and messages show them joined with "/".
+"""
+
+# Platform collections of the database MINING_MONGO_DB.
+FEATURE_PIPELINES = "feature_pipelines"  # one immutable document per feature definition version
+PIPELINE_RUNS = "pipeline_runs"  # the audit record of every partition run
+FEATURE_MARKERS = "feature_partitions"  # commit markers of feature partitions
+SAMPLE_MARKERS = "sample_partitions"  # commit markers of sample partitions
+PREDICTION_LOG = "prediction_log"  # the endpoint's sampled predictions
+
+# MLflow: the alias the endpoint serves, the one it replaced, and the tag naming the feature set
+# versions a model version was trained on.
+CHAMPION = "champion"
+PREVIOUS = "previous"
+FEATURES_TAG = "mining.features"
+# Why a run (and the version it trains) happened: Dagster run tags the model copies onto its MLflow run.
+CAUSE_TAG = "mining.cause"
+DRIFT_TAG_PREFIX = "mining.drift."
+
+# Fields the platform writes next to the features of every feature document.
+RESERVED_FEATURE_FIELDS = frozenset({"_id", "as_of", "run_id", "pipeline_version"})
+# Fields a sample row carries besides the entity, the features and the label.
+SAMPLE_FIELDS = frozenset({"feature_versions"})
+
+
+def feature_collection(feature_set: str) -> str:
+    return f"features_{feature_set}"
+
+
+def samples_collection(project: str) -> str:
+    return f"samples_{project}"
+
+
+def samples_pipeline(project: str) -> str:
+    """The pipeline name of a project's sample builds in `pipeline_runs` and `sample_partitions`."""
+    return f"{project}/samples"
+
+
+def raw_asset(project: str, source: str) -> tuple[str, ...]:
+    return (project, "raw", source)
+
+
+def feature_asset(project: str, feature_set: str) -> tuple[str, ...]:
+    return (project, "features", feature_set)
+
+
+def project_asset(project: str, asset: str) -> tuple[str, ...]:
+    """`samples`, `model`, `deployment`, `drift_report`."""
+    return (project, asset)
+
+
+def shown(path: tuple[str, ...]) -> str:
+    """An asset path as the UI shows it: churn/features/user_activity."""
+    return "/".join(path)

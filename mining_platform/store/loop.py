@@ -1,0 +1,184 @@
+"""The one partition run loop: feature sets and samples are both run, audited and published by it.
+
+For the partitions of one execution, in order:
+
+1. reconcile: runs of the pipeline whose process is gone are marked FAILED and their
+   documents swept;
+2. refuse what cannot be built yet (no run record, nothing written);
+3. enqueue one `pipeline_runs` record per remaining partition, then `prepare` once
+   (a `Refused` there fails every partition before anything is written);
+4. per partition, renewing the leases of those still queued: start, run the job's
+   aggregation (which ends in the `$merge`) on the analytics connection, `verify`
+   what it wrote, and commit the marker in one transaction with the run's SUCCEEDED.
+
+A failing partition is recorded (FAILED, the reason, whether it was a passing outage)
+and the loop goes on with the next; an interrupt stops it after recording. Either way
+no record stays unfinished and unreachable documents are swept.
+"""
+
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pymongo.database import Database
+
+from mining_platform.store import markers, runs
+from mining_platform.store.traffic import measure_reply_bytes
+from mining_platform.transient import is_transient
+
+# A RUNNING record's lease covers one phase (bounded by maxTimeMS) plus this much slack.
+LEASE_GRACE = dt.timedelta(seconds=60)
+Log = logging.Logger | logging.LoggerAdapter
+
+
+class Refused(RuntimeError):
+    """The pipeline may not run at all (e.g. a definition version conflict); nothing was written."""
+
+
+@dataclass
+class PartitionOutcome:
+    """What became of one partition; jobs subclass it for their own details."""
+
+    partition: str
+    as_of: dt.datetime
+    run_id: str | None = None  # None: refused before a run was recorded
+    committed: bool = False
+    documents_written: int = 0
+    duration_seconds: float = 0.0
+    bytes_returned: int = 0
+    error: str | None = None
+    transient: bool = False  # the error was a passing outage (see mining_platform.transient)
+    replaced_run_id: str | None = None
+
+
+class PartitionJob(Protocol):
+    """One kind of partition (a feature set, a project's samples), as the loop runs it."""
+
+    pipeline: runs.Pipeline
+    project: str
+    markers: str  # the commit-marker collection
+
+    def ensure_indexes(self, db: Database) -> None: ...
+    def new_outcome(self, partition: str, as_of: dt.datetime) -> PartitionOutcome: ...
+    def refusal(self, db: Database, outcome: PartitionOutcome) -> str | None: ...
+    def window_start(self, as_of: dt.datetime) -> dt.datetime: ...
+    def prepare(self, db: Database, analytics: Database, outcomes: list[PartitionOutcome]) -> None: ...
+    def aggregation(self, db: Database, outcome: PartitionOutcome) -> tuple[str, list[dict]]: ...
+    def verify(self, db: Database, outcome: PartitionOutcome, *, max_time_ms: int) -> None: ...
+    def marker_fields(self, outcome: PartitionOutcome) -> dict: ...
+    def summary(self, outcome: PartitionOutcome) -> str: ...
+
+
+@dataclass
+class LoopResult:
+    outcomes: list[PartitionOutcome]
+    abandoned_runs: list[str] = field(default_factory=list)  # runs of dead processes marked FAILED
+
+    @property
+    def failed(self) -> list[PartitionOutcome]:
+        return [o for o in self.outcomes if not o.committed]
+
+
+def run_partitions(
+    job: PartitionJob,
+    *,
+    db: Database,
+    analytics: Database,
+    partitions: list[tuple[str, dt.datetime]],
+    dagster_run_id: str | None,
+    max_time_ms: int,
+    log: Log = logging.getLogger(__name__),
+    dagster_run_finished: Callable[[str], bool | None] = lambda run_id: None,
+) -> LoopResult:
+    """Run and publish each (partition key, as_of); raises only on `Refused` or an interrupt."""
+    pipeline = job.pipeline
+    lease = dt.timedelta(milliseconds=max_time_ms) + LEASE_GRACE
+    runs.ensure_run_indexes(db)
+    job.ensure_indexes(db)
+    result = LoopResult(outcomes=[job.new_outcome(key, as_of) for key, as_of in partitions])
+    for record in runs.reconcile_abandoned(db, pipeline.name, dagster_run_finished=dagster_run_finished):
+        result.abandoned_runs.append(record["_id"])
+        removed = markers.sweep(db, pipeline, record["trigger"]["as_of"], markers=job.markers)
+        log.warning(f"{pipeline.name}: run {record['_id']} ({record['trigger']['partition']}) was abandoned; "
+                    f"marked FAILED, {removed} unpublished documents removed")
+
+    accepted = []
+    for outcome in result.outcomes:
+        outcome.error = job.refusal(db, outcome)
+        if outcome.error:
+            log.error(f"{pipeline.name} {outcome.partition}: refused, nothing written: {outcome.error}")
+        else:
+            outcome.run_id = runs.enqueue(
+                db, pipeline, project=job.project, partition=outcome.partition, as_of=outcome.as_of,
+                window_start=job.window_start(outcome.as_of), dagster_run_id=dagster_run_id, lease=lease)
+            accepted.append(outcome)
+    try:
+        if accepted:
+            job.prepare(db, analytics, accepted)
+        for number, outcome in enumerate(accepted):
+            # The partitions still queued wait on this process: keep them from looking abandoned.
+            runs.renew_leases(db, [o.run_id for o in accepted[number:]], lease=lease)
+            _run_partition(job, outcome, db=db, analytics=analytics, max_time_ms=max_time_ms, lease=lease, log=log)
+    except Refused as exc:
+        for outcome in accepted:
+            outcome.error = f"refused before writing: {exc}"
+            runs.fail(db, outcome.run_id, error_message=outcome.error)
+        raise
+    finally:
+        # Whatever stopped the loop (a refusal, an interrupt), no record stays unfinished.
+        for outcome in accepted:
+            if not outcome.committed and outcome.error is None:
+                outcome.error = "not run: the execution stopped before this partition"
+                runs.fail(db, outcome.run_id, error_message=outcome.error)
+    return result
+
+
+def _run_partition(job: PartitionJob, outcome: PartitionOutcome, *, db: Database, analytics: Database,
+                   max_time_ms: int, lease: dt.timedelta, log: Log) -> None:
+    pipeline = job.pipeline
+    with _attempt(job, outcome, db=db, log=log):
+        runs.start(db, outcome.run_id, lease=lease)
+        started = dt.datetime.now(dt.timezone.utc)
+        source, stages = job.aggregation(db, outcome)
+        with measure_reply_bytes() as replies:
+            # The $merge runs server-side: the cursor comes back empty.
+            list(analytics[source].aggregate(
+                stages, allowDiskUse=True, maxTimeMS=max_time_ms,
+                comment=f"mining-platform {pipeline.name} v{pipeline.version} run {outcome.run_id}",
+            ))
+        outcome.bytes_returned = replies.total
+        runs.renew_lease(db, outcome.run_id, lease=lease)
+        job.verify(db, outcome, max_time_ms=max_time_ms)
+        runs.renew_lease(db, outcome.run_id, lease=lease)
+        outcome.replaced_run_id = markers.commit(
+            db, pipeline, partition=outcome.partition, as_of=outcome.as_of, run_id=outcome.run_id,
+            documents=outcome.documents_written, markers=job.markers, marker_fields=job.marker_fields(outcome),
+            succeeded_update=runs.succeeded_update(
+                documents_written=outcome.documents_written, bytes_returned=outcome.bytes_returned, started=started),
+        )
+        outcome.committed = True
+        log.info(job.summary(outcome))
+
+
+@contextlib.contextmanager
+def _attempt(job: PartitionJob, outcome: PartitionOutcome, *, db: Database, log: Log) -> Iterator[None]:
+    """The frame of one partition's run: a failure marks the run FAILED and is recorded on the
+    outcome (with whether it was a passing outage) instead of raised (an interrupt is re-raised
+    after that); either way the partition's unreachable documents are swept and the time recorded."""
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        outcome.transient = is_transient(exc)
+        runs.fail(db, outcome.run_id, error_message=outcome.error, documents_written=outcome.documents_written)
+        log.error(f"{job.pipeline.name} {outcome.partition}: FAILED, previous publication kept: {outcome.error}")
+        if not isinstance(exc, Exception):
+            raise  # interrupted: stop here, after recording it
+    finally:
+        outcome.duration_seconds = round(time.perf_counter() - started, 3)
+        markers.sweep(db, job.pipeline, outcome.as_of, markers=job.markers)

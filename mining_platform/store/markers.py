@@ -1,0 +1,120 @@
+"""Commit markers: a partition is published by pointing its marker at one run's documents.
+
+A run writes its documents into the target collection tagged with its own `run_id`,
+next to the documents of the partition's current publication (the unique key is
+(as_of, run_id, entity)). Only then does one transaction mark the run SUCCEEDED and
+point the partition's marker at it. Readers go through the marker, so they see the
+previous publication until that commit and the new one after it, never a mix; a
+run that dies halfway leaves documents nobody reads, which `sweep` deletes once the
+run is known to have finished.
+
+Feature partitions have their markers in `feature_partitions`, sample partitions in
+`sample_partitions`; the documents are the same shape in both.
+"""
+
+import datetime as dt
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.database import Database
+
+from mining_platform.spec.names import FEATURE_MARKERS
+from mining_platform.store.runs import RUNNING, RUNS, Pipeline, terminal_run_ids
+
+
+def ensure_marker_index(db: Database, markers: str) -> None:
+    db[markers].create_index([("name", ASCENDING), ("as_of", DESCENDING)], name="name_1_as_of_-1")
+
+
+def ensure_partition_index(db: Database, collection: str, *, entity: str) -> None:
+    """The unique (as_of, run_id, entity) key a run's `$merge` writes on; with equality on as_of and
+    run_id it also serves every reader."""
+    db[collection].create_index(
+        [("as_of", ASCENDING), ("run_id", ASCENDING), (entity, ASCENDING)],
+        unique=True,
+        name=f"as_of_1_run_id_1_{entity}_1",
+    )
+
+
+def merge_stage(collection: str, *, entity: str) -> dict:
+    """The write every partition run ends with. whenMatched "fail": a pipeline that emits one
+    entity twice is a bug, not a value to overwrite."""
+    return {"$merge": {
+        "into": collection,
+        "on": ["as_of", "run_id", entity],
+        "whenMatched": "fail",
+        "whenNotMatched": "insert",
+    }}
+
+
+def _marker_id(name: str, as_of: dt.datetime) -> str:
+    return f"{name}@{as_of.isoformat()}"
+
+
+def commit(
+    db: Database,
+    pipeline: Pipeline,
+    *,
+    partition: str,
+    as_of: dt.datetime,
+    run_id: str,
+    succeeded_update: dict,
+    documents: int,
+    markers: str = FEATURE_MARKERS,
+    marker_fields: dict | None = None,
+) -> str | None:
+    """Atomically mark the run SUCCEEDED and publish its documents; returns the run it replaced.
+
+    `marker_fields` adds pipeline-specific provenance to the marker (e.g. the feature runs a
+    sample partition was built from).
+    """
+
+    def publish(session) -> str | None:
+        marked = db[RUNS].update_one({"_id": run_id, "status": RUNNING}, succeeded_update, session=session)
+        if not marked.modified_count:
+            raise RuntimeError(f"pipeline run {run_id} is no longer RUNNING (marked FAILED as abandoned?); not published")
+        previous = db[markers].find_one_and_update(
+            {"_id": _marker_id(pipeline.name, as_of)},
+            {"$set": {
+                **(marker_fields or {}),
+                "name": pipeline.name,
+                "as_of": as_of,
+                "partition": partition,
+                "run_id": run_id,
+                "pipeline_version": pipeline.version,
+                "pipeline_hash": pipeline.content_hash,
+                "documents": documents,
+                "committed_at": dt.datetime.now(dt.timezone.utc),
+            }},
+            upsert=True,
+            return_document=ReturnDocument.BEFORE,
+            session=session,
+        )
+        return previous["run_id"] if previous else None
+
+    with db.client.start_session() as session:
+        return session.with_transaction(publish)
+
+
+def committed_partition(db: Database, name: str, as_of: dt.datetime, *, markers: str = FEATURE_MARKERS) -> dict | None:
+    """The marker of a committed partition (run_id, version, documents, ...), or None."""
+    return db[markers].find_one({"_id": _marker_id(name, as_of)})
+
+
+def read_committed(db: Database, pipeline: Pipeline, as_of: dt.datetime, *, markers: str = FEATURE_MARKERS) -> list[dict]:
+    """The published documents of one partition; empty when it was never committed."""
+    marker = committed_partition(db, pipeline.name, as_of, markers=markers)
+    if marker is None:
+        return []
+    return list(db[pipeline.target].find({"as_of": as_of, "run_id": marker["run_id"]}, {"_id": 0}))
+
+
+def sweep(db: Database, pipeline: Pipeline, as_of: dt.datetime, *, markers: str = FEATURE_MARKERS) -> int:
+    """Delete the partition's documents that no reader can reach: those of finished, uncommitted runs."""
+    # Finished runs first, the marker second: a run that commits in between is not in
+    # the first list, so its documents are never taken for garbage.
+    finished = terminal_run_ids(db, pipeline.name, as_of)
+    marker = committed_partition(db, pipeline.name, as_of, markers=markers)
+    garbage = [run_id for run_id in finished if not marker or run_id != marker["run_id"]]
+    if not garbage:
+        return 0
+    return db[pipeline.target].delete_many({"as_of": as_of, "run_id": {"$in": garbage}}).deleted_count
