@@ -9,6 +9,8 @@ from mining_platform.monitoring.distributions import compare, observed_shares, p
 from mining_platform.registry.distribution import Distribution, Kind, categorical_reference, numeric_reference
 from mining_platform.registry.reference import ModelReference, build_reference
 
+pytestmark = pytest.mark.fast
+
 
 def test_psi_is_the_textbook_sum_over_bins():
     expected = np.array([0.1, 0.2, 0.3, 0.4])

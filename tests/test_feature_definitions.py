@@ -13,6 +13,8 @@ from mining_platform.spec.parameters import parameter_values, substitute
 
 from .conftest import REPO
 
+pytestmark = pytest.mark.fast
+
 VALID = {
     "name": "event_counts",
     "version": 1,

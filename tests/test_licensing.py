@@ -2,7 +2,11 @@
 
 import ast
 
+import pytest
+
 from .conftest import REPO
+
+pytestmark = pytest.mark.fast
 
 
 def imported_modules(path) -> set[str]:

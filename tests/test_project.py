@@ -10,6 +10,8 @@ from mining_platform.spec.project import ProjectConfigError, load_project, proje
 
 from .conftest import REPO
 
+pytestmark = pytest.mark.fast
+
 
 def write_project(root: Path, name: str, config: dict | str) -> Path:
     folder = root / name

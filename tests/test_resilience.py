@@ -24,11 +24,13 @@ def raised(action) -> BaseException:
     raise AssertionError("nothing was raised")
 
 
+@pytest.mark.fast
 def test_a_mongodb_server_that_is_down_is_transient():
     client = MongoClient(f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", serverSelectionTimeoutMS=200)
     assert is_transient(raised(lambda: client.admin.command("ping")))
 
 
+@pytest.mark.fast
 def test_mongodb_error_labels_decide_for_server_errors():
     assert is_transient(OperationFailure("primary stepped down", code=189, details={"errorLabels": ["RetryableWriteError"]}))
     assert is_transient(OperationFailure("write conflict", code=112, details={"errorLabels": ["TransientTransactionError"]}))
@@ -47,6 +49,7 @@ def test_an_unreachable_mlflow_is_transient_but_a_missing_model_is_not(monkeypat
     assert isinstance(missing, MlflowException) and not is_transient(missing)
 
 
+@pytest.mark.fast
 def test_endpoint_errors_are_transient_when_it_is_unreachable_or_answers_5xx():
     down = EndpointResource(url=f"http://127.0.0.1:{free_port()}", admin_token="t")
     assert is_transient(raised(lambda: down.health()))
@@ -54,6 +57,7 @@ def test_endpoint_errors_are_transient_when_it_is_unreachable_or_answers_5xx():
     assert not is_transient(EndpointError("answered 409: version 3 cannot be served"))
 
 
+@pytest.mark.fast
 def test_a_cause_anywhere_on_the_chain_counts():
     def wrapped():
         try:
@@ -65,6 +69,7 @@ def test_a_cause_anywhere_on_the_chain_counts():
     assert not is_transient(ValueError("bad config"))
 
 
+@pytest.mark.fast
 def test_failures_classified_fails_everything_but_outages_at_once():
     def inside(error):
         with failures_classified():
@@ -80,6 +85,7 @@ def test_failures_classified_fails_everything_but_outages_at_once():
     assert not permanent("no champion").allow_retries
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("error, attempts", [(AutoReconnect("primary stepped down"), 3), (ValueError("bad input"), 1)])
 def test_the_retry_policy_retries_outages_only(error, attempts):
     counter = itertools.count(1)

@@ -31,6 +31,7 @@ def edit(path, **changes):
     path.write_text(yaml.safe_dump(content, sort_keys=False))
 
 
+@pytest.mark.fast
 def test_the_repository_projects_are_valid(capsys):
     code, out, err = run(capsys, REPO / "projects", "--offline")
     assert code == 0, err
@@ -38,6 +39,7 @@ def test_the_repository_projects_are_valid(capsys):
     assert "3 files valid" in out
 
 
+@pytest.mark.fast
 def test_a_bad_definition_fails_with_all_its_problems(capsys, projects):
     path = projects / "churn/features/user_activity.yaml"
     content = yaml.safe_load(path.read_text())
@@ -51,12 +53,14 @@ def test_a_bad_definition_fails_with_all_its_problems(capsys, projects):
     assert "owner: missing required key" in err and "$where runs JavaScript" in err and "($out)" in err
 
 
+@pytest.mark.fast
 def test_a_bad_project_file_is_reported_first(capsys, projects):
     edit(projects / "churn/project.yaml", horizon=3)
     code, _, err = run(capsys, projects / "churn", "--offline")
     assert code == 1 and "project.yaml: invalid project file" in err and "horizon: unknown key" in err
 
 
+@pytest.mark.fast
 def test_an_unknown_path_is_refused(capsys, tmp_path):
     code, _, err = run(capsys, tmp_path, "--offline")
     assert code == 1 and "not a projects folder" in err
@@ -78,6 +82,7 @@ def test_versions_are_compared_with_the_registry(capsys, projects, mongo, monkey
     assert "bump `version`" in err
 
 
+@pytest.mark.fast
 def test_an_unreachable_registry_is_an_error_not_a_pass(capsys, monkeypatch):
     from mining_platform.embedded_mongo import free_port, loopback_uri
 
@@ -86,6 +91,7 @@ def test_an_unreachable_registry_is_an_error_not_a_pass(capsys, monkeypatch):
     assert code == 2 and "cannot reach MongoDB" in err and "--offline" in err
 
 
+@pytest.mark.fast
 def test_a_label_named_like_a_feature_is_refused(capsys, projects):
     edit(projects / "churn/project.yaml", label={"name": "events_30d", "horizon_days": 14})
     code, out, err = run(capsys, projects / "churn", "--offline")

@@ -2,13 +2,12 @@
 
 import datetime as dt
 import time
-from collections import Counter
 
 import dagster as dg
 from pydantic import Field
 
-from mining_platform.demo.events import generate_day, make_population
-from mining_platform.demo.store import ensure_event_indexes, replace_day
+from mining_platform.demo.events import make_population
+from mining_platform.demo.store import write_days
 from mining_platform.keys import raw_key
 from mining_platform.partitions import daily_partitions
 from mining_platform.resilience import failures_classified, retry_policy
@@ -45,35 +44,19 @@ def build_raw_events_asset(project: ProjectConfig) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         with failures_classified():
             started = time.perf_counter()
-            collection = mongo.db()[project.events]
-            ensure_event_indexes(collection, entity_field=project.entity)
             window = context.partition_time_window
             days = [window.start.date() + dt.timedelta(days=i) for i in range((window.end - window.start).days)]
-            written, replaced, users, by_type = {}, 0, set(), Counter()
-            # Each day is its own transaction: a failure keeps the days before it written
-            # (a rerun is idempotent) and never leaves a day half-replaced.
-            for day in days:
-                events = generate_day(
-                    population,
-                    start_date=project.start_date,
-                    day=day,
-                    seed=project.demo.seed,
-                    drift=config.drift,
-                    entity_field=project.entity,
-                )
-                replaced += replace_day(collection, day=day, documents=events)
-                written[day.isoformat()] = len(events)
-                users.update(e[project.entity] for e in events)
-                by_type.update(e["event_type"] for e in events)
-                context.log.info(f"{day}: {len(events)} events written")
+            written = write_days(mongo.db()[project.events], population, start_date=project.start_date, days=days,
+                                 seed=project.demo.seed, drift=config.drift, entity_field=project.entity,
+                                 log=context.log)
             return dg.MaterializeResult(
                 metadata={
                     "days": dg.MetadataValue.text(f"{days[0]} .. {days[-1]}" if len(days) > 1 else str(days[0])),
-                    "events_written": dg.MetadataValue.int(sum(written.values())),
-                    "events_replaced": dg.MetadataValue.int(replaced),
-                    "active_users": dg.MetadataValue.int(len(users)),
-                    "events_by_type": dg.MetadataValue.json(dict(sorted(by_type.items()))),
-                    "events_per_day": dg.MetadataValue.json(written),
+                    "events_written": dg.MetadataValue.int(sum(written.events_per_day.values())),
+                    "events_replaced": dg.MetadataValue.int(written.replaced),
+                    "active_users": dg.MetadataValue.int(len(written.users)),
+                    "events_by_type": dg.MetadataValue.json(dict(sorted(written.by_type.items()))),
+                    "events_per_day": dg.MetadataValue.json(written.events_per_day),
                     "drift": dg.MetadataValue.float(config.drift),
                     "duration_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
                     "collection": dg.MetadataValue.text(f"{mongo.database}.{project.events}"),

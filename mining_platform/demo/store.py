@@ -1,9 +1,14 @@
 """Writing a generated day into the events collection, replacing what it held."""
 
 import datetime as dt
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
 
 from pymongo import ASCENDING
 from pymongo.collection import Collection
+
+from mining_platform.demo.events import Population, generate_day
 
 INSERT_BATCH = 5_000
 
@@ -40,3 +45,29 @@ def replace_day(events: Collection, *, day: dt.date, documents: list[dict]) -> i
 
     with events.database.client.start_session() as session:
         return session.with_transaction(write)
+
+
+@dataclass
+class DaysWritten:
+    events_per_day: dict[str, int] = field(default_factory=dict)
+    replaced: int = 0  # events the days held before
+    users: set = field(default_factory=set)
+    by_type: Counter = field(default_factory=Counter)
+
+
+def write_days(events: Collection, population: Population, *, start_date: dt.date, days: list[dt.date], seed: int,
+               drift: float, entity_field: str, log: logging.Logger | logging.LoggerAdapter | None = None) -> DaysWritten:
+    """Generate and write each day, replacing what it held; each day is its own transaction, so a
+    failure keeps the days before it written (a rerun is idempotent) and never leaves a day half-replaced."""
+    ensure_event_indexes(events, entity_field=entity_field)
+    written = DaysWritten()
+    for day in days:
+        documents = generate_day(population, start_date=start_date, day=day, seed=seed, drift=drift,
+                                 entity_field=entity_field)
+        written.replaced += replace_day(events, day=day, documents=documents)
+        written.events_per_day[day.isoformat()] = len(documents)
+        written.users.update(d[entity_field] for d in documents)
+        written.by_type.update(d["event_type"] for d in documents)
+        if log:
+            log.info(f"{day}: {len(documents)} events written")
+    return written

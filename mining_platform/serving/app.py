@@ -1,4 +1,4 @@
-"""The scoring endpoint: every project's champion behind `/v1/<p>/…` (API in DESIGN.md).
+"""The scoring endpoint: every project's champion behind `/v1/<p>/…` (API in the README, "Scoring endpoint").
 
 Each project holds one immutable `ServedModel`. A request takes a reference to it
 once and finishes on it; a reload loads and smoke-tests the new champion in a worker

@@ -31,7 +31,7 @@ class ServingConfig:
 
 
 def serving_config_from_environment() -> ServingConfig:
-    """Every project under MINING_PROJECTS_DIR, with the MINING_* / MLFLOW_* settings (DESIGN.md)."""
+    """Every project under MINING_PROJECTS_DIR, with the MINING_* / MLFLOW_* settings (README, "Configuration")."""
     root = settings.projects_dir()
     projects, unavailable = [], {}
     for name in project_names(root):

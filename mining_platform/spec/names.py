@@ -1,4 +1,4 @@
-"""Every name the platform gives a collection, a pipeline or an asset (DESIGN.md lists them).
+"""Every name the platform gives a collection, a pipeline or an asset (the README lists them).
 
 Asset keys are paths of strings here; the Dagster layer turns them into `AssetKey`s
 (`mining_platform.keys`), and messages show them joined with "/".

@@ -104,7 +104,7 @@ def predict(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
 
 
 def evaluate(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """The metrics of DESIGN (auc, logloss, pr_auc) plus the base rate they should be read against."""
+    """The metrics every version is logged with (auc, logloss, pr_auc) plus the base rate they should be read against."""
     return {
         "auc": float(roc_auc_score(y, scores)),
         "logloss": float(log_loss(y, scores, labels=[0, 1])),

@@ -39,7 +39,7 @@ class TrainingOutcome:
 
 
 def lineage_tags(spec: ProjectSpec, data: TrainingData, *, dagster_run_id: str | None) -> dict[str, str]:
-    """The `mining.*` tags of DESIGN: what the version was trained on and by which Dagster run."""
+    """The `mining.*` lineage tags: what the version was trained on and by which Dagster run."""
     train_from, train_to = data.train.partitions()
     validation_from, validation_to = data.validation.partitions()
     return {
