@@ -21,7 +21,10 @@ The load generator is wrk (Debian package `wrk`) when installed, else an asyncio
 aiohttp client in this process; the report says which. The machine is shared: read
 the ratios, not the absolute numbers.
 
-    .venv/bin/python -m bench.serving [--duration 10] [--repeat 3] [--reloads 20]
+With `--endpoint-pythonpath PATH` the endpoint runs the code of another checkout (to
+compare before and after a change on the same machine in one session).
+
+    .venv/bin/python -m bench.serving [--duration 10] [--repeat 3] [--reloads 20] [--endpoint-pythonpath PATH]
 """
 
 import argparse
@@ -126,6 +129,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
     parser.add_argument("--repeat", type=int, default=3, help="alternating runs per server")
     parser.add_argument("--reloads", type=int, default=20, help="reloads during load in part 2")
+    parser.add_argument("--endpoint-pythonpath", help="run the endpoint from this checkout instead")
     args = parser.parse_args()
 
     generate = load_with_wrk if shutil.which("wrk") else load_with_aiohttp
@@ -150,7 +154,8 @@ def main() -> int:
                    # mlflow models serve execs `uvicorn` from PATH: this environment's.
                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
             ours_port, mlflow_port = free_port(), free_port()
-            servers.append(start(scratch / "endpoint.log", env,
+            endpoint_env = {**env, **({"PYTHONPATH": args.endpoint_pythonpath} if args.endpoint_pythonpath else {})}
+            servers.append(start(scratch / "endpoint.log", endpoint_env,
                                  [console_script("mining-platform"), "serve", "--port", str(ours_port)]))
             servers.append(start(scratch / "mlflow-serve.log", env,
                                  [console_script("mlflow"), "models", "serve", "-m", first.uri, "--env-manager", "local",
