@@ -24,8 +24,8 @@ from mining_platform.assets.raw_events import build_raw_events_asset
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import ensure_event_indexes, replace_day
 from mining_platform.embedded_mongo import running_server
-from mining_platform.spec.project import load_project
 from mining_platform.resources import MongoResource
+from mining_platform.spec.project import load_project
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = dt.date(2024, 2, 5)

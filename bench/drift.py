@@ -16,8 +16,8 @@ every 30 seconds. Printed: seconds and the platform/baseline ratio.
 """
 
 import argparse
-import os
 import datetime as dt
+import os
 import statistics
 import tempfile
 import time
@@ -27,17 +27,17 @@ import dagster as dg
 import numpy as np
 
 from mining_platform.definitions import project_definitions
-from tests.fixtures.feature_days import publish_feature_day
-from tests.fixtures.model_versions import register_synthetic_version, synthetic_rows
 from mining_platform.embedded_mongo import running_server
-from mining_platform.store import markers
-from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.monitoring.report import evaluate_day
 from mining_platform.registry.aliases import champion
 from mining_platform.registry.reference import load_reference
-from mining_platform.monitoring.report import evaluate_day
-from mining_platform.spec.project import load_project
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.spec import ProjectSpec
+from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.spec.project import load_project
+from mining_platform.store import markers
+from tests.fixtures.feature_days import publish_feature_day
+from tests.fixtures.model_versions import register_synthetic_version, synthetic_rows
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = "2024-03-02"

@@ -35,15 +35,15 @@ from bson import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
 from mining_platform.assets.model import build_model_asset
-from tests.fixtures.sample_partitions import publish_synthetic_samples
 from mining_platform.embedded_mongo import running_server
-from mining_platform.spec.definition import load_feature_definitions
-from mining_platform.spec.project import load_project
 from mining_platform.resources import MlflowResource, MongoResource
-from mining_platform.training.booster import BoosterSettings, cuda_available
-from mining_platform.training.dataset import load_training_data
 from mining_platform.samples.pipeline import committed_sample_markers
 from mining_platform.spec import ProjectSpec
+from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.spec.project import load_project
+from mining_platform.training.booster import BoosterSettings, cuda_available
+from mining_platform.training.dataset import load_training_data
+from tests.fixtures.sample_partitions import publish_synthetic_samples
 
 REPO = Path(__file__).resolve().parents[1]
 DAYS = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(20)]

@@ -2,9 +2,8 @@
 
 import uuid
 
+from mining_platform.registry import aliases, versions
 from tests.fixtures.model_versions import register_synthetic_version
-from mining_platform.registry import aliases
-from mining_platform.registry import versions
 
 
 def unique_model_name() -> str:

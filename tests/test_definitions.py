@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from mining_platform import definitions
+from mining_platform.settings import console_script
 from mining_platform.spec.definition import load_feature_definitions
 from mining_platform.spec.project import load_project, project_names
-from mining_platform.settings import console_script
 
 from .conftest import REPO
 

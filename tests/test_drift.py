@@ -15,16 +15,15 @@ import pytest
 from mlflow import MlflowClient
 
 from mining_platform.assets.drift_report import build_drift_report_asset
-from tests.fixtures.feature_days import publish_feature_day
-from tests.fixtures.model_versions import register_synthetic_version, synthetic_rows
-from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.definitions import project_definitions
 from mining_platform.jobs import drift_report_job_name, retrain_job_name
+from mining_platform.registry import aliases, versions
 from mining_platform.sensors.drift import matured_sample_range
-from mining_platform.spec.names import PREDICTION_LOG
-from mining_platform.registry import aliases
-from mining_platform.registry import versions
 from mining_platform.spec import ProjectSpec
+from mining_platform.spec.definition import FeatureDefinition
+from mining_platform.spec.names import PREDICTION_LOG
+from tests.fixtures.feature_days import publish_feature_day
+from tests.fixtures.model_versions import register_synthetic_version, synthetic_rows
 from tests.model_versions import unique_model_name
 from tests.test_feature_pipelines import COUNTS
 from tests.test_samples import SPEND
@@ -117,10 +116,10 @@ def tick(sensor_and_definitions, instance, mlflow_resource, cursor=None):
 
 
 def test_training_logs_the_reference_of_every_row_the_version_learned_from(spec, mongo, mlflow_resource):
-    from tests.fixtures.sample_partitions import publish_synthetic_samples
     from mining_platform.registry.aliases import Champion
     from mining_platform.registry.reference import load_reference
     from mining_platform.training.model import train_and_register
+    from tests.fixtures.sample_partitions import publish_synthetic_samples
 
     days = [dt.date(2024, 1, d) for d in (1, 2, 3)]
     publish_synthetic_samples(mongo.db(), spec, days=days, rows_per_day=200, seed=3)

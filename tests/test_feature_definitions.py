@@ -6,9 +6,7 @@ import datetime as dt
 import pytest
 import yaml
 
-from mining_platform.spec.definition import (
-    FeatureDefinitionError, load_feature_definition, load_feature_definitions,
-)
+from mining_platform.spec.definition import FeatureDefinitionError, load_feature_definition, load_feature_definitions
 from mining_platform.spec.parameters import parameter_values, substitute
 
 from .conftest import REPO

@@ -9,10 +9,10 @@ import pytest
 from mining_platform.assets.features import build_feature_asset
 from mining_platform.demo.store import ensure_event_indexes
 from mining_platform.features.pipeline import write_stages
-from mining_platform.store import markers, runs
 from mining_platform.spec.definition import FeatureDefinition
-from mining_platform.spec.parameters import parameter_values, substitute
 from mining_platform.spec.names import FEATURE_PIPELINES
+from mining_platform.spec.parameters import parameter_values, substitute
+from mining_platform.store import markers, runs
 
 UTC = dt.timezone.utc
 PARTITION = "2024-01-05"

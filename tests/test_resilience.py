@@ -9,11 +9,11 @@ from mlflow.exceptions import MlflowException
 from pymongo import MongoClient
 from pymongo.errors import AutoReconnect, OperationFailure, PyMongoError
 
+from mining_platform.deployment.endpoint import EndpointError
 from mining_platform.embedded_mongo import free_port
 from mining_platform.resilience import failures_classified, permanent
-from mining_platform.transient import is_transient
-from mining_platform.deployment.endpoint import EndpointError
 from mining_platform.resources import EndpointResource
+from mining_platform.transient import is_transient
 
 
 def raised(action) -> BaseException:

@@ -8,14 +8,14 @@ import pytest
 
 from mining_platform.assets.samples import build_samples_asset
 from mining_platform.demo.store import ensure_event_indexes
-from mining_platform.store import markers, runs
-from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.features.pipeline import run_feature_pipeline
-from mining_platform.spec.project import LabelConfig
 from mining_platform.samples.build import build_sample_partitions
 from mining_platform.samples.pipeline import SamplesPipeline
 from mining_platform.spec import ProjectSpec
+from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import SAMPLE_MARKERS
+from mining_platform.spec.project import LabelConfig
+from mining_platform.store import markers, runs
 from tests.test_feature_pipelines import COUNTS
 
 UTC = dt.timezone.utc

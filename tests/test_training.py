@@ -12,17 +12,17 @@ import pytest
 from mlflow import MlflowClient
 
 from mining_platform.assets.model import GATE_CHECK, build_model_asset
-from tests.fixtures.sample_partitions import publish_synthetic_samples
-from mining_platform.spec.definition import load_feature_definitions
-from mining_platform.spec.project import TrainingConfig
 from mining_platform.registry import aliases
 from mining_platform.registry.client import tracking
+from mining_platform.spec import ProjectSpec
+from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.spec.project import TrainingConfig
 from mining_platform.training.booster import resolve_device
 from mining_platform.training.dataset import TrainingDataError
 from mining_platform.training.model import train_and_register
 from mining_platform.training.partition_cache import PartitionCache
-from mining_platform.spec import ProjectSpec
 from tests.conftest import REPO
+from tests.fixtures.sample_partitions import publish_synthetic_samples
 
 DAYS = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(8)]
 FAST = TrainingConfig(validation_days=1, embargo_days=3, early_stopping_rounds=10)

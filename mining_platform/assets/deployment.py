@@ -4,8 +4,8 @@ import dagster as dg
 from mlflow.exceptions import MlflowException
 from pydantic import Field
 
-from mining_platform.instance import latest_metadata_text
 from mining_platform.deployment.rollout import DeploymentFailed, Target, choose_target, current_aliases, deploy
+from mining_platform.instance import latest_metadata_text
 from mining_platform.keys import asset_key
 from mining_platform.registry.aliases import PromotionRefused
 from mining_platform.resilience import failure, failures_classified, permanent, retry_policy

@@ -3,8 +3,8 @@
 import dagster as dg
 from pydantic import Field
 
-from mining_platform.instance import dagster_run_finished, partitions_with_as_of
 from mining_platform.features.pipeline import ExecutionReport, run_feature_pipeline
+from mining_platform.instance import dagster_run_finished, partitions_with_as_of
 from mining_platform.keys import feature_key, raw_key
 from mining_platform.partitions import daily_partitions
 from mining_platform.resilience import failures_classified, retry_policy

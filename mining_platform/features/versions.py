@@ -8,7 +8,7 @@ from pymongo.errors import DuplicateKeyError
 
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import FEATURE_PIPELINES
-from mining_platform.store.loop import Refused
+from mining_platform.store.runs import Refused
 
 # What a version check needs; not the stored pipeline.
 _CHECKED_FIELDS = {"hash": 1, "project": 1, "owner": 1, "created_at": 1}

@@ -30,6 +30,7 @@ from mining_platform.resources import MlflowResource
 from mining_platform.sensors.cursor import dump_cursor, load_cursor
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CAUSE_TAG, DRIFT_TAG_PREFIX
+
 # The run tags of a partition-range run (Dagster's documented backfill tags; RunRequest has no parameter for a range).
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"

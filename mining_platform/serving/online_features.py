@@ -18,8 +18,8 @@ import numpy as np
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from mining_platform.serving.served_model import ServedModel
 from mining_platform.serving.payload import BadRequest
+from mining_platform.serving.served_model import ServedModel
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import FEATURE_MARKERS
 

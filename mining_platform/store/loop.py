@@ -27,16 +27,13 @@ from typing import Protocol
 from pymongo.database import Database
 
 from mining_platform.store import markers, runs
+from mining_platform.store.runs import Refused
 from mining_platform.store.traffic import measure_reply_bytes
 from mining_platform.transient import is_transient
 
 # A RUNNING record's lease covers one phase (bounded by maxTimeMS) plus this much slack.
 LEASE_GRACE = dt.timedelta(seconds=60)
 Log = logging.Logger | logging.LoggerAdapter
-
-
-class Refused(RuntimeError):
-    """The pipeline may not run at all (e.g. a definition version conflict); nothing was written."""
 
 
 @dataclass

@@ -21,6 +21,10 @@ ENQUEUED, RUNNING, SUCCEEDED, FAILED = "ENQUEUED", "RUNNING", "SUCCEEDED", "FAIL
 UNFINISHED = (ENQUEUED, RUNNING)
 
 
+class Refused(RuntimeError):
+    """The pipeline may not run at all (e.g. a definition version conflict); its runs fail before writing."""
+
+
 class Pipeline(Protocol):
     """What an audited pipeline is: a feature definition, or a project's samples."""
 
