@@ -63,8 +63,8 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
             except MlflowException as exc:
                 raise failure(f"cannot move {model_name}@{CHAMPION} to version {target.version}: {exc.message}",
                               exc) from None
-            except DeploymentFailed as exc:
-                raise dg.Failure(description=str(exc), allow_retries=exc.transient) from None
+            except DeploymentFailed as exc:  # retried when the endpoint's failure was an outage
+                raise failure(str(exc), exc) from None
             return dg.MaterializeResult(metadata={
                 "live_version": dg.MetadataValue.text(deployed.version),
                 "previous_version": dg.MetadataValue.text(deployed.previous_version or "none"),

@@ -75,10 +75,6 @@ class LoopResult:
     outcomes: list[PartitionOutcome]
     abandoned_runs: list[str] = field(default_factory=list)  # runs of dead processes marked FAILED
 
-    @property
-    def failed(self) -> list[PartitionOutcome]:
-        return [o for o in self.outcomes if not o.committed]
-
 
 def run_partitions(
     job: PartitionJob,
