@@ -20,7 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from mining_platform.assets.raw_events import build_raw_events_asset
+from mining_platform.assets.demo import build_demo_asset
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import ensure_event_indexes, replace_day
 from mining_platform.embedded_mongo import running_server
@@ -51,14 +51,14 @@ def main() -> None:
         return generate_day(population, start_date=project.start_date, day=DAY, seed=project.demo.seed)
 
     documents = generate()
-    asset = build_raw_events_asset(project)
+    asset = build_demo_asset(project)
     names = ("generate", "insert, no index", "raw insert_many", "replace_day", "materialize")
     times: dict[str, list[float]] = {name: [] for name in names}
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
     with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp) / "mongo") as uri:
         mongo = MongoResource(uri=uri, database="bench")
-        plain, raw, events = (mongo.db()[name] for name in ("plain", "raw", project.events))
+        plain, raw, events = (mongo.db()[name] for name in ("plain", "raw", project.sources["user_events"].collection))
         ensure_event_indexes(events, entity_field=project.entity)
         replace_day(events, day=DAY, documents=documents)  # so every replace replaces a full day
         for _ in range(args.repeat):

@@ -32,8 +32,7 @@ from mining_platform.monitoring.report import evaluate_day
 from mining_platform.registry.aliases import champion
 from mining_platform.registry.reference import load_reference
 from mining_platform.resources import MlflowResource, MongoResource
-from mining_platform.spec import ProjectSpec
-from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.spec import ProjectSpec, load_spec
 from mining_platform.spec.project import load_project
 from mining_platform.store import markers
 from tests.fixtures.feature_days import publish_feature_day
@@ -59,7 +58,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     project = load_project(REPO / "projects" / "churn")
-    spec = ProjectSpec(project=project, definitions=tuple(load_feature_definitions(REPO / "projects" / "churn", project)))
+    spec = load_spec(REPO / "projects" / "churn")
     features = [name for d in spec.definitions for name in d.features]
     with tempfile.TemporaryDirectory() as scratch, running_server(Path(scratch) / "mongo") as uri:
         mlflow = MlflowResource(tracking_uri=f"sqlite:///{scratch}/mlflow.db", artifact_location=f"{scratch}/artifacts")
@@ -84,13 +83,13 @@ def main() -> None:
                 started = time.perf_counter()
                 raw_find(db, spec)
                 baseline.append(time.perf_counter() - started)
-            tick = sensor_tick(spec, mlflow, report)
+            tick = sensor_tick(spec, mlflow, mongo, report)
             p, b = statistics.median(platform), statistics.median(baseline)
             print(f"{size:>9} {p:>9.3f} {b:>11.3f} {p / b:>5.2f}x {tick:>14.3f} {len(report.drifted)} of {len(features)}")
             mongo.client().drop_database(mongo.database)
 
 
-def sensor_tick(spec: ProjectSpec, mlflow: MlflowResource, report) -> float:
+def sensor_tick(spec: ProjectSpec, mlflow: MlflowResource, mongo: MongoResource, report) -> float:
     """Seconds of one drift-sensor tick deciding on a freshly recorded report (median of 3)."""
     from mining_platform.assets.drift_report import report_metadata
 
@@ -102,7 +101,8 @@ def sensor_tick(spec: ProjectSpec, mlflow: MlflowResource, report) -> float:
         instance.report_runless_asset_event(dg.AssetMaterialization(
             asset_key=[spec.project.name, "drift_report"], partition=DAY, metadata=report_metadata(report, reference)))
         for _ in range(3):
-            context = dg.build_sensor_context(instance=instance, resources={"mlflow": mlflow}, definitions=definitions)
+            context = dg.build_sensor_context(instance=instance, resources={"mlflow": mlflow, "mongo": mongo},
+                                              definitions=definitions)
             started = time.perf_counter()
             sensor.evaluate_tick(context)
             times.append(time.perf_counter() - started)

@@ -38,8 +38,7 @@ from mining_platform.assets.model import build_model_asset
 from mining_platform.embedded_mongo import running_server
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.samples.pipeline import committed_sample_markers
-from mining_platform.spec import ProjectSpec
-from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.spec import ProjectSpec, load_spec
 from mining_platform.spec.project import load_project
 from mining_platform.training.booster import BoosterSettings, cuda_available
 from mining_platform.training.dataset import load_training_data
@@ -92,7 +91,7 @@ def bench_size(spec, mongo, mlflow, rows: int, repeat: int) -> None:
     training = spec.project.model.training
     data = load_training_data(db, spec, start=None, end=None, validation_days=training.validation_days,
                               embargo_days=EMBARGO_DAYS)
-    settings = BoosterSettings.from_model_params(spec.project.model.params, seed=training.seed, device="cpu",
+    settings = BoosterSettings.from_model_params(spec.project.model.params, task=spec.task, seed=training.seed, device="cpu",
                                                  early_stopping_rounds=training.early_stopping_rounds)
     markers = [m for m in committed_sample_markers(db, spec) if m["partition"] in data.sample_partitions]
     platform(spec, mongo, mlflow, "cpu", cached=True)  # fills the local partition cache for the warm runs
@@ -140,7 +139,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     project = load_project(REPO / "projects" / "churn")
-    spec = ProjectSpec(project=project, definitions=tuple(load_feature_definitions(REPO / "projects" / "churn", project)))
+    spec = load_spec(REPO / "projects" / "churn")
     with tempfile.TemporaryDirectory() as scratch, running_server(Path(scratch) / "mongo") as uri:
         os.environ["MINING_HOME"] = f"{scratch}/home"  # the asset's partition cache lives there
         mongo = MongoResource(uri=uri, database="bench_training")

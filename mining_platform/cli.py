@@ -72,6 +72,81 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mongo_database(timeout: float):
+    """(client, database) of MINING_MONGO_URI / MINING_MONGO_DB, or raise OSError saying it is unreachable."""
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    uri = settings.setting("MINING_MONGO_URI")
+    client = MongoClient(uri, serverSelectionTimeoutMS=timeout * 1000, tz_aware=True)
+    try:
+        client.admin.command("ping")
+    except PyMongoError as exc:
+        client.close()
+        raise OSError(f"cannot reach MongoDB at {uri} ({type(exc).__name__}); start `make dev` or set "
+                      "MINING_MONGO_URI") from None
+    return client, client[settings.setting("MINING_MONGO_DB")]
+
+
+def _import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mining_platform.sources.importer import ImportFailed, import_file
+    from mining_platform.spec.project import load_project
+
+    project = load_project(settings.projects_dir() / args.project)
+    client, db = _mongo_database(args.mongo_timeout)
+    try:
+        report = import_file(db, project, args.source, Path(args.file), timestamp_format=args.timestamp_format)
+    except ImportFailed as exc:
+        print(f"mining-platform import: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    print(f"imported {report.rows} rows of {args.file} into {report.target} (source {args.source} of {args.project}): "
+          f"{report.inserted} new, {report.already_there} already there; events from {report.first_day} to "
+          f"{report.last_day}")
+    return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from pathlib import Path
+
+    from mining_platform.scaffold import ScaffoldFailed, scaffold
+
+    start = dt.date.fromisoformat(args.start_date) if args.start_date else None
+    if start is None:
+        from pymongo import ASCENDING
+
+        client, db = _mongo_database(args.mongo_timeout)
+        try:
+            events = client[args.database][args.source] if args.database else db[args.source]
+            first = events.find_one({args.timestamp: {"$type": "date"}}, {args.timestamp: 1},
+                                    sort=[(args.timestamp, ASCENDING)])
+        finally:
+            client.close()
+        if first is None:
+            print(f"mining-platform new: {args.source} has no document with a date in {args.timestamp!r}; pass "
+                  "--start-date (the first day to build features for), or import the events first", file=sys.stderr)
+            return 1
+        start = first[args.timestamp].date()
+    workspace = Path(args.workspace)
+    try:
+        made = scaffold(settings.projects_dir(), args.name, collection=args.source, entity=args.entity,
+                        timestamp=args.timestamp, start_date=start, task=args.task, database=args.database,
+                        workspace=workspace)
+    except ScaffoldFailed as exc:
+        print(f"mining-platform new: {exc}", file=sys.stderr)
+        return 1
+    for path in made.files:
+        print(f"wrote {path}")
+    print(f"added code location {args.name} to {made.workspace}" if made.workspace else
+          f"no {workspace}: add the code location yourself (-m mining_platform.definitions -a {args.name})")
+    print(f"next: mining-platform validate {made.project_dir}, then `make dev` and materialise {args.name}/features")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mining-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +174,28 @@ def main(argv: list[str] | None = None) -> int:
                        help="skip comparing (name, version) with feature_pipelines in MongoDB")
     check.add_argument("--mongo-timeout", type=float, default=5.0, help="seconds to wait for MongoDB (default 5)")
     check.set_defaults(run=_validate)
+
+    load = commands.add_parser(
+        "import", help="load a CSV, Parquet or JSON-lines file into a project's source (idempotent; all or nothing)")
+    load.add_argument("file", metavar="FILE", help="a .csv, .parquet or .jsonl file with one event per row")
+    load.add_argument("--project", required=True, help="the project (a folder under MINING_PROJECTS_DIR)")
+    load.add_argument("--source", required=True, help="the key of one of the project's sources")
+    load.add_argument("--timestamp-format", help="strptime format of a text event time (default: ISO 8601), "
+                      "e.g. %%Y%%m%%d or '%%d/%%m/%%Y %%H:%%M'")
+    load.add_argument("--mongo-timeout", type=float, default=5.0, help="seconds to wait for MongoDB (default 5)")
+    load.set_defaults(run=_import)
+
+    new = commands.add_parser("new", help="scaffold a project over an existing collection of events")
+    new.add_argument("name", metavar="NAME", help="project name (lowercase letters, digits, _)")
+    new.add_argument("--source", required=True, metavar="COLLECTION", help="the collection of events")
+    new.add_argument("--entity", required=True, metavar="FIELD", help="the field identifying the entity (user, customer…)")
+    new.add_argument("--timestamp", required=True, metavar="FIELD", help="the event-time field (a BSON date)")
+    new.add_argument("--database", help="the source's database, when not MINING_MONGO_DB")
+    new.add_argument("--task", choices=["binary", "regression"], default="binary", help="the starter label's task")
+    new.add_argument("--start-date", help="first daily partition, YYYY-MM-DD (default: the source's first event day)")
+    new.add_argument("--workspace", default="workspace.yaml", help="workspace file to add the code location to")
+    new.add_argument("--mongo-timeout", type=float, default=5.0, help="seconds to wait for MongoDB (default 5)")
+    new.set_defaults(run=_new)
 
     args = parser.parse_args(argv)
     try:

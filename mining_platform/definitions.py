@@ -14,9 +14,10 @@ from mining_platform.assets.deployment import build_deployment_asset
 from mining_platform.assets.drift_report import build_drift_report_asset
 from mining_platform.assets.features import build_feature_assets
 from mining_platform.assets.model import build_model_asset
-from mining_platform.assets.raw_events import build_raw_events_asset
+from mining_platform.assets.demo import build_demo_asset
 from mining_platform.assets.samples import build_samples_asset
-from mining_platform.jobs import build_jobs
+from mining_platform.assets.sources import build_source_assets
+from mining_platform.jobs import build_jobs, build_schedules
 from mining_platform.resources import platform_resources
 from mining_platform.sensors.champion import build_champion_sensor
 from mining_platform.sensors.drift import build_drift_sensor
@@ -34,7 +35,8 @@ def project_definitions(spec: ProjectSpec) -> dg.Definitions:
     jobs = build_jobs(spec)
     return dg.Definitions(
         assets=[
-            build_raw_events_asset(project),
+            *build_source_assets(project),
+            *([build_demo_asset(project)] if project.demo else []),
             *build_feature_assets(project, list(spec.definitions)),
             build_samples_asset(spec),
             build_model_asset(spec),
@@ -42,10 +44,11 @@ def project_definitions(spec: ProjectSpec) -> dg.Definitions:
             build_drift_report_asset(spec),
         ],
         jobs=jobs,
+        schedules=build_schedules(spec, jobs),
         sensors=[
             build_drift_sensor(spec, jobs),
             build_champion_sensor(project, jobs),
-            # Evaluates the assets' automation conditions (feature days follow raw days); on by
+            # Evaluates the assets' automation conditions (feature days follow source days); on by
             # default so the loop works out of the box. Stop it in the UI (Automation) to pause.
             dg.AutomationConditionSensorDefinition(
                 f"{project.name}_automation_sensor", target=dg.AssetSelection.all(),

@@ -53,3 +53,18 @@ def new_materializations(instance: dg.DagsterInstance, key: dg.AssetKey, after: 
 def runs_in_flight(instance: dg.DagsterInstance, *, limit: int = 100, job_name: str | None = None) -> list[dg.DagsterRun]:
     """Runs queued or running (of one job, when named)."""
     return list(instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=limit))
+
+
+def observed_data_versions(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, str]:
+    """Partition key -> the data version of its latest observation (observations of a partitioned source)."""
+    versions: dict[str, str] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_observations(dg.AssetRecordsFilter(asset_key=key), limit=PAGE, cursor=cursor)
+        for record in page.records:  # newest first
+            observation = record.asset_observation
+            if record.partition_key and observation is not None and observation.data_version is not None:
+                versions.setdefault(record.partition_key, observation.data_version)
+        if not page.has_more:
+            return versions
+        cursor = page.cursor

@@ -7,8 +7,12 @@ import dagster as dg
 from mining_platform.spec import ProjectSpec, names
 
 
-def raw_key(project: str, source: str) -> dg.AssetKey:
-    return dg.AssetKey(list(names.raw_asset(project, source)))
+def source_key(project: str, source: str) -> dg.AssetKey:
+    return dg.AssetKey(list(names.source_asset(project, source)))
+
+
+def demo_key(project: str, source: str) -> dg.AssetKey:
+    return dg.AssetKey(list(names.demo_asset(project, source)))
 
 
 def feature_key(project: str, feature_set: str) -> dg.AssetKey:
@@ -22,7 +26,8 @@ def asset_key(project: str, asset: str) -> dg.AssetKey:
 
 @dataclass(frozen=True)
 class ProjectKeys:
-    raw: dg.AssetKey  # the project's event source
+    sources: dict[str, dg.AssetKey]  # source key -> its observed asset
+    label_source: dg.AssetKey
     features: dict[str, dg.AssetKey]  # feature set -> key, in definition order
     samples: dg.AssetKey
     model: dg.AssetKey
@@ -37,7 +42,8 @@ class ProjectKeys:
 def project_keys(spec: ProjectSpec) -> ProjectKeys:
     p = spec.name
     return ProjectKeys(
-        raw=raw_key(p, spec.project.events),
+        sources={key: source_key(p, key) for key in spec.project.sources},
+        label_source=source_key(p, spec.label_definition.source),
         features={d.name: feature_key(p, d.name) for d in spec.definitions},
         samples=asset_key(p, "samples"),
         model=asset_key(p, "model"),

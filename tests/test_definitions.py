@@ -9,8 +9,8 @@ import yaml
 
 from mining_platform import definitions
 from mining_platform.settings import console_script
-from mining_platform.spec.definition import load_feature_definitions
-from mining_platform.spec.project import load_project, project_names
+from mining_platform.spec import load_spec
+from mining_platform.spec.project import project_names
 
 from .conftest import REPO
 
@@ -32,21 +32,27 @@ def test_code_location_loads(location):
     assert isinstance(defs, dg.Definitions)
     dg.Definitions.validate_loadable(defs)
     prefix = location["attribute"]
-    raw = defs.resolve_assets_def(dg.AssetKey([prefix, "raw", "user_events"]))
-    assert isinstance(raw.partitions_def, dg.DailyPartitionsDefinition)
+    spec = load_spec(REPO / "projects" / prefix)
+    graph = defs.resolve_asset_graph()
+    sources = {key: dg.AssetKey([prefix, "sources", key]) for key in spec.project.sources}
+    for key in sources.values():  # observed, never materialised: the platform does not write sources
+        assert graph.get(key).is_observable and not graph.get(key).is_materializable
+    partitions = graph.get(next(iter(sources.values()))).partitions_def
+    assert isinstance(partitions, dg.DailyPartitionsDefinition)
+    demo = [key for key in graph.get_all_asset_keys() if key.path[1] == "demo"]
+    assert demo == ([dg.AssetKey([prefix, "demo", spec.project.demo.source])] if spec.project.demo else [])
     assert set(defs.resources) >= {"mongo", "mlflow", "endpoint"}
-    project_dir = REPO / "projects" / prefix
-    for feature in load_feature_definitions(project_dir, load_project(project_dir)):
+    for feature in spec.definitions:
         asset = defs.resolve_assets_def(dg.AssetKey([prefix, "features", feature.name]))
         assert asset.code_versions_by_key[asset.key] == feature.content_hash
-        assert asset.partitions_def == raw.partitions_def
+        assert asset.partitions_def == partitions
         assert {key.name for key in asset.check_keys} == {f"{name}_contract" for name in feature.features}
-        assert raw.key in asset.asset_deps[asset.key]
+        assert asset.asset_deps[asset.key] == {sources[feature.source]}
 
     samples = defs.resolve_assets_def(dg.AssetKey([prefix, "samples"]))
-    assert samples.partitions_def == raw.partitions_def
-    assert samples.asset_deps[samples.key] >= {raw.key, *(dg.AssetKey([prefix, "features", f.name]) for f in
-                                                        load_feature_definitions(project_dir, load_project(project_dir)))}
+    assert samples.partitions_def == partitions
+    assert samples.asset_deps[samples.key] == {sources[spec.label_definition.source],
+                                               *(dg.AssetKey([prefix, "features", f.name]) for f in spec.definitions)}
     model = defs.resolve_assets_def(dg.AssetKey([prefix, "model"]))
     assert model.asset_deps[model.key] == {samples.key}
     [gate] = model.check_specs

@@ -1,4 +1,4 @@
-"""The demo event generator and the `<p>/raw/user_events` asset."""
+"""The demo event generator and the opt-in `<p>/demo/<source>` asset."""
 
 import datetime as dt
 from collections import Counter
@@ -7,9 +7,9 @@ import dagster as dg
 import pytest
 from pymongo.errors import PyMongoError
 
-from mining_platform.assets.raw_events import build_raw_events_asset
+from mining_platform.assets.demo import build_demo_asset
 from mining_platform.demo.events import DRIFT_MODULES, MODULES, generate_day, make_population
-from mining_platform.demo.store import day_bounds, replace_day
+from mining_platform.demo.store import ForeignCollection, claim_collection, day_bounds, replace_day
 
 START = dt.date(2024, 1, 1)
 DAY = dt.date(2024, 2, 5)
@@ -128,7 +128,7 @@ def test_replace_day_refuses_documents_of_another_day(mongo, population):
 
 
 def materialize_day(asset, mongo, day: dt.date, drift: float | None = None) -> dg.ExecuteInProcessResult:
-    run_config = {"ops": {"churn__raw__user_events": {"config": {"drift": drift}}}} if drift is not None else None
+    run_config = {"ops": {"churn__demo__user_events": {"config": {"drift": drift}}}} if drift is not None else None
     return dg.materialize(
         [asset], resources={"mongo": mongo}, partition_key=day.isoformat(), run_config=run_config,
         raise_on_error=False,
@@ -136,7 +136,7 @@ def materialize_day(asset, mongo, day: dt.date, drift: float | None = None) -> d
 
 
 def test_partition_writes_its_day_and_a_rerun_is_identical(mongo, small_project):
-    asset = build_raw_events_asset(small_project)
+    asset = build_demo_asset(small_project)
     events = mongo.db()["user_events"]
     other_day = DAY - dt.timedelta(days=1)
 
@@ -145,7 +145,7 @@ def test_partition_writes_its_day_and_a_rerun_is_identical(mongo, small_project)
     first = materialize_day(asset, mongo, DAY)
     assert first.success
     written = stored_day(events, DAY)
-    metadata = first.asset_materializations_for_node("churn__raw__user_events")[0].metadata
+    metadata = first.asset_materializations_for_node("churn__demo__user_events")[0].metadata
     assert metadata["events_written"].value == len(written) > 0
     assert metadata["days"].value == DAY.isoformat()
     assert metadata["events_replaced"].value == 0
@@ -153,7 +153,7 @@ def test_partition_writes_its_day_and_a_rerun_is_identical(mongo, small_project)
 
     rerun = materialize_day(asset, mongo, DAY)
     assert rerun.success
-    assert rerun.asset_materializations_for_node("churn__raw__user_events")[0].metadata[
+    assert rerun.asset_materializations_for_node("churn__demo__user_events")[0].metadata[
         "events_replaced"
     ].value == len(written)
     assert stored_day(events, DAY) == written
@@ -162,7 +162,7 @@ def test_partition_writes_its_day_and_a_rerun_is_identical(mongo, small_project)
 
 
 def test_drift_config_changes_only_that_day(mongo, small_project):
-    asset = build_raw_events_asset(small_project)
+    asset = build_demo_asset(small_project)
     events = mongo.db()["user_events"]
     other_day = DAY + dt.timedelta(days=1)
     assert materialize_day(asset, mongo, other_day).success
@@ -179,7 +179,7 @@ def test_drift_config_changes_only_that_day(mongo, small_project):
 
 
 def test_a_range_of_days_is_one_run_that_writes_each_day(mongo, small_project):
-    asset = build_raw_events_asset(small_project)
+    asset = build_demo_asset(small_project)
     assert asset.backfill_policy == dg.BackfillPolicy.single_run()
     events = mongo.db()["user_events"]
     days = [DAY + dt.timedelta(days=i) for i in range(3)]
@@ -189,7 +189,7 @@ def test_a_range_of_days_is_one_run_that_writes_each_day(mongo, small_project):
               "dagster/asset_partition_range_end": days[-1].isoformat()},
     )
     assert result.success
-    metadata = result.asset_materializations_for_node("churn__raw__user_events")[0].metadata
+    metadata = result.asset_materializations_for_node("churn__demo__user_events")[0].metadata
     per_day = {day.isoformat(): len(stored_day(events, day)) for day in days}
     assert metadata["events_per_day"].value == per_day
     assert metadata["events_written"].value == sum(per_day.values()) == events.count_documents({})
@@ -200,9 +200,41 @@ def test_a_range_of_days_is_one_run_that_writes_each_day(mongo, small_project):
 
 
 def test_invalid_drift_config_fails_and_writes_nothing(mongo, small_project):
-    asset = build_raw_events_asset(small_project)
+    asset = build_demo_asset(small_project)
     result = materialize_day(asset, mongo, DAY, drift=2.0)
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert "drift" in str(failure) and "less than or equal to 1" in str(failure)
     assert mongo.db()["user_events"].count_documents({}) == 0
+
+
+def test_the_generator_refuses_a_collection_it_did_not_create_and_leaves_it_intact(mongo, small_project):
+    events = mongo.db()["user_events"]
+    events.insert_one({"_id": "real-1", "user_id": 42, "timestamp": dt.datetime(2024, 2, 5, 12, tzinfo=dt.timezone.utc)})
+    result = materialize_day(build_demo_asset(small_project), mongo, DAY)
+    assert not result.success
+    failure = result.failure_data_for_node("churn__demo__user_events").error.message
+    assert "already holds documents the demo generator did not write" in failure and "real-1" in failure
+    assert list(events.find()) == [{"_id": "real-1", "user_id": 42,
+                                    "timestamp": dt.datetime(2024, 2, 5, 12, tzinfo=dt.timezone.utc)}]
+
+
+def test_a_claimed_collection_is_only_the_claiming_projects(mongo):
+    events = mongo.db()["shared_events"]
+    claim_collection(mongo.db(), events, project="churn")
+    claim_collection(mongo.db(), events, project="churn")  # its own: fine, again and again
+    events.insert_one({"x": 1})
+    claim_collection(mongo.db(), events, project="churn")
+    with pytest.raises(ForeignCollection, match="holds the demo events of project 'churn'"):
+        claim_collection(mongo.db(), events, project="other")
+
+
+def test_written_days_are_recorded_as_observations_of_the_source(mongo, small_project):
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([build_demo_asset(small_project)], resources={"mongo": mongo},
+                            partition_key=DAY.isoformat(), instance=instance)
+    assert result.success
+    observed = instance.fetch_observations(dg.AssetKey(["churn", "sources", "user_events"]), limit=10).records
+    assert [r.partition_key for r in observed] == [DAY.isoformat()]
+    written = len(stored_day(mongo.db()["user_events"], DAY))
+    assert observed[0].asset_observation.data_version.startswith(f"{written} events, newest ")

@@ -12,6 +12,7 @@ from mining_platform.resources import EndpointResource
 from mining_platform.serving.app import ServingConfig, create_app
 from mining_platform.spec import ProjectSpec
 from tests import endpoint_server
+from tests.fixtures.specs import make_spec
 from tests.model_versions import register_version, unique_model_name
 
 TOKEN = "deploy-token"
@@ -30,7 +31,7 @@ def client(mlflow_resource) -> MlflowClient:
 
 @pytest.fixture
 def endpoint(project, mongo, mlflow_resource):
-    config = ServingConfig(projects=[ProjectSpec(project, ())], tracking_uri=mlflow_resource.tracking_uri,
+    config = ServingConfig(projects=[make_spec(project)], tracking_uri=mlflow_resource.tracking_uri,
                            mongo_uri=mongo.uri, database=mongo.database, admin_token=TOKEN, log_sample_rate=0.0)
     with endpoint_server.running(create_app(config)) as url:
         yield EndpointResource(url=url, admin_token=TOKEN)

@@ -141,15 +141,15 @@ def test_dev_stack_starts_serves_and_stops_cleanly_then_reuses_its_data(dev_env)
             client.mining.marker.insert_one({"_id": "kept"})
         assert httpx.get(dev_env["MLFLOW_TRACKING_URI"] + "/health").status_code == 200
         health = httpx.get(dev_env["MINING_ENDPOINT_URL"] + "/health").json()
-        assert "churn" in health["projects"]
+        assert {"churn", "spend"} <= health["projects"].keys()
         workspace = httpx.post(
             f"http://127.0.0.1:{dev_env['TEST_DAGSTER_PORT']}/graphql",
             json={"query": "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
                            "locationOrLoadError { __typename } } } } }"},
             timeout=30,
         ).json()["data"]["workspaceOrError"]["locationEntries"]
-        assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in workspace] == [
-            ("churn", "RepositoryLocation")
+        assert sorted((e["name"], e["locationOrLoadError"]["__typename"]) for e in workspace) == [
+            ("churn", "RepositoryLocation"), ("spend", "RepositoryLocation")
         ]
     finally:
         started = stack.interrupt()

@@ -25,6 +25,7 @@ from mining_platform.spec.names import PREDICTION_LOG
 from tests.fixtures.feature_days import publish_feature_day
 from tests.fixtures.model_versions import register_synthetic_version, synthetic_rows
 from tests.model_versions import unique_model_name
+from tests.fixtures.specs import make_spec
 from tests.test_feature_pipelines import COUNTS
 from tests.test_samples import SPEND
 
@@ -42,7 +43,7 @@ def spec(churn_project) -> ProjectSpec:
     })
     definitions = (FeatureDefinition.model_validate(copy.deepcopy(COUNTS)),
                    FeatureDefinition.model_validate(copy.deepcopy(SPEND)))
-    return ProjectSpec(project=project, definitions=definitions)
+    return make_spec(project, definitions)
 
 
 @pytest.fixture
@@ -105,10 +106,10 @@ def sensor(spec, name: str):
     return definitions.resolve_sensor_def(f"{spec.project.name}_{name}"), definitions
 
 
-def tick(sensor_and_definitions, instance, mlflow_resource, cursor=None):
+def tick(sensor_and_definitions, instance, mlflow_resource, cursor=None, *, mongo=None):
     sensor, definitions = sensor_and_definitions
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"mlflow": mlflow_resource},
-                                      definitions=definitions)
+    resources = {"mlflow": mlflow_resource, **({"mongo": mongo} if mongo is not None else {})}
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=definitions)
     return sensor.evaluate_tick(context)
 
 
@@ -215,26 +216,26 @@ def test_drift_sensor_reports_new_days_and_retrains_once_on_drift(spec, mongo, m
     publish_day(mongo, spec, QUIET, quiet_rows())
     publish_day(mongo, spec, DRIFTED, drifted_rows())
     with dg.instance_for_test() as instance:
-        first = tick(drift_sensor, instance, mlflow_resource)
+        first = tick(drift_sensor, instance, mlflow_resource, mongo=mongo)
         assert not first.run_requests and first.skip_message == "no new feature partition and no new drift report"
 
         # A quiet day is committed: its report is requested, then it decides "no retrain".
         commit_features_in_dagster(instance, spec, QUIET)
-        asked = tick(drift_sensor, instance, mlflow_resource, first.cursor)
+        asked = tick(drift_sensor, instance, mlflow_resource, first.cursor, mongo=mongo)
         [request] = asked.run_requests
         assert request.job_name == drift_report_job_name(project) and request.partition_key == QUIET
         assert report(spec, mongo, mlflow_resource, instance, QUIET).success
-        quiet = tick(drift_sensor, instance, mlflow_resource, asked.cursor)
+        quiet = tick(drift_sensor, instance, mlflow_resource, asked.cursor, mongo=mongo)
         assert not quiet.run_requests
         assert quiet.skip_message.startswith(f"{QUIET} against v{champion.version}: 0 of 3 features over PSI 0.2 (none)")
         assert quiet.skip_message.endswith("2 needed to retrain")
 
         # A drifted day: exactly one retrain request, with a deterministic key and the cause in its tags.
         commit_features_in_dagster(instance, spec, DRIFTED)
-        asked = tick(drift_sensor, instance, mlflow_resource, quiet.cursor)
+        asked = tick(drift_sensor, instance, mlflow_resource, quiet.cursor, mongo=mongo)
         assert [r.partition_key for r in asked.run_requests] == [DRIFTED]
         assert report(spec, mongo, mlflow_resource, instance, DRIFTED).success
-        drifted = tick(drift_sensor, instance, mlflow_resource, asked.cursor)
+        drifted = tick(drift_sensor, instance, mlflow_resource, asked.cursor, mongo=mongo)
         [retrain] = drifted.run_requests
         assert retrain.job_name == retrain_job_name(project)
         assert retrain.run_key == f"drift:{project.name}:{DRIFTED}:{champion.version}"
@@ -242,17 +243,17 @@ def test_drift_sensor_reports_new_days_and_retrains_once_on_drift(spec, mongo, m
         assert retrain.tags["mining.drift.partition"] == DRIFTED
         assert set(retrain.tags["mining.drift.features"].split(",")) == {"events", "clicks"}
         assert float(retrain.tags["mining.drift.psi.events"]) > 0.2 and "mining.drift.psi.spend" not in retrain.tags
-        # No sample day has matured (no raw events loaded): retrain on the committed samples, then deploy.
+        # No sample day has matured (the label source holds no events): retrain on the committed samples, then deploy.
         assert [key.path[-1] for key in retrain.asset_selection] == ["model", "deployment"]
 
         # The cursor moved past the report: the next tick asks nothing.
         before, after = json.loads(asked.cursor), json.loads(drifted.cursor)
         assert after["report_event"] > before["report_event"] and after["decided_partition"] == DRIFTED
-        again = tick(drift_sensor, instance, mlflow_resource, drifted.cursor)
+        again = tick(drift_sensor, instance, mlflow_resource, drifted.cursor, mongo=mongo)
         assert not again.run_requests and again.skip_message == "no new feature partition and no new drift report"
         # A crash before the cursor was stored evaluates the same tick again: the same run key, which
         # Dagster launches only once.
-        [repeat] = tick(drift_sensor, instance, mlflow_resource, asked.cursor).run_requests
+        [repeat] = tick(drift_sensor, instance, mlflow_resource, asked.cursor, mongo=mongo).run_requests
         assert repeat.run_key == retrain.run_key and repeat.tags == retrain.tags
 
 
@@ -265,19 +266,19 @@ def test_drift_sensor_ignores_reports_against_a_replaced_champion(spec, mongo, m
             tracking_uri=mlflow_resource.tracking_uri, artifact_location=mlflow_resource.artifact_location,
             model_name=spec.project.model.name, features=FEATURES, seed=3, project=spec.project.name)
         set_champion(mlflow_resource, newer)
-        result = tick(drift_sensor, instance, mlflow_resource)
+        result = tick(drift_sensor, instance, mlflow_resource, mongo=mongo)
         assert not result.run_requests
         assert f"but the champion is v{newer.version} now" in result.skip_message
 
 
-def test_drift_sensor_requests_no_report_for_backfilled_older_days(spec, mlflow_resource, champion):
+def test_drift_sensor_requests_no_report_for_backfilled_older_days(spec, mongo, mlflow_resource, champion):
     drift_sensor = sensor(spec, "drift_sensor")
     with dg.instance_for_test() as instance:
         commit_features_in_dagster(instance, spec, DRIFTED)
-        [request] = tick(drift_sensor, instance, mlflow_resource).run_requests
-        cursor = tick(drift_sensor, instance, mlflow_resource).cursor
+        [request] = tick(drift_sensor, instance, mlflow_resource, mongo=mongo).run_requests
+        cursor = tick(drift_sensor, instance, mlflow_resource, mongo=mongo).cursor
         commit_features_in_dagster(instance, spec, QUIET)  # an older day, backfilled later
-        result = tick(drift_sensor, instance, mlflow_resource, cursor)
+        result = tick(drift_sensor, instance, mlflow_resource, cursor, mongo=mongo)
         assert not result.run_requests and "older than 2024-01-11" in result.skip_message
 
 
@@ -289,14 +290,15 @@ def test_matured_sample_days_follow_the_last_built_day(spec):
                 instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=path, partition=day))
 
         days = [(dt.date(2024, 1, 1) + dt.timedelta(days=i)).isoformat() for i in range(40)]
-        materialized([project.name, "raw", project.events], days[:35])  # raw events up to 2024-02-04
+        complete = dt.date(2024, 2, 4)  # the label source holds complete days up to 2024-02-04
         for definition in spec.definitions:
             materialized([project.name, "features", definition.name], days[:35])
-        assert matured_sample_range(instance, spec) == ("2024-01-01", "2024-01-21")  # + 14 days of labels
+        assert matured_sample_range(instance, spec, complete) == ("2024-01-01", "2024-01-21")  # + 14 days of labels
+        assert matured_sample_range(instance, spec, None) is None  # an empty source labels nothing
         materialized([project.name, "samples"], days[:18])
-        assert matured_sample_range(instance, spec) == ("2024-01-19", "2024-01-21")
+        assert matured_sample_range(instance, spec, complete) == ("2024-01-19", "2024-01-21")
         materialized([project.name, "samples"], days[18:21])
-        assert matured_sample_range(instance, spec) is None
+        assert matured_sample_range(instance, spec, complete) is None
 
 
 # --- <p>_champion_sensor -------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def with_stage(stage, at=1):
 def test_the_churn_definitions_load(churn_project):
     definitions = load_feature_definitions(REPO / "projects/churn", churn_project)
     assert [d.name for d in definitions] == ["module_preferences", "user_activity"]
-    assert all(d.source == churn_project.events and d.features for d in definitions)
+    assert all(d.source == "user_events" and d.source in churn_project.sources and d.features for d in definitions)
 
 
 def test_a_valid_definition_loads_with_typed_values(project_dir, churn_project):
@@ -126,6 +126,13 @@ REFUSALS = {
     "parameter shadowing a built-in": ({**VALID, "parameters": {"as_of": 3}}, "parameters.as_of: shadows the built-in"),
     "min on a string feature": (
         {**VALID, "features": {"events": {"type": "string", "min": 1}}}, "min/max apply to int and float features",
+    ),
+    "a text feature": (
+        {**VALID, "features": {"country": {"type": "string"}}},
+        "features.country: a string feature cannot be a model input",
+    ),
+    "a source the project does not declare": (
+        {**VALID, "source": "clicks"}, "source: 'clicks' is not a source of project churn (its sources: user_events)",
     ),
     "owner neither an email nor a team": ({**VALID, "owner": "ds@team"}, "owner: String should match pattern"),
     "version not an integer": ({**VALID, "version": "2"}, "version: Input should be a valid integer"),

@@ -130,7 +130,7 @@ def test_the_audit_record_of_a_run(events_db, mongo, churn_project):
     assert record["lease_expires_at"] is None
     registered = events_db[FEATURE_PIPELINES].find_one({"name": "event_counts", "version": 1})
     assert registered["hash"] == feature.content_hash and registered["pipeline"] == COUNTS["pipeline"]
-    assert registered["source_collection"] == "user_events" and registered["target_collection"] == feature.target
+    assert registered["source"] == "user_events" and registered["kind"] == "features" and registered["target_collection"] == feature.target
 
 
 def test_a_rerun_publishes_identical_documents_and_removes_the_old_ones(events_db, mongo, churn_project):

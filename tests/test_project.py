@@ -29,18 +29,58 @@ def churn_raw() -> dict:
 def test_churn_project_loads_as_designed(churn_project):
     assert churn_project.name == "churn"
     assert churn_project.entity == "user_id"
-    assert churn_project.events == "user_events"
+    assert churn_project.sources["user_events"].collection == "user_events"
+    assert churn_project.sources["user_events"].timestamp == "timestamp"
     assert churn_project.start_date == dt.date(2024, 1, 1)
-    assert churn_project.label.horizon_days == 14
+    assert churn_project.label == "churned"
     assert churn_project.model.name == "churn_xgb"
+    assert churn_project.model.task == "binary"
+    assert (churn_project.model.gate.metric, churn_project.model.gate.min) == ("auc", 0.70)
+    assert churn_project.demo.source == "user_events"
     assert churn_project.model.params["n_estimators"] == 300
     assert churn_project.drift.min_drifted_features == 2
 
 
-def test_demo_section_is_optional(tmp_path, churn_raw):
+def test_demo_section_is_optional_and_names_a_source(tmp_path, churn_raw):
     del churn_raw["demo"]
-    project = load_project(write_project(tmp_path, "churn", churn_raw))
-    assert project.demo.users == 2000
+    assert load_project(write_project(tmp_path, "plain", {**churn_raw, "name": "plain"})).demo is None
+    churn_raw["demo"] = {"source": "clicks"}
+    with pytest.raises(ProjectConfigError, match="demo.source 'clicks' is not a key of sources"):
+        load_project(write_project(tmp_path, "churn", churn_raw))
+
+
+def test_moved_keys_say_where_they_went(tmp_path, churn_raw):
+    old = {**churn_raw, "events": "user_events", "label": {"name": "churned", "horizon_days": 14}}
+    old["model"] = {**churn_raw["model"], "min_auc": 0.7}
+    with pytest.raises(ProjectConfigError) as error:
+        load_project(write_project(tmp_path, "churn", old))
+    assert "`events` is replaced by `sources`" in str(error.value)
+    del old["events"]
+    with pytest.raises(ProjectConfigError, match="label names a label definition"):
+        load_project(write_project(tmp_path / "2", "churn", old))
+    old["label"] = "churned"
+    with pytest.raises(ProjectConfigError, match="min_auc and max_regression moved into model.gate"):
+        load_project(write_project(tmp_path / "3", "churn", old))
+
+
+@pytest.mark.parametrize(("gate", "task", "problem"), [
+    ({"metric": "auc", "max": 0.7, "max_regression": 0.01}, "binary", "auc is higher-is-better: give `min`"),
+    ({"metric": "rmse", "max_regression": 0.5}, "regression", "give `max`"),
+    ({"metric": "rmse", "max": 3.0, "max_regression": 0.5}, "binary", "gate.metric 'rmse' does not apply to a binary"),
+    ({"metric": "auc", "min": 0.7, "max_regression": 0.01}, "regression", "choose r2, rmse, mae"),
+])
+def test_the_gate_fits_the_task_and_the_metrics_direction(tmp_path, churn_raw, gate, task, problem):
+    churn_raw["model"].update(gate=gate, task=task)
+    with pytest.raises(ProjectConfigError, match=problem):
+        load_project(write_project(tmp_path, "churn", churn_raw))
+
+
+def test_a_source_must_be_a_plain_collection_with_an_event_time_field(tmp_path, churn_raw):
+    churn_raw["sources"]["user_events"].update(collection="system.profile", timestamp="$ts")
+    with pytest.raises(ProjectConfigError) as error:
+        load_project(write_project(tmp_path, "churn", churn_raw))
+    assert "sources.user_events.collection" in str(error.value) and "system collection" in str(error.value)
+    assert "sources.user_events.timestamp" in str(error.value)
 
 
 def test_unknown_key_names_file_and_key(tmp_path, churn_raw):
@@ -53,21 +93,21 @@ def test_unknown_key_names_file_and_key(tmp_path, churn_raw):
 
 
 def test_missing_key_names_file_and_key(tmp_path, churn_raw):
-    del churn_raw["label"]["horizon_days"]
+    del churn_raw["sources"]["user_events"]["timestamp"]
     folder = write_project(tmp_path, "churn", churn_raw)
-    with pytest.raises(ProjectConfigError, match=r"label\.horizon_days: missing required key") as error:
+    with pytest.raises(ProjectConfigError, match=r"sources\.user_events\.timestamp: missing required key") as error:
         load_project(folder)
     assert str(folder / "project.yaml") in str(error.value)
 
 
 def test_every_problem_of_the_file_is_reported(tmp_path, churn_raw):
-    churn_raw["model"]["min_auc"] = 1.5
+    churn_raw["model"]["gate"]["max_regression"] = -1
     churn_raw["start_date"] = "not a date"
     del churn_raw["entity"]
     with pytest.raises(ProjectConfigError) as error:
         load_project(write_project(tmp_path, "churn", churn_raw))
     message = str(error.value)
-    assert "model.min_auc" in message and "start_date" in message and "entity: missing" in message
+    assert "model.gate.max_regression" in message and "start_date" in message and "entity: missing" in message
 
 
 def test_name_must_match_folder(tmp_path, churn_raw):

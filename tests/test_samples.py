@@ -14,14 +14,13 @@ from mining_platform.samples.pipeline import SamplesPipeline
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import SAMPLE_MARKERS
-from mining_platform.spec.project import LabelConfig
 from mining_platform.store import markers, runs
+from tests.fixtures.specs import churn_label, make_spec
 from tests.test_feature_pipelines import COUNTS
 
 UTC = dt.timezone.utc
 PARTITION = "2024-01-05"
 AS_OF = dt.datetime(2024, 1, 6, tzinfo=UTC)  # features see [01-03, 01-06); the label window is [01-06, 01-09)
-LABEL_DAYS = {"2024-01-06", "2024-01-07", "2024-01-08"}
 
 SPEND = {
     "name": "purchase_totals",
@@ -70,13 +69,13 @@ EXPECTED = {
 
 @pytest.fixture
 def project(churn_project):
-    return churn_project.model_copy(update={"label": LabelConfig(name="churned", horizon_days=3)})
+    return churn_project
 
 
 @pytest.fixture
 def spec(project):
     definitions = (FeatureDefinition.model_validate(copy.deepcopy(COUNTS)), FeatureDefinition.model_validate(copy.deepcopy(SPEND)))
-    return ProjectSpec(project=project, definitions=definitions)
+    return make_spec(project, definitions, churn_label(horizon_days=3))
 
 
 @pytest.fixture
@@ -99,8 +98,8 @@ def publish_features(mongo, spec, partitions=((PARTITION, AS_OF),)):
         assert not report.failed, [o.error for o in report.failed]
 
 
-def build(mongo, spec, *, loaded=LABEL_DAYS, partitions=((PARTITION, AS_OF),)):
-    return build_sample_partitions(db=mongo.db(), analytics=mongo.analytics_db(), spec=spec, partitions=list(partitions), loaded_raw_days=set(loaded),
+def build(mongo, spec, *, partitions=((PARTITION, AS_OF),)):
+    return build_sample_partitions(db=mongo.db(), analytics=mongo.analytics_db(), spec=spec, partitions=list(partitions),
                                    dagster_run_id=None, max_time_ms=60_000)
 
 
@@ -143,15 +142,34 @@ def test_rerun_publishes_again_and_leaves_one_run(mongo, spec, samples, events_d
     assert set(events_db[samples.target].distinct("run_id")) == {second}
 
 
-def test_partition_with_immature_label_window_is_refused_and_writes_nothing(mongo, spec, samples, events_db):
+def test_a_label_window_the_source_has_not_passed_is_refused_until_its_events_arrive(mongo, spec, samples, events_db):
     publish_features(mongo, spec)
-    [outcome] = build(mongo, spec, loaded=LABEL_DAYS - {"2024-01-08"})
+    # Without u4's event at 01-09 00:00 the newest event is u6's at 01-08 23:59: the window [01-06, 01-09) is open.
+    late = events_db["user_events"].find_one_and_delete({"user_id": "u4", "timestamp": at(9, 0, 0)["timestamp"]})
+    [outcome] = build(mongo, spec)
     assert not outcome.committed and outcome.run_id is None
-    assert "label window [2024-01-06, 2024-01-09) has not fully elapsed" in outcome.error
-    assert "2024-01-08 are not loaded" in outcome.error and "churn/raw/user_events" in outcome.error
+    assert "label window [2024-01-06, 2024-01-09) has not fully elapsed in source user_events" in outcome.error
+    assert "holds events up to 2024-01-08T23:59:00+00:00 (complete through 2024-01-07)" in outcome.error
+    assert "at or after 2024-01-09T00:00:00+00:00" in outcome.error and "materialise" not in outcome.error.lower()
     assert events_db[samples.target].count_documents({}) == 0
     assert events_db[SAMPLE_MARKERS].count_documents({}) == 0
     assert events_db[runs.RUNS].count_documents({"pipeline.name": samples.name}) == 0
+
+    events_db["user_events"].insert_one(late)  # the late day's events arrive
+    [outcome] = build(mongo, spec)
+    assert outcome.committed, outcome.error
+    assert committed_rows(events_db, spec)["u4"]["churned"] == 1
+
+
+def test_lateness_days_hold_a_window_open_past_its_end(mongo, project, spec, events_db):
+    publish_features(mongo, spec)
+    source = project.sources["user_events"].model_copy(update={"lateness_days": 1})
+    late = make_spec(project.model_copy(update={"sources": {"user_events": source}}), spec.definitions,
+                     spec.label_definition)
+    [outcome] = build(mongo, late)
+    assert not outcome.committed and "plus lateness_days 1" in outcome.error
+    events_db["user_events"].insert_one({"user_id": "u9", **at(10, 0, 0)})
+    assert build(mongo, late)[0].committed
 
 
 def test_partition_without_committed_features_is_refused(mongo, spec, samples, events_db):
@@ -165,19 +183,18 @@ def test_partition_without_committed_features_is_refused(mongo, spec, samples, e
 
 
 def test_label_clashing_with_a_feature_is_refused(project, spec):
-    clashing = project.model_copy(update={"label": LabelConfig(name="clicks", horizon_days=3)})
-    with pytest.raises(ValueError, match="label.name 'clicks' is a feature of event_counts"):
-        ProjectSpec(project=clashing, definitions=spec.definitions)
+    with pytest.raises(ValueError, match="label 'clicks' is a feature of event_counts"):
+        ProjectSpec(project=project, definitions=spec.definitions, label_definition=churn_label(3, name="clicks"))
 
 
 def test_samples_asset_commits_mature_days_and_fails_naming_the_immature_one(mongo, spec, samples, events_db):
     day_before = (PARTITION, AS_OF), ("2024-01-04", AS_OF - dt.timedelta(days=1))
     publish_features(mongo, spec, partitions=day_before)
+    # Events up to 01-08 00:00 only: enough for 2024-01-04's label window [01-05, 01-08), not for 2024-01-05's.
+    # No Dagster materialisation or observation of the source: the samples read its watermark themselves.
+    events_db["user_events"].delete_many({"timestamp": {"$gt": dt.datetime(2024, 1, 8, tzinfo=UTC)}})
+    events_db["user_events"].insert_one({"user_id": "u7", **at(8, 0, 0)})
     instance = dg.DagsterInstance.ephemeral()
-    raw_key = dg.AssetKey(["churn", "raw", "user_events"])
-    # Raw days 01-05 .. 01-07 are loaded: enough for 2024-01-04's label window, not for 2024-01-05's.
-    for day in ("2024-01-05", "2024-01-06", "2024-01-07"):
-        instance.report_runless_asset_event(dg.AssetMaterialization(raw_key, partition=day))
     asset = build_samples_asset(spec)
     result = dg.materialize([asset], resources={"mongo": mongo}, instance=instance, raise_on_error=False,
                             tags={"dagster/asset_partition_range_start": "2024-01-04",
@@ -185,7 +202,7 @@ def test_samples_asset_commits_mature_days_and_fails_naming_the_immature_one(mon
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "1 of 2 sample partitions were not published" in failure
-    assert "2024-01-08 are not loaded" in failure
+    assert "complete once it holds an event at or after 2024-01-09" in failure
     materialized = [e.materialization.partition for e in result.get_asset_materialization_events()]
     assert materialized == ["2024-01-04"]
     assert markers.committed_partition(events_db, samples.name, AS_OF - dt.timedelta(days=1), markers=SAMPLE_MARKERS)

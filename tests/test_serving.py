@@ -26,6 +26,7 @@ from mining_platform.spec import ProjectSpec
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.store import markers
 from tests import endpoint_server
+from tests.fixtures.specs import make_spec
 from tests.conftest import wait_until
 from tests.fixtures.model_versions import synthetic_rows
 from tests.model_versions import register_version, unique_model_name
@@ -49,7 +50,7 @@ def project(churn_project):
 
 def serving_config(project, definitions, mongo, mlflow_resource, **changes) -> ServingConfig:
     return ServingConfig(**{
-        "projects": [ProjectSpec(project, tuple(definitions))],
+        "projects": [make_spec(project, definitions)],
         "tracking_uri": mlflow_resource.tracking_uri,
         "mongo_uri": mongo.uri,
         "database": mongo.database,
@@ -101,7 +102,7 @@ def test_rows_are_scored_exactly_as_the_model_itself_scores_them(project, defini
         answer = predict(url, "churn", {"rows": as_rows(X)})
         version = httpx.get(f"{url}/v1/churn/version").json()
     assert answer.status_code == 200, answer.text
-    assert answer.json()["model"] == {"name": logged.name, "version": logged.version}
+    assert answer.json()["model"] == {"name": logged.name, "version": logged.version, "task": "binary"}
     assert answer.json()["predictions"] == reference_scores(mlflow_resource, logged, X)
     assert version["version"] == logged.version and version["alias"] == "champion"
     assert version["run_id"] == logged.run_id and version["features"] == FEATURES and version["loaded_at"]
@@ -288,7 +289,7 @@ def served_small(mongo_uri, mlflow_resource):
     churn = load_project(REPO / "projects" / "churn")
     project = churn.model_copy(update={"model": churn.model.model_copy(update={"name": unique_model_name()})})
     promote(mlflow_resource, register(project, mlflow_resource, seed=9))
-    config = ServingConfig(projects=[ProjectSpec(project, ())], tracking_uri=mlflow_resource.tracking_uri,
+    config = ServingConfig(projects=[make_spec(project)], tracking_uri=mlflow_resource.tracking_uri,
                            mongo_uri=mongo_uri, database="bad_input", admin_token=TOKEN, log_sample_rate=0.0,
                            max_batch=10, max_body_bytes=4096)
     with endpoint_server.running(create_app(config)) as url:
@@ -335,7 +336,7 @@ def test_sampled_predictions_are_logged_in_batches(project, definitions, mongo, 
 def test_requests_succeed_and_drops_are_counted_when_mongodb_is_down(project, definitions, mlflow_resource):
     promote(mlflow_resource, register(project, mlflow_resource, seed=11))
     dead = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
-    config = ServingConfig(projects=[ProjectSpec(project, tuple(definitions))], tracking_uri=mlflow_resource.tracking_uri,
+    config = ServingConfig(projects=[make_spec(project, definitions)], tracking_uri=mlflow_resource.tracking_uri,
                            mongo_uri=dead, database="nowhere", admin_token=TOKEN, log_sample_rate=1.0,
                            mongo_timeout_ms=300)
     X = synthetic_rows(FEATURES, 2, seed=3)

@@ -1,5 +1,6 @@
 """Training, MLflow logging and the promotion gate, on synthetic committed samples and a temporary MLflow."""
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -14,9 +15,8 @@ from mlflow import MlflowClient
 from mining_platform.assets.model import GATE_CHECK, build_model_asset
 from mining_platform.registry import aliases
 from mining_platform.registry.client import tracking
-from mining_platform.spec import ProjectSpec
-from mining_platform.spec.definition import load_feature_definitions
-from mining_platform.spec.project import TrainingConfig
+from mining_platform.spec import ProjectSpec, load_spec
+from mining_platform.spec.project import GateConfig, TrainingConfig
 from mining_platform.training.booster import resolve_device
 from mining_platform.training.dataset import TrainingDataError
 from mining_platform.training.model import train_and_register
@@ -28,11 +28,13 @@ DAYS = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(8)]
 FAST = TrainingConfig(validation_days=1, embargo_days=3, early_stopping_rounds=10)
 
 
-def make_spec(churn_project, **model_changes) -> ProjectSpec:
-    """The churn project and feature sets, under a registered model name of the test's own."""
-    model = churn_project.model.model_copy(update={"name": f"churn_{uuid.uuid4().hex[:8]}", **model_changes})
-    project = churn_project.model_copy(update={"model": model})
-    return ProjectSpec(project=project, definitions=tuple(load_feature_definitions(REPO / "projects" / "churn", project)))
+def make_spec(churn_project, gate: dict | None = None, **model_changes) -> ProjectSpec:
+    """The churn project, feature sets and label, under a registered model name of the test's own."""
+    changes = {"name": f"churn_{uuid.uuid4().hex[:8]}", **model_changes}
+    if gate:
+        changes["gate"] = GateConfig.model_validate({**churn_project.model.gate.model_dump(exclude_none=True), **gate})
+    project = churn_project.model_copy(update={"model": churn_project.model.model_copy(update=changes)})
+    return dataclasses.replace(load_spec(REPO / "projects" / "churn"), project=project)
 
 
 def train(mongo, spec, mlflow_resource, training=FAST, sample_cache=None):
@@ -108,7 +110,7 @@ def test_gate_fails_a_model_trained_on_scrambled_labels_and_it_never_becomes_cha
     # The blocking check fails the run (nothing downstream may deploy); the version stays registered.
     assert not result.success
     [check] = result.get_asset_check_evaluations()
-    assert not check.passed and "below the floor min_auc 0.7" in check.description
+    assert not check.passed and "below the floor min 0.7" in check.description
     version = result.asset_materializations_for_node("churn__model")[0].metadata["model_version"].value
     mlflow_client = client(mlflow_resource)
     assert mlflow_client.get_model_version(spec.project.model.name, version).tags[aliases.GATE_TAG] == aliases.FAILED
@@ -118,22 +120,19 @@ def test_gate_fails_a_model_trained_on_scrambled_labels_and_it_never_becomes_cha
 
 
 def test_gate_compares_with_the_champion_on_the_same_rows(mongo, churn_project, mlflow_resource):
-    strong = make_spec(churn_project, min_auc=0.5)
+    strong = make_spec(churn_project, gate={"min": 0.5})
     publish_synthetic_samples(mongo.db(), strong, days=DAYS, rows_per_day=150, seed=5, signal=1.5)
     champion = train(mongo, strong, mlflow_resource)
     mlflow_client = client(mlflow_resource)
     assert aliases.promote_to_champion(mlflow_client, strong.project.model.name, champion.logged.version) is None
 
     # One stump under the same registered name: clearly worse than the champion, above the floor.
-    weak = ProjectSpec(
-        project=strong.project.model_copy(update={"model": strong.project.model.model_copy(
-            update={"params": {"max_depth": 1, "n_estimators": 1}})}),
-        definitions=strong.definitions,
-    )
+    weak = dataclasses.replace(strong, project=strong.project.model_copy(update={
+        "model": strong.project.model.model_copy(update={"params": {"max_depth": 1, "n_estimators": 1}})}))
     worse = train(mongo, weak, mlflow_resource)
     assert not worse.gate.passed
     assert worse.gate.champion.version == champion.logged.version
-    assert worse.gate.champion_auc == pytest.approx(champion.metrics["auc"])  # same validation rows
+    assert worse.gate.champion_value == pytest.approx(champion.metrics["auc"])  # same validation rows
     assert f"to champion v{champion.logged.version}" in worse.gate.reason and "max_regression 0.01" in worse.gate.reason
     with pytest.raises(aliases.PromotionRefused):
         aliases.promote_to_champion(mlflow_client, strong.project.model.name, worse.logged.version)

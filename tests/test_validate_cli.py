@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from mining_platform import cli
-from mining_platform.features.versions import register
+from mining_platform.store.versions import register
 from mining_platform.spec.definition import load_feature_definition
 
 from .conftest import REPO
@@ -36,7 +36,9 @@ def test_the_repository_projects_are_valid(capsys):
     code, out, err = run(capsys, REPO / "projects", "--offline")
     assert code == 0, err
     assert "ok  " + str(REPO / "projects/churn/features/user_activity.yaml") in out
-    assert "3 files valid" in out
+    assert "ok  " + str(REPO / "projects/churn/labels/churned.yaml") + "  (churned v1" in out
+    assert "ok  " + str(REPO / "projects/spend/labels/spend_next_14d.yaml") in out
+    assert "7 files valid" in out
 
 
 @pytest.mark.fast
@@ -93,7 +95,45 @@ def test_an_unreachable_registry_is_an_error_not_a_pass(capsys, monkeypatch):
 
 @pytest.mark.fast
 def test_a_label_named_like_a_feature_is_refused(capsys, projects):
-    edit(projects / "churn/project.yaml", label={"name": "events_30d", "horizon_days": 14})
+    edit(projects / "churn/project.yaml", label="events_30d")
+    label = yaml.safe_load((projects / "churn/labels/churned.yaml").read_text())
+    (projects / "churn/labels/events_30d.yaml").write_text(yaml.safe_dump({**label, "name": "events_30d"}))
     code, out, err = run(capsys, projects / "churn", "--offline")
     assert code == 1
-    assert "project.yaml: project churn: label.name 'events_30d' is a feature of user_activity" in err
+    assert "project.yaml: project churn: label 'events_30d' is a feature of user_activity" in err
+
+
+@pytest.mark.fast
+def test_a_missing_or_unsafe_label_definition_is_refused(capsys, projects):
+    edit(projects / "churn/project.yaml", label="returns")
+    code, _, err = run(capsys, projects / "churn", "--offline")
+    assert code == 1 and "labels/returns.yaml: 1 problem" in err and "project.yaml names label 'returns'" in err
+
+    path = projects / "churn/labels/churned.yaml"
+    edit(projects / "churn/project.yaml", label="churned")
+    label = yaml.safe_load(path.read_text())
+    label["pipeline"].append({"$merge": {"into": "samples_churn"}})
+    label["pipeline"][0]["$match"]["timestamp"]["$lt"] = {"$param": "window_start"}
+    label["default"] = 2
+    path.write_text(yaml.safe_dump(label))
+    code, _, err = run(capsys, path, "--offline")
+    assert code == 1 and f"{path}: 2 problems" in err
+    assert "stage 3 ($merge): $merge is not allowed" in err
+    assert "unknown $param 'window_start'" in err and "(known: as_of, horizon_end)" in err
+    label["pipeline"] = label["pipeline"][:2]
+    label["pipeline"][0]["$match"]["timestamp"]["$lt"] = {"$param": "horizon_end"}
+    path.write_text(yaml.safe_dump(label))
+    code, _, err = run(capsys, path, "--offline")
+    assert code == 1 and "default: a binary label is 0 or 1 (or null), got 2" in err
+
+
+def test_a_source_whose_timestamp_holds_no_dates_is_refused(capsys, projects, mongo, monkeypatch):
+    monkeypatch.setenv("MINING_MONGO_URI", mongo.uri)
+    monkeypatch.setenv("MINING_MONGO_DB", mongo.database)
+    code, out, err = run(capsys, projects / "churn")
+    assert code == 0, err
+    assert "ok  source user_events (" in out and "holds no events yet" in out
+    mongo.db()["user_events"].insert_one({"user_id": 1, "timestamp": "2024-01-05 10:00"})
+    code, _, err = run(capsys, projects / "churn")
+    assert code == 1 and "sources.user_events.timestamp" in err and "no document has a date in 'timestamp'" in err
+    assert "'2024-01-05 10:00'" in err

@@ -5,23 +5,24 @@ from pydantic import Field
 
 from mining_platform.features.pipeline import ExecutionReport, run_feature_pipeline
 from mining_platform.instance import dagster_run_finished, partitions_with_as_of
-from mining_platform.keys import feature_key, raw_key
+from mining_platform.keys import feature_key, source_key
 from mining_platform.partitions import daily_partitions
 from mining_platform.resilience import failures_classified, retry_policy
 from mining_platform.resources import MongoResource
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.project import ProjectConfig
 
-# A feature day follows its raw day: whenever any raw partition lands or is replaced, that
-# day's features are recomputed. Unlike AutomationCondition.eager(), not only the latest
-# day: a late or replayed day is recomputed too. Never while the raw day is missing or
-# still being written, nor when this asset is already running for it.
+# A feature day follows its source day: whenever an observation records a new data version
+# for a source day (its events changed), that day's features are recomputed. Unlike
+# AutomationCondition.eager(), not only the latest day: a late or replayed day is
+# recomputed too. Never while the source day was never observed, nor when this asset is
+# already running for it.
 ON_NEW_RAW_DAY = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
     & ~dg.AutomationCondition.any_deps_missing()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
-).with_label("when its raw day lands")
+).with_label("when its source day changes")
 
 
 class FeatureRunConfig(dg.Config):
@@ -111,7 +112,8 @@ def _check_results(report: ExecutionReport) -> list[dg.AssetCheckResult]:
 def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -> dg.AssetsDefinition:
     partitions_def = daily_partitions(project)
     key = feature_key(project.name, definition.name)
-    source_key = raw_key(project.name, definition.source)
+    upstream = source_key(project.name, definition.source)
+    source = project.sources[definition.source]
     contract_lines = "\n".join(
         f"- `{name}`: {c.type.value}"
         + (f", min {c.min}" if c.min is not None else "") + (f", max {c.max}" if c.max is not None else "")
@@ -122,11 +124,11 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
     @dg.asset(
         key=key,
         partitions_def=partitions_def,
-        # Partition T depends on raw partition T, the day that completes its window. The
+        # Partition T depends on source day T, the day that completes its window. The
         # rolling-window mapping (T-window+1 .. T) is truer, but Dagster then widens a
-        # raw+features backfill by window_days - 1 partitions past the data. The price:
-        # replacing an older raw day does not flag the later windows holding it stale.
-        deps=[source_key],
+        # backfill by window_days - 1 partitions past the data. The price: replacing an
+        # older source day does not flag the later windows holding it stale.
+        deps=[upstream],
         # A day is one aggregation; one run per day would spend a backfill starting processes.
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=retry_policy(),
@@ -136,13 +138,14 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
         kinds={"mongodb"},
         owners=_owners(definition.owner),
         description=f"{definition.description}\n\nVersion {definition.version} of `features/{definition.name}.yaml`, "
-        f"computed in MongoDB from `{definition.source}` over {definition.window_days} days into "
-        f"`{definition.target}`; a partition's as_of is the end of its day (UTC). It depends on that day's raw "
-        f"partition: after replacing an older raw day, rerun the feature partitions whose window holds it."
+        f"computed in MongoDB from source `{definition.source}` (`{source.collection}`) over {definition.window_days} "
+        f"days into `{definition.target}`; a partition's as_of is the end of its day (UTC). It follows that day of the "
+        f"source: after older source days change, rerun the feature partitions whose window holds them."
         f"\n\nContract:\n{contract_lines}",
         metadata={
             "pipeline_version": definition.version,
-            "source_collection": definition.source,
+            "source": definition.source,
+            "source_collection": source.collection,
             "target_collection": definition.target,
             "window_days": definition.window_days,
         },

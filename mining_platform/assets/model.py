@@ -97,12 +97,13 @@ def _gate_result(outcome: TrainingOutcome) -> dg.AssetCheckResult:
         description=gate.reason,
         metadata={
             "model_version": dg.MetadataValue.text(outcome.logged.version),
-            "auc": dg.MetadataValue.float(round(gate.auc, 6)),
-            "min_auc": dg.MetadataValue.float(gate.min_auc),
-            "max_regression": dg.MetadataValue.float(gate.max_regression),
+            "metric": dg.MetadataValue.text(gate.metric),
+            gate.metric: dg.MetadataValue.float(round(gate.value, 6)),
+            ("min" if gate.gate.higher_is_better else "max"): dg.MetadataValue.float(gate.gate.bound),
+            "max_regression": dg.MetadataValue.float(gate.gate.max_regression),
             "champion_version": dg.MetadataValue.text(gate.champion.version if gate.champion else "none"),
-            "champion_auc": dg.MetadataValue.float(round(gate.champion_auc, 6)) if gate.champion_auc is not None
-            else dg.MetadataValue.null(),
+            f"champion_{gate.metric}": dg.MetadataValue.float(round(gate.champion_value, 6))
+            if gate.champion_value is not None else dg.MetadataValue.null(),
             "reason": dg.MetadataValue.text(gate.reason),
         },
     )
@@ -113,6 +114,9 @@ def build_model_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
     model = project.model
     keys = project_keys(spec)
     key = keys.model
+    gate = model.gate
+    bound = f"{gate.metric} {'≥' if gate.higher_is_better else '≤'} {gate.bound}"
+    kind = "classifier" if model.task == "binary" else "regressor"
 
     @dg.asset(
         key=key,
@@ -121,14 +125,14 @@ def build_model_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
         retry_policy=retry_policy(),
         group_name="training",
         kinds={"xgboost", "mlflow"},
-        description=f"XGBoost classifier of `{project.label.name}`, registered in MLflow as `{model.name}` (every "
+        description=f"XGBoost {kind} ({model.task}) of `{spec.label}`, registered in MLflow as `{model.name}` (every "
         f"trained version). Trained on the committed sample partitions (all by default), validated on the latest "
         f"{model.training.validation_days} with early stopping. The blocking `{GATE_CHECK}` check passes a version "
-        f"only with AUC ≥ {model.min_auc} and at most {model.max_regression} AUC below the champion on the same "
+        f"only with {bound} and at most {gate.max_regression} {gate.metric} worse than the champion on the same "
         f"validation rows; its verdict is the version's `mining.gate` tag.",
         check_specs=[dg.AssetCheckSpec(
             name=GATE_CHECK, asset=key, blocking=True,
-            description=f"AUC ≥ {model.min_auc} and no more than {model.max_regression} below the champion on the "
+            description=f"{bound} and no more than {gate.max_regression} {gate.metric} worse than the champion on the "
             "same validation rows; a failed version stays registered and can never become champion.",
         )],
     )

@@ -28,6 +28,7 @@ def _partition_table(outcomes: list[SampleOutcome]) -> dg.TableMetadataValue:
                 "status": "committed" if o.committed else "REFUSED" if o.run_id is None else "FAILED",
                 "rows": o.rows,
                 "positives": o.positives,
+                "label_mean": round(o.label_mean, 6) if o.label_mean is not None else 0.0,
                 "seconds": o.duration_seconds,
                 "run_id": o.run_id or "",
                 "error": o.error or "",
@@ -36,7 +37,8 @@ def _partition_table(outcomes: list[SampleOutcome]) -> dg.TableMetadataValue:
         ],
         schema=dg.TableSchema(columns=[
             dg.TableColumn("partition", "string"), dg.TableColumn("status", "string"),
-            dg.TableColumn("rows", "int"), dg.TableColumn("positives", "int"), dg.TableColumn("seconds", "float"),
+            dg.TableColumn("rows", "int"), dg.TableColumn("positives", "int"),
+            dg.TableColumn("label_mean", "float"), dg.TableColumn("seconds", "float"),
             dg.TableColumn("run_id", "string"), dg.TableColumn("error", "string"),
         ]),
     )
@@ -47,15 +49,17 @@ def build_samples_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
     pipeline = SamplesPipeline(spec)
     partitions_def = daily_partitions(project)
     keys = project_keys(spec)
-    horizon = project.label.horizon_days
+    label = spec.label_definition
+    horizon = label.horizon_days
+    default = ("they are not samples" if label.default is None else f"they get {label.default}")
 
     @dg.asset(
         key=keys.samples,
         partitions_def=partitions_def,
         deps=[
             *keys.feature_keys,
-            # The label reads the raw days after T: (T, T + horizon].
-            dg.AssetDep(keys.raw, partition_mapping=dg.TimeWindowPartitionMapping(
+            # The label reads the source days after T: (T, T + horizon].
+            dg.AssetDep(keys.label_source, partition_mapping=dg.TimeWindowPartitionMapping(
                 start_offset=1, end_offset=horizon, allow_nonexistent_upstream_partitions=True,
             )),
         ],
@@ -66,25 +70,29 @@ def build_samples_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
         kinds={"mongodb"},
         description=f"Training rows of `{project.name}`, one partition per as_of T (the end of day T, UTC): every "
         f"entity's committed features at T from {', '.join(f'`{d.name}` v{d.version}' for d in spec.definitions)}, "
-        f"and `{project.label.name}` = 1 when the entity has no `{project.events}` event in the {horizon} days "
-        f"after T. A partition is refused until the raw events of its whole label window are loaded. Stored in "
-        f"`{pipeline.target}`, published per partition through `{SAMPLE_MARKERS}`.",
-        metadata={"collection": pipeline.target, "label": project.label.name, "horizon_days": horizon},
+        f"and the {project.model.task} label `{label.name}` (v{label.version} of `labels/{label.name}.yaml`: "
+        f"{label.description.strip()}) from source `{label.source}` over the {horizon} days after T; entities with "
+        f"features but no label document: {default}. A partition is refused until the source's newest event shows "
+        f"its whole label window has elapsed. Stored in `{pipeline.target}`, published per partition through "
+        f"`{SAMPLE_MARKERS}`.",
+        metadata={"collection": pipeline.target, "label": label.name, "label_version": label.version,
+                  "task": project.model.task, "horizon_days": horizon},
     )
     def samples(context: dg.AssetExecutionContext, config: SamplesRunConfig, mongo: MongoResource):
         with failures_classified():
             partitions = partitions_with_as_of(context, partitions_def)
             outcomes = build_sample_partitions(
                 db=mongo.db(), analytics=mongo.analytics_db(), spec=spec, partitions=partitions,
-                loaded_raw_days=context.instance.get_materialized_partitions(keys.raw),
                 dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms, log=context.log,
                 dagster_run_finished=dagster_run_finished(context.instance),
             )
             committed = [o for o in outcomes if o.committed]
             rows = sum(o.rows for o in committed)
+            label_sum = sum((o.label_mean or 0.0) * o.rows for o in committed)
             metadata = {
                 "rows_written": dg.MetadataValue.int(rows),
-                "positive_rate": dg.MetadataValue.float(round(sum(o.positives for o in committed) / rows, 4) if rows else 0.0),
+                ("positive_rate" if project.model.task == "binary" else "label_mean"):
+                    dg.MetadataValue.float(round(label_sum / rows, 4) if rows else 0.0),
                 "partitions_committed": dg.MetadataValue.int(len(committed)),
                 "bytes_returned": dg.MetadataValue.int(sum(o.bytes_returned for o in outcomes)),
                 "feature_versions": dg.MetadataValue.json(

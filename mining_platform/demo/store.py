@@ -1,4 +1,9 @@
-"""Writing a generated day into the events collection, replacing what it held."""
+"""Writing a generated day into the demo source's collection, replacing what it held.
+
+The generator replaces whole days, so it must never touch a collection that holds
+someone's real events: it writes only collections it created itself, recorded in
+`demo_collections` of the platform database when it first writes them.
+"""
 
 import datetime as dt
 import logging
@@ -7,8 +12,11 @@ from dataclasses import dataclass, field
 
 from pymongo import ASCENDING
 from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from mining_platform.demo.events import Population, generate_day
+from mining_platform.spec.names import DEMO_COLLECTIONS
 
 INSERT_BATCH = 5_000
 
@@ -17,6 +25,33 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """The UTC interval [day 00:00, next day 00:00)."""
     start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
     return start, start + dt.timedelta(days=1)
+
+
+class ForeignCollection(RuntimeError):
+    """The demo generator was asked to write into a collection it did not create."""
+
+
+def claim_collection(platform: Database, events: Collection, *, project: str) -> None:
+    """Allow the generator to write `events`: a collection it created (recorded in `demo_collections`), or a new
+    or empty one, which it records now. Anything else holds data it does not own: ForeignCollection."""
+    namespace = f"{events.database.name}.{events.name}"
+    owners = platform[DEMO_COLLECTIONS]
+    claim = owners.find_one({"_id": namespace})
+    if claim is not None:
+        if claim["project"] != project:
+            raise ForeignCollection(f"{namespace} holds the demo events of project {claim['project']!r}, not "
+                                    f"{project!r}; point demo.source at a source of its own")
+        return
+    existing = events.find_one({}, {"_id": 1})
+    if existing is not None:
+        raise ForeignCollection(
+            f"{namespace} already holds documents the demo generator did not write (e.g. _id {existing['_id']!r}); "
+            "it only writes collections it created, so it never replaces real events. Point the demo source at a new "
+            "collection, or drop the demo: block to use this data as it is")
+    try:
+        owners.insert_one({"_id": namespace, "project": project, "created_at": dt.datetime.now(dt.timezone.utc)})
+    except DuplicateKeyError:  # claimed concurrently: check whose it is
+        claim_collection(platform, events, project=project)
 
 
 def ensure_event_indexes(events: Collection, *, entity_field: str) -> None:

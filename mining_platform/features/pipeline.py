@@ -9,13 +9,14 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from mining_platform.features.contracts import ContractReport, evaluate_contracts
-from mining_platform.features.versions import register
+from mining_platform.store.versions import register
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import FEATURE_MARKERS
 from mining_platform.spec.parameters import parameter_values, substitute
+from mining_platform.sources.observe import source_database
 from mining_platform.spec.project import ProjectConfig
 from mining_platform.store import markers
-from mining_platform.store.loop import PartitionOutcome, run_partitions
+from mining_platform.store.loop import Aggregation, PartitionOutcome, run_partitions
 
 
 class ContractViolation(RuntimeError):
@@ -41,8 +42,10 @@ class ExecutionReport:
         return [o for o in self.outcomes if not o.committed]
 
 
-def write_stages(definition: FeatureDefinition, *, entity: str, as_of: dt.datetime, run_id: str) -> list[dict]:
-    """The stages the platform appends: keep the declared features, tag them, `$merge` them."""
+def write_stages(definition: FeatureDefinition, *, entity: str, as_of: dt.datetime, run_id: str,
+                 database: str | None = None) -> list[dict]:
+    """The stages the platform appends: keep the declared features, tag them, `$merge` them (into the platform
+    `database` when the source lives in another one)."""
     return [
         {"$project": {
             "_id": 0,
@@ -52,12 +55,12 @@ def write_stages(definition: FeatureDefinition, *, entity: str, as_of: dt.dateti
             "run_id": {"$literal": run_id},
             "pipeline_version": {"$literal": definition.version},
         }},
-        markers.merge_stage(definition.target, entity=entity),
+        markers.merge_stage(definition.target, entity=entity, database=database),
     ]
 
 
 def explain_first_match(analytics: Database, source: str, stages: list[dict]) -> tuple[str | None, str]:
-    """(index name or None, a one-line description) for the pipeline's leading `$match`."""
+    """(index name or None, a one-line description) for the pipeline's leading `$match` on `source` in `analytics`."""
     if not stages or "$match" not in stages[0]:
         return None, "the pipeline does not start with $match"
     try:
@@ -92,11 +95,13 @@ class FeatureJob:
     """A feature definition's partitions for the partition loop; remembers what `prepare` learnt."""
 
     markers = FEATURE_MARKERS
+    scratch = ()
 
     def __init__(self, project: ProjectConfig, definition: FeatureDefinition, report: ExecutionReport):
         self.pipeline = definition
         self.project = project.name
         self.entity = project.entity
+        self.source = project.sources[definition.source]
         self.report = report
 
     def _values(self, as_of: dt.datetime) -> dict:
@@ -121,12 +126,19 @@ class FeatureJob:
         d = self.pipeline
         self.report.newly_registered = register(db, d, project=self.project)
         first = substitute(d.pipeline, self._values(outcomes[0].as_of))
-        self.report.first_match_index, self.report.first_match_plan = explain_first_match(analytics, d.source, first)
+        self.report.first_match_index, self.report.first_match_plan = explain_first_match(
+            source_database(analytics, self.source), self.source.collection, first)
 
-    def aggregation(self, db: Database, outcome: FeatureOutcome) -> tuple[str, list[dict]]:
+    def aggregations(self, db: Database, outcome: FeatureOutcome) -> list[Aggregation]:
         d = self.pipeline
         stages = substitute(d.pipeline, self._values(outcome.as_of))
-        return d.source, stages + write_stages(d, entity=self.entity, as_of=outcome.as_of, run_id=outcome.run_id)
+        elsewhere = self.source.database not in (None, db.name)
+        return [Aggregation(
+            collection=self.source.collection,
+            database=self.source.database if elsewhere else None,
+            stages=stages + write_stages(d, entity=self.entity, as_of=outcome.as_of, run_id=outcome.run_id,
+                                         database=db.name if elsewhere else None),
+        )]
 
     def verify(self, db: Database, outcome: FeatureOutcome, *, max_time_ms: int) -> None:
         outcome.contracts = evaluate_contracts(db, self.pipeline, entity=self.entity, as_of=outcome.as_of,

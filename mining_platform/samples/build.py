@@ -1,4 +1,4 @@
-"""Building sample partitions with the partition loop: refuse what cannot be labelled yet, join, count, publish."""
+"""Building sample partitions with the partition loop: refuse what cannot be labelled yet, label, join, count, publish."""
 
 import datetime as dt
 import logging
@@ -7,18 +7,25 @@ from dataclasses import dataclass, field
 
 from pymongo.database import Database
 
+from mining_platform.store.versions import register
 from mining_platform.samples.pipeline import (
-    SamplesPipeline, SamplesRefused, feature_markers, immature_label_problem, label_counts, sample_stages,
+    SamplesPipeline, SamplesRefused, feature_markers, immature_label_problem, label_counts, label_stages, sample_stages,
 )
-from mining_platform.spec import ProjectSpec
+from mining_platform.sources.observe import shown, watermark
+from mining_platform.spec import ProjectSpec, names
 from mining_platform.spec.names import SAMPLE_MARKERS
 from mining_platform.store import markers
-from mining_platform.store.loop import PartitionOutcome, run_partitions
+from mining_platform.store.loop import Aggregation, PartitionOutcome, run_partitions
+
+
+class LabelViolation(RuntimeError):
+    """A run's labels are not valid for the task (a binary label other than 0/1, a non-numeric value)."""
 
 
 @dataclass
 class SampleOutcome(PartitionOutcome):
-    positives: int = 0
+    positives: int = 0  # binary: rows labelled 1
+    label_mean: float | None = None
     feature_runs: dict[str, dict] = field(default_factory=dict)  # feature set -> run id, version, hash joined
 
     @property
@@ -31,23 +38,32 @@ class SampleJob:
 
     markers = SAMPLE_MARKERS
 
-    def __init__(self, spec: ProjectSpec, loaded_raw_days: set[str]):
+    def __init__(self, spec: ProjectSpec):
         self.spec = spec
         self.pipeline = SamplesPipeline(spec)
         self.project = spec.name
-        self.loaded_raw_days = loaded_raw_days
+        self.scratch = (names.labels_collection(spec.name),)
+        self._newest: tuple[dt.datetime | None] | None = None  # the label source's watermark, read once per build
+
+    def newest_event(self, db: Database) -> dt.datetime | None:
+        if self._newest is None:
+            self._newest = (watermark(db, self.spec.label_source),)
+        return self._newest[0]
 
     def ensure_indexes(self, db: Database) -> None:
         markers.ensure_partition_index(db, self.pipeline.target, entity=self.spec.entity)
+        markers.ensure_partition_index(db, self.scratch[0], entity=self.spec.entity)
         markers.ensure_marker_index(db, self.markers)
 
     def new_outcome(self, partition: str, as_of: dt.datetime) -> SampleOutcome:
         return SampleOutcome(partition=partition, as_of=as_of)
 
     def refusal(self, db: Database, outcome: SampleOutcome) -> str | None:
-        """An immature label window, or a feature set not committed at as_of."""
-        problem = immature_label_problem(self.spec, partition=outcome.partition, as_of=outcome.as_of,
-                                         loaded_days=self.loaded_raw_days)
+        """An immature label window (judged from the source's watermark), or a feature set not committed at as_of."""
+        label_source = self.spec.label_definition.source
+        problem = immature_label_problem(
+            self.spec, partition=outcome.partition, as_of=outcome.as_of, newest=self.newest_event(db),
+            source_name=f"{label_source} ({shown(self.spec.label_source, db)})")
         if problem:
             return problem
         try:
@@ -60,33 +76,52 @@ class SampleJob:
         return self.spec.label_window(as_of)[0]
 
     def prepare(self, db: Database, analytics: Database, outcomes: list[SampleOutcome]) -> None:
-        pass
+        """Register the label definition's version (a conflict refuses the whole run)."""
+        register(db, self.spec.label_definition, project=self.project)
 
-    def aggregation(self, db: Database, outcome: SampleOutcome) -> tuple[str, list[dict]]:
+    def aggregations(self, db: Database, outcome: SampleOutcome) -> list[Aggregation]:
         # The markers as they are now: a feature partition recommitted since the refusal check is read new.
         found = feature_markers(db, self.spec, partition=outcome.partition, as_of=outcome.as_of)
         outcome.feature_runs = {
             name: {"run_id": m["run_id"], "version": m["pipeline_version"], "hash": m["pipeline_hash"]}
             for name, m in found.items()
         }
-        stages = sample_stages(self.spec, as_of=outcome.as_of, markers_at=found, run_id=outcome.run_id)
-        return self.spec.definitions[0].target, stages
+        source = self.spec.label_source
+        elsewhere = source.database not in (None, db.name)
+        return [
+            Aggregation(collection=source.collection, database=source.database if elsewhere else None,
+                        stages=label_stages(self.spec, as_of=outcome.as_of, run_id=outcome.run_id,
+                                            platform_db=db.name if elsewhere else None)),
+            Aggregation(collection=self.spec.definitions[0].target,
+                        stages=sample_stages(self.spec, as_of=outcome.as_of, markers_at=found, run_id=outcome.run_id)),
+        ]
 
     def verify(self, db: Database, outcome: SampleOutcome, *, max_time_ms: int) -> None:
-        outcome.documents_written, outcome.positives = label_counts(db, self.spec, as_of=outcome.as_of,
-                                                                    run_id=outcome.run_id)
+        counts = label_counts(db, self.spec, as_of=outcome.as_of, run_id=outcome.run_id, max_time_ms=max_time_ms)
+        outcome.documents_written = counts.rows
+        if counts.invalid:
+            wanted = "0 or 1" if self.spec.task == "binary" else "a finite number"
+            raise LabelViolation(
+                f"{counts.invalid} of {counts.rows} rows have a {self.spec.label!r} label that is not {wanted} "
+                f"(e.g. {counts.example!r}); fix labels/{self.spec.label}.yaml (its `value`, or `default`)")
+        outcome.label_mean = counts.label_mean
+        outcome.positives = int(counts.label_sum) if self.spec.task == "binary" else 0
 
     def marker_fields(self, outcome: SampleOutcome) -> dict:
         label_start, label_end = self.spec.label_window(outcome.as_of)
+        label = self.spec.label_definition
         return {
             "features": outcome.feature_runs,
-            "label": {"name": self.spec.label, "window_start": label_start, "window_end": label_end},
+            "label": {"name": label.name, "version": label.version, "hash": label.content_hash,
+                      "window_start": label_start, "window_end": label_end},
             "positives": outcome.positives,
+            "label_mean": outcome.label_mean,
         }
 
     def summary(self, outcome: SampleOutcome) -> str:
-        return (f"samples {outcome.partition}: {outcome.rows} rows, {outcome.positives} positive "
-                f"(run {outcome.run_id})")
+        labelled = (f"{outcome.positives} positive" if self.spec.task == "binary"
+                    else f"mean label {outcome.label_mean if outcome.label_mean is not None else '-'}")
+        return f"samples {outcome.partition}: {outcome.rows} rows, {labelled} (run {outcome.run_id})"
 
 
 def build_sample_partitions(
@@ -95,7 +130,6 @@ def build_sample_partitions(
     analytics: Database,
     spec: ProjectSpec,
     partitions: list[tuple[str, dt.datetime]],
-    loaded_raw_days: set[str],
     dagster_run_id: str | None,
     max_time_ms: int,
     log: logging.Logger | logging.LoggerAdapter = logging.getLogger(__name__),
@@ -103,9 +137,9 @@ def build_sample_partitions(
 ) -> list[SampleOutcome]:
     """Build and publish each (partition key, as_of); a refused or failed partition does not stop the rest.
 
-    `loaded_raw_days` are the raw event days (ISO dates) known to be complete; a partition
-    whose label window reaches past them is refused before anything is written.
+    A partition whose label window the label source's watermark has not passed yet is
+    refused before anything is written (the watermark is read from the source, once).
     """
-    job = SampleJob(spec, loaded_raw_days)
+    job = SampleJob(spec)
     return run_partitions(job, db=db, analytics=analytics, partitions=partitions, dagster_run_id=dagster_run_id,
                           max_time_ms=max_time_ms, log=log, dagster_run_finished=dagster_run_finished).outcomes

@@ -1,30 +1,36 @@
-"""What a sample row is, and the aggregation that builds one sample partition in MongoDB.
+"""What a sample row is, and the aggregations that build one sample partition in MongoDB.
 
 A sample partition T holds one row per entity that has features at as_of T (the end
 of day T): the committed features of every feature set at T, side by side, and the
-label from the events of the label window [T, T + horizon). Features only saw events
-before T (their pipelines end at as_of), the label only events from T on; the label is
-`1` (churned) when the entity has no event in the window.
+label from the project's label definition, run over the label window [T, horizon_end)
+of its source. Features only saw events before T (their pipelines end at as_of), the
+label only events from T on. An entity with features but no label document gets the
+definition's `default` (or is not a sample when that is null).
 
-Rows are written with `$merge` tagged with the run's id and published with a commit
-marker in `sample_partitions`, exactly as feature partitions are, and every build is
-audited in `pipeline_runs` under the pipeline name `<p>/samples`.
+A build runs two aggregations: the label definition on its source (which may live in
+another database) into the scratch collection `labels_<p>`, tagged with the run, then
+the join into `samples_<p>`. Rows are written with `$merge` tagged with the run's id
+and published with a commit marker in `sample_partitions`, exactly as feature
+partitions are, and every build is audited in `pipeline_runs` as `<p>/samples`.
 """
 
 import datetime as dt
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 from pymongo import ASCENDING
 from pymongo.database import Database
 
+from mining_platform.sources.observe import complete_through
 from mining_platform.spec import ProjectSpec, names
 from mining_platform.spec.definition import FeatureDefinition
+from mining_platform.spec.parameters import label_parameter_values, substitute
 from mining_platform.store import markers
 
 # Bump when the join or the label rule's implementation changes: it is part of the hash.
-SAMPLES_FORMAT = 1
+SAMPLES_FORMAT = 2
 
 
 class SamplesRefused(RuntimeError):
@@ -55,33 +61,45 @@ class SamplesPipeline:
 
     @property
     def content_hash(self) -> str:
-        """What defines a sample row: the feature definitions' hashes, the entity and the label rule."""
+        """What defines a sample row: the feature definitions' hashes, the entity, the label definition and its source."""
         project = self.spec.project
+        label = self.spec.label_definition
         canonical = json.dumps({
             "format": SAMPLES_FORMAT,
             "entity": project.entity,
-            "events": project.events,
-            "label": project.label.model_dump(),
+            "task": project.model.task,
+            "label": {"name": label.name, "hash": label.content_hash,
+                      "source": self.spec.label_source.model_dump(mode="json")},
             "features": {d.name: d.content_hash for d in self.spec.definitions},
         }, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def trigger_parameters(self) -> dict:
-        return {"label": self.spec.label, "horizon_days": self.spec.project.label.horizon_days}
+        label = self.spec.label_definition
+        return {"label": label.name, "label_version": label.version, "label_hash": label.content_hash,
+                "horizon_days": label.horizon_days}
 
 
-def immature_label_problem(spec: ProjectSpec, *, partition: str, as_of: dt.datetime, loaded_days: set[str]) -> str | None:
-    """Why partition T cannot be labelled yet (a raw day of its label window is not loaded), or None."""
+def immature_label_problem(spec: ProjectSpec, *, partition: str, as_of: dt.datetime,
+                           newest: dt.datetime | None, source_name: str) -> str | None:
+    """Why partition T cannot be labelled yet (its label window is not complete in the source), or None.
+
+    The window [T, horizon_end) is complete once the source's watermark (its newest event
+    time) reaches horizon_end plus the source's lateness_days.
+    """
     start, end = spec.label_window(as_of)
-    days = [(start + dt.timedelta(days=i)).date().isoformat() for i in range((end - start).days)]
-    missing = [day for day in days if day not in loaded_days]
-    if not missing:
+    lateness = spec.label_source.lateness_days
+    needed = end + dt.timedelta(days=lateness)
+    if newest is not None and newest >= needed:
         return None
-    span = missing[0] if len(missing) == 1 else f"{missing[0]} .. {missing[-1]} ({len(missing)} days)"
+    last_day = (end - dt.timedelta(days=1)).date().isoformat()
+    seen = ("holds no events" if newest is None else
+            f"holds events up to {newest.isoformat()} (complete through {complete_through(newest, lateness)})")
     return (
-        f"{partition}: the label window [{days[0]}, {end.date().isoformat()}) has not fully elapsed: raw events "
-        f"for {span} are not loaded; a label now would call active users churned. Materialise "
-        f"{names.shown(spec.raw_path())} for those days first."
+        f"{partition}: the label window [{start.date().isoformat()}, {end.date().isoformat()}) has not fully "
+        f"elapsed in source {source_name}: it {seen}; the window is complete once it holds an event at or after "
+        f"{needed.isoformat()} (the end of {last_day}" + (f" plus lateness_days {lateness}" if lateness else "")
+        + "). Labelling now would judge entities on a partial window."
     )
 
 
@@ -97,15 +115,38 @@ def feature_markers(db: Database, spec: ProjectSpec, *, partition: str, as_of: d
     return found
 
 
+def label_stages(spec: ProjectSpec, *, as_of: dt.datetime, run_id: str, platform_db: str | None) -> list[dict]:
+    """The label definition over its source, written into the scratch collection `labels_<p>` for this run.
+
+    `platform_db` names the platform database when the source lives in another one. A
+    boolean value is stored as 0/1; a missing value as null (the join then applies `default`).
+    """
+    label = spec.label_definition
+    values = label_parameter_values(as_of=as_of, horizon_days=label.horizon_days, declared=label.parameters)
+    return [
+        *substitute(label.pipeline, values),
+        {"$project": {
+            "_id": 0,
+            spec.entity: "$_id",
+            "value": {"$cond": [{"$eq": [{"$type": "$value"}, "bool"]}, {"$toInt": "$value"},
+                                {"$ifNull": ["$value", None]}]},
+            "as_of": {"$literal": as_of},
+            "run_id": {"$literal": run_id},
+        }},
+        markers.merge_stage(names.labels_collection(spec.name), entity=spec.entity, database=platform_db),
+    ]
+
+
 def sample_stages(spec: ProjectSpec, *, as_of: dt.datetime, markers_at: dict[str, dict], run_id: str) -> list[dict]:
     """The aggregation, run on the first feature set's collection, that writes one sample partition.
 
-    Each feature set contributes its committed rows at as_of; the events of the label
-    window contribute one marker row per active entity; grouping by entity lines them up.
-    Entities without features (only active after T) are not samples.
+    Each feature set contributes its committed rows at as_of; the run's label documents
+    contribute one row per labelled entity; grouping by entity lines them up. Entities
+    without features (only active after T) are not samples; entities without a label
+    get the definition's default, or are dropped when it is null.
     """
     entity = spec.entity
-    label_start, label_end = spec.label_window(as_of)
+    default = spec.label_definition.default
 
     def committed_rows(definition: FeatureDefinition) -> list[dict]:
         return [
@@ -117,31 +158,61 @@ def sample_stages(spec: ProjectSpec, *, as_of: dt.datetime, markers_at: dict[str
     return [
         *committed_rows(first),
         *({"$unionWith": {"coll": d.target, "pipeline": committed_rows(d)}} for d in others),
-        {"$unionWith": {"coll": spec.project.events, "pipeline": [
-            {"$match": {"timestamp": {"$gte": label_start, "$lt": label_end}}},
-            {"$group": {"_id": f"${entity}"}},
-            {"$project": {"_id": 0, entity: "$_id", "_active_after": {"$literal": True}}},
+        {"$unionWith": {"coll": names.labels_collection(spec.name), "pipeline": [
+            {"$match": {"as_of": as_of, "run_id": run_id}},
+            {"$project": {"_id": 0, entity: 1, "_label": "$value"}},
         ]}},
         {"$group": {"_id": f"${entity}", "row": {"$mergeObjects": "$$ROOT"}}},
         {"$match": {"row._has_features": True}},
         {"$replaceWith": {"$mergeObjects": ["$row", {
-            spec.label: {"$cond": [{"$eq": ["$row._active_after", True]}, 0, 1]},
+            spec.label: {"$ifNull": ["$row._label", {"$literal": default}]},
             "as_of": {"$literal": as_of},
             "run_id": {"$literal": run_id},
             "feature_versions": {"$literal": {d.name: markers_at[d.name]["pipeline_version"] for d in spec.definitions}},
         }]}},
-        {"$unset": ["_has_features", "_active_after"]},
+        {"$unset": ["_has_features", "_label"]},
+        *([{"$match": {spec.label: {"$ne": None}}}] if default is None else []),
         markers.merge_stage(spec.samples_collection, entity=entity),
     ]
 
 
-def label_counts(db: Database, spec: ProjectSpec, *, as_of: dt.datetime, run_id: str) -> tuple[int, int]:
-    """(rows, positives) of one run's partition, counted in the database."""
+@dataclass(frozen=True)
+class LabelCounts:
+    rows: int
+    label_sum: float  # positives of a binary label
+    invalid: int  # rows whose label is not a valid value for the task
+    example: object = None  # one invalid value
+
+    @property
+    def label_mean(self) -> float | None:
+        return self.label_sum / self.rows if self.rows else None
+
+
+def label_counts(db: Database, spec: ProjectSpec, *, as_of: dt.datetime, run_id: str,
+                 max_time_ms: int = 600_000) -> LabelCounts:
+    """Rows, label sum and invalid labels of one run's partition, counted in the database.
+
+    Valid: 0 or 1 for a binary task; a finite number for regression.
+    """
+    label = f"${spec.label}"
+    if spec.task == "binary":
+        invalid = {"$not": [{"$in": [label, [0, 1]]}]}
+    else:
+        invalid = {"$or": [{"$not": [{"$isNumber": label}]},
+                           {"$in": [label, [math.inf, -math.inf, math.nan]]}]}
     counted = list(db[spec.samples_collection].aggregate([
         {"$match": {"as_of": as_of, "run_id": run_id}},
-        {"$group": {"_id": None, "rows": {"$sum": 1}, "positives": {"$sum": f"${spec.label}"}}},
-    ]))
-    return (counted[0]["rows"], counted[0]["positives"]) if counted else (0, 0)
+        {"$group": {
+            "_id": None, "rows": {"$sum": 1},
+            "label_sum": {"$sum": {"$cond": [invalid, 0, label]}},
+            "invalid": {"$sum": {"$cond": [invalid, 1, 0]}},
+            "example": {"$max": {"$cond": [invalid, {"$ifNull": [label, "null"]}, "$$REMOVE"]}},
+        }},
+    ], maxTimeMS=max_time_ms))
+    if not counted:
+        return LabelCounts(0, 0.0, 0)
+    c = counted[0]
+    return LabelCounts(c["rows"], float(c["label_sum"]), c["invalid"], c.get("example"))
 
 
 def committed_sample_markers(

@@ -26,8 +26,9 @@ from mining_platform.jobs import drift_report_job_name, retrain_job_name
 from mining_platform.keys import project_keys
 from mining_platform.monitoring.report import drift_summary, drifted_features, needs_retrain
 from mining_platform.registry.aliases import champion
-from mining_platform.resources import MlflowResource
+from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.sensors.cursor import dump_cursor, load_cursor
+from mining_platform.sources.observe import complete_through, watermark
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CAUSE_TAG, DRIFT_TAG_PREFIX
 
@@ -49,31 +50,32 @@ def committed_feature_days(instance: dg.DagsterInstance, spec: ProjectSpec) -> s
     return set.intersection(*(set(instance.get_materialized_partitions(key)) for key in project_keys(spec).feature_keys))
 
 
-def matured_sample_range(instance: dg.DagsterInstance, spec: ProjectSpec) -> tuple[str, str] | None:
-    """The sample days after the last built one whose features are committed and whose label window is loaded.
+def matured_sample_range(instance: dg.DagsterInstance, spec: ProjectSpec,
+                         complete: dt.date | None) -> tuple[str, str] | None:
+    """The sample days after the last built one whose features are committed and whose label window is complete
+    in the label source (its last day at or before `complete`, the source's last complete day).
 
     Contiguous from the first such day: a gap would fail the samples step and block the retrain.
     """
-    project = spec.project
     k = project_keys(spec)
     built = instance.get_materialized_partitions(k.samples)
-    raw = instance.get_materialized_partitions(k.raw)
     feature_days = committed_feature_days(instance, spec)
     last_built = max(built) if built else None
     days = []
     for day in sorted(d for d in feature_days if last_built is None or d > last_built):
         start = dt.date.fromisoformat(day)
-        window = [(start + dt.timedelta(days=i)).isoformat() for i in range(1, project.label.horizon_days + 1)]
+        # Sample T is labelled from [T + 1 day, T + 1 day + horizon): its as_of is the end of day T.
+        window_last_day = start + spec.horizon
         previous = days[-1] if days else last_built
         contiguous = previous is None or dt.date.fromisoformat(previous) + dt.timedelta(days=1) == start
-        if not contiguous or not all(d in raw for d in window):
+        if not contiguous or complete is None or window_last_day > complete:
             break
         days.append(day)
     return (days[0], days[-1]) if days else None
 
 
 def retrain_request(instance: dg.DagsterInstance, spec: ProjectSpec, *, partition: str, version: str,
-                    drifted: dict[str, float]) -> dg.RunRequest:
+                    drifted: dict[str, float], complete: dt.date | None) -> dg.RunRequest:
     project = spec.project
     k = project_keys(spec)
     tags = {
@@ -84,7 +86,7 @@ def retrain_request(instance: dg.DagsterInstance, spec: ProjectSpec, *, partitio
         **{f"{DRIFT_TAG_PREFIX}psi.{name}": f"{psi:.4f}" for name, psi in drifted.items()},
     }
     selection = [k.model, k.deployment]
-    matured = matured_sample_range(instance, spec)
+    matured = matured_sample_range(instance, spec, complete)
     if matured:
         selection.insert(0, k.samples)
         tags[RANGE_START_TAG], tags[RANGE_END_TAG] = matured
@@ -111,7 +113,7 @@ def build_drift_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefinition:
         f"against the champion it was measured with, launches `{retrain_job_name(project)}` tagged with the "
         "drifted features and their PSI.",
     )
-    def drift_sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource) -> dg.SensorResult:
+    def drift_sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource, mongo: MongoResource) -> dg.SensorResult:
         instance = context.instance
         cursor = load_cursor(DriftCursor, context.cursor, context.log)
         requests, notes = [], []
@@ -149,7 +151,7 @@ def build_drift_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefinition:
         if reports:
             cursor.report_event = max(r.storage_id for r in reports)
             latest = max(reports, key=lambda r: (r.partition_key or "", r.storage_id))
-            decision = _decide(instance, spec, latest, cursor, current)
+            decision = _decide(instance, spec, latest, cursor, current, mongo)
             if isinstance(decision, dg.RunRequest):
                 requests.append(decision)
             else:
@@ -162,7 +164,7 @@ def build_drift_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefinition:
             cursor=dump_cursor(cursor),
         )
 
-    def _decide(instance, spec, record, cursor: DriftCursor, current) -> dg.RunRequest | str:
+    def _decide(instance, spec, record, cursor: DriftCursor, current, mongo: MongoResource) -> dg.RunRequest | str:
         partition = record.partition_key
         metadata = record.asset_materialization.metadata
         if cursor.decided_partition and partition < cursor.decided_partition:
@@ -180,6 +182,8 @@ def build_drift_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefinition:
         running = runs_in_flight(instance, job_name=retrain_job_name(project), limit=5)
         if running:
             return f"{summary}, but retrain run {running[0].run_id} is still in flight"
-        return retrain_request(instance, spec, partition=partition, version=version, drifted=drifted)
+        source = spec.label_source
+        complete = complete_through(watermark(mongo.db(), source), source.lateness_days)
+        return retrain_request(instance, spec, partition=partition, version=version, drifted=drifted, complete=complete)
 
     return drift_sensor

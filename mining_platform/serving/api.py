@@ -17,11 +17,13 @@ class PredictEntities(BaseModel):
 class ModelRef(BaseModel):
     name: str
     version: str
+    task: str = Field(description="binary: predictions are probabilities of the label; regression: predicted values.")
 
 
 class Prediction(BaseModel):
     model: ModelRef
-    predictions: list[float] = Field(description="Probability of the label, in request order.")
+    predictions: list[float] = Field(
+        description="In request order: the probability of the label (binary) or its predicted value (regression).")
     features_as_of: dict[str, str] | None = Field(
         default=None, description="With entities: the as_of of the partition each feature set was read from.")
 

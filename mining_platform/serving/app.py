@@ -201,7 +201,8 @@ def create_app(config: ServingConfig) -> FastAPI:
         predictions = model.predict(X).tolist()
         if prediction_log.sampled():
             prediction_log.record(log_documents(project, model, X, predictions, parsed))
-        payload = {"model": {"name": model.name, "version": model.version}, "predictions": predictions}
+        payload = {"model": {"name": model.name, "version": model.version, "task": model.task},
+                   "predictions": predictions}
         if as_of is not None:
             payload["features_as_of"] = as_of
         return _json(payload)

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mining_platform.spec.names import CHAMPION, FEATURES_TAG
+from mining_platform.spec.names import CHAMPION, FEATURES_TAG, TASK_TAG
+
+TASKS = ("binary", "regression")
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -47,6 +49,7 @@ class ServedModel:
     trained_features: dict[str, dict]
     loaded_at: dt.datetime
     alias: str = CHAMPION
+    task: str = "binary"  # binary: predictions are probabilities; regression: predicted values
 
     @property
     def uri(self) -> str:
@@ -61,6 +64,7 @@ class ServedModel:
             "name": self.name,
             "version": self.version,
             "alias": self.alias,
+            "task": self.task,
             "run_id": self.run_id,
             "model_uri": self.uri,
             "loaded_at": self.loaded_at.isoformat(),
@@ -73,9 +77,12 @@ def _smoke_test(model: ServedModel, rows: np.ndarray) -> None:
         scores = model.predict(rows)
     except Exception as exc:  # noqa: BLE001 - XGBoostError and whatever a broken booster raises
         raise ChampionLoadFailed(f"{model.uri} failed its smoke prediction: {exc}") from None
-    if scores.shape != (rows.shape[0],) or not np.all(np.isfinite(scores)) or np.any((scores < 0) | (scores > 1)):
+    binary = model.task == "binary"
+    if (scores.shape != (rows.shape[0],) or not np.all(np.isfinite(scores))
+            or (binary and np.any((scores < 0) | (scores > 1)))):
+        wanted = "probabilities in [0, 1]" if binary else "finite values"
         raise ChampionLoadFailed(
-            f"{model.uri} failed its smoke prediction: expected {rows.shape[0]} probabilities in [0, 1], "
+            f"{model.uri} failed its smoke prediction: expected {rows.shape[0]} {wanted}, "
             f"got shape {scores.shape} {scores[:5].tolist()}"
         )
 
@@ -108,7 +115,11 @@ def load_version(tracking_uri: str, model_name: str, version: str) -> ServedMode
         trained_features = None
     if not isinstance(trained_features, dict):
         raise ChampionLoadFailed(f"{loaded.uri}: its {FEATURES_TAG} tag is not a JSON object of feature sets")
+    task = loaded.tags.get(TASK_TAG, "binary")  # versions trained before tasks existed are binary
+    if task not in TASKS:
+        raise ChampionLoadFailed(f"{loaded.uri}: its {TASK_TAG} tag is {task!r}, not one of {', '.join(TASKS)}")
     model = ServedModel(
+        task=task,
         name=model_name, version=loaded.version, run_id=loaded.run_id, booster=booster, features=loaded.features,
         boolean_features=frozenset(name for name, kind in loaded.columns if kind in BOOLEAN_TYPES),
         trained_features=trained_features, loaded_at=dt.datetime.now(dt.timezone.utc),

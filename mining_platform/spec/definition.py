@@ -66,6 +66,10 @@ class FeatureContract(Strict):
         return self
 
 
+# An email address or a team name (shown in Dagster as team:<name>).
+OWNER = r"^([A-Za-z0-9_.+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|[A-Za-z0-9_.-]+)$"
+SOURCE_KEY = r"^[a-z][a-z0-9_]*$"
+
 ParameterValue = StrictBool | StrictInt | StrictFloat | StrictStr | dt.datetime | dt.date
 
 
@@ -73,9 +77,8 @@ class FeatureDefinition(Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
     version: StrictInt = Field(ge=1)
     description: str = Field(min_length=1)
-    # An email address or a team name (shown in Dagster as team:<name>).
-    owner: str = Field(pattern=r"^([A-Za-z0-9_.+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|[A-Za-z0-9_.-]+)$")
-    source: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    owner: str = Field(pattern=OWNER)
+    source: str = Field(pattern=SOURCE_KEY, description="A key of the project's sources.")
     window_days: StrictInt = Field(ge=1, le=3650)
     parameters: dict[str, ParameterValue] = Field(default_factory=dict)
     pipeline: list[dict[str, Any]] = Field(min_length=1)
@@ -97,25 +100,38 @@ class FeatureDefinition(Strict):
         return self.model_dump(mode="json")["parameters"]
 
 
-def _semantic_problems(raw: dict, path: Path, project: ProjectConfig) -> list[str]:
+def common_problems(raw: dict, path: Path, project: ProjectConfig, builtins: tuple[str, ...]) -> list[str]:
+    """What feature and label definitions share: the file name, the source key, the parameters, the safety walk."""
     problems = []
     if raw.get("name") is not None and raw.get("name") != path.stem:
         problems.append(f"name: {raw.get('name')!r} must equal the file name {path.stem!r}")
+    source = raw.get("source")
+    if isinstance(source, str) and source not in project.sources:
+        problems.append(f"source: {source!r} is not a source of project {project.name} "
+                        f"(its sources: {', '.join(project.sources)}); declare it under sources in project.yaml")
     declared = raw.get("parameters") if isinstance(raw.get("parameters"), dict) else {}
     for name in declared:
-        if name in BUILTIN_PARAMETERS:
+        if name in builtins:
             problems.append(f"parameters.{name}: shadows the built-in parameter {name!r}")
         elif not isinstance(name, str) or not name.isidentifier():
             problems.append(f"parameters.{name}: a parameter name must be an identifier")
+    if "pipeline" in raw:
+        known = set(builtins) | {str(name) for name in declared}
+        problems += pipeline_problems(raw["pipeline"], known)
+    return problems
+
+
+def _semantic_problems(raw: dict, path: Path, project: ProjectConfig) -> list[str]:
+    problems = common_problems(raw, path, project, BUILTIN_PARAMETERS)
     features = raw.get("features") if isinstance(raw.get("features"), dict) else {}
     for name in features:
         if name in names.RESERVED_FEATURE_FIELDS or name == project.entity:
             problems.append(f"features.{name}: reserved field (the platform writes {project.entity}, as_of, run_id, pipeline_version)")
         elif not isinstance(name, str) or not name.isidentifier():
             problems.append(f"features.{name}: a feature name must be an identifier")
-    if "pipeline" in raw:
-        known = set(BUILTIN_PARAMETERS) | {str(name) for name in declared}
-        problems += pipeline_problems(raw["pipeline"], known)
+        elif isinstance(features[name], dict) and features[name].get("type") in ("string", "date"):
+            problems.append(f"features.{name}: a {features[name]['type']} feature cannot be a model input (XGBoost "
+                            "trains on int, float and bool); encode it as a number in the pipeline, or leave it out")
     return problems
 
 

@@ -1,4 +1,4 @@
-"""A loaded project: its project file and every feature definition, validated together.
+"""A loaded project: its project file, every feature definition and its label definition, validated together.
 
 This is the one object the rest of the platform is built from: the Dagster code
 location, the endpoint, `mining-platform validate`, training and monitoring all
@@ -11,18 +11,20 @@ from pathlib import Path
 
 from mining_platform.spec import names
 from mining_platform.spec.definition import FeatureDefinition, FeatureType, load_feature_definitions
-from mining_platform.spec.project import ProjectConfig, load_project
+from mining_platform.spec.label import LabelDefinition, load_label_definition
+from mining_platform.spec.project import ProjectConfig, SourceConfig, load_project
 
 
 @dataclass(frozen=True)
 class ProjectSpec:
-    """A project and its feature sets (sorted by name); the label may not collide with what a sample row holds."""
+    """A project, its feature sets (sorted by name) and its label; the label may not collide with what a sample row holds."""
 
     project: ProjectConfig
     definitions: tuple[FeatureDefinition, ...]
+    label_definition: LabelDefinition
 
     def __post_init__(self) -> None:
-        label = self.project.label.name
+        label = self.label_definition.name
         for definition in self.definitions:
             reserved = sorted(names.SAMPLE_FIELDS & definition.features.keys())
             if reserved:
@@ -30,7 +32,12 @@ class ProjectSpec:
         clash = [d.name for d in self.definitions if label in d.features]
         if clash or label in names.RESERVED_FEATURE_FIELDS | names.SAMPLE_FIELDS or label == self.project.entity:
             where = f"a feature of {', '.join(clash)}" if clash else "a reserved field"
-            raise ValueError(f"project {self.project.name}: label.name {label!r} is {where}; rename one of them")
+            raise ValueError(f"project {self.project.name}: label {label!r} is {where}; rename one of them")
+        unknown = [f"{kind} {d.name}: {d.source}" for kind, d in (*(("features", d) for d in self.definitions),
+                                                                  ("label", self.label_definition))
+                   if d.source not in self.project.sources]
+        if unknown:
+            raise ValueError(f"project {self.project.name}: unknown sources ({'; '.join(unknown)})")
 
     @property
     def name(self) -> str:
@@ -41,12 +48,24 @@ class ProjectSpec:
         return self.project.entity
 
     @property
+    def task(self) -> str:
+        return self.project.model.task
+
+    @property
     def label(self) -> str:
-        return self.project.label.name
+        """The label's name: its column in the samples."""
+        return self.label_definition.name
 
     @property
     def horizon(self) -> dt.timedelta:
-        return dt.timedelta(days=self.project.label.horizon_days)
+        return dt.timedelta(days=self.label_definition.horizon_days)
+
+    def source(self, key: str) -> SourceConfig:
+        return self.project.sources[key]
+
+    @property
+    def label_source(self) -> SourceConfig:
+        return self.project.sources[self.label_definition.source]
 
     def label_window(self, as_of: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
         """[as_of, as_of + horizon): the events a sample row at as_of is labelled from."""
@@ -71,8 +90,8 @@ class ProjectSpec:
     def samples_collection(self) -> str:
         return names.samples_collection(self.name)
 
-    def raw_path(self) -> tuple[str, ...]:
-        return names.raw_asset(self.name, self.project.events)
+    def source_path(self, key: str) -> tuple[str, ...]:
+        return names.source_asset(self.name, key)
 
     def feature_path(self, feature_set: str) -> tuple[str, ...]:
         return names.feature_asset(self.name, feature_set)
@@ -85,4 +104,5 @@ class ProjectSpec:
 def load_spec(project_dir: Path) -> ProjectSpec:
     """Read and validate a project folder; every problem is a ValueError that names the file or the project."""
     project = load_project(project_dir)
-    return ProjectSpec(project=project, definitions=tuple(load_feature_definitions(project_dir, project)))
+    return ProjectSpec(project=project, definitions=tuple(load_feature_definitions(project_dir, project)),
+                       label_definition=load_label_definition(project_dir, project))

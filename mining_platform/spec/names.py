@@ -10,6 +10,7 @@ PIPELINE_RUNS = "pipeline_runs"  # the audit record of every partition run
 FEATURE_MARKERS = "feature_partitions"  # commit markers of feature partitions
 SAMPLE_MARKERS = "sample_partitions"  # commit markers of sample partitions
 PREDICTION_LOG = "prediction_log"  # the endpoint's sampled predictions
+DEMO_COLLECTIONS = "demo_collections"  # the collections the demo generator created (the only ones it writes)
 
 # MLflow: the alias the endpoint serves, the one it replaced, and the tag naming the feature set
 # versions a model version was trained on.
@@ -18,6 +19,7 @@ PREVIOUS = "previous"
 FEATURES_TAG = "mining.features"
 # Why a run (and the version it trains) happened: Dagster run tags the model copies onto its MLflow run.
 CAUSE_TAG = "mining.cause"
+TASK_TAG = "mining.task"  # binary or regression: what the version's scores are
 DRIFT_TAG_PREFIX = "mining.drift."
 
 # Fields the platform writes next to the features of every feature document.
@@ -39,8 +41,19 @@ def samples_pipeline(project: str) -> str:
     return f"{project}/samples"
 
 
-def raw_asset(project: str, source: str) -> tuple[str, ...]:
-    return (project, "raw", source)
+def labels_collection(project: str) -> str:
+    """Where a sample build puts the label documents of its run before joining them (then removes them)."""
+    return f"labels_{project}"
+
+
+def source_asset(project: str, source: str) -> tuple[str, ...]:
+    """The observed asset of a source (a collection the platform never writes)."""
+    return (project, "sources", source)
+
+
+def demo_asset(project: str, source: str) -> tuple[str, ...]:
+    """The opt-in demo generator that fills a demo source."""
+    return (project, "demo", source)
 
 
 def feature_asset(project: str, feature_set: str) -> tuple[str, ...]:

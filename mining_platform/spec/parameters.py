@@ -3,7 +3,8 @@
 import datetime as dt
 from typing import Any
 
-BUILTIN_PARAMETERS = ("as_of", "window_start")
+BUILTIN_PARAMETERS = ("as_of", "window_start")  # of a feature definition
+LABEL_PARAMETERS = ("as_of", "horizon_end")  # of a label definition
 
 
 def as_utc_datetime(value: dt.date | dt.datetime) -> dt.datetime:
@@ -18,6 +19,14 @@ def parameter_values(*, as_of: dt.datetime, window_days: int, declared: dict[str
     values = {name: _bson_value(value) for name, value in declared.items()}
     values["as_of"] = as_of
     values["window_start"] = as_of - dt.timedelta(days=window_days)
+    return values
+
+
+def label_parameter_values(*, as_of: dt.datetime, horizon_days: int, declared: dict[str, Any]) -> dict[str, Any]:
+    """The typed values of one label partition: [as_of, horizon_end) plus the definition's parameters."""
+    values = {name: _bson_value(value) for name, value in declared.items()}
+    values["as_of"] = as_of
+    values["horizon_end"] = as_of + dt.timedelta(days=horizon_days)
     return values
 
 

@@ -4,7 +4,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mining_platform.spec.strict import Strict, UnreadableFile, describe_validation_error, read_mapping
 
@@ -18,15 +18,42 @@ class ProjectConfigError(ValueError):
     """A project file is missing or invalid; the message names the file and the keys."""
 
 
-class LabelConfig(Strict):
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    horizon_days: int = Field(gt=0, le=365)
+# A field path of a source document (dots for nesting): no `$`, no empty parts.
+FIELD_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+COLLECTION_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
+DATABASE_NAME = r"^[A-Za-z0-9_-]{1,63}$"
+KEY_NAME = r"^[a-z][a-z0-9_]*$"
 
 
-# Set by the platform from `model.training` or fixed by the task (binary classification).
+class SourceConfig(Strict):
+    """A collection of events the platform observes and never writes (except a demo source it created)."""
+
+    collection: str = Field(pattern=COLLECTION_NAME, max_length=120)
+    database: str | None = Field(default=None, pattern=DATABASE_NAME,
+                                 description="Another database of the same cluster (default MINING_MONGO_DB).")
+    timestamp: str = Field(pattern=FIELD_PATH, description="The event-time field (a BSON date).")
+    lateness_days: int = Field(default=0, ge=0, le=365,
+                               description="A day is complete once the source holds events this many days past its end.")
+
+    @field_validator("collection")
+    @classmethod
+    def _not_system(cls, collection: str) -> str:
+        if collection.startswith("system."):
+            raise ValueError("a system collection cannot be a source")
+        return collection
+
+
+Task = Literal["binary", "regression"]
+# Gate metrics per task, and whether higher is better.
+GATE_METRICS: dict[str, dict[str, bool]] = {
+    "binary": {"auc": True, "pr_auc": True, "logloss": False},
+    "regression": {"r2": True, "rmse": False, "mae": False},
+}
+
+# Set by the platform from `model.training` or fixed by `model.task`.
 PLATFORM_OWNED_PARAMS = {
-    "objective": "the model is a binary classifier (binary:logistic)",
-    "eval_metric": "the platform evaluates logloss and auc",
+    "objective": "set by model.task (binary:logistic or reg:squarederror)",
+    "eval_metric": "the platform evaluates the metrics of model.task",
     "seed": "use model.training.seed",
     "random_state": "use model.training.seed",
     "device": "use model.training.device",
@@ -47,12 +74,53 @@ class TrainingConfig(Strict):
     device: Literal["cpu", "cuda"] = "cpu"
 
 
+class GateConfig(Strict):
+    """The blocking gate: an absolute bound on one validation metric, and no loss against the champion.
+
+    `min` for a higher-is-better metric (auc, pr_auc, r2), `max` for a lower-is-better one
+    (logloss, rmse, mae); `max_regression` is the loss allowed against the champion on the
+    same rows, in the metric's units.
+    """
+
+    metric: Literal["auc", "pr_auc", "logloss", "r2", "rmse", "mae"]
+    min: float | None = None
+    max: float | None = None
+    max_regression: float = Field(ge=0.0)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric in ("auc", "pr_auc", "r2")
+
+    @property
+    def bound(self) -> float:
+        return self.min if self.higher_is_better else self.max  # type: ignore[return-value]
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> "GateConfig":
+        wanted, other = ("min", "max") if self.higher_is_better else ("max", "min")
+        if getattr(self, other) is not None:
+            raise ValueError(f"{self.metric} is {'higher' if wanted == 'min' else 'lower'}-is-better: give "
+                             f"`{wanted}`, not `{other}`")
+        if getattr(self, wanted) is None:
+            raise ValueError(f"give `{wanted}`: the {'lowest' if wanted == 'min' else 'highest'} {self.metric} "
+                             "a version may have to pass")
+        return self
+
+
 class ModelConfig(Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", max_length=120)
+    task: Task = "binary"
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
-    min_auc: float = Field(ge=0.0, le=1.0)
-    max_regression: float = Field(ge=0.0, le=1.0)
+    gate: GateConfig
     training: TrainingConfig = TrainingConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, raw):
+        if isinstance(raw, dict) and ("min_auc" in raw or ("max_regression" in raw and "gate" not in raw)):
+            raise ValueError("min_auc and max_regression moved into model.gate: "
+                             "{metric: auc, min: <floor>, max_regression: <allowed loss>}")
+        return raw
 
     @field_validator("params")
     @classmethod
@@ -62,6 +130,13 @@ class ModelConfig(Strict):
             raise ValueError(f"set by the platform, not in model.params: {', '.join(taken)}")
         return params
 
+    @model_validator(mode="after")
+    def _gate_fits_task(self) -> "ModelConfig":
+        if self.gate.metric not in GATE_METRICS[self.task]:
+            raise ValueError(f"gate.metric {self.gate.metric!r} does not apply to a {self.task} model "
+                             f"(choose {', '.join(GATE_METRICS[self.task])})")
+        return self
+
 
 class DriftConfig(Strict):
     psi_threshold: float = Field(gt=0.0)
@@ -69,21 +144,47 @@ class DriftConfig(Strict):
 
 
 class DemoConfig(Strict):
-    """Size and seed of the demo event generator's population (fixed per project)."""
+    """The opt-in demo event generator: it writes only into this source, a collection it created itself."""
 
+    source: str = Field(pattern=KEY_NAME)
     users: int = Field(default=2000, ge=1, le=1_000_000)
     seed: int = Field(default=7, ge=0)
 
 
 class ProjectConfig(Strict):
     name: Annotated[str, Field(pattern=PROJECT_NAME)]
-    entity: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    events: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    entity: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)
+    sources: dict[Annotated[str, Field(pattern=KEY_NAME, max_length=64)], SourceConfig] = Field(min_length=1)
     start_date: dt.date
-    label: LabelConfig
+    label: str = Field(pattern=KEY_NAME, max_length=64, description="The label definition: labels/<label>.yaml.")
     model: ModelConfig
     drift: DriftConfig
-    demo: DemoConfig = DemoConfig()
+    demo: DemoConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, raw):
+        if isinstance(raw, dict):
+            if "events" in raw:
+                raise ValueError("`events` is replaced by `sources`: sources: {<key>: {collection: <collection>, "
+                                 "timestamp: <event-time field>}}; definitions name the key")
+            if isinstance(raw.get("label"), dict):
+                raise ValueError("label names a label definition (labels/<name>.yaml), e.g. `label: churned`; "
+                                 "the horizon and the rule live in that file")
+        return raw
+
+    @model_validator(mode="after")
+    def _demo_source(self) -> "ProjectConfig":
+        if self.demo is not None:
+            if self.demo.source not in self.sources:
+                raise ValueError(f"demo.source {self.demo.source!r} is not a key of sources ({', '.join(self.sources)})")
+            if self.sources[self.demo.source].timestamp != "timestamp":
+                raise ValueError(f"demo.source {self.demo.source!r}: the demo generator writes its event time to "
+                                 "`timestamp`; set that source's timestamp: timestamp")
+        return self
+
+    def source(self, key: str) -> SourceConfig:
+        return self.sources[key]
 
 
 def load_project(project_dir: Path) -> ProjectConfig:

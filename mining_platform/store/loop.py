@@ -36,6 +36,15 @@ LEASE_GRACE = dt.timedelta(seconds=60)
 Log = logging.Logger | logging.LoggerAdapter
 
 
+@dataclass(frozen=True)
+class Aggregation:
+    """One server-side aggregation of a partition run; it ends in a `$merge` into the platform database."""
+
+    collection: str
+    stages: list[dict]
+    database: str | None = None  # None: the platform database (a source may live in another one)
+
+
 @dataclass
 class PartitionOutcome:
     """What became of one partition; jobs subclass it for their own details."""
@@ -58,13 +67,14 @@ class PartitionJob(Protocol):
     pipeline: runs.Pipeline
     project: str
     markers: str  # the commit-marker collection
+    scratch: tuple[str, ...]  # collections holding a run's intermediate documents, removed when it ends
 
     def ensure_indexes(self, db: Database) -> None: ...
     def new_outcome(self, partition: str, as_of: dt.datetime) -> PartitionOutcome: ...
     def refusal(self, db: Database, outcome: PartitionOutcome) -> str | None: ...
     def window_start(self, as_of: dt.datetime) -> dt.datetime: ...
     def prepare(self, db: Database, analytics: Database, outcomes: list[PartitionOutcome]) -> None: ...
-    def aggregation(self, db: Database, outcome: PartitionOutcome) -> tuple[str, list[dict]]: ...
+    def aggregations(self, db: Database, outcome: PartitionOutcome) -> list[Aggregation]: ...
     def verify(self, db: Database, outcome: PartitionOutcome, *, max_time_ms: int) -> None: ...
     def marker_fields(self, outcome: PartitionOutcome) -> dict: ...
     def summary(self, outcome: PartitionOutcome) -> str: ...
@@ -96,6 +106,7 @@ def run_partitions(
     for record in runs.reconcile_abandoned(db, pipeline.name, dagster_run_finished=dagster_run_finished):
         result.abandoned_runs.append(record["_id"])
         removed = markers.sweep(db, pipeline, record["trigger"]["as_of"], markers=job.markers)
+        _drop_scratch(db, job, record["_id"])
         log.warning(f"{pipeline.name}: run {record['_id']} ({record['trigger']['partition']}) was abandoned; "
                     f"marked FAILED, {removed} unpublished documents removed")
 
@@ -136,15 +147,16 @@ def _run_partition(job: PartitionJob, outcome: PartitionOutcome, *, db: Database
     with _attempt(job, outcome, db=db, log=log):
         runs.start(db, outcome.run_id, lease=lease)
         started = dt.datetime.now(dt.timezone.utc)
-        source, stages = job.aggregation(db, outcome)
-        with measure_reply_bytes() as replies:
-            # The $merge runs server-side: the cursor comes back empty.
-            list(analytics[source].aggregate(
-                stages, allowDiskUse=True, maxTimeMS=max_time_ms,
-                comment=f"mining-platform {pipeline.name} v{pipeline.version} run {outcome.run_id}",
-            ))
-        outcome.bytes_returned = replies.total
-        runs.renew_lease(db, outcome.run_id, lease=lease)
+        for step in job.aggregations(db, outcome):
+            database = analytics if step.database is None else analytics.client[step.database]
+            with measure_reply_bytes() as replies:
+                # The $merge runs server-side: the cursor comes back empty.
+                list(database[step.collection].aggregate(
+                    step.stages, allowDiskUse=True, maxTimeMS=max_time_ms,
+                    comment=f"mining-platform {pipeline.name} v{pipeline.version} run {outcome.run_id}",
+                ))
+            outcome.bytes_returned += replies.total
+            runs.renew_lease(db, outcome.run_id, lease=lease)
         job.verify(db, outcome, max_time_ms=max_time_ms)
         runs.renew_lease(db, outcome.run_id, lease=lease)
         outcome.replaced_run_id = markers.commit(
@@ -175,3 +187,10 @@ def _attempt(job: PartitionJob, outcome: PartitionOutcome, *, db: Database, log:
     finally:
         outcome.duration_seconds = round(time.perf_counter() - started, 3)
         markers.sweep(db, job.pipeline, outcome.as_of, markers=job.markers)
+        _drop_scratch(db, job, outcome.run_id)
+
+
+def _drop_scratch(db: Database, job: PartitionJob, run_id: str | None) -> None:
+    for collection in job.scratch:
+        if run_id is not None:
+            db[collection].delete_many({"run_id": run_id})

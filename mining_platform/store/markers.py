@@ -35,11 +35,12 @@ def ensure_partition_index(db: Database, collection: str, *, entity: str) -> Non
     )
 
 
-def merge_stage(collection: str, *, entity: str) -> dict:
+def merge_stage(collection: str, *, entity: str, database: str | None = None) -> dict:
     """The write every partition run ends with. whenMatched "fail": a pipeline that emits one
-    entity twice is a bug, not a value to overwrite."""
+    entity twice is a bug, not a value to overwrite. `database` names the platform database
+    when the aggregation runs on a source in another one."""
     return {"$merge": {
-        "into": collection,
+        "into": collection if database is None else {"db": database, "coll": collection},
         "on": ["as_of", "run_id", entity],
         "whenMatched": "fail",
         "whenNotMatched": "insert",

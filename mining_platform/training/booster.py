@@ -7,13 +7,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import xgboost as xgb
-from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score, log_loss, mean_absolute_error, r2_score, roc_auc_score, root_mean_squared_error,
+)
 
 from mining_platform.training.dataset import Split, TrainingData, TrainingDataError
 
 DEFAULT_ROUNDS = 100
 # Scoring every training row costs seconds at 1M rows and says no more than a large sample.
 TRAIN_AUC_ROWS = 100_000
+# Per task: the objective, and the evaluation metrics (the last one drives early stopping).
+OBJECTIVES = {
+    "binary": ("binary:logistic", ["logloss", "auc"]),
+    "regression": ("reg:squarederror", ["mae", "rmse"]),
+}
 
 
 @dataclass(frozen=True)
@@ -25,12 +32,14 @@ class BoosterSettings:
     early_stopping_rounds: int
 
     @classmethod
-    def from_model_params(cls, model_params: dict, *, seed: int, device: str, early_stopping_rounds: int) -> "BoosterSettings":
+    def from_model_params(cls, model_params: dict, *, task: str, seed: int, device: str,
+                          early_stopping_rounds: int) -> "BoosterSettings":
         params = {key: value for key, value in model_params.items() if key != "n_estimators"}
+        objective, eval_metric = OBJECTIVES[task]
         return cls(
             params={
-                "objective": "binary:logistic",
-                "eval_metric": ["logloss", "auc"],  # the last one drives early stopping
+                "objective": objective,
+                "eval_metric": eval_metric,
                 "tree_method": "hist",
                 **params,
                 "seed": seed,
@@ -68,20 +77,24 @@ def _matrix(split: Split, features: list[str]) -> xgb.DMatrix:
     return xgb.DMatrix(split.X, label=split.y, feature_names=features, missing=np.nan)
 
 
-def check_trainable(data: TrainingData) -> None:
+def check_trainable(data: TrainingData, task: str) -> None:
     for side, split in (("training", data.train), ("validation", data.validation)):
-        classes = np.unique(split.y)
-        if len(classes) < 2:
-            first, last = split.partitions() if split.rows else ("-", "-")
-            raise TrainingDataError(
-                f"the {side} rows ({split.rows}, {first} .. {last}) all have label {classes.tolist()}; "
-                "AUC needs both classes"
-            )
+        first, last = split.partitions() if split.rows else ("-", "-")
+        if not np.all(np.isfinite(split.y)):
+            raise TrainingDataError(f"the {side} rows ({first} .. {last}) hold labels that are not finite numbers")
+        values = np.unique(split.y)
+        if task == "binary" and not set(values.tolist()) <= {0.0, 1.0}:
+            raise TrainingDataError(f"the {side} rows ({first} .. {last}) hold labels other than 0 and 1 "
+                                    f"({values[:5].tolist()}); a binary task needs 0/1 labels")
+        if len(values) < 2:
+            need = "AUC needs both classes" if task == "binary" else "a regression needs labels that vary"
+            raise TrainingDataError(f"the {side} rows ({split.rows}, {first} .. {last}) all have label "
+                                    f"{values.tolist()}; {need}")
 
 
-def train_booster(data: TrainingData, settings: BoosterSettings) -> xgb.Booster:
+def train_booster(data: TrainingData, settings: BoosterSettings, task: str) -> xgb.Booster:
     """Train on the training split, stop early on the validation split, keep only the best rounds."""
-    check_trainable(data)
+    check_trainable(data, task)
     validation = _matrix(data.validation, data.features)
     booster = xgb.train(
         settings.params,
@@ -103,19 +116,33 @@ def predict(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
     return booster.inplace_predict(X, missing=np.nan)
 
 
-def evaluate(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """The metrics every version is logged with (auc, logloss, pr_auc) plus the base rate they should be read against."""
+def evaluate(task: str, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """The metrics every version is logged with, plus the base they should be read against.
+
+    binary: auc, logloss, pr_auc and positive_rate; regression: rmse, mae, r2 and label_mean.
+    """
+    if task == "binary":
+        return {
+            "auc": float(roc_auc_score(y, scores)),
+            "logloss": float(log_loss(y, scores, labels=[0, 1])),
+            "pr_auc": float(average_precision_score(y, scores)),
+            "positive_rate": float(np.mean(y)),
+        }
     return {
-        "auc": float(roc_auc_score(y, scores)),
-        "logloss": float(log_loss(y, scores, labels=[0, 1])),
-        "pr_auc": float(average_precision_score(y, scores)),
-        "positive_rate": float(np.mean(y)),
+        "rmse": float(root_mean_squared_error(y, scores)),
+        "mae": float(mean_absolute_error(y, scores)),
+        "r2": float(r2_score(y, scores)),
+        "label_mean": float(np.mean(y)),
     }
 
 
-def train_auc(booster: xgb.Booster, data: TrainingData, *, seed: int) -> float:
-    """AUC on the training rows (a fixed sample of at most TRAIN_AUC_ROWS): the overfitting yardstick."""
+def train_metric(booster: xgb.Booster, data: TrainingData, *, task: str, seed: int) -> tuple[str, float]:
+    """(name, value) of the headline metric on the training rows (a fixed sample of at most TRAIN_AUC_ROWS):
+    the overfitting yardstick: train_auc for binary, train_rmse for regression."""
     rows = data.train.rows
     chosen = np.sort(np.random.default_rng(seed).choice(rows, size=TRAIN_AUC_ROWS, replace=False)) \
         if rows > TRAIN_AUC_ROWS else slice(None)
-    return float(roc_auc_score(data.train.y[chosen], predict(booster, np.ascontiguousarray(data.train.X[chosen]))))
+    y, scores = data.train.y[chosen], predict(booster, np.ascontiguousarray(data.train.X[chosen]))
+    if task == "binary":
+        return "train_auc", float(roc_auc_score(y, scores))
+    return "train_rmse", float(root_mean_squared_error(y, scores))

@@ -129,10 +129,11 @@ def load_training_data(
         )
 
     features, excluded = model_features(spec)
+    # The entity is not a column: ids may be strings or integers (pymongoarrow needs one type per column), and
+    # the row order comes from the server (each partition sorted by entity on its unique index).
     schema = Schema({
         "as_of": pa.timestamp("ms", tz="UTC"),
-        spec.project.entity: pa.string(),
-        spec.label: pa.int64(),
+        spec.label: pa.float64(),
         **{name: NUMERIC_TYPES[spec.feature_type(name)] for name in features},
     })
     chosen = train_markers + validation_markers
@@ -140,9 +141,8 @@ def load_training_data(
     if cache_root is not None:
         cache = PartitionCache(cache_root, collection=f"{db.name}.{spec.samples_collection}", schema=schema.to_arrow())
         cache.evict_except({m["run_id"] for m in committed_sample_markers(db, spec)})
-    table, partitions_cached = _read_partitions(db[spec.samples_collection], chosen, schema, cache)
-    # A stable row order makes training reproducible whatever order the server returns.
-    table = table.sort_by([("as_of", "ascending"), (spec.project.entity, "ascending")])
+    table, partitions_cached = _read_partitions(db[spec.samples_collection], chosen, schema, cache,
+                                                entity=spec.project.entity)
     if table.column(spec.label).null_count:
         raise TrainingDataError(f"{spec.samples_collection}: {table.column(spec.label).null_count} rows have no {spec.label!r} label")
     is_validation = pc.greater_equal(table.column("as_of"), pa.scalar(validation_markers[0]["as_of"], pa.timestamp("ms", tz="UTC")))
@@ -159,18 +159,20 @@ def load_training_data(
 
 
 def _read_partitions(
-    collection: Collection, markers: list[dict], schema: Schema, cache: PartitionCache | None
+    collection: Collection, markers: list[dict], schema: Schema, cache: PartitionCache | None, *, entity: str
 ) -> tuple[pa.Table, int]:
     """Every committed row of the partitions, decoded straight into Arrow columns; (table, partitions cached).
 
     One cursor per partition not in the cache, a few at a time: the server produces one
     batch while pymongoarrow decodes another. No projection: a sample document is the
     training row (plus run_id and feature_versions), the schema skips what is not in
-    it, and a server-side projection costs more than the few bytes it saves.
+    it, and a server-side projection costs more than the few bytes it saves. Each partition
+    is read in entity order (its unique index serves the sort), so the concatenated rows
+    are in (as_of, entity) order whatever the id type: training is reproducible.
     """
     def read(marker: dict) -> pa.Table:
         table = find_arrow_all(collection, {"as_of": marker["as_of"], "run_id": marker["run_id"]},
-                               schema=schema, projection=None, batch_size=10_000)
+                               schema=schema, projection=None, batch_size=10_000, sort=[(entity, 1)])
         if table.num_rows != marker["documents"]:  # replaced (and swept) while we read it
             raise TrainingDataError(
                 f"sample partition {marker['partition']} changed while loading ({table.num_rows} of "

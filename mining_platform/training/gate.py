@@ -1,4 +1,5 @@
-"""The promotion gate: an absolute AUC floor, and no regression against the champion on the same rows."""
+"""The promotion gate: an absolute bound on the project's gate metric, and no regression against the
+champion on the same validation rows (`model.gate` of project.yaml)."""
 
 from dataclasses import dataclass
 
@@ -7,6 +8,7 @@ import numpy as np
 from mining_platform.registry.aliases import CHAMPION, alias_version
 from mining_platform.registry.client import client
 from mining_platform.registry.loading import load_version
+from mining_platform.spec.project import GateConfig
 from mining_platform.training.booster import evaluate, predict
 from mining_platform.training.dataset import Split
 
@@ -14,7 +16,7 @@ from mining_platform.training.dataset import Split
 @dataclass(frozen=True)
 class ChampionScore:
     version: str
-    auc: float | None
+    value: float | None  # the gate metric of the champion on the new version's validation rows
     problem: str | None = None  # why it could not be scored on these rows
 
 
@@ -22,20 +24,20 @@ class ChampionScore:
 class GateResult:
     passed: bool
     reason: str
-    auc: float
-    min_auc: float
-    max_regression: float
+    metric: str
+    value: float
+    gate: GateConfig
     champion: ChampionScore | None
 
     @property
-    def champion_auc(self) -> float | None:
-        return self.champion.auc if self.champion else None
+    def champion_value(self) -> float | None:
+        return self.champion.value if self.champion else None
 
 
 def score_champion(
-    tracking_uri: str, model_name: str, validation: Split, features: list[str]
+    tracking_uri: str, model_name: str, validation: Split, features: list[str], *, task: str, metric: str
 ) -> ChampionScore | None:
-    """The current champion's AUC on the new version's validation rows; None when there is no champion."""
+    """The current champion's gate metric on the new version's validation rows; None when there is no champion."""
     version = alias_version(client(tracking_uri), model_name, CHAMPION)
     if version is None:
         return None
@@ -48,25 +50,36 @@ def score_champion(
         scores = predict(loaded.booster, np.ascontiguousarray(validation.X[:, columns]))
     except Exception as exc:  # any failure to score leaves the comparison undone: the gate fails closed
         return ChampionScore(version, None, f"it could not be loaded or scored: {type(exc).__name__}: {exc}")
-    return ChampionScore(version, evaluate(validation.y, scores)["auc"])
+    return ChampionScore(version, evaluate(task, validation.y, scores)[metric])
 
 
-def decide(*, auc: float, min_auc: float, max_regression: float, champion: ChampionScore | None, rows: int) -> GateResult:
-    """Pass only if AUC reaches the floor and loses at most `max_regression` to the champion."""
-    problems, facts = [], [f"AUC {auc:.4f} on {rows} validation rows"]
-    if auc < min_auc:
-        problems.append(f"AUC {auc:.4f} is below the floor min_auc {min_auc}")
+def decide(*, gate: GateConfig, value: float, champion: ChampionScore | None, rows: int) -> GateResult:
+    """Pass only if the metric is within its bound and loses at most `max_regression` to the champion.
+
+    "Loses" is in the metric's direction: less AUC, PR AUC or R², more log loss, RMSE or MAE.
+    """
+    metric, higher = gate.metric, gate.higher_is_better
+    name = metric.upper() if metric in ("auc", "rmse", "mae") else {"pr_auc": "PR AUC", "r2": "R²",
+                                                                     "logloss": "log loss"}[metric]
+    problems, facts = [], [f"{name} {value:.4f} on {rows} validation rows"]
+    if not np.isfinite(value):
+        problems.append(f"{name} is {value}")
+    elif higher and value < gate.bound:
+        problems.append(f"{name} {value:.4f} is below the floor min {gate.bound}")
+    elif not higher and value > gate.bound:
+        problems.append(f"{name} {value:.4f} is above the ceiling max {gate.bound}")
     if champion is None:
         facts.append("no champion to compare with")
-    elif champion.auc is None:
+    elif champion.value is None:
         problems.append(f"champion v{champion.version} could not be compared: {champion.problem}")
     else:
-        facts.append(f"champion v{champion.version} scores {champion.auc:.4f} on the same rows")
-        if auc < champion.auc - max_regression:
+        facts.append(f"champion v{champion.version} scores {champion.value:.4f} on the same rows")
+        loss = champion.value - value if higher else value - champion.value
+        if loss > gate.max_regression:
             problems.append(
-                f"AUC {auc:.4f} loses {champion.auc - auc:.4f} to champion v{champion.version} "
-                f"({champion.auc:.4f}), more than max_regression {max_regression}"
+                f"{name} {value:.4f} loses {loss:.4f} to champion v{champion.version} ({champion.value:.4f}), more "
+                f"than max_regression {gate.max_regression}"
             )
-    reason = "; ".join(problems) if problems else "; ".join(facts) + f"; floor {min_auc}, max_regression {max_regression}"
-    return GateResult(passed=not problems, reason=reason, auc=auc, min_auc=min_auc,
-                      max_regression=max_regression, champion=champion)
+    bound = f"{'min' if higher else 'max'} {gate.bound}"
+    reason = "; ".join(problems) if problems else "; ".join(facts) + f"; {bound}, max_regression {gate.max_regression}"
+    return GateResult(passed=not problems, reason=reason, metric=metric, value=value, gate=gate, champion=champion)

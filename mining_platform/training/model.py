@@ -15,11 +15,11 @@ from mining_platform.registry import versions
 from mining_platform.registry.client import client as mlflow_client
 from mining_platform.registry.reference import REFERENCE_ARTIFACT, ModelReference, build_reference
 from mining_platform.spec import ProjectSpec
-from mining_platform.spec.names import FEATURES_TAG
+from mining_platform.spec.names import FEATURES_TAG, TASK_TAG
 from mining_platform.spec.project import TrainingConfig
 from mining_platform.training import plots
 from mining_platform.training.booster import (
-    BoosterSettings, evaluate, predict, resolve_device, train_auc, train_booster,
+    BoosterSettings, evaluate, predict, resolve_device, train_booster, train_metric,
 )
 from mining_platform.training.dataset import TrainingData, load_training_data
 from mining_platform.training.gate import GateResult, decide, score_champion
@@ -45,6 +45,9 @@ def lineage_tags(spec: ProjectSpec, data: TrainingData, *, dagster_run_id: str |
     return {
         "mining.project": spec.project.name,
         "mining.dagster_run_id": dagster_run_id or "",
+        TASK_TAG: spec.task,
+        "mining.label": json.dumps({"name": spec.label_definition.name, "version": spec.label_definition.version,
+                                    "hash": spec.label_definition.content_hash}, sort_keys=True),
         FEATURES_TAG: json.dumps(data.feature_versions, sort_keys=True),
         "mining.samples": json.dumps({
             "collection": spec.samples_collection,
@@ -89,7 +92,7 @@ def train_and_register(
     data = load_training_data(
         db, spec, start=training.samples_from, end=training.samples_to,
         validation_days=training.validation_days,
-        embargo_days=spec.project.label.horizon_days if training.embargo_days is None else training.embargo_days,
+        embargo_days=spec.label_definition.horizon_days if training.embargo_days is None else training.embargo_days,
         cache_root=sample_cache,
     )
     seconds["load"] = time.perf_counter() - clock
@@ -101,19 +104,21 @@ def train_and_register(
     if device_note:
         log.warning(device_note)
     settings = BoosterSettings.from_model_params(
-        model.params, seed=training.seed, device=device, early_stopping_rounds=training.early_stopping_rounds
+        model.params, task=spec.task, seed=training.seed, device=device, early_stopping_rounds=training.early_stopping_rounds
     )
     clock = time.perf_counter()
-    booster = train_booster(data, settings)
+    booster = train_booster(data, settings, spec.task)
     seconds["train"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     scores = predict(booster, data.validation.X)
-    metrics = evaluate(data.validation.y, scores)
-    metrics["train_auc"] = train_auc(booster, data, seed=training.seed)
+    metrics = evaluate(spec.task, data.validation.y, scores)
+    name, value = train_metric(booster, data, task=spec.task, seed=training.seed)
+    metrics[name] = value
     best_iteration = int(booster.attr("best_iteration"))
-    champion = score_champion(tracking_uri, model.name, data.validation, data.features)
-    evaluation = plots.evaluation_figures(booster, data.validation.y, scores, metrics["auc"])
+    champion = score_champion(tracking_uri, model.name, data.validation, data.features, task=spec.task,
+                              metric=model.gate.metric)
+    evaluation = plots.evaluation_figures(spec.task, booster, data.validation.y, scores, metrics)
     reference = drift_reference(spec, data, scores, seed=training.seed)
     seconds["evaluate"] = time.perf_counter() - clock
     try:
@@ -153,10 +158,9 @@ def train_and_register(
     finally:
         figures.close(evaluation.values())
 
-    gate = decide(auc=metrics["auc"], min_auc=model.min_auc, max_regression=model.max_regression,
-                  champion=champion, rows=data.validation.rows)
+    gate = decide(gate=model.gate, value=metrics[model.gate.metric], champion=champion, rows=data.validation.rows)
     versions.record_gate(mlflow_client(tracking_uri), logged, passed=gate.passed, reason=gate.reason)
-    log.info(f"{model.name} v{logged.version}: AUC {metrics['auc']:.4f}; gate {'passed' if gate.passed else 'FAILED'}: "
+    log.info(f"{model.name} v{logged.version}: {model.gate.metric} {metrics[model.gate.metric]:.4f}; gate {'passed' if gate.passed else 'FAILED'}: "
              f"{gate.reason}")
     return TrainingOutcome(
         data=data, settings=settings, metrics=metrics, logged=logged, gate=gate, best_iteration=best_iteration,

@@ -1,4 +1,5 @@
-"""Evaluation plots of a model version: ROC, calibration and feature importance."""
+"""Evaluation plots of a model version: ROC and calibration (binary) or predicted against actual and
+residuals (regression), and feature importance."""
 
 import numpy as np
 import xgboost as xgb
@@ -41,10 +42,38 @@ def importance_figure(booster: xgb.Booster, top: int = 20) -> Figure:
     return figure
 
 
-def evaluation_figures(booster: xgb.Booster, y: np.ndarray, scores: np.ndarray, auc: float) -> dict[str, Figure]:
+def predicted_figure(y: np.ndarray, predicted: np.ndarray, rmse: float, max_points: int = 5_000) -> Figure:
+    shown = np.random.default_rng(0).choice(len(y), size=max_points, replace=False) if len(y) > max_points else slice(None)
+    figure, axes = plt.subplots(figsize=(4.5, 4))
+    axes.scatter(y[shown], predicted[shown], s=6, alpha=0.4, label=f"model (RMSE {rmse:.3g})")
+    low, high = float(min(y.min(), predicted.min())), float(max(y.max(), predicted.max()))
+    axes.plot([low, high], [low, high], linestyle="--", color="grey", label="perfect")
+    axes.set(xlabel="actual", ylabel="predicted", title="Predicted against actual (validation)")
+    axes.legend(loc="upper left")
+    figure.tight_layout()
+    return figure
+
+
+def residuals_figure(y: np.ndarray, predicted: np.ndarray) -> Figure:
+    figure, axes = plt.subplots(figsize=(4.5, 4))
+    axes.hist(predicted - y, bins=50)
+    axes.axvline(0, linestyle="--", color="grey")
+    axes.set(xlabel="predicted − actual", ylabel="rows", title="Residuals (validation)")
+    figure.tight_layout()
+    return figure
+
+
+def evaluation_figures(task: str, booster: xgb.Booster, y: np.ndarray, scores: np.ndarray,
+                       metrics: dict[str, float]) -> dict[str, Figure]:
     """Artifact file name -> figure."""
+    if task == "binary":
+        return {
+            "roc.png": roc_figure(y, scores, metrics["auc"]),
+            "calibration.png": calibration_figure(y, scores),
+            "feature_importance.png": importance_figure(booster),
+        }
     return {
-        "roc.png": roc_figure(y, scores, auc),
-        "calibration.png": calibration_figure(y, scores),
+        "predicted_vs_actual.png": predicted_figure(y, scores, metrics["rmse"]),
+        "residuals.png": residuals_figure(y, scores),
         "feature_importance.png": importance_figure(booster),
     }

@@ -1,4 +1,8 @@
-"""`feature_pipelines`: one immutable document per (name, version) of a feature definition."""
+"""`feature_pipelines`: one immutable document per (name, version) of a feature or label definition.
+
+Label definitions are registered under `labels/<name>`, so a label and a feature set
+may share a name.
+"""
 
 import datetime as dt
 
@@ -7,7 +11,8 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from mining_platform.spec.definition import FeatureDefinition
-from mining_platform.spec.names import FEATURE_PIPELINES
+from mining_platform.spec.label import LabelDefinition
+from mining_platform.spec.names import FEATURE_PIPELINES, feature_collection
 from mining_platform.store.runs import Refused
 
 # What a version check needs; not the stored pipeline.
@@ -18,45 +23,56 @@ class FeatureVersionConflict(Refused):
     """A (name, version) already holds other content: versions are immutable, a change needs a bump."""
 
 
-def _version_id(definition: FeatureDefinition) -> str:
-    return f"{definition.name}@{definition.version}"
+Definition = FeatureDefinition | LabelDefinition
 
 
-def version_document(definition: FeatureDefinition, *, project: str) -> dict:
-    return {
+def registry_name(definition: Definition) -> str:
+    return definition.registry_name if isinstance(definition, LabelDefinition) else definition.name
+
+
+def _version_id(definition: Definition) -> str:
+    return f"{registry_name(definition)}@{definition.version}"
+
+
+def version_document(definition: Definition, *, project: str) -> dict:
+    dumped = definition.model_dump(mode="json", exclude_none=True)
+    document = {
         "_id": _version_id(definition),
-        "name": definition.name,
+        "name": registry_name(definition),
+        "kind": "label" if isinstance(definition, LabelDefinition) else "features",
         "version": definition.version,
         "hash": definition.content_hash,
         "project": project,
         "description": definition.description,
         "owner": definition.owner,
-        "source_collection": definition.source,
-        "target_collection": definition.target,
-        "window_days": definition.window_days,
+        "source": definition.source,
         # The template as written, {$param: ...} placeholders included.
-        "pipeline": definition.model_dump(mode="json")["pipeline"],
-        "parameters": definition.model_dump(mode="json")["parameters"],
-        "features": definition.model_dump(mode="json", exclude_none=True)["features"],
+        "pipeline": dumped["pipeline"],
+        "parameters": dumped["parameters"],
         "created_at": dt.datetime.now(dt.timezone.utc),
     }
+    if isinstance(definition, LabelDefinition):
+        document.update(horizon_days=definition.horizon_days, default=definition.default)
+    else:
+        document.update(target_collection=feature_collection(definition.name), window_days=definition.window_days,
+                        features=dumped["features"])
+    return document
 
 
-def conflict(db: Database, definition: FeatureDefinition, *, project: str) -> str | None:
+def conflict(db: Database, definition: Definition, *, project: str) -> str | None:
     """Why `definition` may not run against the versions in `db`, or None; reads only."""
     return _conflict_with(
         db[FEATURE_PIPELINES].find_one({"_id": _version_id(definition)}, _CHECKED_FIELDS), definition, project
     )
 
 
-def _conflict_with(registered: dict | None, definition: FeatureDefinition, project: str) -> str | None:
+def _conflict_with(registered: dict | None, definition: Definition, project: str) -> str | None:
     if registered is None:
         return None
     if registered["project"] != project:
-        return (
-            f"feature set {definition.name!r} is already registered by project {registered['project']!r}; "
-            f"names are database-wide (collection {definition.target}), pick another name"
-        )
+        what = (f"label {definition.name!r}" if isinstance(definition, LabelDefinition)
+                else f"feature set {definition.name!r} (collection {definition.target})")
+        return f"{what} is already registered by project {registered['project']!r}; names are database-wide, pick another name"
     if registered["hash"] != definition.content_hash:
         return (
             f"{definition.name} version {definition.version} differs from the registered version "
@@ -67,7 +83,7 @@ def _conflict_with(registered: dict | None, definition: FeatureDefinition, proje
     return None
 
 
-def register(db: Database, definition: FeatureDefinition, *, project: str) -> bool:
+def register(db: Database, definition: Definition, *, project: str) -> bool:
     """Record `definition` unless it is already there; True when newly registered.
 
     Raises FeatureVersionConflict when the (name, version) holds other content.

@@ -1,0 +1,1 @@
+"""Sources: the collections of events a project observes and never writes (watermarks, day counts, import)."""

@@ -1,0 +1,99 @@
+"""What a source holds, computed in the database: its watermark (newest event time) and per-day counts.
+
+The watermark is the only evidence the platform takes that a day of events is complete:
+a day D is complete once the source holds an event at or after the end of D plus the
+source's `lateness_days`. Label maturity is judged from it, never from Dagster runs, so
+events loaded by any means (a CDC feed, `mining-platform import`, a nightly dump) count.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pymongo import DESCENDING
+from pymongo.database import Database
+
+from mining_platform.spec.project import SourceConfig
+
+ONE_DAY = dt.timedelta(days=1)
+
+
+class SourceProblem(ValueError):
+    """The source cannot be read as configured (no such collection, no dates in its timestamp field)."""
+
+
+def source_database(database: Database, source: SourceConfig) -> Database:
+    """The database a source lives in, on the connection `database` came from."""
+    return database if source.database in (None, database.name) else database.client[source.database]
+
+
+def shown(source: SourceConfig, database: Database) -> str:
+    return f"{source.database or database.name}.{source.collection}"
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def watermark(database: Database, source: SourceConfig) -> dt.datetime | None:
+    """The newest event time in the source (a BSON date in its timestamp field), or None when it has none.
+
+    Raises SourceProblem when the collection has documents but none holds a date in the
+    timestamp field: a misnamed field would otherwise look like an empty source.
+    """
+    events = source_database(database, source)[source.collection]
+    newest = events.find_one({source.timestamp: {"$type": "date"}}, {source.timestamp: 1},
+                             sort=[(source.timestamp, DESCENDING)])
+    if newest is not None:
+        value = newest
+        for part in source.timestamp.split("."):
+            value = value[part]
+        return _utc(value)
+    sample = events.find_one({}, {source.timestamp: 1})
+    if sample is not None:
+        raise SourceProblem(
+            f"{shown(source, database)}: no document has a date in {source.timestamp!r} (e.g. _id {sample['_id']!r}: "
+            f"{_field(sample, source.timestamp)!r}); set sources.<key>.timestamp to the event-time field, stored as a "
+            "BSON date (mining-platform import parses text timestamps)"
+        )
+    return None
+
+
+def _field(document: dict, path: str):
+    for part in path.split("."):
+        if not isinstance(document, dict) or part not in document:
+            return "<missing>"
+        document = document[part]
+    return document
+
+
+def complete_through(newest: dt.datetime | None, lateness_days: int) -> dt.date | None:
+    """The last complete day given the watermark: D is complete once newest ≥ end of D + lateness."""
+    if newest is None:
+        return None
+    return (newest - dt.timedelta(days=lateness_days)).date() - ONE_DAY
+
+
+@dataclass(frozen=True)
+class DayCount:
+    events: int
+    newest: dt.datetime
+
+    @property
+    def version(self) -> str:
+        """The day's data version: what changes when its events change (count or newest time)."""
+        return f"{self.events} events, newest {self.newest.isoformat()}"
+
+
+def day_counts(database: Database, source: SourceConfig, *, start: dt.date, end: dt.date,
+               max_time_ms: int = 600_000) -> dict[str, DayCount]:
+    """Events and newest event time per UTC day in [start, end), computed in the database."""
+    events = source_database(database, source)[source.collection]
+    begin = dt.datetime(start.year, start.month, start.day, tzinfo=dt.timezone.utc)
+    stop = dt.datetime(end.year, end.month, end.day, tzinfo=dt.timezone.utc)
+    field = f"${source.timestamp}"
+    rows = events.aggregate([
+        {"$match": {source.timestamp: {"$gte": begin, "$lt": stop}}},
+        {"$group": {"_id": {"$dateTrunc": {"date": field, "unit": "day"}}, "events": {"$sum": 1},
+                    "newest": {"$max": field}}},
+    ], maxTimeMS=max_time_ms, comment="mining-platform source observation")
+    return {_utc(row["_id"]).date().isoformat(): DayCount(row["events"], _utc(row["newest"])) for row in rows}

@@ -1,0 +1,84 @@
+"""Label definitions: `projects/<p>/labels/<name>.yaml`, the forward-looking twin of a feature definition.
+
+A label definition is an aggregation over one source that yields one document per
+entity, `{_id: <entity>, value: <label>}`, from the events of the label window
+[as_of, horizon_end). It is versioned, registered, safety-walked and parameterised
+exactly like a feature definition; the sample build runs it in the database.
+
+`default` is the label of an entity that has features at as_of but no label
+document (for churn: no event in the window means churned, 1); `null` means such an
+entity is not a sample at all.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, StrictFloat, StrictInt, ValidationError
+
+from mining_platform.spec.definition import OWNER, SOURCE_KEY, ParameterValue, common_problems
+from mining_platform.spec.parameters import LABEL_PARAMETERS
+from mining_platform.spec.project import ProjectConfig
+from mining_platform.spec.strict import Strict, UnreadableFile, describe_validation_error, read_mapping
+
+LABELS_DIR = "labels"
+
+
+class LabelDefinitionError(ValueError):
+    """A label definition is missing or invalid; the message names the file and every problem in it."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        listed = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}:\n{listed}")
+
+
+class LabelDefinition(Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    version: StrictInt = Field(ge=1)
+    description: str = Field(min_length=1)
+    owner: str = Field(pattern=OWNER)
+    source: str = Field(pattern=SOURCE_KEY, description="A key of the project's sources.")
+    horizon_days: StrictInt = Field(ge=1, le=3650)
+    parameters: dict[str, ParameterValue] = Field(default_factory=dict)
+    pipeline: list[dict[str, Any]] = Field(min_length=1)
+    # Required, and may be null: whether an entity without a label document is a sample is a decision.
+    default: StrictInt | StrictFloat | None
+
+    @property
+    def registry_name(self) -> str:
+        """The name under which versions are registered in `feature_pipelines` (apart from feature sets)."""
+        return f"labels/{self.name}"
+
+    @property
+    def content_hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def label_path(project_dir: Path, name: str) -> Path:
+    return project_dir / LABELS_DIR / f"{name}.yaml"
+
+
+def load_label_definition(project_dir: Path, project: ProjectConfig) -> LabelDefinition:
+    """The label definition `project.yaml` names; raises LabelDefinitionError listing all its problems."""
+    path = label_path(project_dir, project.label)
+    try:
+        raw = read_mapping(path)
+    except UnreadableFile as exc:
+        hint = f" (project.yaml names label {project.label!r})" if "not found" in str(exc) else ""
+        raise LabelDefinitionError(path, [f"{exc}{hint}"]) from None
+    problems = common_problems(raw, path, project, LABEL_PARAMETERS)
+    if "default" in raw and isinstance(raw["default"], bool):
+        problems.append("default: a number or null (write 1 or 0, not true or false)")
+    try:
+        definition = LabelDefinition.model_validate(raw)
+    except ValidationError as exc:
+        problems = describe_validation_error(exc) + problems
+    if problems:
+        raise LabelDefinitionError(path, problems)
+    if project.model.task == "binary" and definition.default not in (None, 0, 1):
+        raise LabelDefinitionError(path, [f"default: a binary label is 0 or 1 (or null), got {definition.default!r}"])
+    return definition

@@ -1,0 +1,113 @@
+"""`mining-platform import`: files into a source, idempotent, all or nothing, bad rows named by line."""
+
+import datetime as dt
+import json
+import re
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mining_platform.sources.importer import ImportFailed, import_file
+
+UTC = dt.timezone.utc
+
+
+@pytest.fixture
+def project(churn_project):
+    """The churn project with a second source, `orders`, keyed by `ordered_at` (demo sources refuse imports)."""
+    orders = churn_project.sources["user_events"].model_copy(update={"collection": "orders", "timestamp": "ordered_at"})
+    return churn_project.model_copy(update={"sources": {**churn_project.sources, "orders": orders}})
+
+
+def documents(mongo):
+    return sorted(mongo.db()["orders"].find({}, {"_id": 0}), key=lambda d: (d["ordered_at"], str(d["user_id"])))
+
+
+def test_a_csv_twice_leaves_the_same_documents_with_dates_at_utc_midnight(mongo, project, tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("user_id,ordered_at,amount\n7,2024-01-05,10.5\n7,2024-01-05,10.5\n8,2024-01-06T13:30:00+01:00,3\n")
+    first = import_file(mongo.db(), project, "orders", path)
+    assert (first.rows, first.inserted, first.already_there) == (3, 3, 0)
+    assert (first.first_day, first.last_day) == (dt.date(2024, 1, 5), dt.date(2024, 1, 6))
+    stored = documents(mongo)
+    assert stored == [
+        {"user_id": 7, "ordered_at": dt.datetime(2024, 1, 5, tzinfo=UTC), "amount": 10.5},
+        {"user_id": 7, "ordered_at": dt.datetime(2024, 1, 5, tzinfo=UTC), "amount": 10.5},  # a real repeat stays
+        {"user_id": 8, "ordered_at": dt.datetime(2024, 1, 6, 12, 30, tzinfo=UTC), "amount": 3},
+    ]
+    again = import_file(mongo.db(), project, "orders", path)
+    assert (again.inserted, again.already_there) == (0, 3)
+    assert documents(mongo) == stored
+    # An export that grew adds only its new row.
+    path.write_text(path.read_text() + "9,2024-01-07 08:00,1\n")
+    grown = import_file(mongo.db(), project, "orders", path)
+    assert (grown.inserted, grown.already_there) == (1, 3)
+    assert {"ordered_at_1", "user_id_1_ordered_at_1"} <= set(mongo.db()["orders"].index_information())
+
+
+def test_bad_rows_are_listed_by_line_and_nothing_is_written(mongo, project, tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("user_id,ordered_at\nu1,2024-01-05\n,2024-01-05\nu3,yesterday\nu4,\n")
+    with pytest.raises(ImportFailed) as error:
+        import_file(mongo.db(), project, "orders", path)
+    message = str(error.value)
+    assert "3 of 4 rows cannot be imported, nothing was written" in message
+    assert "line 3: no user_id" in message and "line 4: ordered_at 'yesterday' is not a ISO 8601" in message
+    assert "line 5: no ordered_at" in message
+    assert mongo.db()["orders"].count_documents({}) == 0
+
+
+def test_a_timestamp_format_parses_text_and_numbers_need_one(mongo, project, tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("user_id,ordered_at\n1,19970101\n2,19970102\n")
+    with pytest.raises(ImportFailed, match="pass --timestamp-format %Y%m%d"):
+        import_file(mongo.db(), project, "orders", path)
+    import_file(mongo.db(), project, "orders", path, timestamp_format="%Y%m%d")
+    assert [d["ordered_at"] for d in documents(mongo)] == [dt.datetime(1997, 1, 1, tzinfo=UTC),
+                                                          dt.datetime(1997, 1, 2, tzinfo=UTC)]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,ordered_at\n1,1997-01-01\n")
+    with pytest.raises(ImportFailed, match="line 2: ordered_at '1997-01-01' is not a time in format '%Y%m%d'"):
+        import_file(mongo.db(), project, "orders", bad, timestamp_format="%Y%m%d")
+
+
+def test_parquet_and_json_lines(mongo, project, tmp_path):
+    parquet = tmp_path / "orders.parquet"
+    pq.write_table(pa.table({"user_id": ["a", "b"], "ordered_at": pa.array(
+        [dt.datetime(2024, 2, 1, 9), dt.datetime(2024, 2, 2, 10)], pa.timestamp("us")), "n": [1, 2]}), parquet)
+    lines = tmp_path / "orders.jsonl"
+    lines.write_text("\n".join(json.dumps(row) for row in (
+        {"user_id": "c", "ordered_at": "2024-02-03T11:00:00Z", "payload": {"sku": "x"}},
+        {"user_id": "d", "ordered_at": "2024-02-04", "payload": {"sku": "y"}})) + "\n")
+    assert import_file(mongo.db(), project, "orders", parquet).inserted == 2
+    assert import_file(mongo.db(), project, "orders", lines).inserted == 2
+    stored = documents(mongo)
+    assert [d["ordered_at"] for d in stored] == [dt.datetime(2024, 2, d, h, tzinfo=UTC) for d, h in
+                                                ((1, 9), (2, 10), (3, 11), (4, 0))]
+    assert stored[2]["payload"] == {"sku": "x"}
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ("user_id,when\n1,2024-01-01\n", "no column 'ordered_at' (sources.orders.timestamp)"),
+    ("user_id,ordered_at,$where\n1,2024-01-01,x\n", "column '$where': a MongoDB field name cannot start with $"),
+    ("_id,user_id,ordered_at\n1,1,2024-01-01\n", "column '_id': import derives each row's _id"),
+    ("user_id,ordered_at\n", "no rows"),
+])
+def test_files_that_cannot_map_to_events_are_refused(mongo, project, tmp_path, content, problem):
+    path = tmp_path / "orders.csv"
+    path.write_text(content)
+    with pytest.raises(ImportFailed, match=re.escape(problem)):
+        import_file(mongo.db(), project, "orders", path)
+    assert mongo.db()["orders"].count_documents({}) == 0
+
+
+def test_the_demo_source_and_unknown_sources_are_refused(mongo, project, tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,timestamp\n1,2024-01-01\n")
+    with pytest.raises(ImportFailed, match="is the demo generator's"):
+        import_file(mongo.db(), project, "user_events", path)
+    with pytest.raises(ImportFailed, match="has no source 'clicks'"):
+        import_file(mongo.db(), project, "clicks", path)
+    with pytest.raises(ImportFailed, match="unknown file type '.xlsx'"):
+        import_file(mongo.db(), project, "orders", tmp_path / "orders.xlsx")
