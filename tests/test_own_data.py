@@ -2,13 +2,12 @@
 text), imported from a file, scaffolded with `new`, featured, labelled and trained through Dagster,
 with no materialisation or observation of the source, and nothing written into it."""
 
-import csv
 import datetime as dt
 import hashlib
 import json
+from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pytest
 import yaml
 
@@ -18,30 +17,17 @@ from mining_platform.assets.model import build_model_asset
 from mining_platform.assets.samples import build_samples_asset
 from mining_platform.definitions import project_definitions
 from mining_platform.spec import load_spec
+from tests.conftest import REPO
 
 UTC = dt.timezone.utc
 START = dt.date(2024, 3, 1)
-DAYS = 60
-CUSTOMERS = 120
 
 
-def purchase_log(path, *, seed=3) -> int:
-    """Orders of CUSTOMERS customers over DAYS days: ids are integers, the time is `ordered_at` as "DD/MM/YYYY HH:MM",
-    each customer buys at their own rate, so recent activity predicts the next week's."""
-    rng = np.random.default_rng(seed)
-    rates = rng.choice([0.02, 0.1, 0.3, 0.8], size=CUSTOMERS)
-    rows = []
-    for day in range(DAYS):
-        date = START + dt.timedelta(days=day)
-        for customer in np.flatnonzero(rng.random(CUSTOMERS) < rates):
-            minute = int(rng.integers(0, 24 * 60))
-            rows.append({"customer": 10_000 + int(customer), "ordered_at": f"{date:%d/%m/%Y} {minute // 60:02d}:{minute % 60:02d}",
-                         "amount": round(float(rng.gamma(2.0, 15.0)), 2), "channel": str(rng.choice(["web", "app"]))})
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["customer", "ordered_at", "amount", "channel"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return len(rows)
+def purchase_log() -> tuple[Path, int]:
+    """The README's example file: orders of 200 customers over 150 days from 2024-03-01, integer ids, the time
+    in `ordered_at` as "DD/MM/YYYY HH:MM" text (examples/make_orders.py writes it)."""
+    path = REPO / "examples" / "orders.csv"
+    return path, sum(1 for _ in path.open()) - 1
 
 
 def fingerprint(collection) -> str:
@@ -104,8 +90,7 @@ def test_a_purchase_log_from_a_file_to_a_gated_model(shop, mongo, mlflow_resourc
     spec = new_project(name, task, projects, workspace, capsys)
     assert yaml.safe_load(workspace.read_text())["load_from"][0]["python_module"]["attribute"] == name
 
-    log = tmp_path / "orders.csv"
-    rows = purchase_log(log)
+    log, rows = purchase_log()
     code = cli.main(["import", str(log), "--project", name, "--source", "events",
                      "--timestamp-format", "%d/%m/%Y %H:%M"])
     out, err = capsys.readouterr()
@@ -137,8 +122,7 @@ def test_a_purchase_log_from_a_file_to_a_gated_model(shop, mongo, mlflow_resourc
 def test_a_late_day_is_refused_until_its_events_arrive(shop, mongo, mlflow_resource, tmp_path, capsys):
     projects, workspace = shop
     spec = new_project("late", "binary", projects, workspace, capsys)
-    log = tmp_path / "orders.csv"
-    purchase_log(log)
+    log, _ = purchase_log()
     assert cli.main(["import", str(log), "--project", "late", "--source", "events",
                      "--timestamp-format", "%d/%m/%Y %H:%M"]) == 0
     orders = mongo.db()["orders"]

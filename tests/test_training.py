@@ -194,3 +194,58 @@ def test_mlflow_uris_are_restored_in_the_environment_too(monkeypatch, mlflow_res
         assert os.environ["MLFLOW_TRACKING_URI"] == mlflow_resource.tracking_uri
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert os.environ["MLFLOW_REGISTRY_URI"] == "sqlite:///kept.db"
+
+
+# --- tasks and gates -----------------------------------------------------------------------------
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(("gate", "value", "champion", "passed", "reason"), [
+    ({"metric": "rmse", "max": 3.0, "max_regression": 0.2}, 2.5, None, True, "no champion to compare with"),
+    ({"metric": "rmse", "max": 3.0, "max_regression": 0.2}, 3.5, None, False, "RMSE 3.5000 is above the ceiling max 3.0"),
+    ({"metric": "rmse", "max": 3.0, "max_regression": 0.2}, 2.5, 2.2, False, "RMSE 2.5000 loses 0.3000 to champion v1"),
+    ({"metric": "rmse", "max": 3.0, "max_regression": 0.2}, 2.3, 2.2, True, "champion v1 scores 2.2000"),
+    ({"metric": "r2", "min": 0.1, "max_regression": 0.02}, 0.05, None, False, "R² 0.0500 is below the floor min 0.1"),
+    ({"metric": "r2", "min": 0.1, "max_regression": 0.02}, 0.30, 0.35, False, "R² 0.3000 loses 0.0500 to champion v1"),
+    ({"metric": "logloss", "max": 0.6, "max_regression": 0.01}, 0.40, 0.395, True, "log loss 0.4000"),
+    ({"metric": "auc", "min": 0.7, "max_regression": 0.01}, float("nan"), None, False, "AUC is nan"),
+])
+def test_the_gate_reads_each_metric_in_its_direction(gate, value, champion, passed, reason):
+    from mining_platform.training.gate import ChampionScore, decide
+
+    result = decide(gate=GateConfig.model_validate(gate), value=value, rows=100,
+                    champion=ChampionScore("1", champion) if champion is not None else None)
+    assert result.passed is passed
+    assert reason in result.reason
+
+
+def regression_spec(churn_project, gate: dict) -> ProjectSpec:
+    from tests.fixtures.specs import churn_label
+
+    model = churn_project.model.model_copy(update={
+        "name": f"spend_{uuid.uuid4().hex[:8]}", "task": "regression", "gate": GateConfig.model_validate(gate)})
+    spec = load_spec(REPO / "projects" / "churn")
+    label = churn_label(name="spend_next", default=0.0)
+    return dataclasses.replace(spec, project=churn_project.model_copy(update={"model": model}), label_definition=label)
+
+
+def test_a_regression_trains_logs_its_metrics_and_is_gated_both_ways(mongo, churn_project, mlflow_resource):
+    spec = regression_spec(churn_project, {"metric": "rmse", "max": 1000.0, "max_regression": 0.5})
+    # Integer entity ids (the fixture writes them for regression projects): training reads them as they are.
+    publish_synthetic_samples(mongo.db(), spec, days=DAYS, rows_per_day=150, seed=5, signal=1.5)
+    assert isinstance(mongo.db()[spec.samples_collection].find_one()["user_id"], int)
+    good = train(mongo, spec, mlflow_resource)
+    assert good.gate.passed, good.gate.reason
+    assert {"rmse", "mae", "r2", "label_mean", "train_rmse"} <= good.metrics.keys() and "auc" not in good.metrics
+    assert good.metrics["r2"] > 0.3
+    run = MlflowClient(mlflow_resource.tracking_uri).get_run(good.logged.run_id)
+    assert run.data.tags["mining.task"] == "regression"
+    assert run.data.params["objective"] == "reg:squarederror"
+    artifacts = {a.path for a in MlflowClient(mlflow_resource.tracking_uri).list_artifacts(good.logged.run_id, "plots")}
+    assert artifacts == {"plots/predicted_vs_actual.png", "plots/residuals.png", "plots/feature_importance.png"}
+    # Reproducible whatever the id type: the same samples give the same model.
+    assert train(mongo, spec, mlflow_resource).metrics["rmse"] == pytest.approx(good.metrics["rmse"], abs=1e-12)
+
+    strict = regression_spec(churn_project, {"metric": "rmse", "max": 0.5, "max_regression": 0.5})
+    bad = train(mongo, strict, mlflow_resource)
+    assert not bad.gate.passed and "is above the ceiling max 0.5" in bad.gate.reason

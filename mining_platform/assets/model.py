@@ -80,7 +80,6 @@ def _metadata(outcome: TrainingOutcome) -> dict:
         "validation_partitions": dg.MetadataValue.text(" .. ".join(data.validation.partitions())),
         "features": dg.MetadataValue.json(data.features),
         "feature_versions": dg.MetadataValue.json(data.feature_versions),
-        **({"excluded_features": dg.MetadataValue.json(data.excluded)} if data.excluded else {}),
         "device": dg.MetadataValue.text(outcome.settings.params["device"] + (f" ({outcome.device_note})" if outcome.device_note else "")),
         "partitions_from_cache": dg.MetadataValue.int(data.partitions_cached),
         "seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in outcome.seconds.items()}),

@@ -45,7 +45,6 @@ class Split:
 @dataclass(frozen=True)
 class TrainingData:
     features: list[str]
-    excluded: dict[str, str]
     train: Split
     validation: Split
     feature_versions: dict[str, dict]
@@ -54,20 +53,14 @@ class TrainingData:
     partitions_cached: int = 0
 
 
-def model_features(spec: ProjectSpec) -> tuple[list[str], dict[str, str]]:
-    """(features the model uses, in order; excluded features with the reason).
-
-    XGBoost takes numbers; string and date features stay in the samples but not in the model."""
-    used, excluded = [], {}
-    for definition in spec.definitions:
-        for name, contract in definition.features.items():
-            if contract.type in NUMERIC_TYPES:
-                used.append(name)
-            else:
-                excluded[name] = f"{contract.type.value} feature: XGBoost trains on int, float and bool features"
-    if not used:
-        raise TrainingDataError(f"{spec.project.name}: no numeric features to train on ({', '.join(excluded)})")
-    return used, excluded
+def model_features(spec: ProjectSpec) -> list[str]:
+    """The features the model uses, in order: every feature of every set (the loader admits only int, float
+    and bool features, what XGBoost takes)."""
+    used = [name for name in spec.feature_columns if spec.feature_type(name) in NUMERIC_TYPES]
+    if len(used) != len(spec.feature_columns):  # a spec built around the loader
+        raise TrainingDataError(f"{spec.project.name}: non-numeric features cannot train: "
+                                f"{sorted(set(spec.feature_columns) - set(used))}")
+    return used
 
 
 def _feature_versions(markers: list[dict]) -> dict[str, dict]:
@@ -128,7 +121,7 @@ def load_training_data(
             f"model.training.embargo_days (0 lets training labels overlap the validation window)"
         )
 
-    features, excluded = model_features(spec)
+    features = model_features(spec)
     # The entity is not a column: ids may be strings or integers (pymongoarrow needs one type per column), and
     # the row order comes from the server (each partition sorted by entity on its unique index).
     schema = Schema({
@@ -148,7 +141,6 @@ def load_training_data(
     is_validation = pc.greater_equal(table.column("as_of"), pa.scalar(validation_markers[0]["as_of"], pa.timestamp("ms", tz="UTC")))
     return TrainingData(
         features=features,
-        excluded=excluded,
         train=_split(table.filter(pc.invert(is_validation)), features, spec.label),
         validation=_split(table.filter(is_validation), features, spec.label),
         feature_versions=feature_versions,

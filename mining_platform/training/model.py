@@ -148,7 +148,6 @@ def train_and_register(
             tags={**(cause_tags or {}), **lineage_tags(spec, data, dagster_run_id=dagster_run_id)},
             extra_artifacts={"training_data.json": {
                 "features": data.features,
-                "excluded_features": data.excluded,
                 "sample_partitions": data.sample_partitions,
                 "feature_versions": data.feature_versions,
             }, REFERENCE_ARTIFACT: reference.to_json()},
