@@ -166,6 +166,21 @@ def test_entities_are_scored_on_their_latest_committed_features(project, definit
         assert predict(url, "churn", {"rows": as_rows(expected)}).status_code == 200  # rows still work
 
 
+def test_integer_entity_ids_are_looked_up_as_they_are_stored(project, definitions, mongo, mlflow_resource):
+    db = mongo.db()
+    db["user_events"].insert_many([{"user_id": 101, **at(4)}, {"user_id": 102, **at(4, event_type="purchase", amount=3.0)}])
+    publish(mongo, project, definitions, ["2024-01-04"])
+    promote(mlflow_resource, register(project, mlflow_resource, seed=2, definitions=definitions))
+    with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource))) as url:
+        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        answer = predict(url, "churn", {"entities": [102, 101]})
+        as_text = predict(url, "churn", {"entities": ["101"]})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["predictions"]) == 2
+    # Ids match as MongoDB compares them: the text "101" is not the integer 101.
+    assert as_text.status_code == 404 and "'101'" in as_text.json()["detail"]
+
+
 def test_reload_swaps_atomically_under_concurrent_requests(project, definitions, mongo, mlflow_resource):
     first, second = (register(project, mlflow_resource, seed=seed) for seed in (4, 5))
     X = synthetic_rows(FEATURES, 1, seed=7)
