@@ -38,7 +38,7 @@ from mining_platform.assets.model import build_model_asset
 from mining_platform.embedded_mongo import running_server
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.samples.pipeline import committed_sample_markers
-from mining_platform.spec import ProjectSpec, load_spec
+from mining_platform.spec import load_spec
 from mining_platform.spec.project import load_project
 from mining_platform.training.booster import BoosterSettings, cuda_available
 from mining_platform.training.dataset import load_training_data

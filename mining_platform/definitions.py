@@ -10,11 +10,11 @@ import functools
 import dagster as dg
 
 from mining_platform import settings
+from mining_platform.assets.demo import build_demo_asset
 from mining_platform.assets.deployment import build_deployment_asset
 from mining_platform.assets.drift_report import build_drift_report_asset
 from mining_platform.assets.features import build_feature_assets
 from mining_platform.assets.model import build_model_asset
-from mining_platform.assets.demo import build_demo_asset
 from mining_platform.assets.samples import build_samples_asset
 from mining_platform.assets.sources import build_source_assets
 from mining_platform.jobs import build_jobs, build_schedules

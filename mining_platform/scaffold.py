@@ -21,7 +21,6 @@ from mining_platform.spec.project import PROJECT_FILE, PROJECT_NAME, SourceConfi
 from mining_platform.spec.strict import describe_validation_error
 
 SOURCE_KEY = "events"
-FEATURE_SET = "activity"
 WINDOW_DAYS = 30
 HORIZON_DAYS = 30
 
@@ -61,8 +60,8 @@ drift: {{psi_threshold: 0.2, min_drifted_features: 2}}
 """
 
 
-def _feature_yaml(entity: str, timestamp: str) -> str:
-    return f"""name: {FEATURE_SET}
+def _feature_yaml(feature_set: str, entity: str, timestamp: str) -> str:
+    return f"""name: {feature_set}
 version: 1
 description: >-
   How active each entity was over the {WINDOW_DAYS} days before as_of: events, distinct
@@ -124,8 +123,9 @@ def _workspace_entry(name: str) -> str:
 def scaffold(projects_dir: Path, name: str, *, collection: str, entity: str, timestamp: str, start_date: dt.date,
              task: str = "binary", database: str | None = None, workspace: Path | None = None) -> Scaffolded:
     """Write and load a new project; raises ScaffoldFailed, leaving nothing behind, when anything is off."""
-    if not re.fullmatch(PROJECT_NAME, name):
-        raise ScaffoldFailed(f"project name {name!r}: lowercase letters, digits and _, starting with a letter")
+    if not re.fullmatch(PROJECT_NAME, name) or len(name) > 40:
+        raise ScaffoldFailed(f"project name {name!r}: lowercase letters, digits and _, starting with a letter, "
+                             "at most 40 characters")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", entity):
         raise ScaffoldFailed(f"--entity {entity!r}: a top-level field name (letters, digits, _)")
     try:
@@ -139,10 +139,13 @@ def scaffold(projects_dir: Path, name: str, *, collection: str, entity: str, tim
         listed = yaml.safe_load(workspace.read_text()) or {}
         if any(entry.get("python_module", {}).get("attribute") == name for entry in listed.get("load_from") or []):
             raise ScaffoldFailed(f"{workspace} already has a code location {name!r}")
-    label = "active_next_30d" if task == "binary" else "events_next_30d"
+    # Feature set and label names are database-wide in the registry: prefixed with the project, two scaffolded
+    # projects never collide.
+    feature_set = f"{name}_activity"
+    label = f"{name}_active_next_30d" if task == "binary" else f"{name}_events_next_30d"
     files = {
         project_dir / PROJECT_FILE: _project_yaml(name, source, entity, start_date, task, label),
-        project_dir / "features" / f"{FEATURE_SET}.yaml": _feature_yaml(entity, timestamp),
+        project_dir / "features" / f"{feature_set}.yaml": _feature_yaml(feature_set, entity, timestamp),
         project_dir / "labels" / f"{label}.yaml": _label_yaml(label, task, entity, timestamp),
     }
     try:

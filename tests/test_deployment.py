@@ -10,7 +10,6 @@ from mining_platform.embedded_mongo import free_port
 from mining_platform.registry.aliases import CHAMPION, FAILED, PASSED, PREVIOUS, alias_version, promote_to_champion
 from mining_platform.resources import EndpointResource
 from mining_platform.serving.app import ServingConfig, create_app
-from mining_platform.spec import ProjectSpec
 from tests import endpoint_server
 from tests.fixtures.specs import make_spec
 from tests.model_versions import register_version, unique_model_name

@@ -24,8 +24,8 @@ from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import PREDICTION_LOG
 from tests.fixtures.feature_days import publish_feature_day
 from tests.fixtures.model_versions import register_synthetic_version, synthetic_rows
-from tests.model_versions import unique_model_name
 from tests.fixtures.specs import make_spec
+from tests.model_versions import unique_model_name
 from tests.test_feature_pipelines import COUNTS
 from tests.test_samples import SPEND
 

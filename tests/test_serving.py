@@ -22,13 +22,12 @@ from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.registry import aliases, versions
 from mining_platform.registry.client import tracking
 from mining_platform.serving.app import ServingConfig, create_app
-from mining_platform.spec import ProjectSpec
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.store import markers
 from tests import endpoint_server
-from tests.fixtures.specs import make_spec
 from tests.conftest import wait_until
 from tests.fixtures.model_versions import synthetic_rows
+from tests.fixtures.specs import make_spec
 from tests.model_versions import register_version, unique_model_name
 from tests.test_feature_pipelines import COUNTS
 from tests.test_samples import SPEND, at

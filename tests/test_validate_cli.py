@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from mining_platform import cli
-from mining_platform.store.versions import register
 from mining_platform.spec.definition import load_feature_definition
+from mining_platform.store.versions import register
 
 from .conftest import REPO
 

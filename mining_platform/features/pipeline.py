@@ -9,14 +9,14 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from mining_platform.features.contracts import ContractReport, evaluate_contracts
-from mining_platform.store.versions import register
+from mining_platform.sources.observe import source_database
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import FEATURE_MARKERS
 from mining_platform.spec.parameters import parameter_values, substitute
-from mining_platform.sources.observe import source_database
 from mining_platform.spec.project import ProjectConfig
 from mining_platform.store import markers
 from mining_platform.store.loop import Aggregation, PartitionOutcome, run_partitions
+from mining_platform.store.versions import register
 
 
 class ContractViolation(RuntimeError):
@@ -45,7 +45,7 @@ class ExecutionReport:
 def write_stages(definition: FeatureDefinition, *, entity: str, as_of: dt.datetime, run_id: str,
                  database: str | None = None) -> list[dict]:
     """The stages the platform appends: keep the declared features, tag them, `$merge` them (into the platform
-    `database` when the source lives in another one)."""
+    `database`, named because the source may live in another one)."""
     return [
         {"$project": {
             "_id": 0,
@@ -132,12 +132,11 @@ class FeatureJob:
     def aggregations(self, db: Database, outcome: FeatureOutcome) -> list[Aggregation]:
         d = self.pipeline
         stages = substitute(d.pipeline, self._values(outcome.as_of))
-        elsewhere = self.source.database not in (None, db.name)
         return [Aggregation(
             collection=self.source.collection,
-            database=self.source.database if elsewhere else None,
+            database=self.source.database,
             stages=stages + write_stages(d, entity=self.entity, as_of=outcome.as_of, run_id=outcome.run_id,
-                                         database=db.name if elsewhere else None),
+                                         database=db.name),
         )]
 
     def verify(self, db: Database, outcome: FeatureOutcome, *, max_time_ms: int) -> None:

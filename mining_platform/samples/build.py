@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from pymongo.database import Database
 
-from mining_platform.store.versions import register
 from mining_platform.samples.pipeline import (
     SamplesPipeline, SamplesRefused, feature_markers, immature_label_problem, label_counts, label_stages, sample_stages,
 )
@@ -16,6 +15,7 @@ from mining_platform.spec import ProjectSpec, names
 from mining_platform.spec.names import SAMPLE_MARKERS
 from mining_platform.store import markers
 from mining_platform.store.loop import Aggregation, PartitionOutcome, run_partitions
+from mining_platform.store.versions import register
 
 
 class LabelViolation(RuntimeError):
@@ -87,11 +87,9 @@ class SampleJob:
             for name, m in found.items()
         }
         source = self.spec.label_source
-        elsewhere = source.database not in (None, db.name)
         return [
-            Aggregation(collection=source.collection, database=source.database if elsewhere else None,
-                        stages=label_stages(self.spec, as_of=outcome.as_of, run_id=outcome.run_id,
-                                            platform_db=db.name if elsewhere else None)),
+            Aggregation(collection=source.collection, database=source.database,
+                        stages=label_stages(self.spec, as_of=outcome.as_of, run_id=outcome.run_id, platform_db=db.name)),
             Aggregation(collection=self.spec.definitions[0].target,
                         stages=sample_stages(self.spec, as_of=outcome.as_of, markers_at=found, run_id=outcome.run_id)),
         ]

@@ -115,10 +115,9 @@ def feature_markers(db: Database, spec: ProjectSpec, *, partition: str, as_of: d
     return found
 
 
-def label_stages(spec: ProjectSpec, *, as_of: dt.datetime, run_id: str, platform_db: str | None) -> list[dict]:
-    """The label definition over its source, written into the scratch collection `labels_<p>` for this run.
-
-    `platform_db` names the platform database when the source lives in another one. A
+def label_stages(spec: ProjectSpec, *, as_of: dt.datetime, run_id: str, platform_db: str) -> list[dict]:
+    """The label definition over its source, written into the scratch collection `labels_<p>` of the platform
+    database (named: the source may live in another one) for this run. A
     boolean value is stored as 0/1; a missing value as null (the join then applies `default`).
     """
     label = spec.label_definition

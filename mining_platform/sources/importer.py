@@ -83,12 +83,9 @@ def _parse_text(values: pa.Array, fmt: str | None) -> tuple[pa.Array, list[int]]
             parsed = pc.strptime(values, format=fmt, unit="ms", error_is_null=True)
         except pa.ArrowInvalid as exc:
             raise ImportFailed(f"--timestamp-format {fmt!r}: {exc}") from None
-        parsed = parsed.cast(utc) if parsed.type.tz is None else parsed.cast(utc)
+        parsed = parsed.cast(utc)  # a naive result is UTC; a zoned one (%z) is converted
     else:
-        parsed_values = []
-        for value in values.to_pylist():
-            parsed_values.append(_iso(value))
-        parsed = pa.array(parsed_values, type=utc)
+        parsed = pa.array([_iso(value) for value in values.to_pylist()], type=utc)
     bad = [i for i, (text, value) in enumerate(zip(values.to_pylist(), parsed.to_pylist()))
            if text is not None and value is None]
     return parsed, bad

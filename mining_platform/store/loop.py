@@ -148,7 +148,7 @@ def _run_partition(job: PartitionJob, outcome: PartitionOutcome, *, db: Database
         runs.start(db, outcome.run_id, lease=lease)
         started = dt.datetime.now(dt.timezone.utc)
         for step in job.aggregations(db, outcome):
-            database = analytics if step.database is None else analytics.client[step.database]
+            database = analytics if step.database in (None, analytics.name) else analytics.client[step.database]
             with measure_reply_bytes() as replies:
                 # The $merge runs server-side: the cursor comes back empty.
                 list(database[step.collection].aggregate(
