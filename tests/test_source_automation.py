@@ -1,0 +1,45 @@
+"""Feature days follow their source day: the automation condition reacts to a changed data version of that day."""
+
+import dagster as dg
+import pytest
+
+from mining_platform.assets.demo import DATA_VERSION_TAG
+from mining_platform.assets.features import build_feature_asset
+from mining_platform.assets.sources import build_source_asset
+from mining_platform.resources import MongoResource
+from mining_platform.spec import load_spec
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.fast
+
+
+def test_a_feature_day_runs_when_its_source_day_changes_and_only_then():
+    spec = load_spec(REPO / "projects" / "spend")
+    [definition] = spec.definitions
+    # Evaluating conditions reads only the instance; the resource is never connected.
+    assets = dg.Definitions(
+        assets=[build_source_asset(spec.project, definition.source), build_feature_asset(spec.project, definition)],
+        resources={"mongo": MongoResource(uri="mongodb://127.0.0.1:9/?directConnection=true", database="unused")})
+    source = dg.AssetKey(["spend", "sources", definition.source])
+    feature = dg.AssetKey(["spend", "features", definition.name])
+
+    def observe(day: str, version: str) -> None:
+        instance.report_runless_asset_event(dg.AssetObservation(source, partition=day, tags={DATA_VERSION_TAG: version}))
+
+    def requested(cursor):
+        result = dg.evaluate_automation_conditions(defs=assets, instance=instance, cursor=cursor)
+        return sorted(result.get_requested_partitions(feature)), result.cursor
+
+    with dg.instance_for_test() as instance:
+        days, cursor = requested(None)
+        assert days == []  # no source day observed: nothing to compute
+        observe("2024-02-01", "5245 events, newest 2024-02-01T23:59:00+00:00")
+        observe("2024-02-02", "5100 events, newest 2024-02-02T23:58:00+00:00")
+        days, cursor = requested(cursor)
+        assert days == ["2024-02-01", "2024-02-02"]
+        days, cursor = requested(cursor)
+        assert days == []  # handled
+        # A late event changes an older day: exactly that day again.
+        observe("2024-02-01", "5246 events, newest 2024-02-01T23:59:00+00:00")
+        days, cursor = requested(cursor)
+        assert days == ["2024-02-01"]
