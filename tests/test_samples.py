@@ -122,6 +122,7 @@ def test_samples_join_committed_features_and_label_strictly_point_in_time(mongo,
 
     marker = markers.committed_partition(events_db, samples.name, AS_OF, markers=SAMPLE_MARKERS)
     assert marker["run_id"] == outcome.run_id and marker["positives"] == 2
+    assert marker["entity_types"] == ["string"] and marker["label_mean"] == 0.5
     assert marker["label"]["window_end"] == AS_OF + dt.timedelta(days=3)
     assert {name: built["run_id"] for name, built in marker["features"].items()} == {
         d.name: markers.committed_partition(events_db, d.name, AS_OF)["run_id"] for d in spec.definitions

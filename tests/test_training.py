@@ -16,6 +16,7 @@ from mining_platform.assets.model import GATE_CHECK, build_model_asset
 from mining_platform.registry import aliases
 from mining_platform.registry.client import tracking
 from mining_platform.spec import ProjectSpec, load_spec
+from mining_platform.spec.names import SAMPLE_MARKERS
 from mining_platform.spec.project import GateConfig, TrainingConfig
 from mining_platform.training.booster import resolve_device
 from mining_platform.training.dataset import TrainingDataError
@@ -249,3 +250,17 @@ def test_a_regression_trains_logs_its_metrics_and_is_gated_both_ways(mongo, chur
     strict = regression_spec(churn_project, {"metric": "rmse", "max": 0.5, "max_regression": 0.5})
     bad = train(mongo, strict, mlflow_resource)
     assert not bad.gate.passed and "is above the ceiling max 0.5" in bad.gate.reason
+
+
+def test_entity_ids_of_mixed_types_still_train_reproducibly(mongo, churn_project, mlflow_resource):
+    spec = make_spec(churn_project)
+    publish_synthetic_samples(mongo.db(), spec, days=DAYS, rows_per_day=100, seed=5, signal=1.5)
+    samples = mongo.db()[spec.samples_collection]
+    for row in samples.find({"user_id": {"$regex": "[02468]$"}}, {"user_id": 1}):  # half the ids become integers
+        samples.update_one({"_id": row["_id"]}, {"$set": {"user_id": int(row["user_id"].removeprefix("user-"))}})
+    assert {type(v) for v in samples.distinct("user_id")} == {str, int}
+    # What a build of such data records on its markers (the sample build counts the id types in the database).
+    mongo.db()[SAMPLE_MARKERS].update_many({}, {"$set": {"entity_types": ["int", "string"]}})
+    first, second = train(mongo, spec, mlflow_resource), train(mongo, spec, mlflow_resource)
+    assert first.data.train.rows + first.data.validation.rows == 100 * (len(DAYS) - 3 + 1)
+    assert first.metrics["auc"] == second.metrics["auc"] and first.metrics["logloss"] == second.metrics["logloss"]

@@ -26,6 +26,7 @@ class LabelViolation(RuntimeError):
 class SampleOutcome(PartitionOutcome):
     positives: int = 0  # binary: rows labelled 1
     label_mean: float | None = None
+    entity_types: tuple[str, ...] = ()  # BSON types of the entity ids: training reads them as one column type
     feature_runs: dict[str, dict] = field(default_factory=dict)  # feature set -> run id, version, hash joined
 
     @property
@@ -103,6 +104,7 @@ class SampleJob:
                 f"{counts.invalid} of {counts.rows} rows have a {self.spec.label!r} label that is not {wanted} "
                 f"(e.g. {counts.example!r}); fix labels/{self.spec.label}.yaml (its `value`, or `default`)")
         outcome.label_mean = counts.label_mean
+        outcome.entity_types = counts.entity_types
         outcome.positives = int(counts.label_sum) if self.spec.task == "binary" else 0
 
     def marker_fields(self, outcome: SampleOutcome) -> dict:
@@ -114,6 +116,7 @@ class SampleJob:
                       "window_start": label_start, "window_end": label_end},
             "positives": outcome.positives,
             "label_mean": outcome.label_mean,
+            "entity_types": list(outcome.entity_types),
         }
 
     def summary(self, outcome: SampleOutcome) -> str:

@@ -181,6 +181,7 @@ class LabelCounts:
     label_sum: float  # positives of a binary label
     invalid: int  # rows whose label is not a valid value for the task
     example: object = None  # one invalid value
+    entity_types: tuple[str, ...] = ()  # the BSON types of the entity ids ("string", "int", "long", …)
 
     @property
     def label_mean(self) -> float | None:
@@ -189,7 +190,7 @@ class LabelCounts:
 
 def label_counts(db: Database, spec: ProjectSpec, *, as_of: dt.datetime, run_id: str,
                  max_time_ms: int = 600_000) -> LabelCounts:
-    """Rows, label sum and invalid labels of one run's partition, counted in the database.
+    """Rows, label sum, invalid labels and entity id types of one run's partition, counted in the database.
 
     Valid: 0 or 1 for a binary task; a finite number for regression.
     """
@@ -206,12 +207,14 @@ def label_counts(db: Database, spec: ProjectSpec, *, as_of: dt.datetime, run_id:
             "label_sum": {"$sum": {"$cond": [invalid, 0, label]}},
             "invalid": {"$sum": {"$cond": [invalid, 1, 0]}},
             "example": {"$max": {"$cond": [invalid, {"$ifNull": [label, "null"]}, "$$REMOVE"]}},
+            "entity_types": {"$addToSet": {"$type": f"${spec.entity}"}},
         }},
     ], maxTimeMS=max_time_ms))
     if not counted:
         return LabelCounts(0, 0.0, 0)
     c = counted[0]
-    return LabelCounts(c["rows"], float(c["label_sum"]), c["invalid"], c.get("example"))
+    return LabelCounts(c["rows"], float(c["label_sum"]), c["invalid"], c.get("example"),
+                       tuple(sorted(c["entity_types"])))
 
 
 def committed_sample_markers(

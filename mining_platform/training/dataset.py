@@ -122,20 +122,22 @@ def load_training_data(
         )
 
     features = model_features(spec)
-    # The entity is not a column: ids may be strings or integers (pymongoarrow needs one type per column), and
-    # the row order comes from the server (each partition sorted by entity on its unique index).
-    schema = Schema({
-        "as_of": pa.timestamp("ms", tz="UTC"),
-        spec.label: pa.float64(),
-        **{name: NUMERIC_TYPES[spec.feature_type(name)] for name in features},
-    })
     chosen = train_markers + validation_markers
-    cache = None
-    if cache_root is not None:
-        cache = PartitionCache(cache_root, collection=f"{db.name}.{spec.samples_collection}", schema=schema.to_arrow())
-        cache.evict_except({m["run_id"] for m in committed_sample_markers(db, spec)})
-    table, partitions_cached = _read_partitions(db[spec.samples_collection], chosen, schema, cache,
-                                                entity=spec.project.entity)
+    collection = db[spec.samples_collection]
+    entity = spec.project.entity
+    columns = {"as_of": pa.timestamp("ms", tz="UTC"), spec.label: pa.float64(),
+               **{name: NUMERIC_TYPES[spec.feature_type(name)] for name in features}}
+    # A stable row order makes training reproducible whatever order the server returns: (as_of, entity). Ids of
+    # one type (what each marker records) are read as that column type and sorted here; mixed or unrecorded
+    # types are read in entity order from each partition's unique index instead (slower on some servers).
+    id_type = _entity_type(chosen)
+    if id_type is not None:
+        table, partitions_cached = _read_with_cache(db, spec, collection, chosen,
+                                                    Schema({**columns, entity: id_type}), cache_root)
+        table = table.sort_by([("as_of", "ascending"), (entity, "ascending")])
+    else:
+        table, partitions_cached = _read_with_cache(db, spec, collection, chosen, Schema(columns), cache_root,
+                                                    sort_by=entity)
     if table.column(spec.label).null_count:
         raise TrainingDataError(f"{spec.samples_collection}: {table.column(spec.label).null_count} rows have no {spec.label!r} label")
     is_validation = pc.greater_equal(table.column("as_of"), pa.scalar(validation_markers[0]["as_of"], pa.timestamp("ms", tz="UTC")))
@@ -150,21 +152,43 @@ def load_training_data(
     )
 
 
+def _entity_type(markers: list[dict]) -> pa.DataType | None:
+    """The one Arrow type of the partitions' entity ids (string or int64), from the types their markers record."""
+    if not all("entity_types" in m for m in markers):
+        return None
+    types = {t for m in markers for t in m["entity_types"]}
+    if types == {"string"}:
+        return pa.string()
+    if types and types <= {"int", "long"}:
+        return pa.int64()
+    return None
+
+
+def _read_with_cache(db: Database, spec: ProjectSpec, collection: Collection, markers: list[dict], schema: Schema,
+                     cache_root: Path | None, *, sort_by: str | None = None) -> tuple[pa.Table, int]:
+    cache = None
+    if cache_root is not None:
+        cache = PartitionCache(cache_root, collection=f"{db.name}.{spec.samples_collection}", schema=schema.to_arrow())
+        cache.evict_except({m["run_id"] for m in committed_sample_markers(db, spec)})
+    return _read_partitions(collection, markers, schema, cache, sort_by=sort_by)
+
+
 def _read_partitions(
-    collection: Collection, markers: list[dict], schema: Schema, cache: PartitionCache | None, *, entity: str
+    collection: Collection, markers: list[dict], schema: Schema, cache: PartitionCache | None, *,
+    sort_by: str | None = None,
 ) -> tuple[pa.Table, int]:
     """Every committed row of the partitions, decoded straight into Arrow columns; (table, partitions cached).
 
     One cursor per partition not in the cache, a few at a time: the server produces one
     batch while pymongoarrow decodes another. No projection: a sample document is the
     training row (plus run_id and feature_versions), the schema skips what is not in
-    it, and a server-side projection costs more than the few bytes it saves. Each partition
-    is read in entity order (its unique index serves the sort), so the concatenated rows
-    are in (as_of, entity) order whatever the id type: training is reproducible.
+    it, and a server-side projection costs more than the few bytes it saves. With `sort_by`,
+    each partition is read in that field's order.
     """
     def read(marker: dict) -> pa.Table:
         table = find_arrow_all(collection, {"as_of": marker["as_of"], "run_id": marker["run_id"]},
-                               schema=schema, projection=None, batch_size=10_000, sort=[(entity, 1)])
+                               schema=schema, projection=None, batch_size=10_000,
+                               sort=[(sort_by, 1)] if sort_by else None)
         if table.num_rows != marker["documents"]:  # replaced (and swept) while we read it
             raise TrainingDataError(
                 f"sample partition {marker['partition']} changed while loading ({table.num_rows} of "
