@@ -18,14 +18,24 @@ from mining_platform.spec.strict import Strict, UnreadableFile, describe_validat
 FEATURES_DIR = "features"
 
 
-class FeatureDefinitionError(ValueError):
-    """A feature definition is invalid; the message names the file and every problem in it."""
+class DefinitionError(ValueError):
+    """A definition file is invalid; the message names the file and every problem in it."""
 
     def __init__(self, path: Path, problems: list[str]):
         self.path = path
         self.problems = problems
         listed = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}:\n{listed}")
+
+
+class FeatureDefinitionError(DefinitionError):
+    """A feature definition is invalid."""
+
+
+def canonical_hash(definition: Strict) -> str:
+    """sha256 of a definition's canonical JSON: the registry key and the asset's code_version."""
+    canonical = json.dumps(definition.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class FeatureType(str, Enum):
@@ -92,8 +102,7 @@ class FeatureDefinition(Strict):
     @property
     def content_hash(self) -> str:
         """sha256 of the definition's canonical JSON: the registry key and the asset's code_version."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_hash(self)
 
     def trigger_parameters(self) -> dict:
         """The declared parameters as recorded in a `pipeline_runs` trigger."""

@@ -10,14 +10,14 @@ document (for churn: no event in the window means churned, 1); `null` means such
 entity is not a sample at all.
 """
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, StrictFloat, StrictInt, ValidationError
 
-from mining_platform.spec.definition import OWNER, SOURCE_KEY, ParameterValue, common_problems
+from mining_platform.spec.definition import (
+    OWNER, SOURCE_KEY, DefinitionError, ParameterValue, canonical_hash, common_problems,
+)
 from mining_platform.spec.parameters import LABEL_PARAMETERS
 from mining_platform.spec.project import ProjectConfig
 from mining_platform.spec.strict import Strict, UnreadableFile, describe_validation_error, read_mapping
@@ -25,14 +25,8 @@ from mining_platform.spec.strict import Strict, UnreadableFile, describe_validat
 LABELS_DIR = "labels"
 
 
-class LabelDefinitionError(ValueError):
-    """A label definition is missing or invalid; the message names the file and every problem in it."""
-
-    def __init__(self, path: Path, problems: list[str]):
-        self.path = path
-        self.problems = problems
-        listed = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}:\n{listed}")
+class LabelDefinitionError(DefinitionError):
+    """A label definition is missing or invalid."""
 
 
 class LabelDefinition(Strict):
@@ -54,8 +48,7 @@ class LabelDefinition(Strict):
 
     @property
     def content_hash(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_hash(self)
 
 
 def label_path(project_dir: Path, name: str) -> Path:
