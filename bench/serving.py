@@ -171,7 +171,8 @@ def main() -> int:
                 "mlflow models serve": (f"{baseline}/invocations", json.dumps({"dataframe_records": [row]})),
                 "mining-platform": (f"{ours}/v1/churn/predict", json.dumps({"rows": [row]})),
             }
-            ours_score = httpx.post(targets["mining-platform"][0], content=targets["mining-platform"][1]).json()["predictions"][0]
+            ours_score = httpx.post(targets["mining-platform"][0], content=targets["mining-platform"][1],
+                                    headers={"Content-Type": "application/json"}).json()["predictions"][0]
             mlflow_score = httpx.post(targets["mlflow models serve"][0], content=targets["mlflow models serve"][1],
                                       headers={"Content-Type": "application/json"}).json()["predictions"][0]
             print(f"load generator: {generate.__name__.removeprefix('load_with_')}, {CONNECTIONS} connections, "
@@ -226,7 +227,8 @@ def reload_under_load(generate, target, ours, client, model_name, versions, args
             reload_calls.append(time.perf_counter() - moved)
             if answer.status_code != 200:
                 raise RuntimeError(f"reload {i} failed: {answer.status_code} {answer.text}")
-            while http.post(url, content=body).json()["model"]["version"] != version:
+            json_body = {"Content-Type": "application/json"}
+            while http.post(url, content=body, headers=json_body).json()["model"]["version"] != version:
                 time.sleep(0.001)
             swaps.append(time.perf_counter() - moved)
             time.sleep(max(0.0, 1.5 - swaps[-1]))

@@ -75,3 +75,16 @@ def test_rows_must_hold_exactly_the_model_features_with_their_types(row, message
 def test_a_row_that_is_not_an_object_is_refused():
     error = refused(lambda: rows_matrix([[1, 2, True]], FEATURES, BOOLEAN))
     assert error.status == 422 and "rows[0] must be an object of feature values, got a JSON list" in str(error)
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    # The inputs that once answered 500: nesting under 200 KB, an integer over 4,300 digits, an id beyond int64.
+    (b'{"rows": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "nested too deeply"),
+    (b'{"rows": [{"events": ' + b"7" * 5000 + b"}]}", 422, "an integer of 5000 digits; at most 40"),
+    (b'{"entities": [-9223372036854775809]}', 422, "entities[0]: -9223372036854775809 is beyond the 64-bit"),
+])
+def test_hostile_bodies_are_refused_with_a_4xx(body, status, message):
+    with pytest.raises(BadRequest) as refused:
+        parse_body(body, max_rows=1000)
+    assert refused.value.status == status and message in str(refused.value)
+    assert parse_body(b'{"entities": [9223372036854775807, "u1"]}', max_rows=10).entities[0] == 2 ** 63 - 1

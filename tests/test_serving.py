@@ -86,9 +86,12 @@ def admin(url: str, project: str, token: str | None = TOKEN) -> httpx.Response:
     return httpx.post(f"{url}/v1/{project}/reload", headers=headers, timeout=60)
 
 
-def predict(url: str, project: str, body, **kwargs) -> httpx.Response:
+JSON = {"Content-Type": "application/json"}
+
+
+def predict(url: str, project: str, body, *, headers=JSON, **kwargs) -> httpx.Response:
     content = body if isinstance(body, bytes | str) else json.dumps(body)
-    return httpx.post(f"{url}/v1/{project}/predict", content=content, timeout=30, **kwargs)
+    return httpx.post(f"{url}/v1/{project}/predict", content=content, headers=headers, timeout=30, **kwargs)
 
 
 def test_rows_are_scored_exactly_as_the_model_itself_scores_them(project, definitions, mongo, mlflow_resource):
@@ -192,7 +195,7 @@ def test_reload_swaps_atomically_under_concurrent_requests(project, definitions,
     def hammer():
         with httpx.Client(timeout=30) as http:
             while not stop.is_set():
-                response = http.post(f"{url}/v1/churn/predict", content=body)
+                response = http.post(f"{url}/v1/churn/predict", content=body, headers=JSON)
                 if response.status_code != 200:
                     failures.append((response.status_code, response.text))
                 else:
@@ -278,11 +281,16 @@ BAD_BODIES = [
     ("NaN", b'{"rows": [{"events": NaN, "clicks": 1, "spend": 2}]}', 422, "NaN is not a JSON number"),
     ("Infinity", b'{"rows": [{"events": 1, "clicks": -Infinity, "spend": 2}]}', 422, "-Infinity is not a JSON number"),
     ("beyond float", b'{"rows": [{"events": 1, "clicks": 1e999, "spend": 2}]}', 422, "rows[0].clicks"),
-    ("huge integer", {"rows": [{**ROW, "spend": 10 ** 400}]}, 422, "rows[0].spend: "),
+    ("huge integer", {"rows": [{**ROW, "spend": 10 ** 400}]}, 422, "an integer of 401 digits; at most 40"),
     ("too many rows", {"rows": [ROW] * 11}, 413, "at most 10 per request"),
     ("too many entities", {"entities": ["u"] * 11}, 413, "at most 10 per request"),
     ("entity of a wrong type", {"entities": ["u1", 2.5]}, 422, "entities[1]"),
     ("body too large", {"rows": [{**ROW, "events": 1}], "pad": "x" * 5000}, 413, "at most 4096"),
+    # Hostile bodies that once answered 500.
+    ("nested far too deep", b'{"rows": ' + b"[" * 1800 + b"]" * 1800 + b"}", 400, "nested too deeply"),
+    ("an integer of 3000 digits", b'{"rows": [{"events": ' + b"9" * 3000 + b', "clicks": 1, "spend": 2}]}', 422,
+     "an integer of 3000 digits; at most 40"),
+    ("an entity id beyond int64", {"entities": ["u1", 2 ** 63]}, 422, "entities[1]: 9223372036854775808 is beyond"),
 ]
 
 
@@ -292,6 +300,17 @@ def test_bad_input_gets_a_4xx_naming_the_problem(served_small, body, status, mes
     response = predict(url, "churn", body)
     assert response.status_code == status, response.text
     assert message in response.json()["detail"]
+    # The connection stays usable: the next request on it is answered.
+    assert predict(url, "churn", {"rows": [ROW]}).status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"}])
+def test_only_json_bodies_are_scored(served_small, headers):
+    """A cross-origin "simple" POST from any web page (text/plain, a form) must not be scored and logged."""
+    response = predict(served_small, "churn", {"rows": [ROW]}, headers=headers)
+    assert response.status_code == 415 and "Content-Type: application/json" in response.json()["detail"]
+    charset = predict(served_small, "churn", {"rows": [ROW]}, headers={"Content-Type": "application/json; charset=utf-8"})
+    assert charset.status_code == 200
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from mining_platform.serving.api import PREDICT_BODY, PROBLEMS, RELOAD_PROBLEMS, Prediction
 from mining_platform.serving.config import ServingConfig, serving_config_from_environment
 from mining_platform.serving.online_features import FeatureStoreUnavailable, OnlineFeatures
-from mining_platform.serving.payload import BadRequest, RowsRequest, parse_body, rows_matrix
+from mining_platform.serving.payload import BadRequest, RowsRequest, parse_body, require_json, rows_matrix
 from mining_platform.serving.prediction_log import PredictionLog, log_documents
 from mining_platform.serving.served_model import (
     ChampionLoadFailed, NoChampion, RegistryUnavailable, ServedModel, champion_version, load_version,
@@ -191,6 +191,7 @@ def create_app(config: ServingConfig) -> FastAPI:
         project = request.path_params["project"]
         state = project_state(project)
         model = serving_model(state)  # this request's model, whatever a reload does meanwhile
+        require_json(request.headers.get("content-type"))
         parsed = parse_body(await _read_body(request, config.max_body_bytes), max_rows=config.max_batch)
         if isinstance(parsed, RowsRequest):
             X = rows_matrix(parsed.rows, model.features, model.boolean_features)

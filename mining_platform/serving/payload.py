@@ -31,15 +31,43 @@ class EntitiesRequest:
     entities: list[str | int]
 
 
+JSON_TYPES = ("application/json",)
+
+
+def require_json(content_type: str | None) -> None:
+    """Only JSON bodies are scored: a form or text/plain post (what any web page can send cross-origin
+    without asking) is refused with 415."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media not in JSON_TYPES and not (media.startswith("application/") and media.endswith("+json")):
+        raise BadRequest(415, f"the body must be JSON, sent with Content-Type: application/json (got "
+                              f"{content_type or 'no Content-Type'})")
+
+
 def _refuse_constant(name: str):
     raise BadRequest(422, f"{name} is not a JSON number; send null for a missing value")
+
+
+# Entity ids are BSON 64-bit integers at most; longer number literals are refused while parsing (Python would
+# otherwise spend quadratic time on a 100 KB integer, or refuse it with a ValueError past 4,300 digits).
+INT64 = (-(2 ** 63), 2 ** 63 - 1)
+MAX_INTEGER_DIGITS = 40
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise BadRequest(422, f"an integer of {len(text.lstrip('-'))} digits; at most {MAX_INTEGER_DIGITS}")
+    return int(text)
 
 
 def parse_body(body: bytes, *, max_rows: int) -> RowsRequest | EntitiesRequest:
     """The request's rows or entities; refuses malformed JSON, wrong shapes and oversized batches."""
     try:
-        data = json.loads(body, parse_constant=_refuse_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(body, parse_constant=_refuse_constant, parse_int=_bounded_int)
+    except BadRequest:
+        raise
+    except RecursionError:
+        raise BadRequest(400, "the body is nested too deeply to be a request") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise BadRequest(400, f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest(422, f'the body must be an object {{"rows": [...]}} or {{"entities": [...]}}, '
@@ -60,6 +88,8 @@ def parse_body(body: bytes, *, max_rows: int) -> RowsRequest | EntitiesRequest:
         for i, entity in enumerate(items):
             if isinstance(entity, bool) or not isinstance(entity, str | int):
                 raise BadRequest(422, f"entities[{i}]: an entity id is a string or an integer, got {entity!r}")
+            if isinstance(entity, int) and not INT64[0] <= entity <= INT64[1]:
+                raise BadRequest(422, f"entities[{i}]: {entity} is beyond the 64-bit integer range of an entity id")
         return EntitiesRequest(items)
     return RowsRequest(items)
 
