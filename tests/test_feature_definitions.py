@@ -170,6 +170,25 @@ def test_invalid_yaml_names_the_file(project_dir, churn_project):
         load_feature_definition(path, churn_project)
 
 
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n" + "".join(
+    f"{chr(99 + i)}: &{chr(99 + i)} [{', '.join([f'*{chr(98 + i)}'] * 9)}]\n" for i in range(8))
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (BOMB.encode(), "line 2: YAML aliases (*name) are not allowed"),  # 9^10 strings if expanded
+    (("pipeline: " + "[" * 5000 + "]" * 5000 + "\n").encode(), "line 1: nested more than 64 levels deep"),
+    (b"name: caf\xe9\n", "not UTF-8 text (byte 0xe9 at offset 9)"),
+    (b"description: " + b"x" * (2 * 1024 * 1024), "the file has 2097165 bytes; a definition file may have at most"),
+], ids=["alias bomb", "deep nesting", "not UTF-8", "too large"])
+def test_a_hostile_file_is_refused_quickly_in_one_line_naming_it(project_dir, churn_project, content, problem):
+    path = project_dir / "features" / "event_counts.yaml"
+    path.write_bytes(content)
+    with pytest.raises(FeatureDefinitionError) as refused:
+        load_feature_definition(path, churn_project)
+    first, detail = str(refused.value).splitlines()  # one problem, one line, under this file's name
+    assert first == f"{path}: 1 problem:" and problem in detail
+
+
 # --- parameters -------------------------------------------------------------------
 
 AS_OF = dt.datetime(2024, 3, 2, tzinfo=dt.timezone.utc)

@@ -137,3 +137,12 @@ def test_a_source_whose_timestamp_holds_no_dates_is_refused(capsys, projects, mo
     code, _, err = run(capsys, projects / "churn")
     assert code == 1 and "sources.user_events.timestamp" in err and "no document has a date in 'timestamp'" in err
     assert "'2024-01-05 10:00'" in err
+
+
+@pytest.mark.fast
+def test_a_non_utf8_feature_file_is_reported_under_its_own_name(capsys, projects):
+    path = projects / "churn/features/module_preferences.yaml"
+    path.write_bytes(path.read_bytes().replace(b"Where each user", b"O\xf9 each user"))
+    code, _, err = run(capsys, projects / "churn", "--offline")
+    assert code == 1
+    assert f"{path}: 1 problem:" in err and "not UTF-8 text (byte 0xf9" in err and "project.yaml" not in err
