@@ -386,3 +386,14 @@ def test_requests_succeed_and_drops_are_counted_when_mongodb_is_down(project, de
     assert stats["written"] == 0 and sum(stats["dropped"].values()) >= 2
     assert "ServerSelectionTimeoutError" in stats["last_error"]
     assert lookup.status_code == 503 and "rows can still be scored" in lookup.json()["detail"]
+
+
+def test_the_docs_page_works_without_internet(served_small):
+    """Swagger UI and ReDoc come from the endpoint itself, not a CDN."""
+    for page in ("docs", "redoc"):
+        html = httpx.get(f"{served_small}/{page}").text
+        assert "cdn." not in html and "/docs-static/" in html
+    assert "url: '/openapi.json'" in httpx.get(f"{served_small}/docs").text
+    script = httpx.get(f"{served_small}/docs-static/swagger-ui-bundle.js")
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.text
+    assert httpx.get(f"{served_small}/docs-static/swagger-ui.css").status_code == 200

@@ -16,6 +16,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi_offline import FastAPIOffline
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pymongo import AsyncMongoClient
 from starlette.routing import Route
@@ -124,10 +125,13 @@ def create_app(config: ServingConfig) -> FastAPI:
             await prediction_log.stop()
             await client.close()
 
-    app = FastAPI(
+    # The /docs and /redoc pages load Swagger UI and ReDoc from files the endpoint serves itself (the
+    # fastapi-offline package), not from a CDN: they work on machines without internet access.
+    app = FastAPIOffline(
         title="mining-platform scoring endpoint",
         description="Scores rows or entities with each project's champion model (MLflow alias `champion`).",
         lifespan=lifespan,
+        static_url="/docs-static",
     )
 
     @app.exception_handler(BadRequest)
