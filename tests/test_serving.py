@@ -324,7 +324,7 @@ def served_small(mongo_uri, mlflow_resource):
     promote(mlflow_resource, register(project, mlflow_resource, seed=9))
     config = ServingConfig(projects=[make_spec(project)], tracking_uri=mlflow_resource.tracking_uri,
                            mongo_uri=mongo_uri, database="bad_input", admin_token=TOKEN, log_sample_rate=0.0,
-                           max_batch=10, max_body_bytes=4096)
+                           max_batch=10, max_body_bytes=4096, body_timeout_seconds=1.0)
     with endpoint_server.running(create_app(config)) as url:
         wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
         yield url
@@ -397,3 +397,20 @@ def test_the_docs_page_works_without_internet(served_small):
     script = httpx.get(f"{served_small}/docs-static/swagger-ui-bundle.js")
     assert script.status_code == 200 and "SwaggerUIBundle" in script.text
     assert httpx.get(f"{served_small}/docs-static/swagger-ui.css").status_code == 200
+
+
+def test_a_body_that_trickles_in_is_cut_off_with_408(served_small):
+    """A client that never finishes its body cannot hold the connection: 408 after the body timeout, then close."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(served_small)
+    with socket.create_connection((address.hostname, address.port), timeout=15) as slow:
+        slow.sendall(b"POST /v1/churn/predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"rows\": ")
+        answer = b""
+        while chunk := slow.recv(65536):  # the server answers, then closes
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert b" 408 " in status_line and b"the body did not arrive within 1 s (9 bytes so far)" in rest
+    assert predict(served_small, "churn", {"rows": [ROW]}).status_code == 200

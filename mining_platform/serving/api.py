@@ -36,6 +36,7 @@ PROBLEMS = {status: {"model": Problem, "description": text} for status, text in 
     400: "The body is not JSON.",
     404: "Unknown project, or an entity without committed features.",
     409: "The deployed model and the feature store disagree (feature versions, unknown features).",
+    408: "The body did not fully arrive in time.",
     413: "Too many rows or entities, or a body too large.",
     415: "The body is not sent as JSON (Content-Type: application/json).",
     422: "Wrong shape, missing or unknown features, wrong types, NaN or Infinity.",

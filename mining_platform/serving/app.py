@@ -54,16 +54,22 @@ def _json(payload: dict, status: int = 200) -> Response:
     return Response(json.dumps(payload), status_code=status, media_type="application/json")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, at most `limit` bytes, arrived within `timeout` seconds: a client trickling a body cannot hold
+    a connection (and its memory) for ever."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise BadRequest(413, f"the body has {declared} bytes; at most {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(413, f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BadRequest(413, f"the body exceeds {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BadRequest(408, f"the body did not arrive within {timeout:g} s ({size} bytes so far)") from None
     return b"".join(chunks)
 
 
@@ -136,7 +142,10 @@ def create_app(config: ServingConfig) -> FastAPI:
 
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest) -> Response:
-        return _json({"detail": str(exc)}, exc.status)
+        response = _json({"detail": str(exc)}, exc.status)
+        if exc.status == 408:  # the rest of the body may still trickle in: end the connection
+            response.headers["Connection"] = "close"
+        return response
 
     @app.exception_handler(FeatureStoreUnavailable)
     async def store_unavailable(request: Request, exc: FeatureStoreUnavailable) -> Response:
@@ -196,7 +205,8 @@ def create_app(config: ServingConfig) -> FastAPI:
         state = project_state(project)
         model = serving_model(state)  # this request's model, whatever a reload does meanwhile
         require_json(request.headers.get("content-type"))
-        parsed = parse_body(await _read_body(request, config.max_body_bytes), max_rows=config.max_batch)
+        body = await _read_body(request, config.max_body_bytes, config.body_timeout_seconds)
+        parsed = parse_body(body, max_rows=config.max_batch)
         if isinstance(parsed, RowsRequest):
             X = rows_matrix(parsed.rows, model.features, model.boolean_features)
             as_of = None

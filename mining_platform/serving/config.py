@@ -22,6 +22,7 @@ class ServingConfig:
     max_batch: int = 1000
     max_body_bytes: int = 4 * 1024 * 1024
     mongo_timeout_ms: int = 2000
+    body_timeout_seconds: float = 10.0  # a body that has not fully arrived by then answers 408
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.log_sample_rate <= 1.0:
