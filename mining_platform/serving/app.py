@@ -16,8 +16,8 @@ import secrets
 from dataclasses import dataclass, field
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
-from fastapi_offline import FastAPIOffline
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pymongo import AsyncMongoClient
 from starlette.routing import Route
 
