@@ -83,26 +83,36 @@ SOURCE_KEY = r"^[a-z][a-z0-9_]*$"
 ParameterValue = StrictBool | StrictInt | StrictFloat | StrictStr | dt.datetime | dt.date
 
 
-class FeatureDefinition(Strict):
+class VersionedDefinition(Strict):
+    """What feature and label definitions share: a versioned, owned pipeline over one of the project's sources."""
+
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
     version: StrictInt = Field(ge=1)
     description: str = Field(min_length=1)
     owner: str = Field(pattern=OWNER)
     source: str = Field(pattern=SOURCE_KEY, description="A key of the project's sources.")
-    window_days: StrictInt = Field(ge=1, le=3650)
     parameters: dict[str, ParameterValue] = Field(default_factory=dict)
     pipeline: list[dict[str, Any]] = Field(min_length=1)
+
+    @property
+    def registry_name(self) -> str:
+        """The name its versions are registered under in `feature_pipelines`."""
+        return self.name
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the definition's canonical JSON: the registry key and the asset's code_version."""
+        return canonical_hash(self)
+
+
+class FeatureDefinition(VersionedDefinition):
+    window_days: StrictInt = Field(ge=1, le=3650)
     features: dict[str, FeatureContract] = Field(min_length=1)
 
     @property
     def target(self) -> str:
         """The collection the platform writes: `features_<name>`."""
         return names.feature_collection(self.name)
-
-    @property
-    def content_hash(self) -> str:
-        """sha256 of the definition's canonical JSON: the registry key and the asset's code_version."""
-        return canonical_hash(self)
 
     def trigger_parameters(self) -> dict:
         """The declared parameters as recorded in a `pipeline_runs` trigger."""

@@ -11,16 +11,13 @@ entity is not a sample at all.
 """
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field, StrictFloat, StrictInt, ValidationError
 
-from mining_platform.spec.definition import (
-    OWNER, SOURCE_KEY, DefinitionError, ParameterValue, canonical_hash, common_problems,
-)
+from mining_platform.spec.definition import DefinitionError, VersionedDefinition, common_problems
 from mining_platform.spec.parameters import LABEL_PARAMETERS
 from mining_platform.spec.project import ProjectConfig
-from mining_platform.spec.strict import Strict, UnreadableFile, describe_validation_error, read_mapping
+from mining_platform.spec.strict import UnreadableFile, describe_validation_error, read_mapping
 
 LABELS_DIR = "labels"
 
@@ -29,26 +26,15 @@ class LabelDefinitionError(DefinitionError):
     """A label definition is missing or invalid."""
 
 
-class LabelDefinition(Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
-    version: StrictInt = Field(ge=1)
-    description: str = Field(min_length=1)
-    owner: str = Field(pattern=OWNER)
-    source: str = Field(pattern=SOURCE_KEY, description="A key of the project's sources.")
+class LabelDefinition(VersionedDefinition):
     horizon_days: StrictInt = Field(ge=1, le=3650)
-    parameters: dict[str, ParameterValue] = Field(default_factory=dict)
-    pipeline: list[dict[str, Any]] = Field(min_length=1)
     # Required, and may be null: whether an entity without a label document is a sample is a decision.
     default: StrictInt | StrictFloat | None
 
     @property
     def registry_name(self) -> str:
-        """The name under which versions are registered in `feature_pipelines` (apart from feature sets)."""
+        """Labels are registered apart from feature sets: `labels/<name>`."""
         return f"labels/{self.name}"
-
-    @property
-    def content_hash(self) -> str:
-        return canonical_hash(self)
 
 
 def label_path(project_dir: Path, name: str) -> Path:

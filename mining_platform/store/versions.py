@@ -26,19 +26,15 @@ class FeatureVersionConflict(Refused):
 Definition = FeatureDefinition | LabelDefinition
 
 
-def registry_name(definition: Definition) -> str:
-    return definition.registry_name if isinstance(definition, LabelDefinition) else definition.name
-
-
 def _version_id(definition: Definition) -> str:
-    return f"{registry_name(definition)}@{definition.version}"
+    return f"{definition.registry_name}@{definition.version}"
 
 
 def version_document(definition: Definition, *, project: str) -> dict:
     dumped = definition.model_dump(mode="json", exclude_none=True)
     document = {
         "_id": _version_id(definition),
-        "name": registry_name(definition),
+        "name": definition.registry_name,
         "kind": "label" if isinstance(definition, LabelDefinition) else "features",
         "version": definition.version,
         "hash": definition.content_hash,
