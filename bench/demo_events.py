@@ -23,7 +23,7 @@ import dagster as dg
 from mining_platform.assets.demo import build_demo_asset
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import ensure_event_indexes, replace_day
-from mining_platform.embedded_mongo import running_server
+from mining_platform.embedded_mongo import secured_server
 from mining_platform.resources import MongoResource
 from mining_platform.spec.project import load_project
 
@@ -56,7 +56,7 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in names}
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
-    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp) / "mongo") as uri:
+    with tempfile.TemporaryDirectory() as tmp, secured_server(Path(tmp) / "mongo") as uri:
         mongo = MongoResource(uri=uri, database="bench")
         plain, raw, events = (mongo.db()[name] for name in ("plain", "raw", project.sources["user_events"].collection))
         ensure_event_indexes(events, entity_field=project.entity)

@@ -27,7 +27,7 @@ import dagster as dg
 import numpy as np
 
 from mining_platform.definitions import project_definitions
-from mining_platform.embedded_mongo import running_server
+from mining_platform.embedded_mongo import secured_server
 from mining_platform.monitoring.report import evaluate_day
 from mining_platform.registry.aliases import champion
 from mining_platform.registry.reference import load_reference
@@ -60,7 +60,7 @@ def main() -> None:
     project = load_project(REPO / "projects" / "churn")
     spec = load_spec(REPO / "projects" / "churn")
     features = [name for d in spec.definitions for name in d.features]
-    with tempfile.TemporaryDirectory() as scratch, running_server(Path(scratch) / "mongo") as uri:
+    with tempfile.TemporaryDirectory() as scratch, secured_server(Path(scratch) / "mongo") as uri:
         mlflow = MlflowResource(tracking_uri=f"sqlite:///{scratch}/mlflow.db", artifact_location=f"{scratch}/artifacts")
         logged = register_synthetic_version(tracking_uri=mlflow.tracking_uri, artifact_location=mlflow.artifact_location,
                                             model_name=project.model.name, features=features, seed=1,

@@ -31,7 +31,7 @@ import pandas as pd
 from mining_platform.assets.features import build_feature_asset
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import ensure_event_indexes
-from mining_platform.embedded_mongo import running_server
+from mining_platform.embedded_mongo import secured_server
 from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.resources import MongoResource
 from mining_platform.spec.definition import load_feature_definitions
@@ -123,9 +123,11 @@ def bench_size(mongo: MongoResource, project, definitions, target_events: int, r
                                   allowDiskUse=True))
 
         def core():  # the platform's own work, without Dagster's run around it
-            report = run_feature_pipeline(db=mongo.db(), analytics=mongo.analytics_db(), project=project, definition=definition,
-                                          partitions=[(PARTITION.isoformat(), AS_OF)], dagster_run_id=None,
-                                          max_time_ms=3_600_000)
+            report = run_feature_pipeline(
+                db=mongo.project_db(project.name), analytics=mongo.analytics_project_db(project.name),
+                sources=mongo.analytics_db(), project=project, definition=definition,
+                partitions=[(PARTITION.isoformat(), AS_OF)], dagster_run_id=None,
+                max_time_ms=3_600_000)
             assert not report.failed
 
         def platform():
@@ -171,7 +173,7 @@ def main() -> None:
     args = parser.parse_args()
     project = load_project(REPO / "projects" / "churn")
     definitions = load_feature_definitions(REPO / "projects" / "churn", project)
-    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp) / "mongo") as uri:
+    with tempfile.TemporaryDirectory() as tmp, secured_server(Path(tmp) / "mongo") as uri:
         mongo = MongoResource(uri=uri, database="bench")
         print("features: churn feature sets on the embedded MongoDB (SecantusDB)")
         for size in args.sizes:

@@ -44,7 +44,7 @@ import httpx
 import numpy as np
 from mlflow import MlflowClient
 
-from mining_platform.embedded_mongo import free_port, running_server
+from mining_platform.embedded_mongo import free_port, secured_server
 from mining_platform.registry import aliases
 from mining_platform.settings import console_script
 from mining_platform.spec.definition import load_feature_definitions
@@ -75,7 +75,7 @@ def wait_for(url: str, ok, what: str, log: Path, timeout: float = 180.0) -> None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            response = httpx.get(url, timeout=2)
+            response = httpx.get(url, timeout=2, headers={"Authorization": f"Bearer {TOKEN}"})
             if ok(response):
                 return
         except httpx.HTTPError:
@@ -139,7 +139,7 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     servers: list[subprocess.Popen] = []
     try:
-        with running_server(scratch / "mongo") as mongo_uri:
+        with secured_server(scratch / "mongo") as mongo_uri:
             tracking = f"sqlite:///{scratch / 'mlflow.db'}"
             first, second = (register_synthetic_version(
                 tracking_uri=tracking, artifact_location=str(scratch / "artifacts"), model_name=model_name,

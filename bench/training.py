@@ -35,7 +35,7 @@ from bson import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
 from mining_platform.assets.model import build_model_asset
-from mining_platform.embedded_mongo import running_server
+from mining_platform.embedded_mongo import secured_server
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.samples.pipeline import committed_sample_markers
 from mining_platform.spec import load_spec
@@ -140,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     project = load_project(REPO / "projects" / "churn")
     spec = load_spec(REPO / "projects" / "churn")
-    with tempfile.TemporaryDirectory() as scratch, running_server(Path(scratch) / "mongo") as uri:
+    with tempfile.TemporaryDirectory() as scratch, secured_server(Path(scratch) / "mongo") as uri:
         os.environ["MINING_HOME"] = f"{scratch}/home"  # the asset's partition cache lives there
         mongo = MongoResource(uri=uri, database="bench_training")
         mlflow = MlflowResource(tracking_uri=f"sqlite:///{scratch}/mlflow.db", artifact_location=f"{scratch}/artifacts")

@@ -44,17 +44,18 @@ def _validate(args: argparse.Namespace) -> int:
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
+    from mining_platform.access.credentials import connection_string, redacted
     from mining_platform.validation import ValidationFailed, validate
 
     registry, client = None, None
     if not args.offline:
-        uri = settings.setting("MINING_MONGO_URI")
+        uri = connection_string()
         client = MongoClient(uri, serverSelectionTimeoutMS=args.mongo_timeout * 1000, tz_aware=True)
         try:
             client.admin.command("ping")
         except PyMongoError as exc:
             client.close()
-            print(f"mining-platform validate: cannot reach MongoDB at {uri} to compare versions with "
+            print(f"mining-platform validate: cannot reach MongoDB at {redacted(uri)} to compare versions with "
                   f"feature_pipelines ({type(exc).__name__}); start `make dev`, set MINING_MONGO_URI, "
                   "or pass --offline to skip that check", file=sys.stderr)
             return 2
@@ -77,15 +78,62 @@ def _mongo_database(timeout: float):
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
-    uri = settings.setting("MINING_MONGO_URI")
+    from mining_platform.access.credentials import connection_string, redacted
+
+    uri = connection_string()
     client = MongoClient(uri, serverSelectionTimeoutMS=timeout * 1000, tz_aware=True)
     try:
         client.admin.command("ping")
     except PyMongoError as exc:
         client.close()
-        raise OSError(f"cannot reach MongoDB at {uri} ({type(exc).__name__}); start `make dev` or set "
+        raise OSError(f"cannot reach MongoDB at {redacted(uri)} ({type(exc).__name__}); start `make dev` or set "
                       "MINING_MONGO_URI") from None
     return client, client[settings.setting("MINING_MONGO_DB")]
+
+
+def _provision(args: argparse.Namespace) -> int:
+    from pymongo.errors import OperationFailure
+
+    from mining_platform.access import credentials
+    from mining_platform.access.provision import provision
+    from mining_platform.spec.project import ProjectConfigError, load_project, project_names
+
+    projects = []
+    for name in project_names(settings.projects_dir()):
+        try:
+            projects.append(load_project(settings.projects_dir() / name))
+        except ProjectConfigError as exc:
+            print(f"mining-platform provision: {exc}", file=sys.stderr)
+            return 1
+    client, _ = _mongo_database(args.mongo_timeout)
+    try:
+        done = provision(client, platform=settings.setting("MINING_MONGO_DB"), projects=projects,
+                         logins=credentials.load(), rotate=args.rotate)
+    except OperationFailure as exc:
+        print(f"mining-platform provision: MongoDB refused ({exc.details.get('errmsg', exc) if exc.details else exc}); "
+              "MINING_MONGO_URI must name a user allowed to manage roles and users (userAdmin)", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    path = credentials.save(done.logins)
+    for line in done.lines:
+        print(line)
+    print(f"passwords are in {path} (readable by you only); `mining-platform mongo-uri --as <who>` prints a "
+          "connection string")
+    return 0
+
+
+def _mongo_uri(args: argparse.Namespace) -> int:
+    from mining_platform.access import credentials
+
+    base = settings.setting("MINING_MONGO_URI")
+    try:
+        login = credentials.login_for(args.who, credentials.load())
+    except credentials.CredentialsMissing as exc:
+        print(f"mining-platform mongo-uri: {exc}", file=sys.stderr)
+        return 1
+    print(credentials.with_login(base, login))
+    return 0
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -196,6 +244,17 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("--workspace", default="workspace.yaml", help="workspace file to add the code location to")
     new.add_argument("--mongo-timeout", type=float, default=5.0, help="seconds to wait for MongoDB (default 5)")
     new.set_defaults(run=_new)
+
+    users = commands.add_parser(
+        "provision", help="create or update the MongoDB roles and users: one per project, the endpoint's")
+    users.add_argument("--rotate", action="store_true", help="give every user a new password")
+    users.add_argument("--mongo-timeout", type=float, default=5.0, help="seconds to wait for MongoDB (default 5)")
+    users.set_defaults(run=_provision)
+
+    show = commands.add_parser("mongo-uri", help="print a connection string with a platform user's credentials")
+    show.add_argument("--as", dest="who", default="admin", metavar="WHO",
+                      help="admin (default), endpoint, or a project's name")
+    show.set_defaults(run=_mongo_uri)
 
     args = parser.parse_args(argv)
     try:

@@ -55,7 +55,7 @@ def project_definitions(spec: ProjectSpec) -> dg.Definitions:
                 default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
             ),
         ],
-        resources=platform_resources(),
+        resources=platform_resources(project.name),
     )
 
 

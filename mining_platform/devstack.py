@@ -20,9 +20,11 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 from honcho.manager import Manager
-from pymongo import uri_parser
+from pymongo import MongoClient, uri_parser
 
 from mining_platform import embedded_mongo, settings
+from mining_platform.access import credentials, provision
+from mining_platform.spec.project import ProjectConfigError, load_project, project_names
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 RUN_RETRIES_YAML = """\
@@ -56,6 +58,7 @@ class Service:
     url: str
     is_ready: Callable[[], bool]
     port: int
+    secrets: tuple[str, ...] = ()  # the secret variables this service gets (nothing else gets them)
 
 
 def _http_ok(url: str) -> Callable[[], bool]:
@@ -81,14 +84,14 @@ def plan_services(env: dict[str, str], home: Path, *, dagster_port: int) -> list
         raise FileNotFoundError(f"{workspace} not found: run `make dev` from the repository root")
     services = []
     mongo_uri = env["MINING_MONGO_URI"]
-    nodes = uri_parser.parse_uri(mongo_uri)["nodelist"]
-    if len(nodes) == 1 and nodes[0][0] in LOOPBACK:
+    port = embedded_mongo_port(mongo_uri)
+    if port:
         services.append(Service(
             "mongo",
-            embedded_mongo.server_command(port=nodes[0][1], storage=home / "mongo"),
-            mongo_uri,
+            embedded_mongo.server_command(port=port, storage=home / "mongo"),
+            credentials.redacted(mongo_uri),
             lambda: embedded_mongo.answers(mongo_uri),
-            nodes[0][1],
+            port,
         ))
     mlflow_port = _loopback_port(env["MLFLOW_TRACKING_URI"])
     if mlflow_port:
@@ -109,6 +112,7 @@ def plan_services(env: dict[str, str], home: Path, *, dagster_port: int) -> list
             f"http://127.0.0.1:{endpoint_port}/docs",
             _http_ok(f"http://127.0.0.1:{endpoint_port}/health"),
             endpoint_port,
+            secrets=("MINING_ADMIN_TOKEN", "MINING_MONGO_URI"),
         ))
     services.append(Service(
         "dagster",
@@ -117,8 +121,67 @@ def plan_services(env: dict[str, str], home: Path, *, dagster_port: int) -> list
         f"http://127.0.0.1:{dagster_port}",
         _http_ok(f"http://127.0.0.1:{dagster_port}/server_info"),
         dagster_port,
+        secrets=("MINING_ADMIN_TOKEN", "MINING_MONGO_URI_*"),
     ))
     return services
+
+
+def embedded_mongo_port(uri: str) -> int | None:
+    """The port of the embedded server the dev stack starts: one loopback node, else None (a server elsewhere)."""
+    nodes = uri_parser.parse_uri(uri)["nodelist"]
+    return nodes[0][1] if len(nodes) == 1 and nodes[0][0] in LOOPBACK else None
+
+
+def secure_embedded_mongo(env: dict[str, str], home: Path, *, log: Callable[[str], None] = print) -> dict[str, str]:
+    """Users for the embedded server, before the stack starts; returns each process's MongoDB variables.
+
+    On the first start the server gets its administrator; on every start `provision` brings
+    each project's role and user (and the endpoint's) up to date with the project files. Both
+    happen with the server started briefly without `--auth` on a free port (it has no
+    localhost exception); the stack then runs it with `--auth`. Passwords stay in
+    `$MINING_HOME/mongo_credentials.json` (0600).
+
+    A MINING_MONGO_URI that carries a user is the operator's own arrangement: left alone.
+    """
+    if uri_parser.parse_uri(env["MINING_MONGO_URI"])["username"]:
+        return {}
+    logins = credentials.load(home)
+    projects = []
+    for name in project_names(Path(env["MINING_PROJECTS_DIR"])):
+        try:
+            projects.append(load_project(Path(env["MINING_PROJECTS_DIR"]) / name))
+        except ProjectConfigError:
+            log(f"[dev] project {name}: project.yaml does not load, so it gets no MongoDB user this time (its code "
+                "location shows why)")
+    storage = home / "mongo"
+    with embedded_mongo.running_server(storage, auth=False) as open_uri, \
+            MongoClient(open_uri, serverSelectionTimeoutMS=30_000) as client:
+        if credentials.ADMIN not in logins:
+            if client.admin.command("usersInfo", {"user": provision.ADMIN_USER, "db": "admin"})["users"]:
+                raise RuntimeError(f"{storage} has the user {provision.ADMIN_USER} but {credentials.credentials_path(home)} "
+                                   "does not hold its password: restore that file, or remove the storage to start over")
+            logins[credentials.ADMIN] = provision.new_admin_login()
+            provision.create_admin(client, logins[credentials.ADMIN])
+            credentials.save(logins, home)
+        done = provision.provision(client, platform=env["MINING_MONGO_DB"], projects=projects, logins=logins)
+    credentials.save(done.logins, home)
+    for line in done.lines:
+        log(f"[dev] mongo users: {line}")
+    base = env["MINING_MONGO_URI"]
+    uris = {"MINING_MONGO_URI": credentials.with_login(base, done.logins[credentials.ENDPOINT])}
+    for name, login in done.logins["projects"].items():
+        if name in {p.name for p in projects}:
+            uris[f"MINING_MONGO_URI_{name.upper()}"] = credentials.with_login(base, login)
+    return uris
+
+
+def service_environment(service: Service, env: dict[str, str], secrets: dict[str, str]) -> dict[str, str]:
+    """`env` plus the secrets this service is meant to have, and no other."""
+    given = dict(env)
+    for name, value in secrets.items():
+        if any(name == wanted or (wanted.endswith("*") and name.startswith(wanted[:-1])) for wanted in service.secrets):
+            given[name] = value
+    return given
 
 
 def port_in_use(port: int) -> bool:
@@ -133,14 +196,13 @@ def ports_in_use(services: list[Service]) -> list[str]:
 
 
 def stack_environment(home: Path) -> dict[str, str]:
-    """Every setting resolved (defaults applied, paths absolute), for all child processes."""
-    env = dict(os.environ)
+    """Every setting resolved (defaults applied, paths absolute), for all child processes; no secrets
+    (the admin token and MongoDB users are added per service, `service_environment`)."""
+    env = {name: value for name, value in os.environ.items() if name != "MINING_ADMIN_TOKEN"}
     for name in settings.DEFAULTS:
         env[name] = settings.setting(name)
     env["MINING_HOME"] = str(home)
     env["MINING_PROJECTS_DIR"] = str(settings.projects_dir())
-    env.setdefault("MINING_MONGO_ANALYTICS_URI", env["MINING_MONGO_URI"])
-    env["MINING_ADMIN_TOKEN"] = settings.admin_token()
     env["DAGSTER_HOME"] = str(home / "dagster")
     return env
 
@@ -218,11 +280,24 @@ def run_dev_stack(*, dagster_port: int = 3000, ready_timeout: float = 300.0) -> 
               "or point the matching MINING_* / MLFLOW_TRACKING_URI variable elsewhere.", file=sys.stderr)
         return 1
 
+    secrets = {"MINING_ADMIN_TOKEN": settings.admin_token()}
+    if embedded_mongo_port(env["MINING_MONGO_URI"]):
+        try:
+            secrets.update(secure_embedded_mongo(env, home))
+        except Exception as exc:  # noqa: BLE001 - any failure to set up users stops the start, saying why
+            print(f"[dev] could not set up the embedded MongoDB's users: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+    if "MINING_MONGO_URI" not in secrets:  # a server of the operator's own: every process uses its URI
+        secrets["MINING_MONGO_URI"] = env["MINING_MONGO_URI"]
+    else:  # the embedded server: only the endpoint gets a user through MINING_MONGO_URI
+        env["MINING_MONGO_URI"] = credentials.with_login(env["MINING_MONGO_URI"], None)
+
     manager = Manager()
     for service in services:
         # exec: honcho runs commands through /bin/sh; without it honcho would watch the
         # shell, and report a service stopped while the server itself still shuts down.
-        manager.add_process(service.name, "exec " + shlex.join(service.command), env=env)
+        manager.add_process(service.name, "exec " + shlex.join(service.command),
+                            env=service_environment(service, env, secrets))
     stopped = threading.Event()
     reporter = threading.Thread(
         target=_report_readiness, args=(services, home, manager, ready_timeout, stopped), daemon=True

@@ -33,6 +33,17 @@ def latest_metadata_text(instance: dg.DagsterInstance, key: dg.AssetKey, name: s
     return str(materialization.metadata[name].value)
 
 
+def metadata_history(instance: dg.DagsterInstance, key: dg.AssetKey, name: str, *, limit: int = 100) -> list[str]:
+    """Metadata `name` of the asset's materialisations, newest first, as text (those lacking it skipped)."""
+    page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=limit, ascending=False)
+    values = []
+    for record in page.records:
+        materialization = record.asset_materialization
+        if materialization is not None and name in materialization.metadata:
+            values.append(str(materialization.metadata[name].value))
+    return values
+
+
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
 PAGE = 1000

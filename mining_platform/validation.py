@@ -12,6 +12,7 @@ from mining_platform.spec.definition import (
     FEATURES_DIR, FeatureDefinitionError, load_feature_definition, load_feature_files,
 )
 from mining_platform.spec.label import LABELS_DIR, LabelDefinitionError, label_path, load_label_definition
+from mining_platform.spec.names import project_database
 from mining_platform.spec.project import PROJECT_FILE, ProjectConfigError, load_project, project_names
 from mining_platform.store.versions import conflict
 
@@ -90,8 +91,10 @@ def validate(
                          f"newest event {newest.isoformat()}, complete through "
                          f"{complete_through(newest, source.lateness_days)}")
                 report(f"ok  source {key} ({shown(source, registry)}): {state}")
+        # The registry of a project's versions lives in the project's namespace.
+        namespace = registry.client[project_database(registry.name, project.name)] if registry is not None else None
         for path, definition in loaded:
-            problem = registry is not None and conflict(registry, definition, project=project.name)
+            problem = namespace is not None and conflict(namespace, definition, project=project.name)
             if problem:
                 raise ValidationFailed(str(FeatureDefinitionError(path, [problem])))
             checked += 1

@@ -36,16 +36,20 @@ def isolated_home(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory) -> str:
     """The embedded MongoDB (SecantusDB) as its own process on a free loopback port."""
-    with embedded_mongo.running_server(tmp_path_factory.mktemp("secantus")) as uri:
+    with embedded_mongo.secured_server(tmp_path_factory.mktemp("secantus")) as uri:
         yield uri
 
 
 @pytest.fixture
 def mongo(mongo_uri) -> MongoResource:
-    """A MongoResource on a database of its own, dropped after the test."""
+    """A MongoResource on a platform database of its own, dropped after the test with every project namespace
+    (`<database>_<project>`) the test wrote."""
     resource = MongoResource(uri=mongo_uri, database=f"test_{uuid.uuid4().hex[:12]}")
     yield resource
-    resource.client().drop_database(resource.database)
+    client = resource.client()
+    for name in client.list_database_names():
+        if name == resource.database or name.startswith(f"{resource.database}_"):
+            client.drop_database(name)
 
 
 @pytest.fixture(scope="session")

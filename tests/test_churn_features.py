@@ -37,7 +37,7 @@ def published_features(mongo, churn_project):
     assert result.success
     raw = pd.DataFrame(list(events.find({"timestamp": {"$lt": AS_OF}}, {"_id": 0})))
     frames = {
-        name: pd.DataFrame(markers.read_committed(mongo.db(), d, AS_OF)).set_index("user_id").sort_index()
+        name: pd.DataFrame(markers.read_committed(mongo.project_db(project.name), d, AS_OF)).set_index("user_id").sort_index()
         for name, d in definitions.items()
     }
     return raw, frames

@@ -86,7 +86,31 @@ def test_deployment_promotes_the_new_version_reloads_and_checks_the_endpoint(pro
         assert rolled_back.success, failure(rolled_back)
         assert aliases(client, project) == {"champion": first.version, "previous": second.version}
         assert endpoint.version("churn")["version"] == first.version
-        assert rolled_back.get_asset_materialization_events()[0].materialization.metadata["action"].value == "rollback"
+        action = rolled_back.get_asset_materialization_events()[0].materialization.metadata["action"].value
+        assert action == f"rollback to version {first.version}, served before version {second.version}"
+
+
+def test_rollback_goes_back_to_what_was_served_before_even_after_a_hand_move(project, mlflow_resource, client,
+                                                                            endpoint):
+    """The walkthrough's trap: v2 deployed (v1 previous), champion moved back to v1 by hand in MLflow, so both
+    aliases name v1. A rollback used to swap v1 with v1 and report success; it now goes by what was served."""
+    first, second = register(project, mlflow_resource, 11), register(project, mlflow_resource, 12)
+    with dg.instance_for_test() as instance:
+        assert deploy(project, mlflow_resource, endpoint, instance, first.version).success
+        only_one = deploy(project, mlflow_resource, endpoint, instance, None, rollback=True)
+        assert not only_one.success
+        assert (f"nothing to roll back to: {project.model.name}@champion is version {first.version} and no other "
+                f"version was served before it") in failure(only_one)
+        assert deploy(project, mlflow_resource, endpoint, instance, second.version).success
+        client.set_registered_model_alias(project.model.name, "champion", first.version)  # by hand
+        assert aliases(client, project) == {"champion": first.version, "previous": first.version}
+
+        rolled_back = deploy(project, mlflow_resource, endpoint, instance, None, rollback=True)
+        assert rolled_back.success, failure(rolled_back)
+        metadata = rolled_back.get_asset_materialization_events()[0].materialization.metadata
+    assert aliases(client, project) == {"champion": second.version, "previous": first.version}
+    assert endpoint.version("churn")["version"] == second.version
+    assert metadata["live_version"].value == second.version
 
 
 def test_a_version_that_failed_its_gate_is_never_deployed(project, mlflow_resource, client, endpoint):

@@ -12,7 +12,9 @@ import httpx
 import psutil
 import pytest
 from pymongo import MongoClient
+from pymongo.errors import OperationFailure
 
+from mining_platform.access import credentials
 from mining_platform.devstack import plan_services, port_in_use, prepare_home
 from mining_platform.settings import console_script
 
@@ -137,8 +139,26 @@ def test_dev_stack_starts_serves_and_stops_cleanly_then_reuses_its_data(dev_env)
     stack = DevStack(dev_env)
     try:
         stack.wait_ready()
-        with MongoClient(dev_env["MINING_MONGO_URI"], serverSelectionTimeoutMS=5000) as client:
+        # Authentication is on: nothing without a user; the administrator's login is in the credentials file.
+        with MongoClient(dev_env["MINING_MONGO_URI"], serverSelectionTimeoutMS=5000) as anonymous:
+            with pytest.raises(OperationFailure, match="requires authentication"):
+                anonymous.mining.marker.insert_one({"_id": "anonymous"})
+        logins = credentials.load(home)
+        assert set(logins["projects"]) == {"churn", "spend"} and credentials.ENDPOINT in logins
+        with MongoClient(credentials.with_login(dev_env["MINING_MONGO_URI"], logins[credentials.ADMIN]),
+                         serverSelectionTimeoutMS=5000) as client:
             client.mining.marker.insert_one({"_id": "kept"})
+        # Each process has the secrets it needs and no others.
+        environments = {" ".join(p.cmdline()): p.environ() for p in psutil.Process(stack.process.pid).children(True)}
+        endpoint_env = next(e for cmd, e in environments.items() if " serve " in f"{cmd} ")
+        mongo_env = next(e for cmd, e in environments.items() if "secantusd" in cmd)
+        mlflow_env = next(e for cmd, e in environments.items() if "mlflow server" in cmd)
+        dagster_env = next(e for cmd, e in environments.items() if "dagster dev" in cmd)
+        assert endpoint_env["MINING_ADMIN_TOKEN"] and "mining_endpoint" in endpoint_env["MINING_MONGO_URI"]
+        assert "MINING_ADMIN_TOKEN" not in mongo_env and "MINING_ADMIN_TOKEN" not in mlflow_env
+        assert not any(name.startswith("MINING_MONGO_URI_") for name in {**mongo_env, **mlflow_env, **endpoint_env})
+        assert "@" not in mongo_env["MINING_MONGO_URI"] and "@" not in dagster_env["MINING_MONGO_URI"]
+        assert "mining_project_churn" in dagster_env["MINING_MONGO_URI_CHURN"]
         assert httpx.get(dev_env["MLFLOW_TRACKING_URI"] + "/health").status_code == 200
         health = httpx.get(dev_env["MINING_ENDPOINT_URL"] + "/health").json()
         assert {"churn", "spend"} <= health["projects"].keys()
@@ -167,7 +187,8 @@ def test_dev_stack_starts_serves_and_stops_cleanly_then_reuses_its_data(dev_env)
     again = DevStack({**dev_env, "MINING_PROJECTS_DIR": str(projects)})
     try:
         again.wait_ready()
-        with MongoClient(dev_env["MINING_MONGO_URI"], serverSelectionTimeoutMS=5000) as client:
+        with MongoClient(credentials.with_login(dev_env["MINING_MONGO_URI"], credentials.load(home)["admin"]),
+                         serverSelectionTimeoutMS=5000) as client:
             assert client.mining.marker.find_one({"_id": "kept"}) == {"_id": "kept"}
         wait_until(lambda: any("failed to load" in line for line in again.lines), timeout=120,
                    what="the code location error report")

@@ -67,7 +67,7 @@ def as_of(day: str) -> dt.datetime:
 
 def publish_day(mongo, spec: ProjectSpec, day: str, X: np.ndarray) -> None:
     """Commit one partition of every feature set holding the columns of X (NaN = no document field)."""
-    publish_feature_day(mongo.db(), spec, partition=day, as_of=as_of(day),
+    publish_feature_day(mongo.project_db(spec.name), spec, partition=day, as_of=as_of(day),
                         columns={name: X[:, i] for i, name in enumerate(FEATURES)})
 
 
@@ -123,8 +123,8 @@ def test_training_logs_the_reference_of_every_row_the_version_learned_from(spec,
     from tests.fixtures.sample_partitions import publish_synthetic_samples
 
     days = [dt.date(2024, 1, d) for d in (1, 2, 3)]
-    publish_synthetic_samples(mongo.db(), spec, days=days, rows_per_day=200, seed=3)
-    outcome = train_and_register(db=mongo.db(), spec=spec, training=spec.project.model.training.model_copy(
+    publish_synthetic_samples(mongo.project_db(spec.name), spec, days=days, rows_per_day=200, seed=3)
+    outcome = train_and_register(db=mongo.project_db(spec.name), spec=spec, training=spec.project.model.training.model_copy(
         update={"embargo_days": 0}), tracking_uri=mlflow_resource.tracking_uri,
         artifact_location=mlflow_resource.artifact_location, cause_tags={"mining.cause": "drift"})
     reference = load_reference(mlflow_resource.tracking_uri, Champion(
@@ -168,7 +168,7 @@ def test_the_report_compares_logged_scores_of_the_champion_for_that_day(spec, mo
     publish_day(mongo, spec, QUIET, quiet_rows())
     start = as_of(QUIET) - dt.timedelta(days=1)
     rng = np.random.default_rng(5)
-    mongo.db()[PREDICTION_LOG].insert_many([
+    mongo.project_db(spec.name)[PREDICTION_LOG].insert_many([
         {"project": spec.project.name, "model": {"name": champion.name, "version": version},
          "time": start + dt.timedelta(minutes=i), "score": float(score)}
         for i, (version, score) in enumerate(

@@ -2,12 +2,15 @@
 
 import copy
 import datetime as dt
+import hashlib
+import json
 
 import pytest
 import yaml
 
 from mining_platform.spec.definition import FeatureDefinitionError, load_feature_definition, load_feature_definitions
 from mining_platform.spec.parameters import parameter_values, substitute
+from mining_platform.spec.stages import expansion_problems
 
 from .conftest import REPO
 
@@ -134,6 +137,54 @@ REFUSALS = {
     "a source the project does not declare": (
         {**VALID, "source": "clicks"}, "source: 'clicks' is not a source of project churn (its sources: user_events)",
     ),
+    # What a definition may read: only sources; never platform records, the log, another project's data, system.*.
+    "$lookup into the registry": (
+        with_stage({"$lookup": {"from": "feature_pipelines", "as": "defs", "pipeline": []}}),
+        "stage 2 ($lookup): 'feature_pipelines' is a platform collection",
+    ),
+    "$unionWith the prediction log": (
+        with_stage({"$unionWith": "prediction_log"}), "stage 2 ($unionWith): 'prediction_log' is a platform collection",
+    ),
+    "$unionWith another project's samples": (
+        with_stage({"$unionWith": {"coll": "samples_spend", "pipeline": []}}),
+        "stage 2 ($unionWith): 'samples_spend' is a platform collection",
+    ),
+    "$graphLookup on commit markers": (
+        with_stage({"$graphLookup": {"from": "feature_partitions", "startWith": "$x", "connectFromField": "a",
+                                     "connectToField": "b", "as": "m"}}),
+        "stage 2 ($graphLookup): 'feature_partitions' is a platform collection",
+    ),
+    "$unionWith a system collection": (
+        with_stage({"$unionWith": {"coll": "system.views"}}), "reading system collection 'system.views' is not allowed",
+    ),
+    "$unionWith a collection named by a $param": (
+        {**with_stage({"$unionWith": {"$param": "coll"}}), "parameters": {"coll": "system.views"}},
+        "stage 2 ($unionWith): the collection to read must be written literally, not through a $param",
+    ),
+    "$lookup from a $param": (
+        {**with_stage({"$lookup": {"from": {"$param": "coll"}, "as": "x", "pipeline": []}}),
+         "parameters": {"coll": "pipeline_runs"}},
+        "stage 2 ($lookup): from must be written literally, not through a $param",
+    ),
+    # Output explosions.
+    "$sample of 1e15": (with_stage({"$sample": {"size": 10**15}}, at=2), "stage 3 ($sample): size must be a literal"),
+    "$sample through a $param": (
+        {**with_stage({"$sample": {"size": {"$param": "min_amount"}}}, at=2)}, "stage 3 ($sample): size must be a literal",
+    ),
+    "$densify over the full range": (
+        with_stage({"$densify": {"field": "timestamp", "range": {"step": 1, "unit": "second", "bounds": "full"}}}),
+        "stage 2 ($densify): range.bounds must be an explicit [lower, upper] pair",
+    ),
+    "$range of 1e10 elements": (
+        with_stage({"$project": {"n": {"$range": [0, 10**10]}}}),
+        "stage 2 ($project): $range takes literal whole numbers with at most 10,000 elements (at n.$range)",
+    ),
+    "$range over a field": (
+        with_stage({"$project": {"n": {"$range": [0, "$count"]}}}), "stage 2 ($project): $range takes literal",
+    ),
+    "limits beyond the allowed": (
+        {**VALID, "limits": {"max_documents": 0}}, "limits.max_documents: Input should be greater than or equal to 1",
+    ),
     "owner neither an email nor a team": ({**VALID, "owner": "ds@team"}, "owner: String should match pattern"),
     "version not an integer": ({**VALID, "version": "2"}, "version: Input should be a valid integer"),
 }
@@ -222,3 +273,24 @@ def test_substitution_walks_the_stages_and_leaves_the_template_alone():
 def test_substitution_refuses_an_unknown_parameter():
     with pytest.raises(KeyError, match="unknown \\$param 'nope'"):
         substitute([{"$limit": {"$param": "nope"}}], {"as_of": AS_OF})
+
+
+def test_densify_is_bounded_once_parameters_are_known():
+    window = {"bounds": [dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 31)], "step": 1}
+    fine = [{"$densify": {"field": "t", "range": {**window, "unit": "day"}}}]
+    exploding = [{"$densify": {"field": "t", "range": {**window, "unit": "millisecond"}}}]
+    nested = [{"$facet": {"a": exploding}}]
+    assert expansion_problems(fine) == []
+    assert "spans 2,592,000,001 steps; at most 100,000 steps" in expansion_problems(exploding)[0]
+    assert expansion_problems(nested)
+
+
+def test_limits_are_part_of_the_version_and_absent_limits_leave_the_hash_unchanged(project_dir, churn_project):
+    plain = load_feature_definition(write(project_dir, VALID), churn_project)
+    bounded = load_feature_definition(write(project_dir, {**VALID, "limits": {"max_documents": 500}}), churn_project)
+    assert plain.bounds.max_documents == 10_000_000 and bounded.bounds.max_documents == 500
+    assert plain.content_hash != bounded.content_hash
+    # The hash of a definition without limits is what it was before limits existed.
+    legacy = {k: v for k, v in plain.model_dump(mode="json").items() if k != "limits"}
+    assert plain.content_hash == hashlib.sha256(
+        json.dumps(legacy, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

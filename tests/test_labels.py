@@ -55,13 +55,15 @@ def insert_events(db, events=EVENTS):
 
 
 def build(mongo, spec):
-    [outcome] = build_sample_partitions(db=mongo.db(), analytics=mongo.analytics_db(), spec=spec,
-                                        partitions=[(PARTITION, AS_OF)], dagster_run_id=None, max_time_ms=60_000)
+    [outcome] = build_sample_partitions(
+        db=mongo.project_db(spec.name), analytics=mongo.analytics_project_db(spec.name),
+        sources=mongo.analytics_db(), spec=spec,
+        partitions=[(PARTITION, AS_OF)], dagster_run_id=None, max_time_ms=60_000)
     return outcome
 
 
 def labels_of(mongo, spec):
-    return {user: row[spec.label] for user, row in committed_rows(mongo.db(), spec).items()}
+    return {user: row[spec.label] for user, row in committed_rows(mongo.project_db(spec.name), spec).items()}
 
 
 def test_a_regression_label_is_the_value_of_the_definition_and_default_fills_the_rest(mongo, churn_project):
@@ -73,8 +75,8 @@ def test_a_regression_label_is_the_value_of_the_definition_and_default_fills_the
     assert labels_of(mongo, spec) == {"u1": 42.5, "u2": 0, "u3": 0}
     assert outcome.label_mean == pytest.approx(42.5 / 3)
     # The label documents were scratch: nothing of the run is left in labels_<p>.
-    assert mongo.db()[labels_collection(spec.name)].count_documents({}) == 0
-    registered = mongo.db()[FEATURE_PIPELINES].find_one({"_id": "labels/spend_next_3d@1"})
+    assert mongo.project_db(spec.name)[labels_collection(spec.name)].count_documents({}) == 0
+    registered = mongo.project_db(spec.name)[FEATURE_PIPELINES].find_one({"_id": "labels/spend_next_3d@1"})
     assert registered["kind"] == "label" and registered["default"] == 0 and registered["horizon_days"] == 3
 
 
@@ -104,8 +106,8 @@ def test_a_binary_label_outside_0_and_1_fails_the_run_and_publishes_nothing(mong
     outcome = build(mongo, spec)
     assert not outcome.committed
     assert "1 of 3 rows have a 'spent' label that is not 0 or 1 (e.g. 42.5)" in outcome.error
-    assert mongo.db()[spec.samples_collection].count_documents({}) == 0
-    assert mongo.db()[runs.RUNS].find_one({"_id": outcome.run_id})["status"] == runs.FAILED
+    assert mongo.project_db(spec.name)[spec.samples_collection].count_documents({}) == 0
+    assert mongo.project_db(spec.name)[runs.RUNS].find_one({"_id": outcome.run_id})["status"] == runs.FAILED
 
 
 def test_a_label_version_is_immutable(mongo, churn_project):
@@ -116,15 +118,15 @@ def test_a_label_version_is_immutable(mongo, churn_project):
     edited = make_spec(churn_project, definitions(), churn_label(horizon_days=3, description="Edited in place."))
     with pytest.raises(FeatureVersionConflict, match="churned version 1 differs from the registered version 1"):
         build(mongo, edited)  # refused before anything is written
-    assert mongo.db()[runs.RUNS].count_documents({"status": runs.FAILED}) == 1
+    assert mongo.project_db(spec.name)[runs.RUNS].count_documents({"status": runs.FAILED}) == 1
     with pytest.raises(FeatureVersionConflict, match="bump `version`"):
-        register(mongo.db(), edited.label_definition, project="churn")
+        register(mongo.project_db("churn"), edited.label_definition, project="churn")
     assert build(mongo, make_spec(churn_project, definitions(),
                                   churn_label(horizon_days=3, version=2, description="Edited."))).committed
 
 
 def test_a_source_in_another_database_is_read_there_and_never_written(mongo, churn_project):
-    shop = mongo.client()[f"{mongo.database}_shop"]
+    shop = mongo.client()[f"shop_{mongo.database}"]
     try:
         insert_events(shop)
         source = churn_project.sources["user_events"].model_copy(update={"database": shop.name})
@@ -135,7 +137,7 @@ def test_a_source_in_another_database_is_read_there_and_never_written(mongo, chu
         outcome = build(mongo, spec)
         assert outcome.committed, outcome.error
         assert labels_of(mongo, spec) == {"u1": 42.5, "u2": 0, "u3": 0}
-        assert committed_rows(mongo.db(), spec)["u2"]["events"] == 1  # features computed over there, stored here
+        assert committed_rows(mongo.project_db(spec.name), spec)["u2"]["events"] == 1  # features computed over there, stored here
         assert sorted(map(str, shop["user_events"].find())) == before
         assert shop.list_collection_names() == ["user_events"]
     finally:

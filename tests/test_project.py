@@ -83,6 +83,20 @@ def test_a_source_must_be_a_plain_collection_with_an_event_time_field(tmp_path, 
     assert "sources.user_events.timestamp" in str(error.value)
 
 
+@pytest.mark.parametrize("source, problem", [
+    ({"collection": "feature_pipelines"}, "sources.user_events.collection: Value error, 'feature_pipelines' is a "
+                                          "platform collection"),
+    ({"collection": "prediction_log"}, "'prediction_log' is a platform collection"),
+    ({"database": "admin"}, "sources.user_events.database: Value error, 'admin' is one of MongoDB's own databases"),
+    ({"database": "local"}, "'local' is one of MongoDB's own databases"),
+], ids=str)
+def test_a_source_is_never_a_platform_collection_or_a_server_database(tmp_path, churn_raw, source, problem):
+    churn_raw["sources"]["user_events"].update(source)
+    with pytest.raises(ProjectConfigError) as error:
+        load_project(write_project(tmp_path, "churn", churn_raw))
+    assert problem in str(error.value)
+
+
 def test_unknown_key_names_file_and_key(tmp_path, churn_raw):
     churn_raw["model"]["min_acu"] = 0.7  # a typo must not be silently ignored
     folder = write_project(tmp_path, "churn", churn_raw)

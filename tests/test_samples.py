@@ -84,23 +84,28 @@ def samples(spec):
 
 
 @pytest.fixture
-def events_db(mongo, project):
-    db = mongo.db()
-    ensure_event_indexes(db["user_events"], entity_field=project.entity)
-    db["user_events"].insert_many([{"user_id": user, **e} for user, events in EVENTS.items() for e in events])
-    return db
+def churn_db(mongo, project):
+    """The events in the platform database (the source); returns the project's namespace, where it writes."""
+    source = mongo.db()["user_events"]
+    ensure_event_indexes(source, entity_field=project.entity)
+    source.insert_many([{"user_id": user, **e} for user, events in EVENTS.items() for e in events])
+    return mongo.project_db(project.name)
 
 
 def publish_features(mongo, spec, partitions=((PARTITION, AS_OF),)):
     for definition in spec.definitions:
-        report = run_feature_pipeline(db=mongo.db(), analytics=mongo.analytics_db(), project=spec.project, definition=definition,
-                                      partitions=list(partitions), dagster_run_id=None, max_time_ms=60_000)
+        report = run_feature_pipeline(
+            db=mongo.project_db(spec.project.name), analytics=mongo.analytics_project_db(spec.project.name),
+            sources=mongo.analytics_db(), project=spec.project, definition=definition,
+            partitions=list(partitions), dagster_run_id=None, max_time_ms=60_000)
         assert not report.failed, [o.error for o in report.failed]
 
 
 def build(mongo, spec, *, partitions=((PARTITION, AS_OF),)):
-    return build_sample_partitions(db=mongo.db(), analytics=mongo.analytics_db(), spec=spec, partitions=list(partitions),
-                                   dagster_run_id=None, max_time_ms=60_000)
+    return build_sample_partitions(
+        db=mongo.project_db(spec.name), analytics=mongo.analytics_project_db(spec.name),
+        sources=mongo.analytics_db(), spec=spec, partitions=list(partitions),
+        dagster_run_id=None, max_time_ms=60_000)
 
 
 def committed_rows(db, spec, as_of=AS_OF):
@@ -109,78 +114,80 @@ def committed_rows(db, spec, as_of=AS_OF):
     return {row["user_id"]: row for row in db[samples.target].find({"as_of": as_of, "run_id": marker["run_id"]}, {"_id": 0})}
 
 
-def test_samples_join_committed_features_and_label_strictly_point_in_time(mongo, spec, samples, events_db):
+def test_samples_join_committed_features_and_label_strictly_point_in_time(mongo, spec, samples, churn_db):
     publish_features(mongo, spec)
     [outcome] = build(mongo, spec)
     assert outcome.committed, outcome.error
     assert (outcome.rows, outcome.positives) == (4, 2)
 
-    rows = committed_rows(events_db, spec)
+    rows = committed_rows(churn_db, spec)
     assert {user: {k: row.get(k) for k in ("events", "clicks", "spend", "churned")} for user, row in rows.items()} == EXPECTED
     versions = {d.name: d.version for d in spec.definitions}
     assert all(row["feature_versions"] == versions and row["as_of"] == AS_OF for row in rows.values())
 
-    marker = markers.committed_partition(events_db, samples.name, AS_OF, markers=SAMPLE_MARKERS)
+    marker = markers.committed_partition(churn_db, samples.name, AS_OF, markers=SAMPLE_MARKERS)
     assert marker["run_id"] == outcome.run_id and marker["positives"] == 2
     assert marker["entity_types"] == ["string"] and marker["label_mean"] == 0.5
     assert marker["label"]["window_end"] == AS_OF + dt.timedelta(days=3)
     assert {name: built["run_id"] for name, built in marker["features"].items()} == {
-        d.name: markers.committed_partition(events_db, d.name, AS_OF)["run_id"] for d in spec.definitions
+        d.name: markers.committed_partition(churn_db, d.name, AS_OF)["run_id"] for d in spec.definitions
     }
-    record = events_db[runs.RUNS].find_one({"_id": outcome.run_id})
+    record = churn_db[runs.RUNS].find_one({"_id": outcome.run_id})
     assert record["pipeline"]["name"] == "churn/samples" and record["status"] == runs.SUCCEEDED
     assert record["execution_stats"]["documents_written"] == 4
 
 
-def test_rerun_publishes_again_and_leaves_one_run(mongo, spec, samples, events_db):
+def test_rerun_publishes_again_and_leaves_one_run(mongo, spec, samples, churn_db):
     publish_features(mongo, spec)
     first = build(mongo, spec)[0].run_id
     # A later event of u2 inside the label window flips its label on the rebuild.
-    events_db["user_events"].insert_one({"user_id": "u2", **at(8)})
+    mongo.db()["user_events"].insert_one({"user_id": "u2", **at(8)})
     second = build(mongo, spec)[0].run_id
     assert first != second
-    assert committed_rows(events_db, spec)["u2"]["churned"] == 0
-    assert set(events_db[samples.target].distinct("run_id")) == {second}
+    assert committed_rows(churn_db, spec)["u2"]["churned"] == 0
+    assert set(churn_db[samples.target].distinct("run_id")) == {second}
 
 
-def test_a_label_window_the_source_has_not_passed_is_refused_until_its_events_arrive(mongo, spec, samples, events_db):
+def test_a_label_window_the_source_has_not_passed_is_refused_until_its_events_arrive(mongo, spec, samples, churn_db):
     publish_features(mongo, spec)
     # Without u4's event at 01-09 00:00 the newest event is u6's at 01-08 23:59: the window [01-06, 01-09) is open.
-    late = events_db["user_events"].find_one_and_delete({"user_id": "u4", "timestamp": at(9, 0, 0)["timestamp"]})
+    late = mongo.db()["user_events"].find_one_and_delete({"user_id": "u4", "timestamp": at(9, 0, 0)["timestamp"]})
     [outcome] = build(mongo, spec)
     assert not outcome.committed and outcome.run_id is None
     assert "label window [2024-01-06, 2024-01-09) has not fully elapsed in source user_events" in outcome.error
     assert "holds events up to 2024-01-08T23:59:00+00:00 (complete through 2024-01-07)" in outcome.error
     assert "at or after 2024-01-09T00:00:00+00:00" in outcome.error and "materialise" not in outcome.error.lower()
-    assert events_db[samples.target].count_documents({}) == 0
-    assert events_db[SAMPLE_MARKERS].count_documents({}) == 0
-    assert events_db[runs.RUNS].count_documents({"pipeline.name": samples.name}) == 0
+    assert churn_db[samples.target].count_documents({}) == 0
+    assert churn_db[SAMPLE_MARKERS].count_documents({}) == 0
+    assert churn_db[runs.RUNS].count_documents({"pipeline.name": samples.name}) == 0
 
-    events_db["user_events"].insert_one(late)  # the late day's events arrive
+    mongo.db()["user_events"].insert_one(late)  # the late day's events arrive
     [outcome] = build(mongo, spec)
     assert outcome.committed, outcome.error
-    assert committed_rows(events_db, spec)["u4"]["churned"] == 1
+    assert committed_rows(churn_db, spec)["u4"]["churned"] == 1
 
 
-def test_lateness_days_hold_a_window_open_past_its_end(mongo, project, spec, events_db):
+def test_lateness_days_hold_a_window_open_past_its_end(mongo, project, spec, churn_db):
     publish_features(mongo, spec)
     source = project.sources["user_events"].model_copy(update={"lateness_days": 1})
     late = make_spec(project.model_copy(update={"sources": {"user_events": source}}), spec.definitions,
                      spec.label_definition)
     [outcome] = build(mongo, late)
     assert not outcome.committed and "plus lateness_days 1" in outcome.error
-    events_db["user_events"].insert_one({"user_id": "u9", **at(10, 0, 0)})
+    mongo.db()["user_events"].insert_one({"user_id": "u9", **at(10, 0, 0)})
     assert build(mongo, late)[0].committed
 
 
-def test_partition_without_committed_features_is_refused(mongo, spec, samples, events_db):
-    run_feature_pipeline(db=mongo.db(), analytics=mongo.analytics_db(), project=spec.project, definition=spec.definitions[0],
-                         partitions=[(PARTITION, AS_OF)], dagster_run_id=None, max_time_ms=60_000)
+def test_partition_without_committed_features_is_refused(mongo, spec, samples, churn_db):
+    run_feature_pipeline(
+        db=mongo.project_db(spec.project.name), analytics=mongo.analytics_project_db(spec.project.name),
+        sources=mongo.analytics_db(), project=spec.project, definition=spec.definitions[0],
+        partitions=[(PARTITION, AS_OF)], dagster_run_id=None, max_time_ms=60_000)
     [outcome] = build(mongo, spec)
     assert not outcome.committed
     assert "no committed features for purchase_totals" in outcome.error
     assert "churn/features/purchase_totals" in outcome.error
-    assert events_db[samples.target].count_documents({}) == 0
+    assert churn_db[samples.target].count_documents({}) == 0
 
 
 def test_label_clashing_with_a_feature_is_refused(project, spec):
@@ -188,13 +195,13 @@ def test_label_clashing_with_a_feature_is_refused(project, spec):
         ProjectSpec(project=project, definitions=spec.definitions, label_definition=churn_label(3, name="clicks"))
 
 
-def test_samples_asset_commits_mature_days_and_fails_naming_the_immature_one(mongo, spec, samples, events_db):
+def test_samples_asset_commits_mature_days_and_fails_naming_the_immature_one(mongo, spec, samples, churn_db):
     day_before = (PARTITION, AS_OF), ("2024-01-04", AS_OF - dt.timedelta(days=1))
     publish_features(mongo, spec, partitions=day_before)
     # Events up to 01-08 00:00 only: enough for 2024-01-04's label window [01-05, 01-08), not for 2024-01-05's.
     # No Dagster materialisation or observation of the source: the samples read its watermark themselves.
-    events_db["user_events"].delete_many({"timestamp": {"$gt": dt.datetime(2024, 1, 8, tzinfo=UTC)}})
-    events_db["user_events"].insert_one({"user_id": "u7", **at(8, 0, 0)})
+    mongo.db()["user_events"].delete_many({"timestamp": {"$gt": dt.datetime(2024, 1, 8, tzinfo=UTC)}})
+    mongo.db()["user_events"].insert_one({"user_id": "u7", **at(8, 0, 0)})
     instance = dg.DagsterInstance.ephemeral()
     asset = build_samples_asset(spec)
     result = dg.materialize([asset], resources={"mongo": mongo}, instance=instance, raise_on_error=False,
@@ -206,5 +213,5 @@ def test_samples_asset_commits_mature_days_and_fails_naming_the_immature_one(mon
     assert "complete once it holds an event at or after 2024-01-09" in failure
     materialized = [e.materialization.partition for e in result.get_asset_materialization_events()]
     assert materialized == ["2024-01-04"]
-    assert markers.committed_partition(events_db, samples.name, AS_OF - dt.timedelta(days=1), markers=SAMPLE_MARKERS)
-    assert markers.committed_partition(events_db, samples.name, AS_OF, markers=SAMPLE_MARKERS) is None
+    assert markers.committed_partition(churn_db, samples.name, AS_OF - dt.timedelta(days=1), markers=SAMPLE_MARKERS)
+    assert markers.committed_partition(churn_db, samples.name, AS_OF, markers=SAMPLE_MARKERS) is None

@@ -34,6 +34,7 @@ from tests.test_samples import SPEND, at
 
 UTC = dt.timezone.utc
 TOKEN = "test-admin-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 FEATURES = ["events", "clicks", "spend"]  # COUNTS then SPEND, the order training would use
 
 
@@ -99,7 +100,7 @@ def test_rows_are_scored_exactly_as_the_model_itself_scores_them(project, defini
     promote(mlflow_resource, logged)
     X = synthetic_rows(FEATURES, 40, seed=99)
     with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource))) as url:
-        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30,
+        wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["version"], timeout=30,
                    what="the champion loaded at start")
         answer = predict(url, "churn", {"rows": as_rows(X)})
         version = httpx.get(f"{url}/v1/churn/version").json()
@@ -113,8 +114,10 @@ def test_rows_are_scored_exactly_as_the_model_itself_scores_them(project, defini
 def publish(mongo, project, definitions, days: list[str]) -> None:
     for definition in definitions:
         partitions = [(day, dt.datetime.fromisoformat(day).replace(tzinfo=UTC) + dt.timedelta(days=1)) for day in days]
-        report = run_feature_pipeline(db=mongo.db(), analytics=mongo.analytics_db(), project=project, definition=definition, partitions=partitions,
-                                      dagster_run_id=None, max_time_ms=60_000)
+        report = run_feature_pipeline(
+            db=mongo.project_db(project.name), analytics=mongo.analytics_project_db(project.name),
+            sources=mongo.analytics_db(), project=project, definition=definition, partitions=partitions,
+            dagster_run_id=None, max_time_ms=60_000)
         assert not report.failed, [o.error for o in report.failed]
 
 
@@ -134,12 +137,12 @@ def test_entities_are_scored_on_their_latest_committed_features(project, definit
         as_of = dt.datetime.fromisoformat(day).replace(tzinfo=UTC) + dt.timedelta(days=1)
         rows = {}
         for d in definitions:
-            for doc in markers.read_committed(db, d, as_of):
+            for doc in markers.read_committed(mongo.project_db(project.name), d, as_of):
                 rows.setdefault(doc["user_id"], {}).update(doc)
         return np.array([[rows[u].get(f) for f in FEATURES] for u in ("u2", "u1", "u2")], dtype=float)
 
     with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource))) as url:
-        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["version"], timeout=30, what="load")
         answer = predict(url, "churn", {"entities": ["u2", "u1", "u2"]})
         assert answer.status_code == 200, answer.text
         assert answer.json()["features_as_of"] == {d.name: "2024-01-05T00:00:00+00:00" for d in definitions}
@@ -174,7 +177,7 @@ def test_integer_entity_ids_are_looked_up_as_they_are_stored(project, definition
     publish(mongo, project, definitions, ["2024-01-04"])
     promote(mlflow_resource, register(project, mlflow_resource, seed=2, definitions=definitions))
     with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource))) as url:
-        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["version"], timeout=30, what="load")
         answer = predict(url, "churn", {"entities": [102, 101]})
         as_text = predict(url, "churn", {"entities": ["101"]})
     assert answer.status_code == 200, answer.text
@@ -202,7 +205,7 @@ def test_reload_swaps_atomically_under_concurrent_requests(project, definitions,
                     answers.append((response.json()["model"]["version"], response.json()["predictions"][0]))
 
     with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource))) as url:
-        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["version"], timeout=30, what="load")
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             workers = [pool.submit(hammer) for _ in range(4)]
             served = []
@@ -232,13 +235,13 @@ def test_a_champion_that_cannot_be_loaded_leaves_the_old_one_serving(project, de
     shutil.rmtree(Path(client.get_model_version_download_uri(without_artifacts.name, without_artifacts.version)))
     X = synthetic_rows(FEATURES, 3, seed=1)
     with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource))) as url:
-        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["version"], timeout=30, what="load")
         promote(mlflow_resource, without_artifacts)
         refused = admin(url, "churn")
         assert refused.status_code == 409
         assert f"models:/{good.name}/{without_artifacts.version}" in refused.json()["detail"]
         assert f"still serving version {good.version}" in refused.json()["detail"]
-        health = httpx.get(f"{url}/health").json()["projects"]["churn"]
+        health = httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]
         assert health["version"] == good.version and "cannot download" in health["last_reload_error"]
         assert httpx.get(f"{url}/v1/churn/version").json()["version"] == good.version
         answer = predict(url, "churn", {"rows": as_rows(X)})
@@ -262,6 +265,21 @@ def test_reload_needs_the_admin_token(project, definitions, mongo, mlflow_resour
     assert wrong.status_code == 403
     assert right.status_code == 200
     assert unknown_project.status_code == 404
+
+
+def test_health_says_only_up_or_down_without_the_admin_token(project, definitions, mongo, mlflow_resource):
+    promote(mlflow_resource, register(project, mlflow_resource, seed=8))
+    config = serving_config(project, definitions, mongo, mlflow_resource)
+    with endpoint_server.running(create_app(config)) as url:
+        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["up"], timeout=30, what="load")
+        public = httpx.get(f"{url}/health")
+        details = httpx.get(f"{url}/health", headers=ADMIN)
+        wrong = httpx.get(f"{url}/health", headers={"Authorization": "Bearer guess"})
+    assert public.status_code == 200
+    assert public.json()["projects"] == {"churn": {"up": True}}
+    assert "prediction_log" not in public.json() and config.tracking_uri not in public.text
+    assert details.json()["projects"]["churn"]["version"] and "prediction_log" in details.json()
+    assert wrong.status_code == 403 and "version" not in wrong.text
 
 
 ROW = {"events": 3, "clicks": 1.5, "spend": None}
@@ -326,7 +344,7 @@ def served_small(mongo_uri, mlflow_resource):
                            mongo_uri=mongo_uri, database="bad_input", admin_token=TOKEN, log_sample_rate=0.0,
                            max_batch=10, max_body_bytes=4096, body_timeout_seconds=1.0)
     with endpoint_server.running(create_app(config)) as url:
-        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["version"], timeout=30, what="load")
         yield url
 
 
@@ -334,9 +352,9 @@ def test_unknown_project_and_no_model_are_not_server_errors(project, definitions
     assert predict(served_small, "nope", {"rows": [ROW]}).status_code == 404
     assert httpx.get(f"{served_small}/v1/nope/version").status_code == 404
     with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource))) as url:
-        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["status"] != "loading",
+        wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["status"] != "loading",
                    timeout=30, what="the start-up load")
-        health = httpx.get(f"{url}/health").json()["projects"]["churn"]
+        health = httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]
         answer = predict(url, "churn", {"rows": [ROW]})
         version = httpx.get(f"{url}/v1/churn/version")
     assert health["version"] is None and "no 'champion' alias" in health["status"]
@@ -350,12 +368,12 @@ def test_sampled_predictions_are_logged_in_batches(project, definitions, mongo, 
     X = synthetic_rows(FEATURES, 3, seed=2)
     config = serving_config(project, definitions, mongo, mlflow_resource, log_sample_rate=1.0)
     with endpoint_server.running(create_app(config)) as url:
-        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["version"], timeout=30, what="load")
         scores = [predict(url, "churn", {"rows": as_rows(X)}).json()["predictions"] for _ in range(4)]
         assert predict(url, "churn", {"rows": [{"events": 3, "clicks": 1, "spend": None}]}).status_code == 200
-        wait_until(lambda: mongo.db()["prediction_log"].count_documents({}) == 13, timeout=10, what="13 log records")
-        stats = httpx.get(f"{url}/health").json()["prediction_log"]
-    docs = list(mongo.db()["prediction_log"].find({}, {"_id": 0}).sort("time", 1))
+        wait_until(lambda: mongo.project_db("churn")["prediction_log"].count_documents({}) == 13, timeout=10, what="13 log records")
+        stats = httpx.get(f"{url}/health", headers=ADMIN).json()["prediction_log"]
+    docs = list(mongo.project_db("churn")["prediction_log"].find({}, {"_id": 0}).sort("time", 1))
     assert stats["written"] == 13 and stats["dropped"] == {}
     # Logged as the model saw them: floats, missing as null, whatever JSON type was sent.
     assert docs[-1]["features"] == {"events": 3.0, "clicks": 1.0, "spend": None}
@@ -374,12 +392,12 @@ def test_requests_succeed_and_drops_are_counted_when_mongodb_is_down(project, de
                            mongo_timeout_ms=300)
     X = synthetic_rows(FEATURES, 2, seed=3)
     with endpoint_server.running(create_app(config)) as url:
-        wait_until(lambda: httpx.get(f"{url}/health").json()["projects"]["churn"]["version"], timeout=30, what="load")
+        wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["version"], timeout=30, what="load")
         started = time.perf_counter()
         answers = [predict(url, "churn", {"rows": as_rows(X)}) for _ in range(5)]
         elapsed = time.perf_counter() - started
-        wait_until(lambda: httpx.get(f"{url}/health").json()["prediction_log"]["dropped"], timeout=10, what="a drop")
-        stats = httpx.get(f"{url}/health").json()["prediction_log"]
+        wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["prediction_log"]["dropped"], timeout=10, what="a drop")
+        stats = httpx.get(f"{url}/health", headers=ADMIN).json()["prediction_log"]
         lookup = predict(url, "churn", {"entities": ["u1"]})
     assert all(a.status_code == 200 for a in answers)
     assert elapsed < 2.0, "requests waited for the log"

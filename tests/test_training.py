@@ -39,7 +39,7 @@ def make_spec(churn_project, gate: dict | None = None, **model_changes) -> Proje
 
 
 def train(mongo, spec, mlflow_resource, training=FAST, sample_cache=None):
-    return train_and_register(db=mongo.db(), spec=spec, training=training, tracking_uri=mlflow_resource.tracking_uri,
+    return train_and_register(db=mongo.project_db(spec.name), spec=spec, training=training, tracking_uri=mlflow_resource.tracking_uri,
                               artifact_location=mlflow_resource.artifact_location, sample_cache=sample_cache)
 
 
@@ -54,7 +54,7 @@ def spec(churn_project):
 
 @pytest.fixture
 def samples(mongo, spec):
-    publish_synthetic_samples(mongo.db(), spec, days=DAYS, rows_per_day=150, seed=3, signal=1.5)
+    publish_synthetic_samples(mongo.project_db(spec.name), spec, days=DAYS, rows_per_day=150, seed=3, signal=1.5)
     return spec
 
 
@@ -105,7 +105,7 @@ def test_same_samples_and_config_give_the_same_model(mongo, samples, mlflow_reso
 
 
 def test_gate_fails_a_model_trained_on_scrambled_labels_and_it_never_becomes_champion(mongo, spec, mlflow_resource):
-    publish_synthetic_samples(mongo.db(), spec, days=DAYS, rows_per_day=150, seed=4, signal=0.0)
+    publish_synthetic_samples(mongo.project_db(spec.name), spec, days=DAYS, rows_per_day=150, seed=4, signal=0.0)
     result = dg.materialize([build_model_asset(spec)], resources={"mongo": mongo, "mlflow": mlflow_resource},
                             run_config={"ops": {"churn__model": {"config": {"embargo_days": 3}}}}, raise_on_error=False)
     # The blocking check fails the run (nothing downstream may deploy); the version stays registered.
@@ -122,7 +122,7 @@ def test_gate_fails_a_model_trained_on_scrambled_labels_and_it_never_becomes_cha
 
 def test_gate_compares_with_the_champion_on_the_same_rows(mongo, churn_project, mlflow_resource):
     strong = make_spec(churn_project, gate={"min": 0.5})
-    publish_synthetic_samples(mongo.db(), strong, days=DAYS, rows_per_day=150, seed=5, signal=1.5)
+    publish_synthetic_samples(mongo.project_db(strong.name), strong, days=DAYS, rows_per_day=150, seed=5, signal=1.5)
     champion = train(mongo, strong, mlflow_resource)
     mlflow_client = client(mlflow_resource)
     assert aliases.promote_to_champion(mlflow_client, strong.project.model.name, champion.logged.version) is None
@@ -155,7 +155,7 @@ def test_retraining_reads_unchanged_partitions_from_the_local_cache(mongo, sampl
     assert second.metrics == first.metrics  # the same rows, in the same order
 
     # A republished day is a new run: read from MongoDB, and the replaced run's file is evicted.
-    publish_synthetic_samples(mongo.db(), samples, days=[DAYS[-1]], rows_per_day=150, seed=9, signal=1.5)
+    publish_synthetic_samples(mongo.project_db(samples.name), samples, days=[DAYS[-1]], rows_per_day=150, seed=9, signal=1.5)
     third = train(mongo, samples, mlflow_resource, sample_cache=cache)
     assert third.data.partitions_cached == used - 1
     assert third.metrics != first.metrics
@@ -233,8 +233,8 @@ def regression_spec(churn_project, gate: dict) -> ProjectSpec:
 def test_a_regression_trains_logs_its_metrics_and_is_gated_both_ways(mongo, churn_project, mlflow_resource):
     spec = regression_spec(churn_project, {"metric": "rmse", "max": 1000.0, "max_regression": 0.5})
     # Integer entity ids (the fixture writes them for regression projects): training reads them as they are.
-    publish_synthetic_samples(mongo.db(), spec, days=DAYS, rows_per_day=150, seed=5, signal=1.5)
-    assert isinstance(mongo.db()[spec.samples_collection].find_one()["user_id"], int)
+    publish_synthetic_samples(mongo.project_db(spec.name), spec, days=DAYS, rows_per_day=150, seed=5, signal=1.5)
+    assert isinstance(mongo.project_db(spec.name)[spec.samples_collection].find_one()["user_id"], int)
     good = train(mongo, spec, mlflow_resource)
     assert good.gate.passed, good.gate.reason
     assert {"rmse", "mae", "r2", "label_mean", "train_rmse"} <= good.metrics.keys() and "auc" not in good.metrics
@@ -254,13 +254,13 @@ def test_a_regression_trains_logs_its_metrics_and_is_gated_both_ways(mongo, chur
 
 def test_entity_ids_of_mixed_types_still_train_reproducibly(mongo, churn_project, mlflow_resource):
     spec = make_spec(churn_project)
-    publish_synthetic_samples(mongo.db(), spec, days=DAYS, rows_per_day=100, seed=5, signal=1.5)
-    samples = mongo.db()[spec.samples_collection]
+    publish_synthetic_samples(mongo.project_db(spec.name), spec, days=DAYS, rows_per_day=100, seed=5, signal=1.5)
+    samples = mongo.project_db(spec.name)[spec.samples_collection]
     for row in samples.find({"user_id": {"$regex": "[02468]$"}}, {"user_id": 1}):  # half the ids become integers
         samples.update_one({"_id": row["_id"]}, {"$set": {"user_id": int(row["user_id"].removeprefix("user-"))}})
     assert {type(v) for v in samples.distinct("user_id")} == {str, int}
     # What a build of such data records on its markers (the sample build counts the id types in the database).
-    mongo.db()[SAMPLE_MARKERS].update_many({}, {"$set": {"entity_types": ["int", "string"]}})
+    mongo.project_db(spec.name)[SAMPLE_MARKERS].update_many({}, {"$set": {"entity_types": ["int", "string"]}})
     first, second = train(mongo, spec, mlflow_resource), train(mongo, spec, mlflow_resource)
     assert first.data.train.rows + first.data.validation.rows == 100 * (len(DAYS) - 3 + 1)
     assert first.metrics["auc"] == second.metrics["auc"] and first.metrics["logloss"] == second.metrics["logloss"]

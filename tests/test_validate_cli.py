@@ -72,7 +72,7 @@ def test_versions_are_compared_with_the_registry(capsys, projects, mongo, monkey
     monkeypatch.setenv("MINING_MONGO_URI", mongo.uri)
     monkeypatch.setenv("MINING_MONGO_DB", mongo.database)
     path = projects / "churn/features/module_preferences.yaml"
-    register(mongo.db(), load_feature_definition(path, churn_project), project="churn")
+    register(mongo.project_db("churn"), load_feature_definition(path, churn_project), project="churn")
     code, out, err = run(capsys, projects)
     assert code == 0, err
     assert "versions agree with feature_pipelines" in out

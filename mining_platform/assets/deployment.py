@@ -5,7 +5,7 @@ from mlflow.exceptions import MlflowException
 from pydantic import Field
 
 from mining_platform.deployment.rollout import DeploymentFailed, Target, choose_target, current_aliases, deploy
-from mining_platform.instance import latest_metadata_text
+from mining_platform.instance import latest_metadata_text, metadata_history
 from mining_platform.keys import asset_key
 from mining_platform.registry.aliases import PromotionRefused
 from mining_platform.resilience import failure, failures_classified, permanent, retry_policy
@@ -17,7 +17,8 @@ from mining_platform.spec.project import ProjectConfig
 class DeploymentConfig(dg.Config):
     """What to deploy; by default the version `<p>/model` registered last."""
 
-    rollback: bool = Field(default=False, description="Re-point champion to the previous champion (they swap).")
+    rollback: bool = Field(default=False, description="Back to what was served before the champion: the newest "
+                           "version this asset deployed that is not the champion (refused when there is none).")
     version: str | None = Field(
         default=None, description="Deploy this registered version instead (it must have passed its gate).")
 
@@ -35,7 +36,8 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
         description=f"The scoring endpoint serving `{model_name}@{CHAMPION}`: moves `{CHAMPION}` to the version "
         f"`{project.name}/model` registered (only a version whose gate passed), keeps the old one as `{PREVIOUS}`, "
         f"hot-reloads the endpoint and checks that it answers with that version. A failed reload or check restores "
-        f"the aliases. Run config `rollback: true` swaps `{CHAMPION}` and `{PREVIOUS}` through the same path.",
+        f"the aliases. Run config `rollback: true` goes back to the version served before the champion (from this "
+        f"asset's deployment history, so hand moves of the alias count) through the same path.",
     )
     def deployment(context: dg.AssetExecutionContext, config: DeploymentConfig, mlflow: MlflowResource,
                    endpoint: EndpointResource) -> dg.MaterializeResult:
@@ -51,7 +53,8 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
             before = current_aliases(client, model_name)
             try:
                 target = choose_target(model_name, before, rollback=config.rollback, version=config.version,
-                                       upstream=upstream)
+                                       upstream=upstream,
+                                       served=metadata_history(context.instance, context.asset_key, "live_version"))
             except ValueError as exc:
                 raise permanent(str(exc)) from None
             context.log.info(f"{target.action}: {model_name} version {target.version} (champion was {before[CHAMPION]})")

@@ -112,7 +112,7 @@ def build_drift_report_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
                                 f"version first ({project.name}/deployment)")
             try:
                 reference = load_reference(mlflow.tracking_uri, model)
-                report = evaluate_day(mongo.db(), spec, model, reference, partition=partition, as_of=as_of)
+                report = evaluate_day(mongo.project_db(spec.name), spec, model, reference, partition=partition, as_of=as_of)
             except (ReferenceUnavailable, DriftInputMissing) as exc:
                 raise permanent(str(exc)) from None
             context.log.info(f"{partition} against {model.name} v{model.version}: {decision_text(report)}")

@@ -26,10 +26,11 @@ ON_NEW_RAW_DAY = (
 
 
 class FeatureRunConfig(dg.Config):
-    max_time_ms: int = Field(
-        default=600_000,
+    max_time_ms: int | None = Field(
+        default=None,
         ge=1_000,
-        description="Server-side time limit (maxTimeMS) of each partition's aggregation and contract check.",
+        description="Server-side time limit (maxTimeMS) of each partition's aggregation and contract check; "
+        "unset: the definition's limits.max_time_ms (default 300000, five minutes).",
     )
 
 
@@ -163,11 +164,13 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
         with failures_classified():
             partitions = partitions_with_as_of(context, partitions_def)
             report = run_feature_pipeline(
-                db=mongo.db(), analytics=mongo.analytics_db(), project=project, definition=definition, partitions=partitions,
-                dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms, log=context.log,
+                db=mongo.project_db(project.name), analytics=mongo.analytics_project_db(project.name),
+                sources=mongo.analytics_db(), project=project, definition=definition, partitions=partitions,
+                dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms or definition.bounds.max_time_ms,
+                log=context.log,
                 dagster_run_finished=dagster_run_finished(context.instance),
             )
-            metadata = _metadata(report, mongo.database)
+            metadata = _metadata(report, mongo.project_db(project.name).name)
             checks = _check_results(report)
             if not report.failed:
                 yield dg.MaterializeResult(metadata=metadata, check_results=checks)

@@ -139,7 +139,7 @@ def build_model_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
                     mlflow: MlflowResource) -> dg.MaterializeResult:
         with failures_classified():
             outcome = train_and_register(
-                db=mongo.db(), spec=spec, training=config.resolve(spec), tracking_uri=mlflow.tracking_uri,
+                db=mongo.project_db(spec.name), spec=spec, training=config.resolve(spec), tracking_uri=mlflow.tracking_uri,
                 artifact_location=mlflow.artifact_location, dagster_run_id=context.run.run_id, log=context.log,
                 # Why this run trains (the drift sensor's cause tags) travels with the version.
                 cause_tags={k: v for k, v in context.run.tags.items() if k.startswith(CAUSE_TAG_PREFIX)},

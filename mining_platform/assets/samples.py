@@ -15,8 +15,9 @@ from mining_platform.spec.names import SAMPLE_MARKERS
 
 
 class SamplesRunConfig(dg.Config):
-    max_time_ms: int = Field(
-        default=600_000, ge=1_000, description="Server-side time limit (maxTimeMS) of each partition's join."
+    max_time_ms: int | None = Field(
+        default=None, ge=1_000, description="Server-side time limit (maxTimeMS) of each partition's label and "
+        "join aggregations; unset: the label definition's limits.max_time_ms (default 300000, five minutes)."
     )
 
 
@@ -82,8 +83,10 @@ def build_samples_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
         with failures_classified():
             partitions = partitions_with_as_of(context, partitions_def)
             outcomes = build_sample_partitions(
-                db=mongo.db(), analytics=mongo.analytics_db(), spec=spec, partitions=partitions,
-                dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms, log=context.log,
+                db=mongo.project_db(spec.name), analytics=mongo.analytics_project_db(spec.name),
+                sources=mongo.analytics_db(), spec=spec, partitions=partitions,
+                dagster_run_id=context.run.run_id,
+                max_time_ms=config.max_time_ms or spec.label_definition.bounds.max_time_ms, log=context.log,
                 dagster_run_finished=dagster_run_finished(context.instance),
             )
             committed = [o for o in outcomes if o.committed]
@@ -98,7 +101,7 @@ def build_samples_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
                 "feature_versions": dg.MetadataValue.json(
                     {d.name: {"version": d.version, "hash": d.content_hash} for d in spec.definitions}
                 ),
-                "collection": dg.MetadataValue.text(f"{mongo.database}.{pipeline.target}"),
+                "collection": dg.MetadataValue.text(f"{mongo.project_db(spec.name).name}.{pipeline.target}"),
                 "partitions": _partition_table(outcomes),
             }
             failed = [o for o in outcomes if not o.committed]

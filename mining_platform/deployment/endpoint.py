@@ -44,8 +44,9 @@ class EndpointClient:
         return response.json()
 
     def health(self) -> dict:
-        """`GET /health`; raises `EndpointError` when the endpoint is down or unhealthy."""
-        return self._call("GET", "/health", timeout=self.timeout_seconds)
+        """`GET /health` with its details (the admin token); raises `EndpointError` when the endpoint is down."""
+        return self._call("GET", "/health", timeout=self.timeout_seconds,
+                          headers={"Authorization": f"Bearer {self.resolved_admin_token()}"})
 
     def reload(self, project: str) -> dict:
         """`POST /v1/<project>/reload`: serve the current champion; raises `EndpointError` saying why not."""

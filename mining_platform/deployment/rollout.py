@@ -43,20 +43,39 @@ def current_aliases(client: MlflowClient, model_name: str) -> dict[str, str | No
 
 
 def choose_target(model_name: str, aliases: dict[str, str | None], *, rollback: bool, version: str | None,
-                  upstream: Callable[[], Target]) -> Target:
-    """The version to deploy: the previous champion (rollback), the one asked for, or the upstream's.
+                  upstream: Callable[[], Target], served: list[str] = ()) -> Target:
+    """The version to deploy: what was served before the champion (rollback), the one asked for, or the upstream's.
 
-    Raises ValueError for a request that cannot be met.
+    `served` is the history of versions the deployments put live, newest first (including those
+    deployed after a hand move of the alias). Raises ValueError for a request that cannot be met.
     """
     if rollback and version:
         raise ValueError("set either rollback or version, not both")
     if rollback:
-        if aliases[PREVIOUS] is None:
-            raise ValueError(f"{model_name} has no {PREVIOUS!r} version to roll back to")
-        return Target(aliases[PREVIOUS], "rollback")
+        return rollback_target(model_name, aliases, served)
     if version:
         return Target(version, "deploy the requested version")
     return upstream()
+
+
+def rollback_target(model_name: str, aliases: dict[str, str | None], served: list[str]) -> Target:
+    """Back to what was served before: the newest version in the deployment history that is not the champion
+    (the `previous` alias only when there is no history). Never the champion itself: a rollback that would
+    change nothing is refused, saying why."""
+    current = aliases[CHAMPION]
+    for candidate in served:
+        if candidate != current:
+            return Target(candidate, f"rollback to version {candidate}, served before version {current}")
+    if not served and aliases[PREVIOUS] is not None and aliases[PREVIOUS] != current:
+        return Target(aliases[PREVIOUS], f"rollback to the {PREVIOUS!r} version {aliases[PREVIOUS]} (no recorded "
+                                         "deployments)")
+    history = ", ".join(dict.fromkeys(served)) or "none recorded"
+    if current is None and aliases[PREVIOUS] is None and not served:
+        raise ValueError(f"{model_name} has no {PREVIOUS!r} version to roll back to: nothing was deployed yet")
+    raise ValueError(
+        f"nothing to roll back to: {model_name}@{CHAMPION} is version {current} and no other version was served "
+        f"before it (versions deployed: {history}; {PREVIOUS!r}: {aliases[PREVIOUS]}). Deploy a version by number "
+        "(run config `version`) instead")
 
 
 def hit_check(endpoint: EndpointClient, project: str, version: str) -> dict:

@@ -46,6 +46,7 @@ class ContractReport:
     documents: int
     without_entity: int
     checks: list[FeatureCheck]
+    bytes: int = 0  # BSON size of the run's documents
 
     @property
     def problems(self) -> list[str]:
@@ -63,6 +64,7 @@ def _type_profile(db: Database, definition: FeatureDefinition, match: dict, enti
     group: dict = {
         "_id": {ENTITY: {"$type": f"${entity}"}, **{name: {"$type": f"${name}"} for name in definition.features}},
         "documents": {"$sum": 1},
+        "bytes": {"$sum": {"$bsonSize": "$$ROOT"}},
     }
     for name in definition.features:
         group[f"{name}__min"] = {"$min": f"${name}"}
@@ -99,6 +101,7 @@ def evaluate_contracts(
     match = {"as_of": as_of, "run_id": run_id}
     profile = _type_profile(db, definition, match, entity, max_time_ms)
     documents = sum(row["documents"] for row in profile)
+    written_bytes = sum(row["bytes"] for row in profile)
     without_entity = sum(row["documents"] for row in profile if row["_id"][ENTITY] in ABSENT)
 
     observed, crossed = {}, {}
@@ -131,7 +134,7 @@ def evaluate_contracts(
         )
         check.problems.extend(_problems(check, contract))
         checks.append(check)
-    return ContractReport(documents=documents, without_entity=without_entity, checks=checks)
+    return ContractReport(documents=documents, without_entity=without_entity, checks=checks, bytes=written_bytes)
 
 
 def _problems(check: FeatureCheck, contract: FeatureContract) -> list[str]:

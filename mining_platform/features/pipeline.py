@@ -10,10 +10,11 @@ from pymongo.errors import PyMongoError
 
 from mining_platform.features.contracts import ContractReport, evaluate_contracts
 from mining_platform.sources.observe import source_database
-from mining_platform.spec.definition import FeatureDefinition
+from mining_platform.spec.definition import FeatureDefinition, OutputBoundExceeded
 from mining_platform.spec.names import FEATURE_MARKERS
 from mining_platform.spec.parameters import parameter_values, substitute
 from mining_platform.spec.project import ProjectConfig
+from mining_platform.spec.stages import expansion_problems
 from mining_platform.store import markers
 from mining_platform.store.loop import Aggregation, PartitionOutcome, run_partitions
 from mining_platform.store.versions import register
@@ -47,6 +48,8 @@ def write_stages(definition: FeatureDefinition, *, entity: str, as_of: dt.dateti
     """The stages the platform appends: keep the declared features, tag them, `$merge` them (into the platform
     `database`, named because the source may live in another one)."""
     return [
+        # One past the bound: a run over it is caught by `verify` without writing without end.
+        {"$limit": definition.bounds.max_documents + 1},
         {"$project": {
             "_id": 0,
             entity: "$_id",
@@ -97,8 +100,10 @@ class FeatureJob:
     markers = FEATURE_MARKERS
     scratch = ()
 
-    def __init__(self, project: ProjectConfig, definition: FeatureDefinition, report: ExecutionReport):
+    def __init__(self, project: ProjectConfig, definition: FeatureDefinition, report: ExecutionReport,
+                 sources: Database):
         self.pipeline = definition
+        self.sources = sources
         self.project = project.name
         self.entity = project.entity
         self.source = project.sources[definition.source]
@@ -127,14 +132,17 @@ class FeatureJob:
         self.report.newly_registered = register(db, d, project=self.project)
         first = substitute(d.pipeline, self._values(outcomes[0].as_of))
         self.report.first_match_index, self.report.first_match_plan = explain_first_match(
-            source_database(analytics, self.source), self.source.collection, first)
+            source_database(self.sources, self.source), self.source.collection, first)
 
     def aggregations(self, db: Database, outcome: FeatureOutcome) -> list[Aggregation]:
         d = self.pipeline
         stages = substitute(d.pipeline, self._values(outcome.as_of))
+        problems = expansion_problems(stages)
+        if problems:
+            raise OutputBoundExceeded(f"{d.name} at {outcome.partition}: " + "; ".join(problems))
         return [Aggregation(
             collection=self.source.collection,
-            database=self.source.database,
+            database=source_database(self.sources, self.source).name,
             stages=stages + write_stages(d, entity=self.entity, as_of=outcome.as_of, run_id=outcome.run_id,
                                          database=db.name),
         )]
@@ -143,6 +151,10 @@ class FeatureJob:
         outcome.contracts = evaluate_contracts(db, self.pipeline, entity=self.entity, as_of=outcome.as_of,
                                                run_id=outcome.run_id, max_time_ms=max_time_ms)
         outcome.documents_written = outcome.contracts.documents
+        over = self.pipeline.bounds.exceeded(documents=outcome.contracts.documents,
+                                             written_bytes=outcome.contracts.bytes)
+        if over:
+            raise OutputBoundExceeded(over)
         if outcome.contracts.problems:
             raise ContractViolation("contract violated: " + "; ".join(outcome.contracts.problems))
 
@@ -158,6 +170,7 @@ def run_feature_pipeline(
     *,
     db: Database,
     analytics: Database,
+    sources: Database,
     project: ProjectConfig,
     definition: FeatureDefinition,
     partitions: list[tuple[str, dt.datetime]],
@@ -168,13 +181,14 @@ def run_feature_pipeline(
 ) -> ExecutionReport:
     """Compute and publish each (partition key, as_of) in turn; one failing partition does not stop the rest.
 
-    `db` is the platform database on the write connection, `analytics` the same database
-    on the connection for heavy aggregations. Raises only when nothing may run at all (a
+    `db` is the project's namespace on the write connection, `analytics` the same database
+    on the connection for heavy aggregations, `sources` the platform database on that
+    connection (the default database of sources). Raises only when nothing may run at all (a
     version conflict in `feature_pipelines`) or when interrupted; per-partition failures
     are in the report's outcomes and in `pipeline_runs`.
     """
     report = ExecutionReport(definition=definition)
-    job = FeatureJob(project, definition, report)
+    job = FeatureJob(project, definition, report, sources)
     result = run_partitions(job, db=db, analytics=analytics, partitions=partitions, dagster_run_id=dagster_run_id,
                             max_time_ms=max_time_ms, log=log, dagster_run_finished=dagster_run_finished)
     report.outcomes, report.abandoned_runs = result.outcomes, result.abandoned_runs

@@ -18,12 +18,19 @@ def env_or_default(name: str) -> dg.EnvVar | str | None:
     return DEFAULTS.get(name)
 
 
-def platform_resources() -> dict:
-    """The resources every project's Definitions binds, from MINING_* / MLFLOW_* variables."""
+def project_setting(name: str, project: str) -> str:
+    """`<name>_<PROJECT>` when set (the dev stack gives each project's code location its own MongoDB user
+    that way), else `<name>` itself (production: each project's deployment has its own environment)."""
+    specific = f"{name}_{project.upper()}"
+    return specific if os.environ.get(specific) else name
+
+
+def platform_resources(project: str) -> dict:
+    """The resources a project's Definitions binds, from MINING_* / MLFLOW_* variables."""
     return {
         "mongo": MongoResource(
-            uri=env_or_default("MINING_MONGO_URI"),
-            analytics_uri=env_or_default("MINING_MONGO_ANALYTICS_URI"),
+            uri=env_or_default(project_setting("MINING_MONGO_URI", project)),
+            analytics_uri=env_or_default(project_setting("MINING_MONGO_ANALYTICS_URI", project)),
             database=env_or_default("MINING_MONGO_DB"),
         ),
         "mlflow": MlflowResource(tracking_uri=env_or_default("MLFLOW_TRACKING_URI")),
@@ -34,4 +41,5 @@ def platform_resources() -> dict:
     }
 
 
-__all__ = ["EndpointResource", "MlflowResource", "MongoResource", "env_or_default", "platform_resources"]
+__all__ = ["EndpointResource", "MlflowResource", "MongoResource", "env_or_default", "platform_resources",
+           "project_setting"]

@@ -8,6 +8,7 @@ from pydantic import Field
 from pymongo import MongoClient, uri_parser
 from pymongo.database import Database
 
+from mining_platform.spec.names import project_database
 from mining_platform.store.traffic import REPLY_BYTES_LISTENER
 
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
@@ -41,7 +42,9 @@ class MongoResource(dg.ConfigurableResource):
         default="secondaryPreferred",
         description="Read preference of the analytics connection when its URI sets none.",
     )
-    database: str = Field(description="Database holding every platform collection (MINING_MONGO_DB).")
+    database: str = Field(
+        description="The platform database (MINING_MONGO_DB): the default database of sources and platform-wide "
+        "records; each project writes only into its own namespace `<database>_<project>`.")
     app_name: str = Field(default="mining-platform", description="Shown in the server's logs and currentOp.")
     server_selection_timeout_ms: int = Field(
         default=10_000, description="How long to wait for a suitable server before failing."
@@ -80,9 +83,17 @@ class MongoResource(dg.ConfigurableResource):
         return _shared_client(uri, **options)
 
     def db(self) -> Database:
-        """The platform database on the write connection."""
+        """The platform database on the write connection (sources by default, platform-wide records)."""
         return self.client()[self.database]
 
     def analytics_db(self) -> Database:
-        """The platform database on the analytics connection, for heavy aggregations."""
+        """The platform database on the analytics connection, for heavy reads of sources."""
         return self.analytics_client()[self.database]
+
+    def project_db(self, project: str) -> Database:
+        """A project's namespace on the write connection: everything the project writes lives there."""
+        return self.client()[project_database(self.database, project)]
+
+    def analytics_project_db(self, project: str) -> Database:
+        """A project's namespace on the analytics connection, for heavy aggregations."""
+        return self.analytics_client()[project_database(self.database, project)]

@@ -10,9 +10,11 @@ from pymongo.database import Database
 from mining_platform.samples.pipeline import (
     SamplesPipeline, SamplesRefused, feature_markers, immature_label_problem, label_counts, label_stages, sample_stages,
 )
-from mining_platform.sources.observe import shown, watermark
+from mining_platform.sources.observe import shown, source_database, watermark
 from mining_platform.spec import ProjectSpec, names
+from mining_platform.spec.definition import OutputBoundExceeded
 from mining_platform.spec.names import SAMPLE_MARKERS
+from mining_platform.spec.stages import expansion_problems
 from mining_platform.store import markers
 from mining_platform.store.loop import Aggregation, PartitionOutcome, run_partitions
 from mining_platform.store.versions import register
@@ -39,16 +41,17 @@ class SampleJob:
 
     markers = SAMPLE_MARKERS
 
-    def __init__(self, spec: ProjectSpec):
+    def __init__(self, spec: ProjectSpec, sources: Database):
         self.spec = spec
+        self.sources = sources  # the platform database: the default database of sources
         self.pipeline = SamplesPipeline(spec)
         self.project = spec.name
         self.scratch = (names.labels_collection(spec.name),)
         self._newest: tuple[dt.datetime | None] | None = None  # the label source's watermark, read once per build
 
-    def newest_event(self, db: Database) -> dt.datetime | None:
+    def newest_event(self) -> dt.datetime | None:
         if self._newest is None:
-            self._newest = (watermark(db, self.spec.label_source),)
+            self._newest = (watermark(self.sources, self.spec.label_source),)
         return self._newest[0]
 
     def ensure_indexes(self, db: Database) -> None:
@@ -63,8 +66,8 @@ class SampleJob:
         """An immature label window (judged from the source's watermark), or a feature set not committed at as_of."""
         label_source = self.spec.label_definition.source
         problem = immature_label_problem(
-            self.spec, partition=outcome.partition, as_of=outcome.as_of, newest=self.newest_event(db),
-            source_name=f"{label_source} ({shown(self.spec.label_source, db)})")
+            self.spec, partition=outcome.partition, as_of=outcome.as_of, newest=self.newest_event(),
+            source_name=f"{label_source} ({shown(self.spec.label_source, self.sources)})")
         if problem:
             return problem
         try:
@@ -88,14 +91,23 @@ class SampleJob:
             for name, m in found.items()
         }
         source = self.spec.label_source
+        label = label_stages(self.spec, as_of=outcome.as_of, run_id=outcome.run_id, namespace=db.name)
+        problems = expansion_problems(label)
+        if problems:
+            raise OutputBoundExceeded(f"labels/{self.spec.label}.yaml at {outcome.partition}: " + "; ".join(problems))
         return [
-            Aggregation(collection=source.collection, database=source.database,
-                        stages=label_stages(self.spec, as_of=outcome.as_of, run_id=outcome.run_id, platform_db=db.name)),
+            Aggregation(collection=source.collection, database=source_database(self.sources, source).name,
+                        stages=label),
             Aggregation(collection=self.spec.definitions[0].target,
                         stages=sample_stages(self.spec, as_of=outcome.as_of, markers_at=found, run_id=outcome.run_id)),
         ]
 
     def verify(self, db: Database, outcome: SampleOutcome, *, max_time_ms: int) -> None:
+        labelled = db[self.scratch[0]].count_documents({"as_of": outcome.as_of, "run_id": outcome.run_id},
+                                                      maxTimeMS=max_time_ms)
+        over = self.spec.label_definition.bounds.exceeded(documents=labelled)
+        if over:
+            raise OutputBoundExceeded(f"labels/{self.spec.label}.yaml: {over}")
         counts = label_counts(db, self.spec, as_of=outcome.as_of, run_id=outcome.run_id, max_time_ms=max_time_ms)
         outcome.documents_written = counts.rows
         if counts.invalid:
@@ -129,6 +141,7 @@ def build_sample_partitions(
     *,
     db: Database,
     analytics: Database,
+    sources: Database,
     spec: ProjectSpec,
     partitions: list[tuple[str, dt.datetime]],
     dagster_run_id: str | None,
@@ -140,7 +153,9 @@ def build_sample_partitions(
 
     A partition whose label window the label source's watermark has not passed yet is
     refused before anything is written (the watermark is read from the source, once).
+    `db`/`analytics`: the project's namespace on the write/analytics connection; `sources`:
+    the platform database (the default database of sources) on the analytics connection.
     """
-    job = SampleJob(spec)
+    job = SampleJob(spec, sources)
     return run_partitions(job, db=db, analytics=analytics, partitions=partitions, dagster_run_id=dagster_run_id,
                           max_time_ms=max_time_ms, log=log, dagster_run_finished=dagster_run_finished).outcomes

@@ -115,8 +115,8 @@ def feature_markers(db: Database, spec: ProjectSpec, *, partition: str, as_of: d
     return found
 
 
-def label_stages(spec: ProjectSpec, *, as_of: dt.datetime, run_id: str, platform_db: str) -> list[dict]:
-    """The label definition over its source, written into the scratch collection `labels_<p>` of the platform
+def label_stages(spec: ProjectSpec, *, as_of: dt.datetime, run_id: str, namespace: str) -> list[dict]:
+    """The label definition over its source, written into the scratch collection `labels_<p>` of the project's
     database (named: the source may live in another one) for this run. A
     boolean value is stored as 0/1; a missing value as null (the join then applies `default`).
     """
@@ -124,6 +124,7 @@ def label_stages(spec: ProjectSpec, *, as_of: dt.datetime, run_id: str, platform
     values = label_parameter_values(as_of=as_of, horizon_days=label.horizon_days, declared=label.parameters)
     return [
         *substitute(label.pipeline, values),
+        {"$limit": label.bounds.max_documents + 1},  # one past the bound: `verify` refuses a run over it
         {"$project": {
             "_id": 0,
             spec.entity: "$_id",
@@ -132,7 +133,7 @@ def label_stages(spec: ProjectSpec, *, as_of: dt.datetime, run_id: str, platform
             "as_of": {"$literal": as_of},
             "run_id": {"$literal": run_id},
         }},
-        markers.merge_stage(names.labels_collection(spec.name), entity=spec.entity, database=platform_db),
+        markers.merge_stage(names.labels_collection(spec.name), entity=spec.entity, database=namespace),
     ]
 
 

@@ -30,7 +30,7 @@ from mining_platform.serving.served_model import (
     ChampionLoadFailed, NoChampion, RegistryUnavailable, ServedModel, champion_version, load_version,
 )
 from mining_platform.spec import ProjectSpec
-from mining_platform.spec.names import PREDICTION_LOG
+from mining_platform.spec.names import PREDICTION_LOG, project_database
 
 __all__ = ["ServingConfig", "create_app", "serving_config_from_environment"]
 log = logging.getLogger("mining_platform.serving")
@@ -116,11 +116,13 @@ def create_app(config: ServingConfig) -> FastAPI:
         client = AsyncMongoClient(config.mongo_uri, tz_aware=True, appname="mining-platform-endpoint",
                                   serverSelectionTimeoutMS=config.mongo_timeout_ms,
                                   timeoutMS=config.mongo_timeout_ms * 2)
-        db = client[config.database]
+        # Each project's features and log live in its own namespace (`<database>_<project>`).
+        namespaces = {spec.name: client[project_database(config.database, spec.name)] for spec in config.projects}
         for spec in config.projects:
             states[spec.name] = ProjectState(spec, OnlineFeatures(
-                db, project=spec.name, entity=spec.entity, definitions=list(spec.definitions)))
-        prediction_log = PredictionLog(db[PREDICTION_LOG], sample_rate=config.log_sample_rate)
+                namespaces[spec.name], project=spec.name, entity=spec.entity, definitions=list(spec.definitions)))
+        prediction_log = PredictionLog({p: db[PREDICTION_LOG] for p, db in namespaces.items()},
+                                       sample_rate=config.log_sample_rate)
         prediction_log.start()
         loaders = [asyncio.create_task(load_at_start(state)) for state in states.values()]
         try:
@@ -176,8 +178,18 @@ def create_app(config: ServingConfig) -> FastAPI:
             raise HTTPException(403, "admin call: the bearer token is not the endpoint's admin token")
 
     @app.get("/health")
-    async def health() -> dict:
-        """Liveness, what each project serves, and the prediction log's counters."""
+    async def health(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict:
+        """Liveness and, per project, whether it serves a model. With the admin token also what each project
+        serves, its status and last reload error, and the prediction log's counters (they name internal
+        addresses and errors, so they are not for everyone who can reach the port)."""
+        if credentials is None:
+            return {
+                "status": "ok",
+                "started_at": started_at.isoformat(),
+                "projects": {name: {"up": state.model is not None} for name, state in states.items()}
+                | {name: {"up": False} for name in config.unavailable},
+            }
+        require_admin(credentials)
         return {
             "status": "ok",
             "started_at": started_at.isoformat(),

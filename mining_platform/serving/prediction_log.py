@@ -1,4 +1,5 @@
-"""The prediction log: a sample of requests written to `prediction_log` in batches, off the request path.
+"""The prediction log: a sample of requests written to each project's `prediction_log` (in the project's
+namespace) in batches, off the request path.
 
 A request only appends documents to a bounded in-memory buffer; a background task
 flushes it with `insert_many` every `flush_seconds` or when a batch is full. When
@@ -13,6 +14,7 @@ import datetime as dt
 import logging
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pymongo import ASCENDING
@@ -36,9 +38,9 @@ class LogStats:
 
 
 class PredictionLog:
-    def __init__(self, collection: AsyncCollection, *, sample_rate: float, capacity: int = 20_000,
+    def __init__(self, collections: Mapping[str, AsyncCollection], *, sample_rate: float, capacity: int = 20_000,
                  batch_size: int = 500, flush_seconds: float = 1.0, warn_every_seconds: float = 30.0):
-        self.collection = collection
+        self.collections = dict(collections)  # project -> its `prediction_log`, in the project's namespace
         self.sample_rate = sample_rate
         self.capacity = capacity
         self.batch_size = batch_size
@@ -82,10 +84,11 @@ class PredictionLog:
         self._task = asyncio.create_task(self._run(), name="prediction-log")
 
     async def _run(self) -> None:
-        try:  # here, not in start: the endpoint must come up while MongoDB is down
-            await self.collection.create_index([("project", ASCENDING), ("time", ASCENDING)], name="project_1_time_1")
-        except PyMongoError as exc:  # the log works without it; the next start tries again
-            log.warning(f"prediction log: could not create its index: {exc}")
+        for project, collection in self.collections.items():
+            try:  # here, not in start: the endpoint must come up while MongoDB is down
+                await collection.create_index([("project", ASCENDING), ("time", ASCENDING)], name="project_1_time_1")
+            except PyMongoError as exc:  # the log works without it; the next start tries again
+                log.warning(f"prediction log of {project}: could not create its index: {exc}")
         while not self._stopping:
             try:
                 await asyncio.wait_for(self._batch_full.wait(), timeout=self.flush_seconds)
@@ -99,18 +102,29 @@ class PredictionLog:
             batch, self._buffer = self._buffer[:self.batch_size], self._buffer[self.batch_size:]
             self._in_flight = len(batch)
             try:
-                result = await self.collection.insert_many(batch, ordered=False)
-                self.stats.written += len(result.inserted_ids)
-            except BulkWriteError as exc:  # some documents were written
-                written = exc.details.get("nInserted", 0)
-                self.stats.written += written
-                self._failed(exc, len(batch) - written)
-                return  # try again at the next interval instead of hammering a failing server
-            except Exception as exc:  # noqa: BLE001 - down, timed out, or a document BSON cannot encode
-                self._failed(exc, len(batch))
-                return
+                by_project: dict[str, list[dict]] = {}
+                for document in batch:
+                    by_project.setdefault(document["project"], []).append(document)
+                failed = False
+                for project, documents in by_project.items():
+                    failed |= not await self._insert(self.collections[project], documents)
+                if failed:
+                    return  # try again at the next interval instead of hammering a failing server
             finally:
                 self._in_flight = 0
+
+    async def _insert(self, collection: AsyncCollection, documents: list[dict]) -> bool:
+        try:
+            result = await collection.insert_many(documents, ordered=False)
+            self.stats.written += len(result.inserted_ids)
+            return True
+        except BulkWriteError as exc:  # some documents were written
+            written = exc.details.get("nInserted", 0)
+            self.stats.written += written
+            self._failed(exc, len(documents) - written)
+        except Exception as exc:  # noqa: BLE001 - down, timed out, or a document BSON cannot encode
+            self._failed(exc, len(documents))
+        return False
 
     def _failed(self, exc: Exception, count: int) -> None:
         self.stats.last_error = f"{dt.datetime.now(dt.timezone.utc).isoformat()}: {type(exc).__name__}: {exc}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pymongo import DESCENDING
 from pymongo.database import Database
 
+from mining_platform.spec.names import is_namespace_of_some_project
 from mining_platform.spec.project import SourceConfig
 
 ONE_DAY = dt.timedelta(days=1)
@@ -21,9 +22,18 @@ class SourceProblem(ValueError):
     """The source cannot be read as configured (no such collection, no dates in its timestamp field)."""
 
 
-def source_database(database: Database, source: SourceConfig) -> Database:
-    """The database a source lives in, on the connection `database` came from."""
-    return database if source.database in (None, database.name) else database.client[source.database]
+def source_database(platform: Database, source: SourceConfig) -> Database:
+    """The database a source lives in, on the connection `platform` (the platform database) came from.
+
+    Refused: a project's namespace (`<MINING_MONGO_DB>_…`) is never a source, so no project reads
+    another's features, samples or log by naming its database.
+    """
+    if source.database in (None, platform.name):
+        return platform
+    if is_namespace_of_some_project(platform.name, source.database):
+        raise SourceProblem(f"database {source.database!r} is named like a project's namespace "
+                            f"({platform.name}_<project>): it cannot hold a source")
+    return platform.client[source.database]
 
 
 def shown(source: SourceConfig, database: Database) -> str:

@@ -33,8 +33,15 @@ class FeatureDefinitionError(DefinitionError):
 
 
 def canonical_hash(definition: Strict) -> str:
-    """sha256 of a definition's canonical JSON: the registry key and the asset's code_version."""
-    canonical = json.dumps(definition.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """sha256 of a definition's canonical JSON: the registry key and the asset's code_version.
+
+    A definition without `limits` hashes as it did before `limits` existed, so adding the key
+    to the platform changed no registered version.
+    """
+    dumped = definition.model_dump(mode="json")
+    if dumped.get("limits", "set") is None:
+        del dumped["limits"]
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -83,6 +90,33 @@ SOURCE_KEY = r"^[a-z][a-z0-9_]*$"
 ParameterValue = StrictBool | StrictInt | StrictFloat | StrictStr | dt.datetime | dt.date
 
 
+DEFAULT_MAX_TIME_MS = 300_000  # a daily partition's aggregation on a production cluster
+
+
+class OutputLimits(Strict):
+    """What one partition run of a definition may produce; a run over a bound fails and publishes nothing."""
+
+    max_documents: StrictInt = Field(default=10_000_000, ge=1, le=2_000_000_000,
+                                     description="Documents one partition may write.")
+    max_bytes: StrictInt = Field(default=8 * 2**30, ge=1, description="BSON bytes one partition may write.")
+    max_time_ms: StrictInt = Field(default=DEFAULT_MAX_TIME_MS, ge=1_000, le=86_400_000,
+                                   description="maxTimeMS of each aggregation (a run config value overrides it).")
+
+    def exceeded(self, *, documents: int, written_bytes: int | None = None) -> str | None:
+        """Why a run's output is over these limits, or None."""
+        if documents > self.max_documents:
+            return (f"the pipeline produced more than limits.max_documents = {self.max_documents:,} documents for "
+                    "one partition (an exploding $unwind or $lookup?); raise the limit in a new version if expected")
+        if written_bytes is not None and written_bytes > self.max_bytes:
+            return (f"the pipeline wrote {written_bytes:,} bytes, over limits.max_bytes = {self.max_bytes:,}; raise "
+                    "the limit in a new version if expected")
+        return None
+
+
+class OutputBoundExceeded(RuntimeError):
+    """A run would produce more than its definition's `limits` allow; nothing is published."""
+
+
 class VersionedDefinition(Strict):
     """What feature and label definitions share: a versioned, owned pipeline over one of the project's sources."""
 
@@ -93,6 +127,12 @@ class VersionedDefinition(Strict):
     source: str = Field(pattern=SOURCE_KEY, description="A key of the project's sources.")
     parameters: dict[str, ParameterValue] = Field(default_factory=dict)
     pipeline: list[dict[str, Any]] = Field(min_length=1)
+    limits: OutputLimits | None = None
+
+    @property
+    def bounds(self) -> OutputLimits:
+        """The output limits in force: the declared ones, else the defaults."""
+        return self.limits or OutputLimits()
 
     @property
     def registry_name(self) -> str:

@@ -4,13 +4,25 @@ Asset keys are paths of strings here; the Dagster layer turns them into `AssetKe
 (`mining_platform.keys`), and messages show them joined with "/".
 """
 
-# Platform collections of the database MINING_MONGO_DB.
-FEATURE_PIPELINES = "feature_pipelines"  # one immutable document per feature definition version
+# A project's namespace is its own database, `<MINING_MONGO_DB>_<project>`: everything the project writes
+# lives there, so two projects' collections never meet and MongoDB roles can grant one project's
+# database alone. These are the platform collections in each project's namespace:
+FEATURE_PIPELINES = "feature_pipelines"  # one immutable document per feature/label definition version
 PIPELINE_RUNS = "pipeline_runs"  # the audit record of every partition run
 FEATURE_MARKERS = "feature_partitions"  # commit markers of feature partitions
 SAMPLE_MARKERS = "sample_partitions"  # commit markers of sample partitions
 PREDICTION_LOG = "prediction_log"  # the endpoint's sampled predictions
+# Platform-wide, in MINING_MONGO_DB itself (keyed by project):
 DEMO_COLLECTIONS = "demo_collections"  # the collections the demo generator created (the only ones it writes)
+
+# Collections of a namespace by prefix (one per feature set or project), and every name above: what a
+# definition may never read, and what `source` may never name.
+PLATFORM_COLLECTIONS = frozenset({
+    FEATURE_PIPELINES, PIPELINE_RUNS, FEATURE_MARKERS, SAMPLE_MARKERS, PREDICTION_LOG, DEMO_COLLECTIONS})
+PLATFORM_PREFIXES = ("features_", "samples_", "labels_", "tiles_", "predictions_", "system.")
+# MongoDB's own databases, never a source.
+SERVER_DATABASES = frozenset({"admin", "local", "config"})
+MAX_DATABASE_NAME = 63  # MongoDB database names are shorter than 64 bytes
 
 # MLflow: the alias the endpoint serves, the one it replaced, and the tag naming the feature set
 # versions a model version was trained on.
@@ -26,6 +38,25 @@ DRIFT_TAG_PREFIX = "mining.drift."
 RESERVED_FEATURE_FIELDS = frozenset({"_id", "as_of", "run_id", "pipeline_version"})
 # Fields a sample row carries besides the entity, the features and the label.
 SAMPLE_FIELDS = frozenset({"feature_versions"})
+
+
+def project_database(platform: str, project: str) -> str:
+    """The database holding everything a project writes: `<MINING_MONGO_DB>_<project>`."""
+    name = f"{platform}_{project}"
+    if len(name.encode()) > MAX_DATABASE_NAME:
+        raise ValueError(f"database {name!r} (MINING_MONGO_DB {platform!r} + project {project!r}) is longer than "
+                         f"{MAX_DATABASE_NAME} bytes: shorten MINING_MONGO_DB or the project name")
+    return name
+
+
+def is_namespace_of_some_project(platform: str, database: str) -> bool:
+    """True for a database named like a project namespace of this platform (`<MINING_MONGO_DB>_…`)."""
+    return database.startswith(f"{platform}_")
+
+
+def is_platform_collection(collection: str) -> bool:
+    """A collection the platform writes or the server keeps (`system.*`): never a definition's to read."""
+    return collection in PLATFORM_COLLECTIONS or collection.startswith(PLATFORM_PREFIXES)
 
 
 def feature_collection(feature_set: str) -> str:

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from mining_platform.spec.names import PLATFORM_COLLECTIONS, SERVER_DATABASES
 from mining_platform.spec.strict import Strict, UnreadableFile, describe_validation_error, read_mapping
 
 # A project name is an asset-key prefix, a Python attribute of
@@ -37,10 +38,19 @@ class SourceConfig(Strict):
 
     @field_validator("collection")
     @classmethod
-    def _not_system(cls, collection: str) -> str:
+    def _not_platform(cls, collection: str) -> str:
         if collection.startswith("system."):
             raise ValueError("a system collection cannot be a source")
+        if collection in PLATFORM_COLLECTIONS:
+            raise ValueError(f"{collection!r} is a platform collection: it cannot be a source")
         return collection
+
+    @field_validator("database")
+    @classmethod
+    def _not_server(cls, database: str | None) -> str | None:
+        if database in SERVER_DATABASES:
+            raise ValueError(f"{database!r} is one of MongoDB's own databases: it cannot hold a source")
+        return database
 
 
 Task = Literal["binary", "regression"]

@@ -3,13 +3,14 @@
 For the partitions of one execution, in order:
 
 1. reconcile: runs of the pipeline whose process is gone are marked FAILED and their
-   documents swept;
+   documents swept, and so are publications superseded longer than the grace period ago;
 2. refuse what cannot be built yet (no run record, nothing written);
-3. enqueue one `pipeline_runs` record per remaining partition, then `prepare` once
-   (a `Refused` there fails every partition before anything is written);
-4. per partition, renewing the leases of those still queued: start, run the job's
-   aggregation (which ends in the `$merge`) on the analytics connection, `verify`
-   what it wrote, and commit the marker in one transaction with the run's SUCCEEDED.
+3. enqueue one `pipeline_runs` record per remaining partition (a partition another live
+   run is building is refused), then `prepare` once (a `Refused` there fails every
+   partition before anything is written);
+4. per partition, while a heartbeat keeps this process's leases alive: start, run the
+   job's aggregations (the last ends in the `$merge`) on the analytics connection,
+   `verify` what it wrote, and commit the marker in one transaction with the run's SUCCEEDED.
 
 A failing partition is recorded (FAILED, the reason, whether it was a passing outage)
 and the loop goes on with the next; an interrupt stops it after recording. Either way
@@ -31,18 +32,16 @@ from mining_platform.store.runs import Refused
 from mining_platform.store.traffic import measure_reply_bytes
 from mining_platform.transient import is_transient
 
-# A RUNNING record's lease covers one phase (bounded by maxTimeMS) plus this much slack.
-LEASE_GRACE = dt.timedelta(seconds=60)
 Log = logging.Logger | logging.LoggerAdapter
 
 
 @dataclass(frozen=True)
 class Aggregation:
-    """One server-side aggregation of a partition run; it ends in a `$merge` into the platform database."""
+    """One server-side aggregation of a partition run; it ends in a `$merge` into the project's namespace."""
 
     collection: str
     stages: list[dict]
-    database: str | None = None  # None: the platform database (a source may live in another one)
+    database: str | None = None  # None: the project's namespace (a source lives in another database)
 
 
 @dataclass
@@ -99,7 +98,7 @@ def run_partitions(
 ) -> LoopResult:
     """Run and publish each (partition key, as_of); raises only on `Refused` or an interrupt."""
     pipeline = job.pipeline
-    lease = dt.timedelta(milliseconds=max_time_ms) + LEASE_GRACE
+    lease = runs.LEASE
     runs.ensure_run_indexes(db)
     job.ensure_indexes(db)
     result = LoopResult(outcomes=[job.new_outcome(key, as_of) for key, as_of in partitions])
@@ -109,24 +108,32 @@ def run_partitions(
         _drop_scratch(db, job, record["_id"])
         log.warning(f"{pipeline.name}: run {record['_id']} ({record['trigger']['partition']}) was abandoned; "
                     f"marked FAILED, {removed} unpublished documents removed")
+    markers.sweep_superseded(db, pipeline)
 
     accepted = []
     for outcome in result.outcomes:
         outcome.error = job.refusal(db, outcome)
         if outcome.error:
             log.error(f"{pipeline.name} {outcome.partition}: refused, nothing written: {outcome.error}")
-        else:
+            continue
+        try:
             outcome.run_id = runs.enqueue(
                 db, pipeline, project=job.project, partition=outcome.partition, as_of=outcome.as_of,
                 window_start=job.window_start(outcome.as_of), dagster_run_id=dagster_run_id, lease=lease)
-            accepted.append(outcome)
+        except runs.PartitionBusy as exc:
+            outcome.error = str(exc)
+            log.error(f"{pipeline.name} {outcome.partition}: refused, nothing written: {outcome.error}")
+            continue
+        accepted.append(outcome)
     try:
-        if accepted:
-            job.prepare(db, analytics, accepted)
-        for number, outcome in enumerate(accepted):
-            # The partitions still queued wait on this process: keep them from looking abandoned.
-            runs.renew_leases(db, [o.run_id for o in accepted[number:]], lease=lease)
-            _run_partition(job, outcome, db=db, analytics=analytics, max_time_ms=max_time_ms, lease=lease, log=log)
+        # The partitions still queued, and the one running, wait on this process: the heartbeat keeps their
+        # leases alive while it lives.
+        with runs.heartbeat(db, [o.run_id for o in accepted], lease=lease):
+            if accepted:
+                job.prepare(db, analytics, accepted)
+            for outcome in accepted:
+                _run_partition(job, outcome, db=db, analytics=analytics, max_time_ms=max_time_ms, lease=lease,
+                               log=log)
     except Refused as exc:
         for outcome in accepted:
             outcome.error = f"refused before writing: {exc}"

@@ -8,6 +8,11 @@ previous publication until that commit and the new one after it, never a mix; a
 run that dies halfway leaves documents nobody reads, which `sweep` deletes once the
 run is known to have finished.
 
+The publication a commit supersedes is not deleted at once: a reader that read the
+old marker just before the commit may still be reading its documents (a sample build
+joining features, a training read, the endpoint). It is kept for `GRACE` (an hour,
+longer than any read is allowed to take) after it was superseded, then swept.
+
 Feature partitions have their markers in `feature_partitions`, sample partitions in
 `sample_partitions`; the documents are the same shape in both.
 """
@@ -18,7 +23,11 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 
 from mining_platform.spec.names import FEATURE_MARKERS
-from mining_platform.store.runs import RUNNING, RUNS, Pipeline, terminal_run_ids
+from mining_platform.store.runs import RUNNING, RUNS, Pipeline, mark_swept, superseded_before, terminal_runs
+
+# How long a superseded publication stays readable: longer than any reader's read (aggregations are
+# bounded by maxTimeMS, five minutes by default; the endpoint's reads by seconds).
+GRACE = dt.timedelta(hours=1)
 
 
 def ensure_marker_index(db: Database, markers: str) -> None:
@@ -90,6 +99,9 @@ def commit(
             return_document=ReturnDocument.BEFORE,
             session=session,
         )
+        if previous and previous["run_id"] != run_id:
+            db[RUNS].update_one({"_id": previous["run_id"]},
+                                {"$set": {"superseded_at": dt.datetime.now(dt.timezone.utc)}}, session=session)
         return previous["run_id"] if previous else None
 
     with db.client.start_session() as session:
@@ -110,12 +122,34 @@ def read_committed(db: Database, pipeline: Pipeline, as_of: dt.datetime, *, mark
 
 
 def sweep(db: Database, pipeline: Pipeline, as_of: dt.datetime, *, markers: str = FEATURE_MARKERS) -> int:
-    """Delete the partition's documents that no reader can reach: those of finished, uncommitted runs."""
+    """Delete the partition's documents no reader can reach: those of finished runs that were never
+    published, and of publications superseded more than `GRACE` ago."""
     # Finished runs first, the marker second: a run that commits in between is not in
     # the first list, so its documents are never taken for garbage.
-    finished = terminal_run_ids(db, pipeline.name, as_of)
+    finished = terminal_runs(db, pipeline.name, as_of)
     marker = committed_partition(db, pipeline.name, as_of, markers=markers)
-    garbage = [run_id for run_id in finished if not marker or run_id != marker["run_id"]]
+    cutoff = dt.datetime.now(dt.timezone.utc) - GRACE
+    garbage = [
+        run["_id"] for run in finished
+        if (not marker or run["_id"] != marker["run_id"])
+        and (run.get("superseded_at") is None or _utc(run["superseded_at"]) < cutoff)
+    ]
     if not garbage:
         return 0
-    return db[pipeline.target].delete_many({"as_of": as_of, "run_id": {"$in": garbage}}).deleted_count
+    removed = db[pipeline.target].delete_many({"as_of": as_of, "run_id": {"$in": garbage}}).deleted_count
+    mark_swept(db, garbage)
+    return removed
+
+
+def sweep_superseded(db: Database, pipeline: Pipeline) -> int:
+    """Delete the documents of every publication of `pipeline` superseded more than `GRACE` ago (any partition)."""
+    removed, swept = 0, []
+    for run in superseded_before(db, pipeline.name, dt.datetime.now(dt.timezone.utc) - GRACE):
+        removed += db[pipeline.target].delete_many({"as_of": run["trigger"]["as_of"], "run_id": run["_id"]}).deleted_count
+        swept.append(run["_id"])
+    mark_swept(db, swept)
+    return removed
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)

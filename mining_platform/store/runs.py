@@ -1,18 +1,31 @@
 """`pipeline_runs`: the audit record of every partition run (feature sets and samples).
 
-ENQUEUED -> RUNNING -> SUCCEEDED | FAILED. A RUNNING record holds a lease that the run
-renews before each phase; every phase's database work is bounded by maxTimeMS, so a
-record whose lease ran out (or whose Dagster run has finished) belongs to a process
-that died, and the next run of the pipeline marks it FAILED.
+ENQUEUED -> RUNNING -> SUCCEEDED | FAILED. An unfinished record holds a short lease
+(`LEASE`, a minute) that a heartbeat thread of the running process renews every
+quarter of it, so a record whose lease ran out (or whose Dagster run has finished)
+belongs to a process that died; the next run of the pipeline marks it FAILED. A
+SIGKILLed run is therefore reclaimed about a minute after it died, whatever its
+maxTimeMS.
+
+A partition has at most one live run: an unfinished record carries `live: true`, and a
+unique partial index on (pipeline, as_of) over live records refuses a second one
+(`PartitionBusy`) until the first finishes or is reclaimed.
 """
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+import logging
+import threading
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+LEASE = dt.timedelta(seconds=60)
+log = logging.getLogger(__name__)
 
 from mining_platform.spec.names import PIPELINE_RUNS
 
@@ -23,6 +36,10 @@ UNFINISHED = (ENQUEUED, RUNNING)
 
 class Refused(RuntimeError):
     """The pipeline may not run at all (e.g. a definition version conflict); its runs fail before writing."""
+
+
+class PartitionBusy(RuntimeError):
+    """Another live run is building the partition; this one is refused before writing anything."""
 
 
 class Pipeline(Protocol):
@@ -45,6 +62,10 @@ def ensure_run_indexes(db: Database) -> None:
     runs.create_index([("pipeline.name", ASCENDING), ("trigger.as_of", ASCENDING), ("status", ASCENDING)],
                       name="pipeline_as_of_status")
     runs.create_index([("status", ASCENDING), ("pipeline.name", ASCENDING)], name="status_pipeline")
+    runs.create_index([("pipeline.name", ASCENDING), ("trigger.as_of", ASCENDING)], name="one_live_run_per_partition",
+                      unique=True, partialFilterExpression={"live": True})
+    runs.create_index([("pipeline.name", ASCENDING), ("superseded_at", ASCENDING)], name="pipeline_superseded_at",
+                      partialFilterExpression={"superseded_at": {"$exists": True}})
 
 
 def enqueue(
@@ -58,11 +79,34 @@ def enqueue(
     dagster_run_id: str | None,
     lease: dt.timedelta,
 ) -> str:
-    """Create the ENQUEUED record of one partition's execution; returns its run id."""
+    """Create the ENQUEUED record of one partition's execution; returns its run id.
+
+    Raises PartitionBusy when another run of the partition is live (enqueued or running).
+    """
     run_id = str(ObjectId())
     now = _now()
+    try:
+        _insert_live(db, run_id, pipeline, project=project, partition=partition, as_of=as_of,
+                     window_start=window_start, dagster_run_id=dagster_run_id, lease=lease, now=now)
+    except DuplicateKeyError:
+        other = db[RUNS].find_one({"pipeline.name": pipeline.name, "trigger.as_of": as_of, "live": True},
+                                  {"status": 1, "dagster_run_id": 1, "lease_expires_at": 1})
+        if other is None:  # it finished in between: try once more
+            return enqueue(db, pipeline, project=project, partition=partition, as_of=as_of,
+                           window_start=window_start, dagster_run_id=dagster_run_id, lease=lease)
+        raise PartitionBusy(
+            f"{pipeline.name} {partition} is being built by run {other['_id']} ({other['status']}"
+            + (f", Dagster run {other['dagster_run_id']}" if other.get("dagster_run_id") else "")
+            + f", lease until {other['lease_expires_at']:%Y-%m-%d %H:%M:%S} UTC); not started twice. If that process "
+            "died, it is reclaimed once its lease runs out (about a minute)") from None
+    return run_id
+
+
+def _insert_live(db: Database, run_id: str, pipeline: Pipeline, *, project: str, partition: str, as_of: dt.datetime,
+                 window_start: dt.datetime, dagster_run_id: str | None, lease: dt.timedelta, now: dt.datetime) -> None:
     db[RUNS].insert_one({
         "_id": run_id,
+        "live": True,
         "project": project,
         "pipeline": {"name": pipeline.name, "version": pipeline.version, "hash": pipeline.content_hash},
         "target_collection": pipeline.target,
@@ -82,7 +126,6 @@ def enqueue(
         },
         "created_at": now,
     })
-    return run_id
 
 
 def start(db: Database, run_id: str, *, lease: dt.timedelta) -> None:
@@ -110,10 +153,36 @@ def renew_leases(db: Database, run_ids: list[str], *, lease: dt.timedelta) -> No
     )
 
 
+@contextlib.contextmanager
+def heartbeat(db: Database, run_ids: list[str], *, lease: dt.timedelta = LEASE) -> Iterator[None]:
+    """While the block runs, renew the leases of `run_ids` (those still unfinished) every quarter lease.
+
+    A beat that fails (MongoDB briefly away) is retried at the next one; the lease has three
+    beats of slack. A process that dies stops beating, and its runs are reclaimed a lease later.
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(lease.total_seconds() / 4):
+            try:
+                renew_leases(db, run_ids, lease=lease)
+            except PyMongoError as exc:
+                log.warning(f"could not renew the leases of {len(run_ids)} pipeline runs: {exc}")
+
+    thread = threading.Thread(target=beat, name="pipeline-run-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
 def succeeded_update(*, documents_written: int, bytes_returned: int, started: dt.datetime) -> dict:
     """The update that completes a RUNNING record; applied inside the commit transaction."""
     now = _now()
     return {
+        "$unset": {"live": ""},
         "$set": {
             "status": SUCCEEDED,
             "lease_expires_at": None,
@@ -133,7 +202,8 @@ def fail(db: Database, run_id: str, *, error_message: str, documents_written: in
     started = (record or {}).get("execution_stats", {}).get("start_time")
     result = db[RUNS].update_one(
         {"_id": run_id, "status": {"$in": list(UNFINISHED)}},
-        {"$set": {
+        {"$unset": {"live": ""},
+         "$set": {
             "status": FAILED,
             "lease_expires_at": None,
             "execution_stats.end_time": now,
@@ -172,8 +242,24 @@ def reconcile_abandoned(
     return abandoned
 
 
-def terminal_run_ids(db: Database, pipeline_name: str, as_of: dt.datetime) -> list[str]:
-    """Runs of one partition that can no longer write: their documents are garbage unless committed."""
-    return db[RUNS].distinct(
-        "_id", {"pipeline.name": pipeline_name, "trigger.as_of": as_of, "status": {"$in": [SUCCEEDED, FAILED]}}
-    )
+def terminal_runs(db: Database, pipeline_name: str, as_of: dt.datetime) -> list[dict]:
+    """Runs of one partition that can no longer write (id and when a newer publication superseded them):
+    their documents are garbage unless committed, or superseded less than the grace period ago."""
+    return list(db[RUNS].find(
+        {"pipeline.name": pipeline_name, "trigger.as_of": as_of, "status": {"$in": [SUCCEEDED, FAILED]},
+         "swept_at": {"$exists": False}},
+        {"superseded_at": 1},
+    ))
+
+
+def superseded_before(db: Database, pipeline_name: str, cutoff: dt.datetime) -> list[dict]:
+    """Publications of the pipeline superseded before `cutoff` whose documents are still there."""
+    return list(db[RUNS].find(
+        {"pipeline.name": pipeline_name, "superseded_at": {"$lt": cutoff}, "swept_at": {"$exists": False}},
+        {"trigger.as_of": 1},
+    ))
+
+
+def mark_swept(db: Database, run_ids: list[str]) -> None:
+    if run_ids:
+        db[RUNS].update_many({"_id": {"$in": run_ids}}, {"$set": {"swept_at": _now()}})

@@ -1,0 +1,130 @@
+"""`mining-platform provision`: least-privilege MongoDB roles and users for the platform, enforced by the server.
+
+- `mining_project_<p>` (a role of the same name): read the source collections `project.yaml`
+  names (nothing else of their databases); read and write the namespace `<MINING_MONGO_DB>_<p>`;
+  with a `demo:` block, also write the demo source and record it in `demo_collections`.
+- `mining_endpoint`: read every project's namespace (commit markers, features); insert into
+  each project's `prediction_log`.
+- `mining_admin`: the platform's own setup (this command, imports); created when the embedded
+  server first starts; in production, the platform team's administrator.
+
+Roles are defined in the `admin` database and rewritten on every run, so a project's
+new source or a removed demo block takes effect by running the command again.
+Passwords: a user keeps the one stored for it; a new user, or any user with `rotate`,
+gets a fresh random one. The caller stores the returned logins.
+"""
+
+import secrets
+from dataclasses import dataclass, field
+
+from pymongo import MongoClient
+
+from mining_platform.access.credentials import ADMIN, ENDPOINT, Login
+from mining_platform.spec.names import DEMO_COLLECTIONS, PREDICTION_LOG, project_database
+from mining_platform.spec.project import ProjectConfig
+
+ROLE_DB = "admin"
+SOURCE_READ = ["find", "listIndexes", "collStats"]
+DEMO_WRITE = ["find", "insert", "update", "remove", "createCollection", "createIndex", "listIndexes", "collStats"]
+ADMIN_USER = "mining_admin"
+ENDPOINT_USER = "mining_endpoint"
+
+
+def project_user(project: str) -> str:
+    return f"mining_project_{project}"
+
+
+@dataclass
+class Provisioned:
+    logins: dict
+    lines: list[str] = field(default_factory=list)
+
+
+def project_privileges(project: ProjectConfig, platform: str) -> list[dict]:
+    """Read on each source collection; write on the demo source (and its claim) when the project has one."""
+    privileges = []
+    demo_source = project.sources[project.demo.source] if project.demo else None
+    for source in project.sources.values():
+        database = source.database or platform
+        writes = source is demo_source
+        privileges.append({"resource": {"db": database, "collection": source.collection},
+                           "actions": DEMO_WRITE if writes else SOURCE_READ})
+    if demo_source is not None:
+        privileges.append({"resource": {"db": platform, "collection": DEMO_COLLECTIONS},
+                           "actions": ["find", "insert", "update", "createIndex"]})
+    return privileges
+
+
+def project_role(project: ProjectConfig, platform: str) -> dict:
+    return {
+        "privileges": project_privileges(project, platform),
+        "roles": [{"role": "readWrite", "db": project_database(platform, project.name)}],
+    }
+
+
+def endpoint_role(projects: list[ProjectConfig], platform: str) -> dict:
+    privileges = []
+    for project in projects:
+        namespace = project_database(platform, project.name)
+        privileges.append({"resource": {"db": namespace, "collection": ""}, "actions": ["find"]})
+        privileges.append({"resource": {"db": namespace, "collection": PREDICTION_LOG},
+                           "actions": ["insert", "createIndex", "listIndexes"]})
+    return {"privileges": privileges, "roles": []}
+
+
+def _put_role(admin_db, name: str, role: dict) -> str:
+    exists = admin_db.command("rolesInfo", {"role": name, "db": ROLE_DB})["roles"]
+    command = "updateRole" if exists else "createRole"
+    admin_db.command(command, name, privileges=role["privileges"], roles=role["roles"])
+    return "updated" if exists else "created"
+
+
+def _put_user(admin_db, name: str, role: str, stored: Login | None, *, rotate: bool) -> tuple[Login, str]:
+    exists = admin_db.command("usersInfo", {"user": name, "db": ROLE_DB})["users"]
+    keep = stored is not None and stored.user == name and not rotate
+    login = stored if keep else Login(name, secrets.token_urlsafe(24))
+    roles = [{"role": role, "db": ROLE_DB}]
+    if not exists:
+        admin_db.command("createUser", name, pwd=login.password, roles=roles)
+        return login, "created"
+    if keep:
+        admin_db.command("updateUser", name, roles=roles)
+        return login, "roles updated"
+    admin_db.command("updateUser", name, pwd=login.password, roles=roles)
+    return login, "password set"
+
+
+def provision(client: MongoClient, *, platform: str, projects: list[ProjectConfig], logins: dict,
+              rotate: bool = False) -> Provisioned:
+    """Create or update the platform's roles and users; returns every login (the stored ones kept)."""
+    admin_db = client[ROLE_DB]
+    result = Provisioned(logins={key: value for key, value in logins.items() if key != "projects"})
+    result.logins["projects"] = dict(logins.get("projects", {}))
+    for project in projects:
+        name = project_user(project.name)
+        role_state = _put_role(admin_db, name, project_role(project, platform))
+        login, user_state = _put_user(admin_db, name, name, result.logins["projects"].get(project.name), rotate=rotate)
+        result.logins["projects"][project.name] = login
+        result.lines.append(f"project {project.name}: role {role_state}, user {name} {user_state}; reads "
+                            f"{', '.join(f'{s.database or platform}.{s.collection}' for s in project.sources.values())}"
+                            f", writes {project_database(platform, project.name)}"
+                            + (f" and its demo source {project.demo.source}" if project.demo else ""))
+    role_state = _put_role(admin_db, ENDPOINT_USER, endpoint_role(projects, platform))
+    login, user_state = _put_user(admin_db, ENDPOINT_USER, ENDPOINT_USER, result.logins.get(ENDPOINT), rotate=rotate)
+    result.logins[ENDPOINT] = login
+    result.lines.append(f"endpoint: role {role_state}, user {ENDPOINT_USER} {user_state}; reads the namespaces of "
+                        f"{', '.join(p.name for p in projects) or 'no project'}, inserts into their {PREDICTION_LOG}")
+    return result
+
+
+def create_admin(client: MongoClient, login: Login) -> None:
+    """The platform's administrator (root) on a server without users yet (the embedded server's first start)."""
+    client[ROLE_DB].command("createUser", login.user, pwd=login.password, roles=[{"role": "root", "db": ROLE_DB}])
+
+
+def new_admin_login() -> Login:
+    return Login(ADMIN_USER, secrets.token_urlsafe(24))
+
+
+__all__ = ["ADMIN", "ADMIN_USER", "ENDPOINT_USER", "Provisioned", "create_admin", "new_admin_login", "project_user",
+           "provision"]

@@ -1,0 +1,207 @@
+"""Projects that cannot touch each other: a namespace per project, least-privilege MongoDB users enforced by
+the (authenticating) embedded server, and the cross-project takeover that once deleted churn's features."""
+
+import copy
+import uuid
+
+import dagster as dg
+import pytest
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure
+
+from mining_platform import cli
+from mining_platform.access import credentials
+from mining_platform.access.provision import ENDPOINT_USER, project_user, provision
+from mining_platform.assets.features import build_feature_asset
+from mining_platform.features.pipeline import run_feature_pipeline
+from mining_platform.resources import MongoResource
+from mining_platform.spec.definition import FeatureDefinition
+from mining_platform.spec.names import FEATURE_PIPELINES, PREDICTION_LOG, project_database
+from mining_platform.store import markers
+from tests.conftest import REPO
+from tests.test_feature_pipelines import AS_OF, COUNTS, EVENTS, PARTITION
+
+UNAUTHORIZED = 13
+
+
+def project_named(churn_project, name, *, collection="user_events", demo=True):
+    source = churn_project.sources["user_events"].model_copy(update={"collection": collection})
+    demo_block = churn_project.demo.model_copy(update={"source": "user_events"}) if demo else None
+    return churn_project.model_copy(update={"name": name, "sources": {"user_events": source}, "demo": demo_block})
+
+
+def refused(action) -> bool:
+    """True when the server refuses `action` for lack of privileges."""
+    try:
+        action()
+    except OperationFailure as exc:
+        assert exc.code == UNAUTHORIZED, exc
+        return True
+    return False
+
+
+@pytest.fixture
+def two_projects(mongo, churn_project):
+    """Projects `alpha_*` (demo source) and `beta_*` (a plain source) with their users, and a client per user."""
+    suffix = uuid.uuid4().hex[:6]
+    alpha = project_named(churn_project, f"alpha_{suffix}", collection="alpha_events")
+    beta = project_named(churn_project, f"beta_{suffix}", collection="beta_events", demo=False)
+    platform = mongo.db()
+    platform["alpha_events"].insert_many([dict(e) for e in EVENTS])
+    platform["beta_events"].insert_many([dict(e) for e in EVENTS])
+    done = provision(mongo.client(), platform=mongo.database, projects=[alpha, beta], logins={"projects": {}})
+    clients = {
+        who: MongoClient(credentials.with_login(mongo.uri, login), serverSelectionTimeoutMS=5000, tz_aware=True)
+        for who, login in [("alpha", done.logins["projects"][alpha.name]),
+                           ("beta", done.logins["projects"][beta.name]),
+                           ("endpoint", done.logins["endpoint"])]
+    }
+    yield alpha, beta, done, clients
+    for client in clients.values():
+        client.close()
+
+
+def test_a_project_user_reads_its_sources_writes_its_namespace_and_nothing_else(mongo, two_projects):
+    alpha, beta, _, clients = two_projects
+    beta_client = clients["beta"]
+    platform = beta_client[mongo.database]
+    own = beta_client[project_database(mongo.database, beta.name)]
+    other = beta_client[project_database(mongo.database, alpha.name)]
+
+    assert platform["beta_events"].count_documents({}) == len(EVENTS)  # its source: readable
+    own["features_x"].insert_one({"_id": 1})  # its namespace: writable
+    assert own["features_x"].count_documents({}) == 1
+    mongo.project_db(alpha.name)["features_x"].insert_one({"_id": "alpha's"})
+
+    assert refused(lambda: platform["beta_events"].insert_one({"forged": True}))  # its source: never written
+    assert refused(lambda: platform["beta_events"].delete_many({}))
+    assert refused(lambda: other["features_x"].find_one())  # another project's namespace: not even read
+    assert refused(lambda: other["features_x"].insert_one({}))
+    assert refused(lambda: list(platform["beta_events"].aggregate(  # nor written through a pipeline
+        [{"$merge": {"into": {"db": other.name, "coll": "features_x"}}}])))
+    assert refused(lambda: beta_client.admin.command("createUser", "intruder", pwd="x", roles=[]))
+    # Nothing of it happened: the source and alpha's data are as they were.
+    assert mongo.db()["beta_events"].count_documents({}) == len(EVENTS)
+    assert list(mongo.project_db(alpha.name)["features_x"].find()) == [{"_id": "alpha's"}]
+
+
+def test_only_a_demo_project_writes_its_demo_source_and_the_claims(mongo, two_projects):
+    alpha, _, _, clients = two_projects
+    platform = clients["alpha"][mongo.database]
+    platform["alpha_events"].insert_one({"demo": True})
+    platform["demo_collections"].insert_one({"_id": f"{mongo.database}.alpha_events", "project": alpha.name})
+    assert not refused(lambda: platform["alpha_events"].delete_many({"demo": True}))
+
+
+def test_the_endpoint_reads_namespaces_and_only_inserts_into_the_log(mongo, two_projects):
+    alpha, _, _, clients = two_projects
+    endpoint = clients["endpoint"]
+    namespace = endpoint[project_database(mongo.database, alpha.name)]
+    mongo.project_db(alpha.name)["feature_partitions"].insert_one({"_id": "m"})
+    assert namespace["feature_partitions"].find_one() == {"_id": "m"}
+    namespace[PREDICTION_LOG].insert_one({"project": alpha.name})
+    assert refused(lambda: endpoint[mongo.database]["alpha_events"].find_one())  # no source data
+    assert refused(lambda: endpoint[mongo.database]["alpha_events"].insert_one({}))
+    assert refused(lambda: endpoint["elsewhere"]["x"].insert_one({}))
+
+
+def test_a_project_builds_its_features_with_its_own_least_privileged_user(mongo, two_projects):
+    _, beta, done, _ = two_projects
+    as_beta = MongoResource(uri=credentials.with_login(mongo.uri, done.logins["projects"][beta.name]),
+                            database=mongo.database)
+    definition = FeatureDefinition.model_validate(copy.deepcopy(COUNTS))
+    report = run_feature_pipeline(
+        db=as_beta.project_db(beta.name), analytics=as_beta.analytics_project_db(beta.name),
+        sources=as_beta.analytics_db(), project=beta, definition=definition, partitions=[(PARTITION, AS_OF)],
+        dagster_run_id=None, max_time_ms=60_000)
+    assert not report.failed, [o.error for o in report.failed]
+    assert len(markers.read_committed(mongo.project_db(beta.name), definition, AS_OF)) == 2
+
+
+def test_provisioning_again_keeps_passwords_and_follows_the_project_files(mongo, two_projects):
+    alpha, beta, done, _ = two_projects
+    again = provision(mongo.client(), platform=mongo.database, projects=[alpha, beta], logins=done.logins)
+    assert again.logins == done.logins
+    # beta reads another collection now: its role follows on the next run.
+    moved = beta.model_copy(update={"sources": {"user_events": beta.sources["user_events"].model_copy(
+        update={"collection": "beta_events_v2"})}})
+    provision(mongo.client(), platform=mongo.database, projects=[moved], logins=done.logins)
+    role = mongo.client().admin.command("rolesInfo", {"role": project_user(beta.name), "db": "admin"},
+                                        showPrivileges=True)["roles"][0]
+    assert {"db": mongo.database, "collection": "beta_events_v2"} in [p["resource"] for p in role["privileges"]]
+    assert {"db": mongo.database, "collection": "beta_events"} not in [p["resource"] for p in role["privileges"]]
+    rotated = provision(mongo.client(), platform=mongo.database, projects=[alpha], logins=done.logins, rotate=True)
+    assert rotated.logins["projects"][alpha.name].password != done.logins["projects"][alpha.name].password
+    assert rotated.logins["endpoint"].user == ENDPOINT_USER
+
+
+def test_provision_and_mongo_uri_commands(mongo, tmp_path, monkeypatch, capsys):
+    projects = tmp_path / "projects"
+    (projects / "churn").mkdir(parents=True)
+    (projects / "churn" / "project.yaml").write_text((REPO / "projects/churn/project.yaml").read_text())
+    monkeypatch.setenv("MINING_PROJECTS_DIR", str(projects))
+    monkeypatch.setenv("MINING_MONGO_URI", mongo.uri)  # the administrator's
+    monkeypatch.setenv("MINING_MONGO_DB", mongo.database)
+    assert cli.main(["provision"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "project churn: role" in out and "endpoint: role" in out
+    stored = credentials.load()
+    assert stored["projects"]["churn"].user == project_user("churn")
+    assert stored["projects"]["churn"].password not in out  # passwords are never printed by provision
+    assert (credentials.credentials_path().stat().st_mode & 0o777) == 0o600
+
+    assert cli.main(["mongo-uri", "--as", "churn"]) == 0
+    uri = capsys.readouterr().out.strip()
+    assert uri.startswith(f"mongodb://{project_user('churn')}:") and "authSource=admin" in uri
+    with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
+        assert client[project_database(mongo.database, "churn")]["probe"].insert_one({}).acknowledged
+        assert refused(lambda: client[project_database(mongo.database, "spend")]["probe"].find_one())
+    assert cli.main(["mongo-uri", "--as", "nobody"]) == 1
+    assert "no MongoDB credentials for 'nobody'" in capsys.readouterr().err
+
+
+def test_the_same_feature_set_in_two_projects_never_meets(mongo, churn_project):
+    """The attack that once re-pointed churn's published partition and deleted its documents: a second project
+    with its own `event_counts` at the same version and other content materialises the same day."""
+    events = mongo.db()["user_events"]
+    events.insert_many([dict(e) for e in EVENTS])
+    churn = project_named(churn_project, "churn", demo=False)
+    rival = project_named(churn_project, "rival", demo=False)
+    ours = FeatureDefinition.model_validate(copy.deepcopy(COUNTS))
+    theirs_raw = copy.deepcopy(COUNTS)
+    theirs_raw["pipeline"][1]["$group"]["events"] = {"$sum": 100}
+    theirs = FeatureDefinition.model_validate(theirs_raw)
+
+    def materialise(project, definition):
+        result = dg.materialize([build_feature_asset(project, definition)], resources={"mongo": mongo},
+                                partition_key=PARTITION, raise_on_error=False)
+        assert result.success
+
+    materialise(churn, ours)
+    churn_db = mongo.project_db("churn")
+    before = markers.committed_partition(churn_db, ours.name, AS_OF)
+    documents = sorted(map(str, churn_db[ours.target].find()))
+    materialise(rival, theirs)  # its own version 1 of the same name: accepted, in its own namespace
+
+    assert markers.committed_partition(churn_db, ours.name, AS_OF) == before
+    assert sorted(map(str, churn_db[ours.target].find())) == documents
+    assert {d["events"] for d in markers.read_committed(churn_db, ours, AS_OF)} == {3, 1}
+    rival_db = mongo.project_db("rival")
+    assert {d["events"] for d in markers.read_committed(rival_db, theirs, AS_OF)} == {300, 100}
+    assert churn_db[FEATURE_PIPELINES].find_one({"name": ours.name})["hash"] == ours.content_hash
+    assert rival_db[FEATURE_PIPELINES].find_one({"name": ours.name})["hash"] == theirs.content_hash
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("uri, expected", [
+    ("mongodb://127.0.0.1:27027/?directConnection=true",
+     "mongodb://u%40x:p%2Fw%3A@127.0.0.1:27027/?directConnection=true&authSource=admin"),
+    ("mongodb://old:secret@db1:27017,db2:27017/mining?replicaSet=rs0&authSource=other",
+     "mongodb://u%40x:p%2Fw%3A@db1:27017,db2:27017/mining?replicaSet=rs0&authSource=admin"),
+    ("mongodb+srv://cluster.example.net", "mongodb+srv://u%40x:p%2Fw%3A@cluster.example.net/?authSource=admin"),
+], ids=["plain", "replaced", "srv"])
+def test_a_login_goes_into_a_connection_string_escaped(uri, expected):
+    assert credentials.with_login(uri, credentials.Login("u@x", "p/w:")) == expected
+    assert "p%2Fw%3A" not in credentials.redacted(expected) and "u%40x:***@" in credentials.redacted(expected)
+    assert credentials.with_login(expected, None).startswith(uri.split("://")[0] + "://127.0.0.1") or "@" not in \
+        credentials.with_login(expected, None)
