@@ -257,10 +257,19 @@ def main(argv: list[str] | None = None) -> int:
     show.set_defaults(run=_mongo_uri)
 
     args = parser.parse_args(argv)
+    from pymongo.errors import OperationFailure
+
     try:
         return args.run(args)
     except (ValueError, OSError) as exc:
         print(f"mining-platform {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OperationFailure as exc:
+        if exc.code not in (13, 18):  # Unauthorized, AuthenticationFailed
+            raise
+        print(f"mining-platform {args.command}: MongoDB refused: {exc.details.get('errmsg') if exc.details else exc}. "
+              "Set MINING_MONGO_URI with a user allowed to do this (the dev stack's administrator: "
+              "`mining-platform mongo-uri`), or start `make dev` once so it creates its users", file=sys.stderr)
         return 2
 
 

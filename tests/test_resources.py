@@ -82,8 +82,14 @@ def endpoint_url(tmp_path):
         server.wait(timeout=30)
 
 
+def served(url: str, tmp_path) -> EndpointResource:
+    """The resource with the token the endpoint generated into its MINING_HOME: /health details need it."""
+    return EndpointResource(url=url, admin_token=(tmp_path / "home" / "admin_token").read_text().strip())
+
+
 def test_endpoint_resource_reports_health_of_a_served_endpoint(endpoint_url, tmp_path):
-    health = EndpointResource(url=endpoint_url).health()
+    assert httpx.get(endpoint_url + "/health").json()["projects"]["churn"] == {"up": False}
+    health = served(endpoint_url, tmp_path).health()
     assert health["status"] == "ok"
     assert health["projects"]["churn"]["model"] == "churn_xgb"
     assert health["projects"]["churn"]["version"] is None
@@ -92,10 +98,11 @@ def test_endpoint_resource_reports_health_of_a_served_endpoint(endpoint_url, tmp
     assert token_file.stat().st_mode & 0o777 == 0o600
 
 
-def test_endpoint_says_no_model_is_deployed_yet(endpoint_url):
-    wait_until(lambda: EndpointResource(url=endpoint_url).health()["projects"]["churn"]["status"] != "loading",
+def test_endpoint_says_no_model_is_deployed_yet(endpoint_url, tmp_path):
+    endpoint = served(endpoint_url, tmp_path)
+    wait_until(lambda: endpoint.health()["projects"]["churn"]["status"] != "loading",
                timeout=30, what="the start-up load")
-    assert "has no 'champion' alias" in EndpointResource(url=endpoint_url).health()["projects"]["churn"]["status"]
+    assert "has no 'champion' alias" in endpoint.health()["projects"]["churn"]["status"]
     version = httpx.get(endpoint_url + "/v1/churn/version")
     assert version.status_code == 503
     assert "project 'churn' serves no model yet" in version.json()["detail"]

@@ -84,6 +84,14 @@ def test_versions_are_compared_with_the_registry(capsys, projects, mongo, monkey
     assert "bump `version`" in err
 
 
+def test_a_connection_without_a_user_is_refused_with_a_way_out(capsys, projects, mongo, monkeypatch):
+    anonymous = mongo.uri.split("://")[0] + "://" + mongo.uri.split("@")[1]
+    monkeypatch.setenv("MINING_MONGO_URI", anonymous)
+    code, _, err = run(capsys, projects)
+    assert code == 2
+    assert "MongoDB refused" in err and "mining-platform mongo-uri" in err
+
+
 @pytest.mark.fast
 def test_an_unreachable_registry_is_an_error_not_a_pass(capsys, monkeypatch):
     from mining_platform.embedded_mongo import free_port, loopback_uri
