@@ -174,12 +174,13 @@ COUNTS = {
 }
 KILLED_RUN = """
 import datetime as dt, sys
+from pathlib import Path
 from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.resources import MongoResource
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.project import load_project
 import json
-project = load_project(sys.argv[1])
+project = load_project(Path(sys.argv[1]))
 definition = FeatureDefinition.model_validate(json.loads(sys.argv[2]))
 mongo = MongoResource(uri=sys.argv[3], database="soak")
 as_of = dt.datetime(2024, 1, 6, tzinfo=dt.timezone.utc)
@@ -203,12 +204,12 @@ def reclaim_after_kill(mongo_uri: str, scratch: Path) -> float:
                         for i in range(60_000)])
     definition = copy.deepcopy(COUNTS)
     worker = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(REPO / "projects" / "churn"), json.dumps(definition),
-                               mongo_uri], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               mongo_uri], cwd=REPO, stdout=subprocess.DEVNULL, stderr=(scratch / "killed.log").open("w"))
     runs = MongoClient(mongo_uri)["soak_churn"]["pipeline_runs"]
     deadline = time.monotonic() + 120
     while runs.find_one({"status": "RUNNING"}) is None:
         if time.monotonic() > deadline or worker.poll() is not None:
-            raise RuntimeError("the feature run never reached RUNNING")
+            raise RuntimeError("the feature run never reached RUNNING: " + (scratch / "killed.log").read_text()[-2000:])
         time.sleep(0.05)
     os.kill(worker.pid, signal.SIGKILL)
     killed = time.monotonic()
