@@ -22,7 +22,7 @@ import dagster as dg
 
 from mining_platform.assets.demo import build_demo_asset
 from mining_platform.demo.events import generate_day, make_population
-from mining_platform.demo.store import ensure_event_indexes, replace_day
+from mining_platform.demo.store import claim_collection, ensure_event_indexes, replace_day
 from mining_platform.embedded_mongo import secured_server
 from mining_platform.resources import MongoResource
 from mining_platform.spec.project import load_project
@@ -59,6 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, secured_server(Path(tmp) / "mongo") as uri:
         mongo = MongoResource(uri=uri, database="bench")
         plain, raw, events = (mongo.db()[name] for name in ("plain", "raw", project.sources["user_events"].collection))
+        claim_collection(mongo.db(), events, project=project.name)  # as the demo asset does before its first write
         ensure_event_indexes(events, entity_field=project.entity)
         replace_day(events, day=DAY, documents=documents)  # so every replace replaces a full day
         for _ in range(args.repeat):

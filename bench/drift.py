@@ -71,7 +71,7 @@ def main() -> None:
         print(f"{'entities':>9} {'report s':>9} {'raw find s':>11} {'ratio':>6} {'sensor tick s':>14} drifted")
         for size in args.sizes:
             mongo = MongoResource(uri=uri, database=f"bench_drift_{size}")
-            db = mongo.db()
+            db = mongo.project_db(spec.name)
             X = synthetic_rows(features, size, seed=7) * np.where(np.arange(len(features)) < 3, 1.6, 1.0)
             publish_feature_day(db, spec, partition=DAY, as_of=AS_OF,
                                 columns={name: X[:, i] for i, name in enumerate(features)})
@@ -86,7 +86,7 @@ def main() -> None:
             tick = sensor_tick(spec, mlflow, mongo, report)
             p, b = statistics.median(platform), statistics.median(baseline)
             print(f"{size:>9} {p:>9.3f} {b:>11.3f} {p / b:>5.2f}x {tick:>14.3f} {len(report.drifted)} of {len(features)}")
-            mongo.client().drop_database(mongo.database)
+            mongo.client().drop_database(db.name)
 
 
 def sensor_tick(spec: ProjectSpec, mlflow: MlflowResource, mongo: MongoResource, report) -> float:

@@ -136,8 +136,8 @@ def bench_size(mongo: MongoResource, project, definitions, target_events: int, r
             assert result.success
 
         def unpublished():  # as before the partition's first publication
-            mongo.db()[definition.target].drop()
-            mongo.db()["feature_partitions"].delete_many({"name": definition.name})
+            mongo.project_db(project.name)[definition.target].drop()
+            mongo.project_db(project.name)["feature_partitions"].delete_many({"name": definition.name})
             scratch.drop()
 
         times: dict[str, list[float]] = {name: [] for name in ROWS}
@@ -152,7 +152,7 @@ def bench_size(mongo: MongoResource, project, definitions, target_events: int, r
                 times["platform materialize, first"].append(timed(platform))
             times["raw aggregate + $merge, rerun"].append(timed(raw_aggregate))
             times["platform materialize, rerun"].append(timed(platform))
-        aggregation_bytes = mongo.db()["pipeline_runs"].find_one(
+        aggregation_bytes = mongo.project_db(project.name)["pipeline_runs"].find_one(
             {"pipeline.name": definition.name}, sort=[("created_at", -1)])["execution_stats"]["bytes_returned"]
         medians = {name: statistics.median(values) for name, values in times.items()}
         print(f"  {definition.name}:")

@@ -82,7 +82,7 @@ def platform(spec, mongo, mlflow, device: str, *, cached: bool) -> tuple[float, 
 
 
 def bench_size(spec, mongo, mlflow, rows: int, repeat: int) -> None:
-    db = mongo.db()
+    db = mongo.project_db(spec.name)
     db[spec.samples_collection].drop()
     started = time.perf_counter()
     publish_synthetic_samples(db, spec, days=DAYS, rows_per_day=rows // len(DAYS), seed=11, signal=1.0)
