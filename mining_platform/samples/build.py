@@ -98,7 +98,7 @@ class SampleJob:
         return [
             Aggregation(collection=source.collection, database=source_database(self.sources, source).name,
                         stages=label),
-            Aggregation(collection=self.spec.definitions[0].target,
+            Aggregation(collection=self.spec.definitions[0].target, primary=True,  # reads this run's label documents
                         stages=sample_stages(self.spec, as_of=outcome.as_of, markers_at=found, run_id=outcome.run_id)),
         ]
 

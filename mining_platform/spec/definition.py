@@ -5,7 +5,7 @@ import hashlib
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, model_validator
 
@@ -41,6 +41,8 @@ def canonical_hash(definition: Strict) -> str:
     dumped = definition.model_dump(mode="json")
     if dumped.get("limits", "set") is None:
         del dumped["limits"]
+    if dumped.get("kind") == "pipeline":  # the default kind: hashed as before kinds existed
+        del dumped["kind"]
     canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -126,7 +128,6 @@ class VersionedDefinition(Strict):
     owner: str = Field(pattern=OWNER)
     source: str = Field(pattern=SOURCE_KEY, description="A key of the project's sources.")
     parameters: dict[str, ParameterValue] = Field(default_factory=dict)
-    pipeline: list[dict[str, Any]] = Field(min_length=1)
     limits: OutputLimits | None = None
 
     @property
@@ -146,7 +147,11 @@ class VersionedDefinition(Strict):
 
 
 class FeatureDefinition(VersionedDefinition):
+    """A pipeline definition: the aggregation stages over a window of the source, run for every partition."""
+
+    kind: Literal["pipeline"] = "pipeline"
     window_days: StrictInt = Field(ge=1, le=3650)
+    pipeline: list[dict[str, Any]] = Field(min_length=1)
     features: dict[str, FeatureContract] = Field(min_length=1)
 
     @property
@@ -181,7 +186,12 @@ def common_problems(raw: dict, path: Path, project: ProjectConfig, builtins: tup
 
 
 def _semantic_problems(raw: dict, path: Path, project: ProjectConfig) -> list[str]:
-    problems = common_problems(raw, path, project, BUILTIN_PARAMETERS)
+    return common_problems(raw, path, project, BUILTIN_PARAMETERS) + feature_name_problems(raw, project)
+
+
+def feature_name_problems(raw: dict, project: ProjectConfig) -> list[str]:
+    """The declared features' names and types, for both kinds of feature definition."""
+    problems = []
     features = raw.get("features") if isinstance(raw.get("features"), dict) else {}
     for name in features:
         if name in names.RESERVED_FEATURE_FIELDS or name == project.entity:
@@ -194,12 +204,22 @@ def _semantic_problems(raw: dict, path: Path, project: ProjectConfig) -> list[st
     return problems
 
 
+KINDS = ("pipeline", "windowed")
+
+
 def load_feature_definition(path: Path, project: ProjectConfig) -> FeatureDefinition:
-    """Read and validate one definition; raises FeatureDefinitionError listing all its problems."""
+    """Read and validate one definition (either kind); raises FeatureDefinitionError listing all its problems."""
     try:
         raw = read_mapping(path)
     except UnreadableFile as exc:
         raise FeatureDefinitionError(path, [str(exc)]) from None
+    kind = raw.get("kind", "pipeline")
+    if kind not in KINDS:
+        raise FeatureDefinitionError(path, [f"kind: {kind!r} is not a kind of feature definition ({', '.join(KINDS)})"])
+    if kind == "windowed":
+        from mining_platform.spec.windowed import load_windowed_definition
+
+        return load_windowed_definition(raw, path, project)
     problems = _semantic_problems(raw, path, project)
     try:
         definition = FeatureDefinition.model_validate(raw)

@@ -11,6 +11,7 @@ entity is not a sample at all.
 """
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, StrictFloat, StrictInt, ValidationError
 
@@ -28,6 +29,7 @@ class LabelDefinitionError(DefinitionError):
 
 class LabelDefinition(VersionedDefinition):
     horizon_days: StrictInt = Field(ge=1, le=3650)
+    pipeline: list[dict[str, Any]] = Field(min_length=1)
     # Required, and may be null: whether an entity without a label document is a sample is a decision.
     default: StrictInt | StrictFloat | None
 

@@ -63,6 +63,20 @@ def feature_collection(feature_set: str) -> str:
     return f"features_{feature_set}"
 
 
+def tiles_collection(feature_set: str) -> str:
+    """A windowed feature set's daily tiles (per-entity partial aggregates of one source day)."""
+    return f"tiles_{feature_set}"
+
+
+def tiles_pipeline(feature_set: str) -> str:
+    """The pipeline name of a windowed feature set's tiles in `pipeline_runs` and `feature_partitions`."""
+    return f"tiles/{feature_set}"
+
+
+def tiles_asset(project: str, feature_set: str) -> tuple[str, ...]:
+    return (project, "tiles", feature_set)
+
+
 def samples_collection(project: str) -> str:
     return f"samples_{project}"
 

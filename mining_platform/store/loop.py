@@ -42,6 +42,9 @@ class Aggregation:
     collection: str
     stages: list[dict]
     database: str | None = None  # None: the project's namespace (a source lives in another database)
+    # Read on the write connection's primary: the aggregation reads what this platform just committed (tiles, a
+    # run's label documents), which a secondary of the analytics connection may not have replicated yet.
+    primary: bool = False
 
 
 @dataclass
@@ -155,7 +158,8 @@ def _run_partition(job: PartitionJob, outcome: PartitionOutcome, *, db: Database
         runs.start(db, outcome.run_id, lease=lease)
         started = dt.datetime.now(dt.timezone.utc)
         for step in job.aggregations(db, outcome):
-            database = analytics if step.database in (None, analytics.name) else analytics.client[step.database]
+            connection = db if step.primary else analytics
+            database = connection if step.database in (None, connection.name) else connection.client[step.database]
             with measure_reply_bytes() as replies:
                 # The $merge runs server-side: the cursor comes back empty.
                 list(database[step.collection].aggregate(

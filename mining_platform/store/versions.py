@@ -36,14 +36,15 @@ def version_document(definition: Definition, *, project: str) -> dict:
         "_id": _version_id(definition),
         "name": definition.registry_name,
         "kind": "label" if isinstance(definition, LabelDefinition) else "features",
+        "definition_kind": getattr(definition, "kind", "label"),  # pipeline, windowed (or a label)
         "version": definition.version,
         "hash": definition.content_hash,
         "project": project,
         "description": definition.description,
         "owner": definition.owner,
         "source": definition.source,
-        # The template as written, {$param: ...} placeholders included.
-        "pipeline": dumped["pipeline"],
+        # The template as written, {$param: ...} placeholders included (a windowed definition: its windows).
+        **{key: dumped[key] for key in ("pipeline", "filter", "aggregations", "post") if key in dumped},
         "parameters": dumped["parameters"],
         "created_at": dt.datetime.now(dt.timezone.utc),
     }

@@ -1,0 +1,366 @@
+"""Windowed feature sets, computed incrementally in MongoDB: daily tiles once, then windows combined from tiles.
+
+Tiles: for source day D, one aggregation turns that day's events (after the definition's
+`filter`) into one document per entity of `tiles_<name>` with the partial aggregates of
+every op: the event count, first and last event time, and per aggregation a sum, a
+count of numbers, a minimum, a maximum or counts per value. A tile partition is
+published like a feature partition (audited run, commit marker `tiles/<name>` in
+`feature_partitions`), so a re-tiled day replaces its tiles atomically.
+
+Windows: partition T (as_of = the end of day T) reads the committed tiles of days
+T-w+1 .. T of its longest window w (days before the project's `start_date` are outside
+the data and count as empty), combines each window's partials in one `$group`, turns
+them into the declared features (`<name>_<w>d`), applies `post`, and ends in the same
+write stages, contract check and commit as a pipeline definition. A day's events are
+therefore aggregated once however many windows hold them.
+
+Semantics per op over a window (an entity is in a window partition when it has events
+in its longest window): count, sum and active_days are 0 without events in the window;
+mean, min, max, days_since_last and days_since_first are null (sum, mean, min and max
+read numbers only: a text or missing value is not one); count_by is a list of
+`{value, count}` (events whose field is missing or null are not counted), most frequent
+first, ties by value. days_since_* are fractional days from the event to as_of.
+"""
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pymongo.database import Database
+
+from mining_platform.features.contracts import evaluate_contracts
+from mining_platform.features.pipeline import ContractViolation, ExecutionReport, FeatureOutcome, write_stages
+from mining_platform.sources.observe import source_database
+from mining_platform.spec import names
+from mining_platform.spec.definition import OutputBoundExceeded
+from mining_platform.spec.names import FEATURE_MARKERS
+from mining_platform.spec.parameters import substitute
+from mining_platform.spec.project import ProjectConfig
+from mining_platform.spec.windowed import WindowedDefinition
+from mining_platform.store import markers
+from mining_platform.store.loop import Aggregation, PartitionOutcome, run_partitions
+from mining_platform.store.versions import register
+
+DAY = dt.timedelta(days=1)
+MS_PER_DAY = 86_400_000
+
+
+@dataclass(frozen=True)
+class TilesPipeline:
+    """A windowed definition's tiles as an audited pipeline: `tiles/<name>`, the definition's version and hash."""
+
+    definition: WindowedDefinition
+
+    @property
+    def name(self) -> str:
+        return names.tiles_pipeline(self.definition.name)
+
+    @property
+    def version(self) -> int:
+        return self.definition.version
+
+    @property
+    def content_hash(self) -> str:
+        return self.definition.content_hash
+
+    @property
+    def target(self) -> str:
+        return self.definition.tiles_target
+
+    def trigger_parameters(self) -> dict:
+        return self.definition.trigger_parameters()
+
+
+def _partials(definition: WindowedDefinition) -> dict:
+    """The `$group` accumulators of one day's tile, per entity."""
+    group: dict = {"c": {"$sum": 1}}
+    ops = {a.op for a in definition.aggregations.values()}
+    if "days_since_last" in ops:
+        group["last"] = {"$max": "$__t"}
+    if "days_since_first" in ops:
+        group["first"] = {"$min": "$__t"}
+    for name, agg in definition.aggregations.items():
+        value = f"${agg.field}" if agg.field else None
+        if agg.op == "sum":
+            group[f"s_{name}"] = {"$sum": value}
+        elif agg.op == "mean":
+            group[f"s_{name}"] = {"$sum": value}
+            group[f"n_{name}"] = {"$sum": {"$cond": [{"$isNumber": value}, 1, 0]}}
+        elif agg.op == "min":
+            group[f"mn_{name}"] = {"$min": {"$cond": [{"$isNumber": value}, value, None]}}
+        elif agg.op == "max":
+            group[f"mx_{name}"] = {"$max": {"$cond": [{"$isNumber": value}, value, None]}}
+        elif agg.op == "count_by":
+            group[f"v_{name}"] = {"$push": {"$ifNull": [value, None]}}
+    return group
+
+
+def _counted(values: str) -> dict:
+    """An array of values -> [{value, count}] of its non-null values (an expression)."""
+    return {"$map": {
+        "input": {"$filter": {"input": {"$setUnion": [values]}, "cond": {"$ne": ["$$this", None]}}},
+        "as": "v",
+        "in": {"value": "$$v", "count": {"$size": {"$filter": {"input": values, "cond": {"$eq": ["$$this", "$$v"]}}}}},
+    }}
+
+
+def tile_stages(definition: WindowedDefinition, *, timestamp: str, entity: str, day_start: dt.datetime, run_id: str,
+                database: str) -> list[dict]:
+    """One source day -> one tile per entity in `tiles_<name>` of `database`, tagged with the run."""
+    day_end = day_start + DAY
+    window = {timestamp: {"$gte": day_start, "$lt": day_end}}
+    match = {"$and": [window, definition.filter]} if definition.filter else window
+    partials = _partials(definition)
+    counted = {f"cb_{n}": _counted(f"$v_{n}") for n, a in definition.aggregations.items() if a.op == "count_by"}
+    return [
+        {"$match": match},
+        {"$set": {"__t": f"${timestamp}"}},
+        {"$group": {"_id": f"${entity}", **partials}},
+        {"$project": {
+            "_id": 0,
+            entity: "$_id",
+            **{k: 1 for k in partials if not k.startswith("v_")},
+            **counted,
+            "day": {"$literal": day_start},
+            "as_of": {"$literal": day_end},
+            "run_id": {"$literal": run_id},
+            "pipeline_version": {"$literal": definition.version},
+        }},
+        markers.merge_stage(definition.tiles_target, entity=entity, database=database),
+    ]
+
+
+def window_stages(definition: WindowedDefinition, *, entity: str, as_of: dt.datetime,
+                  tile_runs: list[str]) -> list[dict]:
+    """The committed tiles of the window's days -> one document per entity with the declared features, after `post`."""
+    group: dict = {"_id": f"${entity}"}
+    final: dict = {}
+    for name, agg in definition.aggregations.items():
+        for w in agg.windows_days:
+            inside = {"$gte": ["$day", {"$literal": as_of - w * DAY}]}
+            key, out = f"{name}_{w}", f"{name}_{w}d"
+
+            def when(value, otherwise=None):
+                return {"$cond": [inside, value, otherwise]}
+
+            if agg.op == "count":
+                group[key] = {"$sum": when("$c", 0)}
+                final[out] = f"${key}"
+            elif agg.op == "active_days":
+                group[key] = {"$sum": when(1, 0)}
+                final[out] = f"${key}"
+            elif agg.op == "sum":
+                group[key] = {"$sum": when(f"$s_{name}", 0)}
+                final[out] = f"${key}"
+            elif agg.op == "mean":
+                group[f"{key}__s"] = {"$sum": when(f"$s_{name}", 0)}
+                group[f"{key}__n"] = {"$sum": when(f"$n_{name}", 0)}
+                final[out] = {"$cond": [{"$gt": [f"${key}__n", 0]}, {"$divide": [f"${key}__s", f"${key}__n"]}, None]}
+            elif agg.op == "min":
+                group[key] = {"$min": when(f"$mn_{name}")}
+                final[out] = {"$ifNull": [f"${key}", None]}
+            elif agg.op == "max":
+                group[key] = {"$max": when(f"$mx_{name}")}
+                final[out] = {"$ifNull": [f"${key}", None]}
+            elif agg.op in ("days_since_last", "days_since_first"):
+                accumulator, partial = ("$max", "$last") if agg.op == "days_since_last" else ("$min", "$first")
+                group[key] = {accumulator: when(partial)}
+                final[out] = {"$cond": [{"$eq": [{"$ifNull": [f"${key}", None]}, None]}, None,
+                                        {"$divide": [{"$subtract": [{"$literal": as_of}, f"${key}"]}, MS_PER_DAY]}]}
+            elif agg.op == "count_by":
+                group[key] = {"$push": when(f"$cb_{name}", [])}
+                pairs = {"$reduce": {"input": f"${key}", "initialValue": [], "in": {"$concatArrays": ["$$value", "$$this"]}}}
+                final[out] = {"$sortArray": {
+                    "input": {"$map": {
+                        "input": {"$setUnion": [{"$map": {"input": pairs, "in": "$$this.value"}}]},
+                        "as": "v",
+                        "in": {"value": "$$v", "count": {"$sum": {"$map": {
+                            "input": {"$filter": {"input": pairs, "as": "p", "cond": {"$eq": ["$$p.value", "$$v"]}}},
+                            "in": "$$this.count"}}}},
+                    }},
+                    "sortBy": {"count": -1, "value": 1},
+                }}
+    values = {"as_of": as_of, **definition.parameters}
+    return [
+        {"$match": {"run_id": {"$in": tile_runs}}},
+        {"$group": group},
+        {"$project": {"_id": 1, **final}},
+        *substitute(definition.post, values),
+    ]
+
+
+def window_days_needed(definition: WindowedDefinition, as_of: dt.datetime, first_day: dt.date) -> list[dt.date]:
+    """The source days whose tiles window partition as_of reads: its longest window, from the project's first day."""
+    last = (as_of - DAY).date()
+    days = [last - dt.timedelta(days=k) for k in range(definition.window_days)]
+    return sorted(d for d in days if d >= first_day)
+
+
+def _as_of_of(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc) + DAY
+
+
+@dataclass
+class TileOutcome(PartitionOutcome):
+    pass
+
+
+class TileJob:
+    """One source day's tiles of a windowed definition, for the partition loop."""
+
+    markers = FEATURE_MARKERS
+    scratch = ()
+
+    def __init__(self, project: ProjectConfig, definition: WindowedDefinition, sources: Database):
+        self.definition = definition
+        self.pipeline = TilesPipeline(definition)
+        self.project = project.name
+        self.entity = project.entity
+        self.source = project.sources[definition.source]
+        self.sources = sources
+
+    def ensure_indexes(self, db: Database) -> None:
+        markers.ensure_partition_index(db, self.pipeline.target, entity=self.entity)
+        markers.ensure_marker_index(db, self.markers)
+
+    def new_outcome(self, partition: str, as_of: dt.datetime) -> TileOutcome:
+        return TileOutcome(partition=partition, as_of=as_of)
+
+    def refusal(self, db: Database, outcome: TileOutcome) -> None:
+        return None
+
+    def window_start(self, as_of: dt.datetime) -> dt.datetime:
+        return as_of - DAY
+
+    def prepare(self, db: Database, analytics: Database, outcomes: list[TileOutcome]) -> None:
+        register(db, self.definition, project=self.project)
+
+    def aggregations(self, db: Database, outcome: TileOutcome) -> list[Aggregation]:
+        stages = tile_stages(self.definition, timestamp=self.source.timestamp, entity=self.entity,
+                             day_start=outcome.as_of - DAY, run_id=outcome.run_id, database=db.name)
+        return [Aggregation(collection=self.source.collection, database=source_database(self.sources, self.source).name,
+                            stages=substitute(stages, dict(self.definition.parameters)))]
+
+    def verify(self, db: Database, outcome: TileOutcome, *, max_time_ms: int) -> None:
+        outcome.documents_written = db[self.pipeline.target].count_documents(
+            {"as_of": outcome.as_of, "run_id": outcome.run_id}, maxTimeMS=max_time_ms)
+        over = self.definition.bounds.exceeded(documents=outcome.documents_written)
+        if over:
+            raise OutputBoundExceeded(f"tiles: {over}")
+
+    def marker_fields(self, outcome: TileOutcome) -> dict:
+        return {"day": (outcome.as_of - DAY).date().isoformat()}
+
+    def summary(self, outcome: TileOutcome) -> str:
+        return f"{self.pipeline.name} {outcome.partition}: {outcome.documents_written} tiles published (run {outcome.run_id})"
+
+
+class WindowJob:
+    """A windowed definition's window partitions, combined from committed tiles, for the partition loop."""
+
+    markers = FEATURE_MARKERS
+    scratch = ()
+
+    def __init__(self, project: ProjectConfig, definition: WindowedDefinition, report: ExecutionReport):
+        self.pipeline = definition
+        self.project = project.name
+        self.entity = project.entity
+        self.first_day = project.start_date
+        self.report = report
+        self._tiles: dict[dt.datetime, list[str]] = {}
+
+    def ensure_indexes(self, db: Database) -> None:
+        markers.ensure_partition_index(db, self.pipeline.target, entity=self.entity)
+        markers.ensure_marker_index(db, self.markers)
+
+    def new_outcome(self, partition: str, as_of: dt.datetime) -> FeatureOutcome:
+        return FeatureOutcome(partition=partition, as_of=as_of)
+
+    def _tile_runs(self, db: Database, as_of: dt.datetime) -> tuple[list[str], list[str]]:
+        """(run ids of the committed tiles of the window's days, days without tiles of this version)."""
+        tiles = names.tiles_pipeline(self.pipeline.name)
+        runs, missing = [], []
+        for day in window_days_needed(self.pipeline, as_of, self.first_day):
+            marker = markers.committed_partition(db, tiles, _as_of_of(day))
+            if marker is None or marker.get("pipeline_hash") != self.pipeline.content_hash:
+                missing.append(day.isoformat())
+            else:
+                runs.append(marker["run_id"])
+        return runs, missing
+
+    def refusal(self, db: Database, outcome: FeatureOutcome) -> str | None:
+        runs, missing = self._tile_runs(db, outcome.as_of)
+        if missing:
+            shown = ", ".join(missing) if len(missing) <= 6 else f"{missing[0]} .. {missing[-1]} ({len(missing)} days)"
+            return (f"no committed tiles of version {self.pipeline.version} for {shown}; materialise "
+                    f"{names.shown(names.tiles_asset(self.project, self.pipeline.name))} for those days first")
+        return None
+
+    def window_start(self, as_of: dt.datetime) -> dt.datetime:
+        return as_of - self.pipeline.window_days * DAY
+
+    def prepare(self, db: Database, analytics: Database, outcomes: list[FeatureOutcome]) -> None:
+        self.report.newly_registered = register(db, self.pipeline, project=self.project)
+        self.report.first_match_plan = "windowed: combines committed tiles, no source scan"
+
+    def aggregations(self, db: Database, outcome: FeatureOutcome) -> list[Aggregation]:
+        # The markers as they are now: a tile day recommitted since the refusal check is read new.
+        runs, missing = self._tile_runs(db, outcome.as_of)
+        if missing:
+            raise RuntimeError(f"tiles of {', '.join(missing)} disappeared before the window ran")
+        stages = window_stages(self.pipeline, entity=self.entity, as_of=outcome.as_of, tile_runs=runs)
+        return [Aggregation(collection=self.pipeline.tiles_target, primary=True, stages=stages + write_stages(
+            self.pipeline, entity=self.entity, as_of=outcome.as_of, run_id=outcome.run_id))]
+
+    def verify(self, db: Database, outcome: FeatureOutcome, *, max_time_ms: int) -> None:
+        outcome.contracts = evaluate_contracts(db, self.pipeline, entity=self.entity, as_of=outcome.as_of,
+                                               run_id=outcome.run_id, max_time_ms=max_time_ms)
+        outcome.documents_written = outcome.contracts.documents
+        over = self.pipeline.bounds.exceeded(documents=outcome.contracts.documents, written_bytes=outcome.contracts.bytes)
+        if over:
+            raise OutputBoundExceeded(over)
+        if outcome.contracts.problems:
+            raise ContractViolation("contract violated: " + "; ".join(outcome.contracts.problems))
+
+    def marker_fields(self, outcome: FeatureOutcome) -> dict:
+        return {}
+
+    def summary(self, outcome: FeatureOutcome) -> str:
+        return (f"{self.pipeline.name} {outcome.partition}: {outcome.documents_written} documents published from "
+                f"tiles (run {outcome.run_id})")
+
+
+@dataclass
+class TilesReport:
+    definition: WindowedDefinition
+    outcomes: list[TileOutcome] = field(default_factory=list)
+    abandoned_runs: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[TileOutcome]:
+        return [o for o in self.outcomes if not o.committed]
+
+
+def run_tiles(*, db: Database, analytics: Database, sources: Database, project: ProjectConfig,
+              definition: WindowedDefinition, partitions: list[tuple[str, dt.datetime]], dagster_run_id: str | None,
+              max_time_ms: int, log: logging.Logger | logging.LoggerAdapter = logging.getLogger(__name__),
+              dagster_run_finished: Callable[[str], bool | None] = lambda run_id: None) -> TilesReport:
+    """Tile each (partition key, as_of) source day and publish it; `db`/`analytics` the project's namespace."""
+    job = TileJob(project, definition, sources)
+    result = run_partitions(job, db=db, analytics=analytics, partitions=partitions, dagster_run_id=dagster_run_id,
+                            max_time_ms=max_time_ms, log=log, dagster_run_finished=dagster_run_finished)
+    return TilesReport(definition, result.outcomes, result.abandoned_runs)
+
+
+def run_windows(*, db: Database, analytics: Database, project: ProjectConfig, definition: WindowedDefinition,
+                partitions: list[tuple[str, dt.datetime]], dagster_run_id: str | None, max_time_ms: int,
+                log: logging.Logger | logging.LoggerAdapter = logging.getLogger(__name__),
+                dagster_run_finished: Callable[[str], bool | None] = lambda run_id: None) -> ExecutionReport:
+    """Combine and publish each window partition from committed tiles (refused while a day's tiles are missing)."""
+    report = ExecutionReport(definition=definition)
+    job = WindowJob(project, definition, report)
+    result = run_partitions(job, db=db, analytics=analytics, partitions=partitions, dagster_run_id=dagster_run_id,
+                            max_time_ms=max_time_ms, log=log, dagster_run_finished=dagster_run_finished)
+    report.outcomes, report.abandoned_runs = result.outcomes, result.abandoned_runs
+    return report

@@ -1,0 +1,294 @@
+"""Windowed feature definitions: tiles once per source day, windows combined from tiles, the same answers as
+pandas over the raw events and as the equivalent pipeline definition, and every refusal with its message."""
+
+import copy
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mining_platform.features.pipeline import run_feature_pipeline
+from mining_platform.features.windowed import run_tiles, run_windows
+from mining_platform.spec.definition import FeatureDefinition, FeatureDefinitionError, load_feature_definition
+from mining_platform.store import markers
+
+UTC = dt.timezone.utc
+START = dt.date(2024, 1, 1)
+DAYS = 10  # source days 01-01 .. 01-10
+AS_OF = dt.datetime(2024, 1, 11, tzinfo=UTC)  # the window partition 2024-01-10
+
+WINDOWED = {
+    "name": "activity",
+    "version": 1,
+    "kind": "windowed",
+    "description": "Every op over 3 and 7 days.",
+    "owner": "tests",
+    "source": "user_events",
+    "filter": {"event_type": {"$in": ["click", "purchase"]}},
+    "aggregations": {
+        "events": {"op": "count", "windows_days": [3, 7]},
+        "spend": {"op": "sum", "field": "payload.amount", "windows_days": [7]},
+        "low": {"op": "min", "field": "payload.amount", "windows_days": [7]},
+        "high": {"op": "max", "field": "payload.amount", "windows_days": [3, 7]},
+        "avg": {"op": "mean", "field": "payload.amount", "windows_days": [7]},
+        "days": {"op": "active_days", "windows_days": [3, 7]},
+        "recency": {"op": "days_since_last", "windows_days": [3, 7]},
+        "tenure": {"op": "days_since_first", "windows_days": [7]},
+        "modules": {"op": "count_by", "field": "payload.module_id", "windows_days": [7]},
+    },
+    "post": [{"$addFields": {
+        "distinct_modules_7d": {"$size": "$modules_7d"},
+        # ($map rather than the path "$modules_7d.count": the embedded server does not traverse arrays in paths)
+        "top_module_share_7d": {"$cond": [{"$gt": [{"$size": "$modules_7d"}, 0]}, {"$divide": [
+            {"$let": {"vars": {"top": {"$arrayElemAt": ["$modules_7d", 0]}}, "in": "$$top.count"}},
+            {"$sum": {"$map": {"input": "$modules_7d", "in": "$$this.count"}}}]}, None]},
+    }}],
+    "features": {
+        **{f: {"type": "int", "min": 0} for f in ("events_3d", "events_7d", "days_3d", "days_7d",
+                                                   "distinct_modules_7d")},
+        **{f: {"type": "float", "max_null_rate": 1.0} for f in (
+            "spend_7d", "low_7d", "high_3d", "high_7d", "avg_7d", "recency_3d", "recency_7d", "tenure_7d",
+            "top_module_share_7d")},
+    },
+}
+
+
+def at(day, hour=12, minute=0, second=0):
+    return dt.datetime(2024, 1, day, hour, minute, second, tzinfo=UTC)
+
+
+def event(user, when, event_type="click", amount=None, module=None):
+    payload = {}
+    if amount is not None:
+        payload["amount"] = amount
+    if module is not None:
+        payload["module_id"] = module
+    return {"user_id": user, "timestamp": when, "event_type": event_type, "session_id": f"{user}-{when:%d}",
+            "payload": payload}
+
+
+# Window edges: the 7-day window of as_of 01-11 is [01-04 00:00, 01-11 00:00); 3 days: [01-08, 01-11).
+EVENTS = [
+    event("u1", at(4, 0, 0, 0), module="home"),                 # first instant of the 7-day window
+    event("u1", at(3, 23, 59, 59), module="home"),              # last instant before it: out
+    event("u1", at(8, 0, 0, 0), "purchase", amount=20.0),        # first instant of the 3-day window
+    event("u1", at(10, 23, 59, 59), module="search"),            # last instant of the window
+    event("u1", at(9), "purchase", amount=5.5),
+    event("u1", at(9), module="home"),
+    event("u2", at(6), "purchase", amount=100),                  # an integer amount; nothing in the last 3 days
+    event("u2", at(6), module=None),                            # a click without a module: not counted by value
+    event("u3", at(10, 8), module="home"),                       # appears on the last day only
+    event("u4", at(2), module="home"),                          # only before the window: not in the partition
+    event("u5", at(9), "app_launch"),                           # filtered out
+    event("u1", at(11, 0, 0, 0), module="home"),                # as_of itself: the next day's
+    event("u6", at(5), "purchase", amount="12"),                 # a text amount: not a number to any op
+]
+
+
+def expected_from_pandas() -> pd.DataFrame:
+    frame = pd.DataFrame([{**e, "amount": e["payload"].get("amount"), "module": e["payload"].get("module_id")}
+                          for e in EVENTS])
+    frame = frame[frame.event_type.isin(["click", "purchase"]) & (frame.timestamp < AS_OF)]
+    rows = {}
+    for user, events in frame.groupby("user_id"):
+        def window(days):
+            return events[events.timestamp >= AS_OF - dt.timedelta(days=days)]
+
+        w7, w3 = window(7), window(3)
+        if w7.empty:
+            continue
+        numbers = [a for a in w7.amount if isinstance(a, int | float) and not isinstance(a, bool) and a == a]
+        numbers3 = [a for a in w3.amount if isinstance(a, int | float) and not isinstance(a, bool) and a == a]
+        counts = w7.module.dropna().value_counts()
+        rows[user] = {
+            "events_3d": len(w3), "events_7d": len(w7),
+            "spend_7d": float(sum(numbers)),
+            "low_7d": min(numbers) if numbers else None, "high_7d": max(numbers) if numbers else None,
+            "high_3d": max(numbers3) if numbers3 else None,
+            "avg_7d": sum(numbers) / len(numbers) if numbers else None,
+            "days_3d": w3.timestamp.dt.date.nunique(), "days_7d": w7.timestamp.dt.date.nunique(),
+            "recency_3d": (AS_OF - w3.timestamp.max()).total_seconds() / 86400 if len(w3) else None,
+            "recency_7d": (AS_OF - w7.timestamp.max()).total_seconds() / 86400,
+            "tenure_7d": (AS_OF - w7.timestamp.min()).total_seconds() / 86400,
+            "distinct_modules_7d": len(counts),
+            "top_module_share_7d": counts.iloc[0] / counts.sum() if len(counts) else None,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").sort_index()
+
+
+@pytest.fixture
+def project(churn_project):
+    return churn_project.model_copy(update={"start_date": START, "demo": None})
+
+
+@pytest.fixture
+def windowed(tmp_path, project):
+    folder = tmp_path / project.name / "features"
+    folder.mkdir(parents=True)
+    path = folder / "activity.yaml"
+    path.write_text(yaml.safe_dump(WINDOWED, sort_keys=False))
+    return load_feature_definition(path, project)
+
+
+def day_partitions(days):
+    return [(d.isoformat(), dt.datetime(d.year, d.month, d.day, tzinfo=UTC) + dt.timedelta(days=1)) for d in days]
+
+
+def build(mongo, project, definition, *, tile_days=None):
+    db, analytics = mongo.project_db(project.name), mongo.analytics_project_db(project.name)
+    days = tile_days or [START + dt.timedelta(days=k) for k in range(DAYS)]
+    tiles = run_tiles(db=db, analytics=analytics, sources=mongo.analytics_db(), project=project, definition=definition,
+                      partitions=day_partitions(days), dagster_run_id=None, max_time_ms=60_000)
+    assert not tiles.failed, [o.error for o in tiles.failed]
+    return run_windows(db=db, analytics=analytics, project=project, definition=definition,
+                       partitions=[("2024-01-10", AS_OF)], dagster_run_id=None, max_time_ms=60_000)
+
+
+def published_frame(db, definition) -> pd.DataFrame:
+    rows = markers.read_committed(db, definition, AS_OF)
+    return pd.DataFrame(rows).set_index("user_id").sort_index()[list(definition.features)]
+
+
+def test_windows_from_tiles_equal_pandas_over_the_raw_events(mongo, project, windowed):
+    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    report = build(mongo, project, windowed)
+    assert not report.failed, [o.error for o in report.failed]
+    got = published_frame(mongo.project_db(project.name), windowed)
+    expected = expected_from_pandas()[list(windowed.features)]
+    assert list(got.index) == ["u1", "u2", "u3", "u6"]
+    assert list(expected.index) == list(got.index)
+    for feature in windowed.features:
+        for user in got.index:
+            have, want = got.at[user, feature], expected.at[user, feature]
+            if want is None or (isinstance(want, float) and np.isnan(want)):
+                assert have is None or (isinstance(have, float) and np.isnan(have)), (user, feature, have)
+            else:
+                assert have == pytest.approx(want, rel=1e-9, abs=1e-9), (user, feature, have, want)
+    # Integer amounts stay exact; the tiles were computed once per day.
+    assert got.at["u2", "spend_7d"] == 100 and got.at["u2", "events_3d"] == 0 and pd.isna(got.at["u2", "high_3d"])
+    tiles = mongo.project_db(project.name)[windowed.tiles_target]
+    assert tiles.count_documents({}) == len({(e["user_id"], e["timestamp"].date()) for e in EVENTS
+                                             if e["event_type"] != "app_launch" and e["timestamp"] < AS_OF})
+
+
+EQUIVALENT_PIPELINE = {
+    "name": "activity_raw",
+    "version": 1,
+    "description": "The windowed definition's count, sum, active days and recency, recomputed from raw events.",
+    "owner": "tests",
+    "source": "user_events",
+    "window_days": 7,
+    "pipeline": [
+        {"$match": {"timestamp": {"$gte": {"$param": "window_start"}, "$lt": {"$param": "as_of"}},
+                    "event_type": {"$in": ["click", "purchase"]}}},
+        {"$group": {
+            "_id": "$user_id",
+            "events_7d": {"$sum": 1},
+            "events_3d": {"$sum": {"$cond": [{"$gte": ["$timestamp", {"$dateSubtract": {
+                "startDate": {"$param": "as_of"}, "unit": "day", "amount": 3}}]}, 1, 0]}},
+            "spend_7d": {"$sum": "$payload.amount"},
+            "days": {"$addToSet": {"$dateTrunc": {"date": "$timestamp", "unit": "day"}}},
+            "last": {"$max": "$timestamp"},
+        }},
+        {"$project": {"events_7d": 1, "events_3d": 1, "spend_7d": 1, "days_7d": {"$size": "$days"},
+                      "recency_7d": {"$divide": [{"$subtract": [{"$param": "as_of"}, "$last"]}, 86400000]}}},
+    ],
+    "features": {"events_7d": {"type": "int"}, "events_3d": {"type": "int"}, "spend_7d": {"type": "float"},
+                 "days_7d": {"type": "int"}, "recency_7d": {"type": "float"}},
+}
+
+
+def test_a_windowed_definition_and_the_equivalent_pipeline_definition_publish_the_same(mongo, project, windowed):
+    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    assert not build(mongo, project, windowed).failed
+    raw = FeatureDefinition.model_validate(copy.deepcopy(EQUIVALENT_PIPELINE))
+    db = mongo.project_db(project.name)
+    report = run_feature_pipeline(db=db, analytics=mongo.analytics_project_db(project.name),
+                                  sources=mongo.analytics_db(), project=project, definition=raw,
+                                  partitions=[("2024-01-10", AS_OF)], dagster_run_id=None, max_time_ms=60_000)
+    assert not report.failed, [o.error for o in report.failed]
+    columns = list(raw.features)
+    from_tiles = published_frame(db, windowed)[columns]
+    from_raw = pd.DataFrame(markers.read_committed(db, raw, AS_OF)).set_index("user_id").sort_index()[columns]
+    pd.testing.assert_frame_equal(from_tiles, from_raw, check_dtype=False, rtol=1e-9)
+
+
+def test_a_window_is_refused_until_the_tiles_of_its_days_are_committed(mongo, project, windowed):
+    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    report = build(mongo, project, windowed, tile_days=[START + dt.timedelta(days=k) for k in range(DAYS) if k != 5])
+    [outcome] = report.outcomes
+    assert not outcome.committed and outcome.run_id is None  # refused before a run was recorded
+    assert "no committed tiles of version 1 for 2024-01-06" in outcome.error
+    assert "materialise churn/tiles/activity" in outcome.error
+
+
+def test_a_replaced_source_day_changes_its_tiles_and_the_windows_holding_it(mongo, project, windowed):
+    events = mongo.db()["user_events"]
+    events.insert_many(copy.deepcopy(EVENTS))
+    assert not build(mongo, project, windowed).failed
+    events.insert_one(event("u3", at(5), "purchase", amount=7.0))  # a late event on an older day
+    assert not build(mongo, project, windowed, tile_days=[dt.date(2024, 1, 5)]).failed
+    got = published_frame(mongo.project_db(project.name), windowed)
+    assert got.at["u3", "events_7d"] == 2 and got.at["u3", "spend_7d"] == 7.0 and got.at["u3", "days_7d"] == 2
+
+
+def write(tmp_path, project, content):
+    folder = tmp_path / project.name / "features"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{content.get('name', 'activity')}.yaml"
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+    return path
+
+
+def changed(**changes):
+    content = copy.deepcopy(WINDOWED)
+    for key, value in changes.items():
+        if value is None:
+            content.pop(key, None)
+        else:
+            content[key] = value
+    return content
+
+
+REFUSALS = {
+    "unknown op": (changed(aggregations={"x": {"op": "median", "field": "a", "windows_days": [7]}}),
+                   "aggregations.x.op: unknown op 'median'"),
+    "a field path with $": (changed(aggregations={"x": {"op": "sum", "field": "$payload.amount", "windows_days": [7]}}),
+                            "aggregations.x.field: '$payload.amount' is a field path without $"),
+    "a window over 365 days": (changed(aggregations={"x": {"op": "count", "windows_days": [400]}}),
+                               "windows of 1 to 365 days, got [400]"),
+    "a post stage that is not a projection": (changed(post=[{"$group": {"_id": "$x"}}]),
+                                              "post stage 1: only $addFields, $project, $set, $unset may follow"),
+    "a post stage reading another collection": (changed(post=[{"$lookup": {"from": "x", "as": "y", "pipeline": []}}]),
+                                                "post stage 1: only $addFields"),
+    "JavaScript in the filter": (changed(filter={"$where": "true"}), "filter: stage 1 ($match): $where runs JavaScript"),
+    "a sum without a field": (changed(aggregations={"x": {"op": "sum", "windows_days": [7]}}),
+                              "op sum needs `field`"),
+    "a count with a field": (changed(aggregations={"x": {"op": "count", "field": "a", "windows_days": [7]}}),
+                             "op count takes no `field`"),
+    "a feature nothing produces": (changed(post=None, features={"nope_7d": {"type": "int"}}),
+                                   "features.nope_7d: no aggregation produces it"),
+    "a count_by output as a feature": (changed(post=None, features={"modules_7d": {"type": "int"}}),
+                                       "features.modules_7d: a count_by output is a map of counts"),
+    "a pipeline in a windowed file": (changed(pipeline=[{"$match": {}}]), "pipeline: unknown key"),
+    "an unknown kind": (changed(kind="streaming"), "kind: 'streaming' is not a kind of feature definition"),
+}
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("case", REFUSALS, ids=str)
+def test_refusals_name_the_file_and_the_problem(case, tmp_path, project):
+    content, expected = REFUSALS[case]
+    with pytest.raises(FeatureDefinitionError) as caught:
+        load_feature_definition(write(tmp_path, project, content), project)
+    assert str(caught.value).startswith(str(tmp_path / project.name / "features" / "activity.yaml"))
+    assert expected in str(caught.value)
+
+
+@pytest.mark.fast
+def test_a_windowed_definition_loads_with_its_windows(windowed):
+    assert windowed.window_days == 7 and windowed.target == "features_activity"
+    assert windowed.tiles_target == "tiles_activity"
+    assert set(windowed.outputs) >= {"events_3d", "events_7d", "modules_7d", "recency_3d"}
