@@ -37,7 +37,7 @@ from mining_platform.spec.definition import OutputBoundExceeded
 from mining_platform.spec.names import FEATURE_MARKERS
 from mining_platform.spec.parameters import substitute
 from mining_platform.spec.project import ProjectConfig
-from mining_platform.spec.windowed import WindowedDefinition
+from mining_platform.spec.definition import WindowedDefinition
 from mining_platform.store import markers
 from mining_platform.store.loop import Aggregation, PartitionOutcome, run_partitions
 from mining_platform.store.versions import register
