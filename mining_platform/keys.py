@@ -19,6 +19,10 @@ def feature_key(project: str, feature_set: str) -> dg.AssetKey:
     return dg.AssetKey(list(names.feature_asset(project, feature_set)))
 
 
+def tiles_key(project: str, feature_set: str) -> dg.AssetKey:
+    return dg.AssetKey(list(names.tiles_asset(project, feature_set)))
+
+
 def asset_key(project: str, asset: str) -> dg.AssetKey:
     """`samples`, `model`, `deployment`, `drift_report`."""
     return dg.AssetKey(list(names.project_asset(project, asset)))

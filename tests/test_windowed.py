@@ -4,11 +4,13 @@ pandas over the raw events and as the equivalent pipeline definition, and every 
 import copy
 import datetime as dt
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from mining_platform.assets.features import build_feature_assets
 from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.features.windowed import run_tiles, run_windows
 from mining_platform.spec.definition import FeatureDefinition, FeatureDefinitionError, load_feature_definition
@@ -292,3 +294,26 @@ def test_a_windowed_definition_loads_with_its_windows(windowed):
     assert windowed.window_days == 7 and windowed.target == "features_activity"
     assert windowed.tiles_target == "tiles_activity"
     assert set(windowed.outputs) >= {"events_3d", "events_7d", "modules_7d", "recency_3d"}
+
+
+def test_tiles_and_windows_as_assets_with_the_window_s_days_upstream(mongo, project, windowed):
+    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    assets = build_feature_assets(project, [windowed])
+    tiles_asset, feature_asset = assets
+    assert tiles_asset.key == dg.AssetKey(["churn", "tiles", "activity"])
+    with dg.instance_for_test() as instance:
+        tiled = dg.materialize([tiles_asset], resources={"mongo": mongo}, instance=instance,
+                               tags={"dagster/asset_partition_range_start": "2024-01-01",
+                                     "dagster/asset_partition_range_end": "2024-01-10"})
+        assert tiled.success
+        windows = dg.materialize(assets, resources={"mongo": mongo}, instance=instance, partition_key="2024-01-10",
+                                 selection=[feature_asset.key])
+        assert windows.success
+    metadata = feature_asset.specs_by_key[feature_asset.key].metadata
+    schema = metadata["dagster/column_schema"]
+    assert [c.name for c in schema.columns] == list(windowed.features)
+    assert schema.columns[0].type == "int"
+    assert published_frame(mongo.project_db(project.name), windowed).at["u1", "events_7d"] == 5
+    # The window partition depends on the tiles of its 7 days, so a changed older day makes it stale.
+    dep = feature_asset.specs_by_key[feature_asset.key].deps[0]
+    assert dep.asset_key == tiles_asset.key and dep.partition_mapping.start_offset == -6

@@ -4,12 +4,14 @@ import dagster as dg
 from pydantic import Field
 
 from mining_platform.features.pipeline import ExecutionReport, run_feature_pipeline
+from mining_platform.features.windowed import run_tiles, run_windows
 from mining_platform.instance import dagster_run_finished, partitions_with_as_of
-from mining_platform.keys import feature_key, source_key
+from mining_platform.keys import feature_key, source_key, tiles_key
 from mining_platform.partitions import daily_partitions
 from mining_platform.resilience import failures_classified, retry_policy
 from mining_platform.resources import MongoResource
-from mining_platform.spec.definition import FeatureDefinition
+from mining_platform.spec import names
+from mining_platform.spec.definition import FeatureDefinition, WindowedDefinition
 from mining_platform.spec.project import ProjectConfig
 
 # A feature day follows its source day: whenever an observation records a new data version
@@ -122,14 +124,27 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
         for name, c in definition.features.items()
     )
 
-    @dg.asset(
-        key=key,
-        partitions_def=partitions_def,
+    windowed = isinstance(definition, WindowedDefinition)
+    if windowed:
+        # Window T reads the tiles of days T-w+1 .. T: replacing an older source day re-tiles that day, and
+        # exactly the windows holding it become stale.
+        deps = [dg.AssetDep(tiles_key(project.name, definition.name), partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-(definition.window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True))]
+        computed = (f"combined in MongoDB from the daily tiles of `{definition.tiles_target}` (each source day "
+                    f"aggregated once) over windows of {', '.join(str(w) for w in window_lengths(definition))} days")
+    else:
         # Partition T depends on source day T, the day that completes its window. The
         # rolling-window mapping (T-window+1 .. T) is truer, but Dagster then widens a
         # backfill by window_days - 1 partitions past the data. The price: replacing an
         # older source day does not flag the later windows holding it stale.
-        deps=[upstream],
+        deps = [upstream]
+        computed = f"computed in MongoDB from source `{definition.source}` (`{source.collection}`) over " \
+                   f"{definition.window_days} days"
+
+    @dg.asset(
+        key=key,
+        partitions_def=partitions_def,
+        deps=deps,
         # A day is one aggregation; one run per day would spend a backfill starting processes.
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=retry_policy(),
@@ -138,17 +153,19 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
         group_name="features",
         kinds={"mongodb"},
         owners=_owners(definition.owner),
-        description=f"{definition.description}\n\nVersion {definition.version} of `features/{definition.name}.yaml`, "
-        f"computed in MongoDB from source `{definition.source}` (`{source.collection}`) over {definition.window_days} "
-        f"days into `{definition.target}`; a partition's as_of is the end of its day (UTC). It follows that day of the "
-        f"source: after older source days change, rerun the feature partitions whose window holds them."
+        description=f"{definition.description}\n\nVersion {definition.version} of `features/{definition.name}.yaml` "
+        f"({definition.kind}), {computed}, into `{definition.target}`; a partition's as_of is the end of its day (UTC)."
         f"\n\nContract:\n{contract_lines}",
         metadata={
             "pipeline_version": definition.version,
+            "pipeline_hash": definition.content_hash,
+            "kind": definition.kind,
             "source": definition.source,
             "source_collection": source.collection,
             "target_collection": definition.target,
             "window_days": definition.window_days,
+            # The asset catalog is the feature catalog: every feature with its type and description.
+            "dagster/column_schema": column_schema(definition),
         },
         check_specs=[
             dg.AssetCheckSpec(
@@ -163,13 +180,15 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
     def feature_asset(context: dg.AssetExecutionContext, config: FeatureRunConfig, mongo: MongoResource):
         with failures_classified():
             partitions = partitions_with_as_of(context, partitions_def)
-            report = run_feature_pipeline(
-                db=mongo.project_db(project.name), analytics=mongo.analytics_project_db(project.name),
-                sources=mongo.analytics_db(), project=project, definition=definition, partitions=partitions,
-                dagster_run_id=context.run.run_id, max_time_ms=config.max_time_ms or definition.bounds.max_time_ms,
-                log=context.log,
-                dagster_run_finished=dagster_run_finished(context.instance),
-            )
+            common = dict(db=mongo.project_db(project.name), analytics=mongo.analytics_project_db(project.name),
+                          project=project, definition=definition, partitions=partitions,
+                          dagster_run_id=context.run.run_id,
+                          max_time_ms=config.max_time_ms or definition.bounds.max_time_ms, log=context.log,
+                          dagster_run_finished=dagster_run_finished(context.instance))
+            if windowed:
+                report = run_windows(**common)
+            else:
+                report = run_feature_pipeline(sources=mongo.analytics_db(), **common)
             metadata = _metadata(report, mongo.project_db(project.name).name)
             checks = _check_results(report)
             if not report.failed:
@@ -195,5 +214,83 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
     return feature_asset
 
 
+def column_schema(definition: FeatureDefinition) -> dg.TableSchema:
+    """The features of a definition as the catalog shows them: name, type, and the contract in the description."""
+    def described(contract) -> str:
+        bounds = ", ".join(part for part in (
+            f"min {contract.min}" if contract.min is not None else "",
+            f"max {contract.max}" if contract.max is not None else "",
+            f"null rate ≤ {contract.max_null_rate}") if part)
+        return f"{contract.description + '; ' if contract.description else ''}{bounds} (version {definition.version})"
+
+    return dg.TableSchema(columns=[
+        dg.TableColumn(name=name, type=contract.type.value, description=described(contract))
+        for name, contract in definition.features.items()
+    ])
+
+
+def window_lengths(definition: WindowedDefinition) -> list[int]:
+    return sorted({w for a in definition.aggregations.values() for w in a.windows_days})
+
+
+def build_tiles_asset(project: ProjectConfig, definition: WindowedDefinition) -> dg.AssetsDefinition:
+    """`<p>/tiles/<name>`: each source day of a windowed definition aggregated once into per-entity tiles."""
+    partitions_def = daily_partitions(project)
+    source = project.sources[definition.source]
+
+    @dg.asset(
+        key=tiles_key(project.name, definition.name),
+        partitions_def=partitions_def,
+        deps=[source_key(project.name, definition.source)],  # tile T is source day T
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=retry_policy(),
+        automation_condition=ON_NEW_RAW_DAY,
+        code_version=definition.content_hash,
+        group_name="features",
+        kinds={"mongodb"},
+        owners=_owners(definition.owner),
+        description=f"Daily tiles of `features/{definition.name}.yaml` (version {definition.version}): each day of "
+        f"source `{definition.source}` (`{source.collection}`) aggregated once, per entity, into partial aggregates in "
+        f"`{definition.tiles_target}`; the windows of `{names.shown(names.feature_asset(project.name, definition.name))}`"
+        " are combined from them.",
+        metadata={"tiles_collection": definition.tiles_target, "source": definition.source,
+                  "source_collection": source.collection, "pipeline_version": definition.version},
+    )
+    def tiles_asset(context: dg.AssetExecutionContext, config: FeatureRunConfig, mongo: MongoResource):
+        with failures_classified():
+            report = run_tiles(
+                db=mongo.project_db(project.name), analytics=mongo.analytics_project_db(project.name),
+                sources=mongo.analytics_db(), project=project, definition=definition,
+                partitions=partitions_with_as_of(context, partitions_def), dagster_run_id=context.run.run_id,
+                max_time_ms=config.max_time_ms or definition.bounds.max_time_ms, log=context.log,
+                dagster_run_finished=dagster_run_finished(context.instance))
+            committed = [o for o in report.outcomes if o.committed]
+            metadata = {
+                "tiles_written": dg.MetadataValue.int(sum(o.documents_written for o in committed)),
+                "partitions_committed": dg.MetadataValue.int(len(committed)),
+                "bytes_returned": dg.MetadataValue.int(sum(o.bytes_returned for o in report.outcomes)),
+                "collection": dg.MetadataValue.text(f"{mongo.project_db(project.name).name}.{definition.tiles_target}"),
+            }
+            if not report.failed:
+                return dg.MaterializeResult(metadata=metadata)
+            for outcome in committed:
+                context.log_event(dg.AssetMaterialization(
+                    asset_key=context.asset_key, partition=outcome.partition,
+                    metadata={"tiles_written": outcome.documents_written, "run_id": outcome.run_id}))
+            failures = "\n".join(f"- {o.partition}: {o.error}" for o in report.failed)
+            raise dg.Failure(
+                description=f"{len(report.failed)} of {len(report.outcomes)} tile days of {definition.name} were not "
+                f"published (the windows keep the previous tiles):\n{failures}",
+                metadata=metadata, allow_retries=all(o.transient for o in report.failed))
+
+    return tiles_asset
+
+
 def build_feature_assets(project: ProjectConfig, definitions: list[FeatureDefinition]) -> list[dg.AssetsDefinition]:
-    return [build_feature_asset(project, d) for d in definitions]
+    """Per definition its feature asset; a windowed definition also its tiles."""
+    assets = []
+    for definition in definitions:
+        if isinstance(definition, WindowedDefinition):
+            assets.append(build_tiles_asset(project, definition))
+        assets.append(build_feature_asset(project, definition))
+    return assets
