@@ -32,8 +32,16 @@ def published_features(mongo, churn_project):
         replace_day(events, day=day, documents=generate_day(
             population, start_date=project.start_date, day=day, seed=project.demo.seed, drift=0.0))
     definitions = {d.name: d for d in load_feature_definitions(REPO / "projects/churn", project)}
-    result = dg.materialize(build_feature_assets(project, list(definitions.values())),
-                            resources={"mongo": mongo}, partition_key=PARTITION_DAY.isoformat())
+    assets = build_feature_assets(project, list(definitions.values()))
+    tiles = [a.key for a in assets if a.key.path[1] == "tiles"]
+    with dg.instance_for_test() as instance:
+        if tiles:  # windowed definitions: every day of the window tiled once, then the window combined
+            tiled = dg.materialize(assets, selection=tiles, resources={"mongo": mongo}, instance=instance, tags={
+                "dagster/asset_partition_range_start": project.start_date.isoformat(),
+                "dagster/asset_partition_range_end": PARTITION_DAY.isoformat()})
+            assert tiled.success
+        result = dg.materialize(assets, selection=[a.key for a in assets if a.key not in tiles],
+                                resources={"mongo": mongo}, instance=instance, partition_key=PARTITION_DAY.isoformat())
     assert result.success
     raw = pd.DataFrame(list(events.find({"timestamp": {"$lt": AS_OF}}, {"_id": 0})))
     frames = {

@@ -47,7 +47,13 @@ def test_code_location_loads(location):
         assert asset.code_versions_by_key[asset.key] == feature.content_hash
         assert asset.partitions_def == partitions
         assert {key.name for key in asset.check_keys} == {f"{name}_contract" for name in feature.features}
-        assert asset.asset_deps[asset.key] == {sources[feature.source]}
+        if feature.kind == "windowed":  # the window reads the tiles of its days; a tile day, its source day
+            tiles = defs.resolve_assets_def(dg.AssetKey([prefix, "tiles", feature.name]))
+            assert asset.asset_deps[asset.key] == {tiles.key}
+            assert tiles.asset_deps[tiles.key] == {sources[feature.source]}
+            assert tiles.partitions_def == partitions and tiles.code_versions_by_key[tiles.key] == feature.content_hash
+        else:
+            assert asset.asset_deps[asset.key] == {sources[feature.source]}
 
     samples = defs.resolve_assets_def(dg.AssetKey([prefix, "samples"]))
     assert samples.partitions_def == partitions
@@ -81,8 +87,9 @@ def test_a_bad_feature_file_fails_its_code_location_naming_the_file(tmp_path, mo
     from mining_platform.spec.definition import FeatureDefinitionError
 
     shutil.copytree(REPO / "projects", tmp_path / "projects")
-    bad = tmp_path / "projects/churn/features/user_activity.yaml"
+    bad = tmp_path / "projects/spend/features/purchase_history.yaml"
     bad.write_text(bad.read_text().replace("$group", "$groop", 1))
     monkeypatch.setenv("MINING_PROJECTS_DIR", str(tmp_path / "projects"))
-    with pytest.raises(FeatureDefinitionError, match=r"user_activity.yaml: 1 problem:\n  - stage 2 \(\$groop\): unknown"):
-        definitions.build_definitions("churn")
+    with pytest.raises(FeatureDefinitionError,
+                       match=r"purchase_history.yaml: 1 problem:\n  - stage 2 \(\$groop\): unknown"):
+        definitions.build_definitions("spend")

@@ -43,7 +43,7 @@ def test_the_repository_projects_are_valid(capsys):
 
 @pytest.mark.fast
 def test_a_bad_definition_fails_with_all_its_problems(capsys, projects):
-    path = projects / "churn/features/user_activity.yaml"
+    path = projects / "spend/features/purchase_history.yaml"
     content = yaml.safe_load(path.read_text())
     content["pipeline"].append({"$out": "copy"})
     content["pipeline"][0]["$match"]["$where"] = "true"
@@ -80,7 +80,7 @@ def test_versions_are_compared_with_the_registry(capsys, projects, mongo, monkey
     edit(path, description="Edited without a version bump.")
     code, _, err = run(capsys, projects)
     assert code == 1
-    assert "module_preferences version 1 differs from the registered version 1" in err
+    assert "module_preferences version 2 differs from the registered version 2" in err
     assert "bump `version`" in err
 
 

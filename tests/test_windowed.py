@@ -317,3 +317,23 @@ def test_tiles_and_windows_as_assets_with_the_window_s_days_upstream(mongo, proj
     # The window partition depends on the tiles of its 7 days, so a changed older day makes it stale.
     dep = feature_asset.specs_by_key[feature_asset.key].deps[0]
     assert dep.asset_key == tiles_asset.key and dep.partition_mapping.start_offset == -6
+
+
+@pytest.mark.fast
+def test_the_asset_catalog_is_the_feature_catalog():
+    from mining_platform.definitions import build_definitions
+
+    definitions = build_definitions("churn")
+    activity = definitions.resolve_assets_def(["churn", "features", "user_activity"])
+    schema = activity.specs_by_key[activity.key].metadata["dagster/column_schema"]
+    events = next(c for c in schema.columns if c.name == "events_30d")
+    assert events.type == "int" and "events in the 30 days before as_of" in events.description
+    assert "(version 2)" in events.description
+    samples = definitions.resolve_assets_def(["churn", "samples"])
+    metadata = samples.specs_by_key[samples.key].metadata
+    lineage = metadata["dagster/column_lineage"].deps_by_column
+    assert lineage["events_30d"][0].asset_key == activity.key and lineage["events_30d"][0].column_name == "events_30d"
+    assert lineage["clicks_30d"][0].asset_key == dg.AssetKey(["churn", "features", "module_preferences"])
+    assert metadata["feature_versions"] == {"module_preferences": 2, "user_activity": 2}
+    assert [c.name for c in metadata["dagster/column_schema"].columns][-1] == "churned"
+    assert definitions.resolve_assets_def(["churn", "tiles", "user_activity"])

@@ -4,7 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from mining_platform.instance import dagster_run_finished, partitions_with_as_of
-from mining_platform.keys import project_keys
+from mining_platform.keys import feature_key, project_keys
 from mining_platform.partitions import daily_partitions
 from mining_platform.resilience import failures_classified, retry_policy
 from mining_platform.resources import MongoResource
@@ -45,6 +45,27 @@ def _partition_table(outcomes: list[SampleOutcome]) -> dg.TableMetadataValue:
     )
 
 
+def sample_schema(spec: ProjectSpec) -> dg.TableSchema:
+    """A sample row's columns: the entity, every feature (with the feature set and version it comes from), the label."""
+    columns = [dg.TableColumn(name=spec.entity, type="id", description="the entity")]
+    for definition in spec.definitions:
+        columns += [dg.TableColumn(name=feature, type=contract.type.value,
+                                   description=f"from {definition.name} v{definition.version}")
+                    for feature, contract in definition.features.items()]
+    label = spec.label_definition
+    columns.append(dg.TableColumn(name=spec.label, type="int" if spec.task == "binary" else "float",
+                                  description=f"label {label.name} v{label.version}, {label.horizon_days} days ahead"))
+    return dg.TableSchema(columns=columns)
+
+
+def sample_lineage(spec: ProjectSpec) -> dg.TableColumnLineage:
+    """Each feature column of the samples comes from the same column of its feature set's asset."""
+    return dg.TableColumnLineage(deps_by_column={
+        feature: [dg.TableColumnDep(asset_key=feature_key(spec.name, definition.name), column_name=feature)]
+        for definition in spec.definitions for feature in definition.features
+    })
+
+
 def build_samples_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
     project = spec.project
     pipeline = SamplesPipeline(spec)
@@ -77,7 +98,10 @@ def build_samples_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
         f"its whole label window has elapsed. Stored in `{pipeline.target}`, published per partition through "
         f"`{SAMPLE_MARKERS}`.",
         metadata={"collection": pipeline.target, "label": label.name, "label_version": label.version,
-                  "task": project.model.task, "horizon_days": horizon},
+                  "task": project.model.task, "horizon_days": horizon,
+                  "feature_versions": {d.name: d.version for d in spec.definitions},
+                  "dagster/column_schema": sample_schema(spec),
+                  "dagster/column_lineage": sample_lineage(spec)},
     )
     def samples(context: dg.AssetExecutionContext, config: SamplesRunConfig, mongo: MongoResource):
         with failures_classified():
