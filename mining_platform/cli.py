@@ -70,7 +70,43 @@ def _validate(args: argparse.Namespace) -> int:
             client.close()
     versions = "not compared with the registry (--offline)" if args.offline else "versions agree with feature_pipelines"
     print(f"{checked} files valid; {versions}")
+    if not args.offline:
+        _print_impact([Path(p) for p in args.paths])
     return 0
+
+
+def _print_impact(paths) -> None:
+    """validate's impact section: for each new version, what it touches (`mining-platform impact` for all)."""
+    from mlflow.exceptions import MlflowException
+
+    from mining_platform.impact import assess, definitions_under
+    from mining_platform.registry.client import client as mlflow_client
+
+    import httpx
+
+    client, registry = _mongo_database(5.0)
+    tracking = settings.setting("MLFLOW_TRACKING_URI")
+    mlflow = mlflow_client(tracking)
+    if tracking.startswith("http"):
+        try:
+            httpx.get(f"{tracking.rstrip('/')}/health", timeout=2.0).raise_for_status()
+        except httpx.HTTPError:
+            print(f"impact: MLflow at {tracking} does not answer, so the models are not looked up")
+            mlflow = None
+    try:
+        for path in paths:
+            for file, project, definition in definitions_under(path):
+                try:
+                    impact = assess(file, project, definition, registry=registry, client=mlflow,
+                                    endpoint_url=settings.setting("MINING_ENDPOINT_URL"))
+                except MlflowException as exc:
+                    print(f"impact of {file}: MLflow did not answer ({exc.message}); `mining-platform impact` "
+                          "retries")
+                    continue
+                if not impact.change.startswith("unchanged"):
+                    print("impact:\n" + "\n".join(impact.lines()))
+    finally:
+        client.close()
 
 
 def _mongo_database(timeout: float):
@@ -89,6 +125,33 @@ def _mongo_database(timeout: float):
         raise OSError(f"cannot reach MongoDB at {redacted(uri)} ({type(exc).__name__}); start `make dev` or set "
                       "MINING_MONGO_URI") from None
     return client, client[settings.setting("MINING_MONGO_DB")]
+
+
+def _impact(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mining_platform.impact import assess, definitions_under
+    from mining_platform.registry.client import client as mlflow_client
+    from mining_platform.spec.definition import DefinitionError
+    from mining_platform.validation import ValidationFailed
+
+    registry, client, mlflow = None, None, None
+    if not args.offline:
+        client, registry = _mongo_database(args.mongo_timeout)
+        mlflow = mlflow_client(settings.setting("MLFLOW_TRACKING_URI"))
+    try:
+        for path in args.paths:
+            for file, project, definition in definitions_under(Path(path)):
+                impact = assess(file, project, definition, registry=registry, client=mlflow,
+                                endpoint_url=None if args.offline else settings.setting("MINING_ENDPOINT_URL"))
+                print("\n".join(impact.lines()))
+    except (DefinitionError, ValidationFailed) as exc:
+        print(f"mining-platform impact: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if client is not None:
+            client.close()
+    return 0
 
 
 def _provision(args: argparse.Namespace) -> int:
@@ -244,6 +307,14 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("--workspace", default="workspace.yaml", help="workspace file to add the code location to")
     new.add_argument("--mongo-timeout", type=float, default=5.0, help="seconds to wait for MongoDB (default 5)")
     new.set_defaults(run=_new)
+
+    touched = commands.add_parser(
+        "impact", help="what changed feature or label definitions touch: downstream assets, models trained on them, "
+        "the champion, whether a version bump is needed")
+    touched.add_argument("paths", nargs="+", metavar="PATH", help="as for validate")
+    touched.add_argument("--offline", action="store_true", help="only the downstream assets (no MongoDB, no MLflow)")
+    touched.add_argument("--mongo-timeout", type=float, default=5.0, help="seconds to wait for MongoDB (default 5)")
+    touched.set_defaults(run=_impact)
 
     users = commands.add_parser(
         "provision", help="create or update the MongoDB roles and users: one per project, the endpoint's")
