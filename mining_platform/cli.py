@@ -35,7 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _dev(args: argparse.Namespace) -> int:
     from mining_platform.devstack import run_dev_stack
 
-    return run_dev_stack(dagster_port=args.dagster_port, ready_timeout=args.ready_timeout)
+    port = args.dagster_port or settings.int_setting("MINING_DAGSTER_PORT", minimum=1)
+    return run_dev_stack(dagster_port=port, ready_timeout=args.ready_timeout)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="run the dev stack: MongoDB, MLflow, the endpoint and Dagster")
-    dev.add_argument("--dagster-port", type=int, default=3000, help="Dagster webserver port (default 3000)")
+    dev.add_argument("--dagster-port", type=int, help="Dagster webserver port (default MINING_DAGSTER_PORT, 3000)")
     dev.add_argument(
         "--ready-timeout", type=float, default=300.0, help="seconds each service may take to become ready"
     )

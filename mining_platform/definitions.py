@@ -6,6 +6,7 @@ project's files.
 """
 
 import functools
+import warnings
 
 import dagster as dg
 
@@ -23,6 +24,13 @@ from mining_platform.sensors.champion import build_champion_sensor
 from mining_platform.sensors.drift import build_drift_sensor
 from mining_platform.spec import ProjectSpec, load_spec
 from mining_platform.spec.project import PROJECT_FILE
+
+# The beta APIs the platform uses on purpose (single-run backfills, observable sources, window mappings that start
+# before the first partition): their warnings would only clutter every code location's start-up output.
+warnings.filterwarnings(
+    "ignore", category=dg.BetaWarning,
+    message=r"(Parameter `backfill_policy`|Function `observable_source_asset`|"
+            r"Parameter `allow_nonexistent_upstream_partitions`)")
 
 
 def build_definitions(project_name: str) -> dg.Definitions:

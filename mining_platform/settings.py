@@ -16,6 +16,7 @@ DEFAULTS: dict[str, str] = {
     "MINING_MONGO_DB": "mining",
     "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
     "MINING_ENDPOINT_URL": "http://127.0.0.1:8080",
+    "MINING_DAGSTER_PORT": "3000",
     "MINING_PREDICTION_LOG_SAMPLE_RATE": "0.1",
     "MINING_MAX_BATCH": "1000",
     "MINING_STEP_RETRIES": "3",
