@@ -142,3 +142,17 @@ def test_project_names_lists_folders_with_a_project_file(tmp_path, churn_raw):
     write_project(tmp_path, "churn", churn_raw)
     (tmp_path / "notes").mkdir()
     assert project_names(tmp_path) == ["churn"]
+
+
+def test_end_date_closes_the_partitions_where_the_data_ends(tmp_path, churn_raw):
+    from mining_platform.partitions import daily_partitions
+
+    project = load_project(write_project(tmp_path, "churn", {**churn_raw, "end_date": "2024-02-10"}))
+    partitions = daily_partitions(project)
+    assert partitions.get_first_partition_key() == "2024-01-01"
+    assert partitions.get_last_partition_key() == "2024-02-10"
+    open_ended = load_project(write_project(tmp_path / "b", "churn", {k: v for k, v in churn_raw.items()
+                                                                      if k != "end_date"}))
+    assert open_ended.end_date is None
+    with pytest.raises(ProjectConfigError, match="end_date 2023-12-31 is before start_date 2024-01-01"):
+        load_project(write_project(tmp_path / "c", "churn", {**churn_raw, "end_date": "2023-12-31"}))

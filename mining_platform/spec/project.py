@@ -166,6 +166,9 @@ class ProjectConfig(Strict):
     entity: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)
     sources: dict[Annotated[str, Field(pattern=KEY_NAME, max_length=64)], SourceConfig] = Field(min_length=1)
     start_date: dt.date
+    end_date: dt.date | None = Field(
+        default=None, description="The last daily partition, when the data ends (a demo, a historical dump); "
+        "default none: partitions run to today.")
     label: str = Field(pattern=KEY_NAME, max_length=64, description="The label definition: labels/<label>.yaml.")
     model: ModelConfig
     drift: DriftConfig
@@ -182,6 +185,12 @@ class ProjectConfig(Strict):
                 raise ValueError("label names a label definition (labels/<name>.yaml), e.g. `label: churned`; "
                                  "the horizon and the rule live in that file")
         return raw
+
+    @model_validator(mode="after")
+    def _dates(self) -> "ProjectConfig":
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
 
     @model_validator(mode="after")
     def _demo_source(self) -> "ProjectConfig":
