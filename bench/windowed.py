@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import logging
 import math
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -84,6 +85,7 @@ def main() -> None:
                                           sources=mongo.analytics_db(), project=raw_project, definition=pipeline,
                                           partitions=parts, dagster_run_id=None, max_time_ms=3_600_000, log=QUIET)
             assert not report.failed, report.failed[0].error
+            durations["pipeline partition"] += [o.duration_seconds for o in report.outcomes]
             return sum(o.bytes_returned for o in report.outcomes)
 
         def run_tiled(parts):
@@ -95,7 +97,11 @@ def main() -> None:
                                  definition=windowed, partitions=parts, dagster_run_id=None, max_time_ms=3_600_000,
                                  log=QUIET)
             assert not report.failed, report.failed[0].error
+            durations["tile day"] += [o.duration_seconds for o in tiles.outcomes]
+            durations["window partition"] += [o.duration_seconds for o in report.outcomes]
             return sum(o.bytes_returned for o in tiles.outcomes + report.outcomes)
+
+        durations: dict[str, list[float]] = {"pipeline partition": [], "tile day": [], "window partition": []}
 
         started = time.perf_counter()
         raw_bytes = run_pipeline(backfill)
@@ -126,6 +132,8 @@ def main() -> None:
           f"{steady['pipeline'] / steady['tiles']:.1f}x")
     print(f"  bytes to the client per partition: pipeline {raw_bytes / len(backfill):,.0f}, windowed (tiles + "
           f"window) {tiled_bytes / len(backfill):,.0f}")
+    print("  median seconds per partition run (aggregation, checks, commit): " + ", ".join(
+        f"{name} {statistics.median(values):.2f}" for name, values in durations.items()))
 
 
 if __name__ == "__main__":

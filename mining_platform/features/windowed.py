@@ -132,7 +132,7 @@ def tile_stages(definition: WindowedDefinition, *, timestamp: str, entity: str, 
 
 
 def window_stages(definition: WindowedDefinition, *, entity: str, as_of: dt.datetime,
-                  tile_runs: list[str]) -> list[dict]:
+                  tile_runs: list[str], tile_days: list[dt.datetime] | None = None) -> list[dict]:
     """The committed tiles of the window's days -> one document per entity with the declared features, after `post`."""
     group: dict = {"_id": f"${entity}"}
     final: dict = {}
@@ -182,8 +182,12 @@ def window_stages(definition: WindowedDefinition, *, entity: str, as_of: dt.date
                     "sortBy": {"count": -1, "value": 1},
                 }}
     values = {"as_of": as_of, **definition.parameters}
+    # The tile days' as_of leads the (as_of, run_id, entity) index, so the read is an index range, not a scan.
+    match = {"run_id": {"$in": tile_runs}}
+    if tile_days is not None:
+        match = {"as_of": {"$in": tile_days}, **match}
     return [
-        {"$match": {"run_id": {"$in": tile_runs}}},
+        {"$match": match},
         {"$group": group},
         {"$project": {"_id": 1, **final}},
         *substitute(definition.post, values),
@@ -278,11 +282,15 @@ class WindowJob:
         return FeatureOutcome(partition=partition, as_of=as_of)
 
     def _tile_runs(self, db: Database, as_of: dt.datetime) -> tuple[list[str], list[str]]:
-        """(run ids of the committed tiles of the window's days, days without tiles of this version)."""
+        """(run ids of the committed tiles of the window's days, days without tiles of this version), one query."""
         tiles = names.tiles_pipeline(self.pipeline.name)
+        days = window_days_needed(self.pipeline, as_of, self.first_day)
+        found = {m["as_of"].date(): m for m in db[FEATURE_MARKERS].find(
+            {"name": tiles, "as_of": {"$in": [_as_of_of(d) for d in days]}},
+            {"as_of": 1, "run_id": 1, "pipeline_hash": 1})}
         runs, missing = [], []
-        for day in window_days_needed(self.pipeline, as_of, self.first_day):
-            marker = markers.committed_partition(db, tiles, _as_of_of(day))
+        for day in days:
+            marker = found.get(day + DAY)
             if marker is None or marker.get("pipeline_hash") != self.pipeline.content_hash:
                 missing.append(day.isoformat())
             else:
@@ -309,7 +317,8 @@ class WindowJob:
         runs, missing = self._tile_runs(db, outcome.as_of)
         if missing:
             raise RuntimeError(f"tiles of {', '.join(missing)} disappeared before the window ran")
-        stages = window_stages(self.pipeline, entity=self.entity, as_of=outcome.as_of, tile_runs=runs)
+        days = [_as_of_of(d) for d in window_days_needed(self.pipeline, outcome.as_of, self.first_day)]
+        stages = window_stages(self.pipeline, entity=self.entity, as_of=outcome.as_of, tile_runs=runs, tile_days=days)
         return [Aggregation(collection=self.pipeline.tiles_target, primary=True, stages=stages + write_stages(
             self.pipeline, entity=self.entity, as_of=outcome.as_of, run_id=outcome.run_id))]
 
