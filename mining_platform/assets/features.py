@@ -112,6 +112,21 @@ def _check_results(report: ExecutionReport) -> list[dg.AssetCheckResult]:
     return results
 
 
+def _daily_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -> dict:
+    """What a feature asset and a windowed definition's tiles share: daily partitions, automation, versioning."""
+    return dict(
+        partitions_def=daily_partitions(project),
+        # A day is one aggregation; one run per day would spend a backfill starting processes.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=retry_policy(),
+        automation_condition=ON_NEW_RAW_DAY,
+        code_version=definition.content_hash,
+        group_name="features",
+        kinds={"mongodb"},
+        owners=_owners(definition.owner),
+    )
+
+
 def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -> dg.AssetsDefinition:
     partitions_def = daily_partitions(project)
     key = feature_key(project.name, definition.name)
@@ -143,16 +158,8 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
 
     @dg.asset(
         key=key,
-        partitions_def=partitions_def,
         deps=deps,
-        # A day is one aggregation; one run per day would spend a backfill starting processes.
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=retry_policy(),
-        automation_condition=ON_NEW_RAW_DAY,
-        code_version=definition.content_hash,
-        group_name="features",
-        kinds={"mongodb"},
-        owners=_owners(definition.owner),
+        **_daily_feature_asset(project, definition),
         description=f"{definition.description}\n\nVersion {definition.version} of `features/{definition.name}.yaml` "
         f"({definition.kind}), {computed}, into `{definition.target}`; a partition's as_of is the end of its day (UTC)."
         f"\n\nContract:\n{contract_lines}",
@@ -240,15 +247,8 @@ def build_tiles_asset(project: ProjectConfig, definition: WindowedDefinition) ->
 
     @dg.asset(
         key=tiles_key(project.name, definition.name),
-        partitions_def=partitions_def,
         deps=[source_key(project.name, definition.source)],  # tile T is source day T
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=retry_policy(),
-        automation_condition=ON_NEW_RAW_DAY,
-        code_version=definition.content_hash,
-        group_name="features",
-        kinds={"mongodb"},
-        owners=_owners(definition.owner),
+        **_daily_feature_asset(project, definition),
         description=f"Daily tiles of `features/{definition.name}.yaml` (version {definition.version}): each day of "
         f"source `{definition.source}` (`{source.collection}`) aggregated once, per entity, into partial aggregates in "
         f"`{definition.tiles_target}`; the windows of `{names.shown(names.feature_asset(project.name, definition.name))}`"

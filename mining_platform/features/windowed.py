@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 
 from pymongo.database import Database
 
-from mining_platform.features.contracts import evaluate_contracts
-from mining_platform.features.pipeline import ContractViolation, ExecutionReport, FeatureOutcome, write_stages
+from mining_platform.features.pipeline import ExecutionReport, FeatureJob, FeatureOutcome, write_stages
 from mining_platform.sources.observe import source_database
 from mining_platform.spec import names
 from mining_platform.spec.definition import OutputBoundExceeded
@@ -260,26 +259,13 @@ class TileJob:
         return f"{self.pipeline.name} {outcome.partition}: {outcome.documents_written} tiles published (run {outcome.run_id})"
 
 
-class WindowJob:
-    """A windowed definition's window partitions, combined from committed tiles, for the partition loop."""
-
-    markers = FEATURE_MARKERS
-    scratch = ()
+class WindowJob(FeatureJob):
+    """A windowed definition's window partitions, combined from committed tiles; checked and published as a
+    pipeline definition's partitions are (the verification, indexes and outcomes are FeatureJob's)."""
 
     def __init__(self, project: ProjectConfig, definition: WindowedDefinition, report: ExecutionReport):
-        self.pipeline = definition
-        self.project = project.name
-        self.entity = project.entity
+        super().__init__(project, definition, report, sources=None)
         self.first_day = project.start_date
-        self.report = report
-        self._tiles: dict[dt.datetime, list[str]] = {}
-
-    def ensure_indexes(self, db: Database) -> None:
-        markers.ensure_partition_index(db, self.pipeline.target, entity=self.entity)
-        markers.ensure_marker_index(db, self.markers)
-
-    def new_outcome(self, partition: str, as_of: dt.datetime) -> FeatureOutcome:
-        return FeatureOutcome(partition=partition, as_of=as_of)
 
     def _tile_runs(self, db: Database, as_of: dt.datetime) -> tuple[list[str], list[str]]:
         """(run ids of the committed tiles of the window's days, days without tiles of this version), one query."""
@@ -305,9 +291,6 @@ class WindowJob:
                     f"{names.shown(names.tiles_asset(self.project, self.pipeline.name))} for those days first")
         return None
 
-    def window_start(self, as_of: dt.datetime) -> dt.datetime:
-        return as_of - self.pipeline.window_days * DAY
-
     def prepare(self, db: Database, analytics: Database, outcomes: list[FeatureOutcome]) -> None:
         self.report.newly_registered = register(db, self.pipeline, project=self.project)
         self.report.first_match_plan = "windowed: combines committed tiles, no source scan"
@@ -322,22 +305,8 @@ class WindowJob:
         return [Aggregation(collection=self.pipeline.tiles_target, primary=True, stages=stages + write_stages(
             self.pipeline, entity=self.entity, as_of=outcome.as_of, run_id=outcome.run_id))]
 
-    def verify(self, db: Database, outcome: FeatureOutcome, *, max_time_ms: int) -> None:
-        outcome.contracts = evaluate_contracts(db, self.pipeline, entity=self.entity, as_of=outcome.as_of,
-                                               run_id=outcome.run_id, max_time_ms=max_time_ms)
-        outcome.documents_written = outcome.contracts.documents
-        over = self.pipeline.bounds.exceeded(documents=outcome.contracts.documents, written_bytes=outcome.contracts.bytes)
-        if over:
-            raise OutputBoundExceeded(over)
-        if outcome.contracts.problems:
-            raise ContractViolation("contract violated: " + "; ".join(outcome.contracts.problems))
-
-    def marker_fields(self, outcome: FeatureOutcome) -> dict:
-        return {}
-
     def summary(self, outcome: FeatureOutcome) -> str:
-        return (f"{self.pipeline.name} {outcome.partition}: {outcome.documents_written} documents published from "
-                f"tiles (run {outcome.run_id})")
+        return f"{super().summary(outcome)} from tiles"
 
 
 @dataclass
