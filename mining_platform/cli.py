@@ -78,12 +78,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _print_impact(paths) -> None:
     """validate's impact section: for each new version, what it touches (`mining-platform impact` for all)."""
+    import httpx
     from mlflow.exceptions import MlflowException
 
     from mining_platform.impact import assess, definitions_under
     from mining_platform.registry.client import client as mlflow_client
-
-    import httpx
 
     client, registry = _mongo_database(5.0)
     tracking = settings.setting("MLFLOW_TRACKING_URI")
