@@ -171,8 +171,10 @@ def test_windows_from_tiles_equal_pandas_over_the_raw_events(mongo, project, win
     # Integer amounts stay exact; the tiles were computed once per day.
     assert got.at["u2", "spend_7d"] == 100 and got.at["u2", "events_3d"] == 0 and pd.isna(got.at["u2", "high_3d"])
     tiles = mongo.project_db(project.name)[windowed.tiles_target]
-    assert tiles.count_documents({}) == len({(e["user_id"], e["timestamp"].date()) for e in EVENTS
-                                             if e["event_type"] != "app_launch" and e["timestamp"] < AS_OF})
+    assert tiles.count_documents({"part": ""}) == len({(e["user_id"], e["timestamp"].date()) for e in EVENTS
+                                                       if e["event_type"] != "app_launch" and e["timestamp"] < AS_OF})
+    # Per count_by value and day one row: u1 clicked "home" on 01-03, 01-04 and 01-09, "search" on 01-10.
+    assert tiles.count_documents({"user_id": "u1", "part.cb": "modules"}) == 4
 
 
 EQUIVALENT_PIPELINE = {

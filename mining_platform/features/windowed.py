@@ -95,7 +95,7 @@ def _partials(definition: WindowedDefinition) -> dict:
 
 
 def _counted(values: str) -> dict:
-    """An array of values -> [{value, count}] of its non-null values (an expression)."""
+    """An array of values -> [{value, count}] of its non-null values (an expression over one entity's day)."""
     return {"$map": {
         "input": {"$filter": {"input": {"$setUnion": [values]}, "cond": {"$ne": ["$$this", None]}}},
         "as": "v",
@@ -103,37 +103,54 @@ def _counted(values: str) -> dict:
     }}
 
 
+# A tile partition holds, per entity, one main tile (`part` "") with the partial aggregates, and per count_by
+# aggregation one row per value seen that day (`part` {cb, v}, count `n`): windows then combine values with
+# plain $group accumulators instead of array expressions. TILE_FORMAT is recorded on each tile marker; a window
+# accepts only tiles of this format.
+TILE_FORMAT = 2
+PART = "part"
+MAIN = ""
+
+
 def tile_stages(definition: WindowedDefinition, *, timestamp: str, entity: str, day_start: dt.datetime, run_id: str,
                 database: str) -> list[dict]:
-    """One source day -> one tile per entity in `tiles_<name>` of `database`, tagged with the run."""
+    """One source day -> the day's tiles per entity in `tiles_<name>` of `database`, tagged with the run."""
     day_end = day_start + DAY
     window = {timestamp: {"$gte": day_start, "$lt": day_end}}
     match = {"$and": [window, definition.filter]} if definition.filter else window
     partials = _partials(definition)
-    counted = {f"cb_{n}": _counted(f"$v_{n}") for n, a in definition.aggregations.items() if a.op == "count_by"}
+    main = {entity: "$_id", PART: MAIN, **{k: f"${k}" for k in partials if not k.startswith("v_")}}
+    rows = [{"$map": {"input": _counted(f"$v_{name}"),
+                      "in": {entity: "$_id", PART: {"cb": name, "v": "$$this.value"}, "n": "$$this.count"}}}
+            for name, agg in definition.aggregations.items() if agg.op == "count_by"]
     return [
         {"$match": match},
         {"$set": {"__t": f"${timestamp}"}},
         {"$group": {"_id": f"${entity}", **partials}},
-        {"$project": {
-            "_id": 0,
-            entity: "$_id",
-            **{k: 1 for k in partials if not k.startswith("v_")},
-            **counted,
+        {"$project": {"_id": 0, "tiles": {"$concatArrays": [[main], *rows]}}},
+        {"$unwind": "$tiles"},
+        {"$replaceWith": "$tiles"},
+        {"$set": {
             "day": {"$literal": day_start},
             "as_of": {"$literal": day_end},
             "run_id": {"$literal": run_id},
             "pipeline_version": {"$literal": definition.version},
         }},
-        markers.merge_stage(definition.tiles_target, entity=entity, database=database),
+        markers.merge_stage(definition.tiles_target, entity=entity, database=database, extra=(PART,)),
     ]
 
 
 def window_stages(definition: WindowedDefinition, *, entity: str, as_of: dt.datetime,
                   tile_runs: list[str], tile_days: list[dt.datetime] | None = None) -> list[dict]:
-    """The committed tiles of the window's days -> one document per entity with the declared features, after `post`."""
-    group: dict = {"_id": f"${entity}"}
+    """The committed tiles of the window's days -> one document per entity with the declared features, after `post`.
+
+    Two $group stages: per (entity, part) the partial aggregates of each window (a count_by value's rows only
+    carry `n`, the main tiles everything else), then per entity.
+    """
+    first: dict = {"_id": {"e": f"${entity}", "p": f"${PART}"}}
+    second: dict = {"_id": "$_id.e"}
     final: dict = {}
+    is_main = {"$eq": [f"${PART}", MAIN]}
     for name, agg in definition.aggregations.items():
         for w in agg.windows_days:
             inside = {"$gte": ["$day", {"$literal": as_of - w * DAY}]}
@@ -143,50 +160,46 @@ def window_stages(definition: WindowedDefinition, *, entity: str, as_of: dt.date
                 return {"$cond": [inside, value, otherwise]}
 
             if agg.op == "count":
-                group[key] = {"$sum": when("$c", 0)}
+                first[key], second[key] = {"$sum": when("$c", 0)}, {"$sum": f"${key}"}
                 final[out] = f"${key}"
             elif agg.op == "active_days":
-                group[key] = {"$sum": when(1, 0)}
+                first[key] = {"$sum": {"$cond": [{"$and": [inside, is_main]}, 1, 0]}}
+                second[key] = {"$sum": f"${key}"}
                 final[out] = f"${key}"
             elif agg.op == "sum":
-                group[key] = {"$sum": when(f"$s_{name}", 0)}
+                first[key], second[key] = {"$sum": when(f"$s_{name}", 0)}, {"$sum": f"${key}"}
                 final[out] = f"${key}"
             elif agg.op == "mean":
-                group[f"{key}__s"] = {"$sum": when(f"$s_{name}", 0)}
-                group[f"{key}__n"] = {"$sum": when(f"$n_{name}", 0)}
+                for part, field in (("s", f"$s_{name}"), ("n", f"$n_{name}")):
+                    first[f"{key}__{part}"] = {"$sum": when(field, 0)}
+                    second[f"{key}__{part}"] = {"$sum": f"${key}__{part}"}
                 final[out] = {"$cond": [{"$gt": [f"${key}__n", 0]}, {"$divide": [f"${key}__s", f"${key}__n"]}, None]}
-            elif agg.op == "min":
-                group[key] = {"$min": when(f"$mn_{name}")}
-                final[out] = {"$ifNull": [f"${key}", None]}
-            elif agg.op == "max":
-                group[key] = {"$max": when(f"$mx_{name}")}
+            elif agg.op in ("min", "max"):
+                accumulator, partial = ("$min", f"$mn_{name}") if agg.op == "min" else ("$max", f"$mx_{name}")
+                first[key], second[key] = {accumulator: when(partial)}, {accumulator: f"${key}"}
                 final[out] = {"$ifNull": [f"${key}", None]}
             elif agg.op in ("days_since_last", "days_since_first"):
                 accumulator, partial = ("$max", "$last") if agg.op == "days_since_last" else ("$min", "$first")
-                group[key] = {accumulator: when(partial)}
+                first[key], second[key] = {accumulator: when(partial)}, {accumulator: f"${key}"}
                 final[out] = {"$cond": [{"$eq": [{"$ifNull": [f"${key}", None]}, None]}, None,
                                         {"$divide": [{"$subtract": [{"$literal": as_of}, f"${key}"]}, MS_PER_DAY]}]}
             elif agg.op == "count_by":
-                group[key] = {"$push": when(f"$cb_{name}", [])}
-                pairs = {"$reduce": {"input": f"${key}", "initialValue": [], "in": {"$concatArrays": ["$$value", "$$this"]}}}
+                first[key] = {"$sum": {"$cond": [{"$and": [inside, {"$eq": [f"${PART}.cb", name]}]}, "$n", 0]}}
+                second[key] = {"$push": {"$cond": [{"$gt": [f"${key}", 0]},
+                                                   {"value": "$_id.p.v", "count": f"${key}"}, None]}}
                 final[out] = {"$sortArray": {
-                    "input": {"$map": {
-                        "input": {"$setUnion": [{"$map": {"input": pairs, "in": "$$this.value"}}]},
-                        "as": "v",
-                        "in": {"value": "$$v", "count": {"$sum": {"$map": {
-                            "input": {"$filter": {"input": pairs, "as": "p", "cond": {"$eq": ["$$p.value", "$$v"]}}},
-                            "in": "$$this.count"}}}},
-                    }},
+                    "input": {"$filter": {"input": f"${key}", "cond": {"$ne": ["$$this", None]}}},
                     "sortBy": {"count": -1, "value": 1},
                 }}
-    values = {"as_of": as_of, **definition.parameters}
-    # The tile days' as_of leads the (as_of, run_id, entity) index, so the read is an index range, not a scan.
+    # The tile days' as_of leads the (as_of, run_id, entity, part) index, so the read is an index range, not a scan.
     match = {"run_id": {"$in": tile_runs}}
     if tile_days is not None:
         match = {"as_of": {"$in": tile_days}, **match}
+    values = {"as_of": as_of, **definition.parameters}
     return [
         {"$match": match},
-        {"$group": group},
+        {"$group": first},
+        {"$group": second},
         {"$project": {"_id": 1, **final}},
         *substitute(definition.post, values),
     ]
@@ -223,7 +236,7 @@ class TileJob:
         self.sources = sources
 
     def ensure_indexes(self, db: Database) -> None:
-        markers.ensure_partition_index(db, self.pipeline.target, entity=self.entity)
+        markers.ensure_partition_index(db, self.pipeline.target, entity=self.entity, extra=(PART,))
         markers.ensure_marker_index(db, self.markers)
 
     def new_outcome(self, partition: str, as_of: dt.datetime) -> TileOutcome:
@@ -252,7 +265,7 @@ class TileJob:
             raise OutputBoundExceeded(f"tiles: {over}")
 
     def marker_fields(self, outcome: TileOutcome) -> dict:
-        return {"day": (outcome.as_of - DAY).date().isoformat()}
+        return {"day": (outcome.as_of - DAY).date().isoformat(), "tile_format": TILE_FORMAT}
 
     def summary(self, outcome: TileOutcome) -> str:
         return f"{self.pipeline.name} {outcome.partition}: {outcome.documents_written} tiles published (run {outcome.run_id})"
@@ -272,11 +285,12 @@ class WindowJob(FeatureJob):
         days = window_days_needed(self.pipeline, as_of, self.first_day)
         found = {m["as_of"].date(): m for m in db[FEATURE_MARKERS].find(
             {"name": tiles, "as_of": {"$in": [_as_of_of(d) for d in days]}},
-            {"as_of": 1, "run_id": 1, "pipeline_hash": 1})}
+            {"as_of": 1, "run_id": 1, "pipeline_hash": 1, "tile_format": 1})}
         runs, missing = [], []
         for day in days:
             marker = found.get(day + DAY)
-            if marker is None or marker.get("pipeline_hash") != self.pipeline.content_hash:
+            if (marker is None or marker.get("pipeline_hash") != self.pipeline.content_hash
+                    or marker.get("tile_format") != TILE_FORMAT):
                 missing.append(day.isoformat())
             else:
                 runs.append(marker["run_id"])

@@ -34,23 +34,24 @@ def ensure_marker_index(db: Database, markers: str) -> None:
     db[markers].create_index([("name", ASCENDING), ("as_of", DESCENDING)], name="name_1_as_of_-1")
 
 
-def ensure_partition_index(db: Database, collection: str, *, entity: str) -> None:
-    """The unique (as_of, run_id, entity) key a run's `$merge` writes on; with equality on as_of and
-    run_id it also serves every reader."""
+def ensure_partition_index(db: Database, collection: str, *, entity: str, extra: tuple[str, ...] = ()) -> None:
+    """The unique (as_of, run_id, entity[, extra…]) key a run's `$merge` writes on; with equality on as_of and
+    run_id it also serves every reader. `extra`: more key fields, for collections with several documents per
+    entity (tiles)."""
     db[collection].create_index(
-        [("as_of", ASCENDING), ("run_id", ASCENDING), (entity, ASCENDING)],
+        [("as_of", ASCENDING), ("run_id", ASCENDING), (entity, ASCENDING), *((f, ASCENDING) for f in extra)],
         unique=True,
-        name=f"as_of_1_run_id_1_{entity}_1",
+        name="_".join(f"{f}_1" for f in ("as_of", "run_id", entity, *extra)),
     )
 
 
-def merge_stage(collection: str, *, entity: str, database: str | None = None) -> dict:
+def merge_stage(collection: str, *, entity: str, database: str | None = None, extra: tuple[str, ...] = ()) -> dict:
     """The write every partition run ends with. whenMatched "fail": a pipeline that emits one
     entity twice is a bug, not a value to overwrite. `database` names the platform database
-    when the aggregation runs on a source in another one."""
+    when the aggregation runs on a source in another one; `extra` as for `ensure_partition_index`."""
     return {"$merge": {
         "into": collection if database is None else {"db": database, "coll": collection},
-        "on": ["as_of", "run_id", entity],
+        "on": ["as_of", "run_id", entity, *extra],
         "whenMatched": "fail",
         "whenNotMatched": "insert",
     }}
