@@ -1,15 +1,17 @@
 """Windowed feature sets, computed incrementally in MongoDB: daily tiles once, then windows combined from tiles.
 
 Tiles: for source day D, one aggregation turns that day's events (after the definition's
-`filter`) into one document per entity of `tiles_<name>` with the partial aggregates of
-every op: the event count, first and last event time, and per aggregation a sum, a
-count of numbers, a minimum, a maximum or counts per value. A tile partition is
+`filter`) into, per entity, one main tile of `tiles_<name>` with the partial aggregates of
+every op (the event count, first and last event time, and per aggregation a sum, a
+count of numbers, a minimum or a maximum) and one row per value of each count_by
+aggregation with its count. A tile partition is
 published like a feature partition (audited run, commit marker `tiles/<name>` in
 `feature_partitions`), so a re-tiled day replaces its tiles atomically.
 
 Windows: partition T (as_of = the end of day T) reads the committed tiles of days
 T-w+1 .. T of its longest window w (days before the project's `start_date` are outside
-the data and count as empty), combines each window's partials in one `$group`, turns
+the data and count as empty), combines each window's partials in two `$group`s (per
+entity and tile row, then per entity), turns
 them into the declared features (`<name>_<w>d`), applies `post`, and ends in the same
 write stages, contract check and commit as a pipeline definition. A day's events are
 therefore aggregated once however many windows hold them.
