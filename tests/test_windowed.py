@@ -339,3 +339,14 @@ def test_the_asset_catalog_is_the_feature_catalog():
     assert metadata["feature_versions"] == {"module_preferences": 2, "user_activity": 2}
     assert [c.name for c in metadata["dagster/column_schema"].columns][-1] == "churned"
     assert definitions.resolve_assets_def(["churn", "tiles", "user_activity"])
+
+
+def test_a_tile_day_over_its_output_limit_fails_and_publishes_nothing(mongo, project, tmp_path):
+    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    bounded = load_feature_definition(write(tmp_path, project, changed(limits={"max_documents": 1})), project)
+    report = run_tiles(db=mongo.project_db(project.name), analytics=mongo.analytics_project_db(project.name),
+                       sources=mongo.analytics_db(), project=project, definition=bounded,
+                       partitions=day_partitions([dt.date(2024, 1, 9)]), dagster_run_id=None, max_time_ms=60_000)
+    [outcome] = report.outcomes
+    assert not outcome.committed and "limits.max_documents = 1" in outcome.error
+    assert mongo.project_db(project.name)[bounded.tiles_target].count_documents({}) == 0
