@@ -145,11 +145,12 @@ def tile_stages(definition: WindowedDefinition, *, timestamp: str, entity: str, 
 
 
 def window_stages(definition: WindowedDefinition, *, entity: str, as_of: dt.datetime,
-                  tile_runs: list[str], tile_days: list[dt.datetime] | None = None) -> list[dict]:
+                  tiles: dict[dt.datetime, str]) -> list[dict]:
     """The committed tiles of the window's days -> one document per entity with the declared features, after `post`.
 
-    Two $group stages: per (entity, part) the partial aggregates of each window (a count_by value's rows only
-    carry `n`, the main tiles everything else), then per entity.
+    `tiles`: the as_of of each tile day of the window -> the run id of its committed tiles. Two $group stages:
+    per (entity, part) the partial aggregates of each window (a count_by value's rows only carry `n`, the main
+    tiles everything else), then per entity.
     """
     first: dict = {"_id": {"e": f"${entity}", "p": f"${PART}"}}
     second: dict = {"_id": "$_id.e"}
@@ -196,9 +197,7 @@ def window_stages(definition: WindowedDefinition, *, entity: str, as_of: dt.date
                     "sortBy": {"count": -1, "value": 1},
                 }}
     # The tile days' as_of leads the (as_of, run_id, entity, part) index, so the read is an index range, not a scan.
-    match = {"run_id": {"$in": tile_runs}}
-    if tile_days is not None:
-        match = {"as_of": {"$in": tile_days}, **match}
+    match = {"as_of": {"$in": list(tiles)}, "run_id": {"$in": list(tiles.values())}}
     values = {"as_of": as_of, **definition.parameters}
     return [
         {"$match": match},
@@ -283,25 +282,26 @@ class WindowJob(FeatureJob):
         super().__init__(project, definition, report, sources=None)
         self.first_day = project.start_date
 
-    def _tile_runs(self, db: Database, as_of: dt.datetime) -> tuple[list[str], list[str]]:
-        """(run ids of the committed tiles of the window's days, days without tiles of this version), one query."""
+    def _tile_runs(self, db: Database, as_of: dt.datetime) -> tuple[dict[dt.datetime, str], list[str]]:
+        """(tile as_of -> run id of the committed tiles of each of the window's days, days without tiles of this
+        version), in one query."""
         tiles = names.tiles_pipeline(self.pipeline.name)
         days = window_days_needed(self.pipeline, as_of, self.first_day)
         found = {m["as_of"].date(): m for m in db[FEATURE_MARKERS].find(
             {"name": tiles, "as_of": {"$in": [_as_of_of(d) for d in days]}},
             {"as_of": 1, "run_id": 1, "pipeline_hash": 1, "tile_format": 1})}
-        runs, missing = [], []
+        runs, missing = {}, []
         for day in days:
             marker = found.get(day + DAY)
             if (marker is None or marker.get("pipeline_hash") != self.pipeline.content_hash
                     or marker.get("tile_format") != TILE_FORMAT):
                 missing.append(day.isoformat())
             else:
-                runs.append(marker["run_id"])
+                runs[_as_of_of(day)] = marker["run_id"]
         return runs, missing
 
     def refusal(self, db: Database, outcome: FeatureOutcome) -> str | None:
-        runs, missing = self._tile_runs(db, outcome.as_of)
+        _, missing = self._tile_runs(db, outcome.as_of)
         if missing:
             shown = ", ".join(missing) if len(missing) <= 6 else f"{missing[0]} .. {missing[-1]} ({len(missing)} days)"
             return (f"no committed tiles of version {self.pipeline.version} for {shown}; materialise "
@@ -317,8 +317,7 @@ class WindowJob(FeatureJob):
         runs, missing = self._tile_runs(db, outcome.as_of)
         if missing:
             raise RuntimeError(f"tiles of {', '.join(missing)} disappeared before the window ran")
-        days = [_as_of_of(d) for d in window_days_needed(self.pipeline, outcome.as_of, self.first_day)]
-        stages = window_stages(self.pipeline, entity=self.entity, as_of=outcome.as_of, tile_runs=runs, tile_days=days)
+        stages = window_stages(self.pipeline, entity=self.entity, as_of=outcome.as_of, tiles=runs)
         return [Aggregation(collection=self.pipeline.tiles_target, primary=True, stages=stages + write_stages(
             self.pipeline, entity=self.entity, as_of=outcome.as_of, run_id=outcome.run_id))]
 
