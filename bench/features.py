@@ -83,17 +83,18 @@ def user_activity_in_pandas(raw: pd.DataFrame) -> pd.DataFrame:
     recent = raw["timestamp"] >= AS_OF - dt.timedelta(days=7)
     purchase = raw["event_type"] == "purchase"
     raw = raw.assign(day=raw["timestamp"].dt.floor("D"), recent=recent, purchase=purchase,
+                     launch=raw["event_type"] == "app_launch",
                      amount=raw["payload"].map(lambda p: p.get("amount", 0.0)))
     users = raw.groupby("user_id")
     features = pd.DataFrame({
         "events_30d": users.size(), "events_7d": users["recent"].sum(),
         "active_days_30d": users["day"].nunique(), "active_days_7d": raw[recent].groupby("user_id")["day"].nunique(),
-        "sessions_30d": users["session_id"].nunique(),
-        "sessions_7d": raw[recent].groupby("user_id")["session_id"].nunique(),
+        "sessions_30d": users["launch"].sum(),
+        "sessions_7d": raw[recent].groupby("user_id")["launch"].sum(),
         "purchases_30d": users["purchase"].sum(), "spend_30d": raw[purchase].groupby("user_id")["amount"].sum(),
         "days_since_last_event": (AS_OF - users["timestamp"].max()).dt.total_seconds() / 86400,
     }).fillna(0)
-    features["events_per_session_30d"] = features["events_30d"] / features["sessions_30d"]
+    features["events_per_session_30d"] = features["events_30d"] / features["sessions_30d"].clip(lower=1)
     features["recent_activity_share"] = features["events_7d"] / features["events_30d"]
     return features
 

@@ -56,20 +56,20 @@ def test_user_activity_matches_pandas(published_features):
     recent = raw["timestamp"] >= AS_OF - dt.timedelta(days=7)
     raw = raw.assign(day=raw["timestamp"].dt.floor("D"), recent=recent,
                      amount=raw["payload"].map(lambda p: p.get("amount", 0.0)),
-                     purchase=raw["event_type"] == "purchase")
+                     purchase=raw["event_type"] == "purchase", launch=raw["event_type"] == "app_launch")
     users = raw.groupby("user_id")
     expected = pd.DataFrame({
         "events_30d": users.size(),
         "events_7d": users["recent"].sum(),
         "active_days_30d": users["day"].nunique(),
         "active_days_7d": raw[recent].groupby("user_id")["day"].nunique(),
-        "sessions_30d": users["session_id"].nunique(),
-        "sessions_7d": raw[recent].groupby("user_id")["session_id"].nunique(),
+        "sessions_30d": users["launch"].sum(),
+        "sessions_7d": raw[recent].groupby("user_id")["launch"].sum(),
         "purchases_30d": users["purchase"].sum(),
         "spend_30d": raw[raw["purchase"]].groupby("user_id")["amount"].sum(),
         "days_since_last_event": (AS_OF - users["timestamp"].max()).dt.total_seconds() / 86400,
     }).fillna(0).sort_index()
-    expected["events_per_session_30d"] = expected["events_30d"] / expected["sessions_30d"]
+    expected["events_per_session_30d"] = expected["events_30d"] / expected["sessions_30d"].clip(lower=1)
     expected["recent_activity_share"] = expected["events_7d"] / expected["events_30d"]
     got = frames["user_activity"]
     assert list(got.index) == list(expected.index)

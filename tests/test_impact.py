@@ -38,23 +38,23 @@ def test_impact_names_the_champion_trained_on_the_version_being_replaced(tmp_pat
 
     assert cli.main(["impact", str(path)]) == 0
     unchanged = capsys.readouterr().out
-    assert "user_activity v2 (churn): unchanged" in unchanged
+    assert "user_activity v3 (churn): unchanged" in unchanged
 
     content = yaml.safe_load(path.read_text())
     content["aggregations"]["events"]["windows_days"] = [7, 14, 30]
     path.write_text(yaml.safe_dump(content, sort_keys=False))
     assert cli.main(["impact", str(path)]) == 0
     bumpless = capsys.readouterr().out
-    assert "NEEDS A VERSION BUMP" in bumpless and "user_activity version 2 differs from the registered version 2" in bumpless
+    assert "NEEDS A VERSION BUMP" in bumpless and "user_activity version 3 differs from the registered version 3" in bumpless
 
-    content["version"] = 3
+    content["version"] = 4
     path.write_text(yaml.safe_dump(content, sort_keys=False))
     assert cli.main(["impact", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "user_activity v3 (churn): a new version" in out
+    assert "user_activity v4 (churn): a new version" in out
     assert ("downstream: churn/tiles/user_activity, churn/features/user_activity, churn/samples, churn/model, "
             "churn/deployment, churn/drift_report") in out
-    assert f"model {model_name} v{new.version} trained on user_activity v2 ({published.content_hash[:12]}) " \
+    assert f"model {model_name} v{new.version} trained on user_activity v3 ({published.content_hash[:12]}) " \
            f"(gate passed) [champion]" in out
-    assert f"model {model_name} v{old.version} trained on user_activity v2" in out
-    assert f"the champion (v{new.version}, trained on v2" in out and "answers entity requests with 409" in out
+    assert f"model {model_name} v{old.version} trained on user_activity v3" in out
+    assert f"the champion (v{new.version}, trained on v3" in out and "answers entity requests with 409" in out

@@ -21,6 +21,12 @@ START = dt.date(2024, 1, 1)
 DAYS = 10  # source days 01-01 .. 01-10
 AS_OF = dt.datetime(2024, 1, 11, tzinfo=UTC)  # the window partition 2024-01-10
 
+
+
+def purchase():
+    return {"$eq": ["$event_type", "purchase"]}
+
+
 WINDOWED = {
     "name": "activity",
     "version": 1,
@@ -39,9 +45,19 @@ WINDOWED = {
         "recency": {"op": "days_since_last", "windows_days": [3, 7]},
         "tenure": {"op": "days_since_first", "windows_days": [7]},
         "modules": {"op": "count_by", "field": "payload.module_id", "windows_days": [7]},
+        # Aggregations over a subset of the (filtered) events.
+        "purchases": {"op": "count", "where": purchase(), "windows_days": [3, 7]},
+        "purchase_days": {"op": "active_days", "where": purchase(), "windows_days": [7]},
+        "since_purchase": {"op": "days_since_last", "where": purchase(), "windows_days": [7]},
+        "first_click": {"op": "days_since_first", "where": {"$eq": ["$event_type", "click"]}, "windows_days": [7]},
+        "click_amounts": {"op": "sum", "field": "payload.amount", "where": {"$eq": ["$event_type", "click"]},
+                          "windows_days": [7]},
+        "home_clicks": {"op": "count_by", "field": "payload.module_id",
+                        "where": {"$eq": ["$payload.module_id", "home"]}, "windows_days": [7]},
     },
     "post": [{"$addFields": {
         "distinct_modules_7d": {"$size": "$modules_7d"},
+        "home_values_7d": {"$size": "$home_clicks_7d"},
         # ($map rather than the path "$modules_7d.count": the embedded server does not traverse arrays in paths)
         "top_module_share_7d": {"$cond": [{"$gt": [{"$size": "$modules_7d"}, 0]}, {"$divide": [
             {"$let": {"vars": {"top": {"$arrayElemAt": ["$modules_7d", 0]}}, "in": "$$top.count"}},
@@ -49,10 +65,11 @@ WINDOWED = {
     }}],
     "features": {
         **{f: {"type": "int", "min": 0} for f in ("events_3d", "events_7d", "days_3d", "days_7d",
-                                                   "distinct_modules_7d")},
+                                                   "distinct_modules_7d", "purchases_3d", "purchases_7d",
+                                                   "purchase_days_7d", "home_values_7d", "click_amounts_7d")},
         **{f: {"type": "float", "max_null_rate": 1.0} for f in (
             "spend_7d", "low_7d", "high_3d", "high_7d", "avg_7d", "recency_3d", "recency_7d", "tenure_7d",
-            "top_module_share_7d")},
+            "top_module_share_7d", "since_purchase_7d", "first_click_7d")},
     },
 }
 
@@ -104,6 +121,7 @@ def expected_from_pandas() -> pd.DataFrame:
         numbers = [a for a in w7.amount if isinstance(a, int | float) and not isinstance(a, bool) and a == a]
         numbers3 = [a for a in w3.amount if isinstance(a, int | float) and not isinstance(a, bool) and a == a]
         counts = w7.module.dropna().value_counts()
+        bought, clicks = w7[w7.event_type == "purchase"], w7[w7.event_type == "click"]
         rows[user] = {
             "events_3d": len(w3), "events_7d": len(w7),
             "spend_7d": float(sum(numbers)),
@@ -116,6 +134,13 @@ def expected_from_pandas() -> pd.DataFrame:
             "tenure_7d": (AS_OF - w7.timestamp.min()).total_seconds() / 86400,
             "distinct_modules_7d": len(counts),
             "top_module_share_7d": counts.iloc[0] / counts.sum() if len(counts) else None,
+            "purchases_3d": int((w3.event_type == "purchase").sum()),
+            "purchases_7d": int((w7.event_type == "purchase").sum()),
+            "purchase_days_7d": bought.timestamp.dt.date.nunique(),
+            "since_purchase_7d": (AS_OF - bought.timestamp.max()).total_seconds() / 86400 if len(bought) else None,
+            "first_click_7d": (AS_OF - clicks.timestamp.min()).total_seconds() / 86400 if len(clicks) else None,
+            "click_amounts_7d": 0,  # clicks carry no amount: a sum over nothing is 0
+            "home_values_7d": int((w7.module == "home").any()),
         }
     return pd.DataFrame.from_dict(rows, orient="index").sort_index()
 
@@ -171,10 +196,10 @@ def test_windows_from_tiles_equal_pandas_over_the_raw_events(mongo, project, win
     # Integer amounts stay exact; the tiles were computed once per day.
     assert got.at["u2", "spend_7d"] == 100 and got.at["u2", "events_3d"] == 0 and pd.isna(got.at["u2", "high_3d"])
     tiles = mongo.project_db(project.name)[windowed.tiles_target]
-    assert tiles.count_documents({"part": ""}) == len({(e["user_id"], e["timestamp"].date()) for e in EVENTS
+    assert tiles.count_documents({"cb": ""}) == len({(e["user_id"], e["timestamp"].date()) for e in EVENTS
                                                        if e["event_type"] != "app_launch" and e["timestamp"] < AS_OF})
     # Per count_by value and day one row: u1 clicked "home" on 01-03, 01-04 and 01-09, "search" on 01-10.
-    assert tiles.count_documents({"user_id": "u1", "part.cb": "modules"}) == 4
+    assert tiles.count_documents({"user_id": "u1", "cb": "modules"}) == 4
 
 
 EQUIVALENT_PIPELINE = {
@@ -268,6 +293,9 @@ REFUSALS = {
     "a post stage reading another collection": (changed(post=[{"$lookup": {"from": "x", "as": "y", "pipeline": []}}]),
                                                 "post stage 1: only $addFields"),
     "JavaScript in the filter": (changed(filter={"$where": "true"}), "filter: stage 1 ($match): $where runs JavaScript"),
+    "JavaScript in a where": (changed(aggregations={"x": {"op": "count", "windows_days": [7], "where": {
+        "$function": {"body": "return true", "args": [], "lang": "js"}}}}),
+        "aggregations.x.where: stage 1 ($match): $function runs JavaScript"),
     "a sum without a field": (changed(aggregations={"x": {"op": "sum", "windows_days": [7]}}),
                               "op sum needs `field`"),
     "a count with a field": (changed(aggregations={"x": {"op": "count", "field": "a", "windows_days": [7]}}),
@@ -330,13 +358,13 @@ def test_the_asset_catalog_is_the_feature_catalog():
     schema = activity.specs_by_key[activity.key].metadata["dagster/column_schema"]
     events = next(c for c in schema.columns if c.name == "events_30d")
     assert events.type == "int" and "events in the 30 days before as_of" in events.description
-    assert "(version 2)" in events.description
+    assert "(version 3)" in events.description
     samples = definitions.resolve_assets_def(["churn", "samples"])
     metadata = samples.specs_by_key[samples.key].metadata
     lineage = metadata["dagster/column_lineage"].deps_by_column
     assert lineage["events_30d"][0].asset_key == activity.key and lineage["events_30d"][0].column_name == "events_30d"
     assert lineage["clicks_30d"][0].asset_key == dg.AssetKey(["churn", "features", "module_preferences"])
-    assert metadata["feature_versions"] == {"module_preferences": 2, "user_activity": 2}
+    assert metadata["feature_versions"] == {"module_preferences": 2, "user_activity": 3}
     assert [c.name for c in metadata["dagster/column_schema"].columns][-1] == "churned"
     assert definitions.resolve_assets_def(["churn", "tiles", "user_activity"])
 

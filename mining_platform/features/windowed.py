@@ -34,7 +34,7 @@ from pymongo.database import Database
 from mining_platform.features.pipeline import ExecutionReport, FeatureJob, FeatureOutcome, write_stages
 from mining_platform.sources.observe import source_database
 from mining_platform.spec import names
-from mining_platform.spec.definition import OutputBoundExceeded, WindowedDefinition
+from mining_platform.spec.definition import OutputBoundExceeded, WindowAggregation, WindowedDefinition
 from mining_platform.spec.names import FEATURE_MARKERS
 from mining_platform.spec.parameters import substitute
 from mining_platform.spec.project import ProjectConfig
@@ -72,27 +72,44 @@ class TilesPipeline:
         return self.definition.trigger_parameters()
 
 
+def _only(agg: WindowAggregation, value, otherwise=None):
+    """`value` for the events the aggregation's `where` keeps, `otherwise` for the rest."""
+    return value if agg.where is None else {"$cond": [agg.where, value, otherwise]}
+
+
+def partial_keys(name: str, agg: WindowAggregation) -> dict[str, str]:
+    """Where an aggregation's partials live in a main tile: the event count and first/last event time are
+    shared by the aggregations without `where`; one with `where` has its own."""
+    own = agg.where is not None
+    return {"count": f"c_{name}" if own else "c", "last": f"last_{name}" if own else "last",
+            "first": f"first_{name}" if own else "first"}
+
+
 def _partials(definition: WindowedDefinition) -> dict:
     """The `$group` accumulators of one day's tile, per entity."""
     group: dict = {"c": {"$sum": 1}}
-    ops = {a.op for a in definition.aggregations.values()}
-    if "days_since_last" in ops:
-        group["last"] = {"$max": "$__t"}
-    if "days_since_first" in ops:
-        group["first"] = {"$min": "$__t"}
     for name, agg in definition.aggregations.items():
+        keys = partial_keys(name, agg)
         value = f"${agg.field}" if agg.field else None
-        if agg.op == "sum":
-            group[f"s_{name}"] = {"$sum": value}
+        number = {"$isNumber": value} if value else None
+        kept_number = number if agg.where is None else {"$and": [agg.where, number]}
+        if agg.op in ("count", "active_days"):
+            group[keys["count"]] = {"$sum": _only(agg, 1, 0)}
+        elif agg.op == "days_since_last":
+            group[keys["last"]] = {"$max": _only(agg, "$__t")}
+        elif agg.op == "days_since_first":
+            group[keys["first"]] = {"$min": _only(agg, "$__t")}
+        elif agg.op == "sum":
+            group[f"s_{name}"] = {"$sum": _only(agg, value, 0)}
         elif agg.op == "mean":
-            group[f"s_{name}"] = {"$sum": value}
-            group[f"n_{name}"] = {"$sum": {"$cond": [{"$isNumber": value}, 1, 0]}}
+            group[f"s_{name}"] = {"$sum": _only(agg, value, 0)}
+            group[f"n_{name}"] = {"$sum": {"$cond": [kept_number, 1, 0]}}
         elif agg.op == "min":
-            group[f"mn_{name}"] = {"$min": {"$cond": [{"$isNumber": value}, value, None]}}
+            group[f"mn_{name}"] = {"$min": {"$cond": [kept_number, value, None]}}
         elif agg.op == "max":
-            group[f"mx_{name}"] = {"$max": {"$cond": [{"$isNumber": value}, value, None]}}
+            group[f"mx_{name}"] = {"$max": {"$cond": [kept_number, value, None]}}
         elif agg.op == "count_by":
-            group[f"v_{name}"] = {"$push": {"$ifNull": [value, None]}}
+            group[f"v_{name}"] = {"$push": _only(agg, {"$ifNull": [value, None]})}
     return group
 
 
@@ -105,11 +122,14 @@ def _counted(values: str) -> dict:
     }}
 
 
-# A tile partition holds, per entity, one main tile (`part` "") with the partial aggregates, and per count_by
-# aggregation one row per value seen that day (`part` {cb, v}, count `n`): windows then combine values with
-# plain $group accumulators instead of array expressions. TILE_FORMAT is recorded on each tile marker; a window
+# A tile partition holds, per entity, one main tile (`cb` "") with the partial aggregates, and per count_by
+# aggregation one row per value seen that day (`cb` the aggregation's name, the value in `v`, its count in `n`):
+# windows then combine values with plain $group accumulators instead of array expressions. The rows of one
+# entity's day are numbered by `part` (0 the main tile), so the unique key the `$merge` writes on,
+# (as_of, run_id, entity, part), holds scalars whatever the values are (a value may be a document or an array;
+# MongoDB's $merge refuses arrays in its `on` fields). TILE_FORMAT is recorded on each tile marker; a window
 # accepts only tiles of this format.
-TILE_FORMAT = 2
+TILE_FORMAT = 3
 PART = "part"
 MAIN = ""
 
@@ -121,17 +141,17 @@ def tile_stages(definition: WindowedDefinition, *, timestamp: str, entity: str, 
     window = {timestamp: {"$gte": day_start, "$lt": day_end}}
     match = {"$and": [window, definition.filter]} if definition.filter else window
     partials = _partials(definition)
-    main = {entity: "$_id", PART: MAIN, **{k: f"${k}" for k in partials if not k.startswith("v_")}}
+    main = {entity: "$_id", "cb": MAIN, **{k: f"${k}" for k in partials if not k.startswith("v_")}}
     rows = [{"$map": {"input": _counted(f"$v_{name}"),
-                      "in": {entity: "$_id", PART: {"cb": name, "v": "$$this.value"}, "n": "$$this.count"}}}
+                      "in": {entity: "$_id", "cb": name, "v": "$$this.value", "n": "$$this.count"}}}
             for name, agg in definition.aggregations.items() if agg.op == "count_by"]
     return [
         {"$match": match},
         {"$set": {"__t": f"${timestamp}"}},
         {"$group": {"_id": f"${entity}", **partials}},
         {"$project": {"_id": 0, "tiles": {"$concatArrays": [[main], *rows]}}},
-        {"$unwind": "$tiles"},
-        {"$replaceWith": "$tiles"},
+        {"$unwind": {"path": "$tiles", "includeArrayIndex": PART}},
+        {"$replaceWith": {"$mergeObjects": ["$tiles", {PART: f"${PART}"}]}},
         # One past the bound (a count_by over a field with unbounded values): `verify` refuses a run over it.
         {"$limit": definition.bounds.max_documents + 1},
         {"$set": {
@@ -148,61 +168,80 @@ def window_stages(definition: WindowedDefinition, *, entity: str, as_of: dt.date
                   tiles: dict[dt.datetime, str]) -> list[dict]:
     """The committed tiles of the window's days -> one document per entity with the declared features, after `post`.
 
-    `tiles`: the as_of of each tile day of the window -> the run id of its committed tiles. Two $group stages:
-    per (entity, part) the partial aggregates of each window (a count_by value's rows only carry `n`, the main
-    tiles everything else), then per entity.
+    `tiles`: the as_of of each tile day of the window -> the run id of its committed tiles. Three $group stages,
+    each over fewer documents than the one before: per (entity, count_by name, value, bucket) the day tiles'
+    partials are added up with plain accumulators, where a day's bucket is the shortest declared window holding
+    it (the only expression evaluated per tile); per (entity, count_by name, value) each window takes the buckets
+    it holds; per entity the count_by values are collected (a count_by value's rows only carry `n`, the main
+    tiles everything else).
     """
-    first: dict = {"_id": {"e": f"${entity}", "p": f"${PART}"}}
-    second: dict = {"_id": "$_id.e"}
+    windows = sorted({w for agg in definition.aggregations.values() for w in agg.windows_days})
+    bucket = {"$switch": {"branches": [{"case": {"$gte": ["$day", {"$literal": as_of - w * DAY}]}, "then": w}
+                                       for w in windows[:-1]], "default": windows[-1]}} if len(windows) > 1 \
+        else windows[0]
+    by_bucket: dict = {"_id": {"e": f"${entity}", "cb": "$cb", "v": "$v", "b": bucket}}
+    per_value: dict = {"_id": {"e": "$_id.e", "cb": "$_id.cb", "v": "$_id.v"}}
+    per_entity: dict = {"_id": "$_id.e"}
     final: dict = {}
-    is_main = {"$eq": [f"${PART}", MAIN]}
+
+    def partial(key: str, accumulator: dict) -> str:
+        by_bucket[key] = accumulator
+        return f"${key}"
+
     for name, agg in definition.aggregations.items():
+        keys = partial_keys(name, agg)
+        if agg.op == "count":
+            partials = {"": ("$sum", partial(keys["count"], {"$sum": f"${keys['count']}"}), 0)}
+        elif agg.op == "active_days":
+            day_counts = {"$eq": ["$cb", MAIN]} if agg.where is None else {"$gt": [f"${keys['count']}", 0]}
+            partials = {"": ("$sum", partial(f"d_{name}", {"$sum": {"$cond": [day_counts, 1, 0]}}), 0)}
+        elif agg.op == "sum":
+            partials = {"": ("$sum", partial(f"s_{name}", {"$sum": f"$s_{name}"}), 0)}
+        elif agg.op == "mean":
+            partials = {"__s": ("$sum", partial(f"s_{name}", {"$sum": f"$s_{name}"}), 0),
+                        "__n": ("$sum", partial(f"n_{name}", {"$sum": f"$n_{name}"}), 0)}
+        elif agg.op in ("min", "max"):
+            field = f"mn_{name}" if agg.op == "min" else f"mx_{name}"
+            accumulator = f"${agg.op}"
+            partials = {"": (accumulator, partial(field, {accumulator: f"${field}"}), None)}
+        elif agg.op in ("days_since_last", "days_since_first"):
+            field, accumulator = (keys["last"], "$max") if agg.op == "days_since_last" else (keys["first"], "$min")
+            partials = {"": (accumulator, partial(field, {accumulator: f"${field}"}), None)}
+        else:  # count_by: the value's count, on its own rows
+            partials = {"": ("$sum", {"$cond": [{"$eq": ["$_id.cb", name]}, partial("n", {"$sum": "$n"}), 0]}, 0)}
         for w in agg.windows_days:
-            inside = {"$gte": ["$day", {"$literal": as_of - w * DAY}]}
             key, out = f"{name}_{w}", f"{name}_{w}d"
-
-            def when(value, otherwise=None):
-                return {"$cond": [inside, value, otherwise]}
-
-            if agg.op == "count":
-                first[key], second[key] = {"$sum": when("$c", 0)}, {"$sum": f"${key}"}
-                final[out] = f"${key}"
-            elif agg.op == "active_days":
-                first[key] = {"$sum": {"$cond": [{"$and": [inside, is_main]}, 1, 0]}}
-                second[key] = {"$sum": f"${key}"}
-                final[out] = f"${key}"
-            elif agg.op == "sum":
-                first[key], second[key] = {"$sum": when(f"$s_{name}", 0)}, {"$sum": f"${key}"}
+            inside = {"$lte": ["$_id.b", w]}
+            for suffix, (accumulator, value, neutral) in partials.items():
+                per_value[key + suffix] = {accumulator: {"$cond": [inside, value, neutral]}}
+                if agg.op != "count_by":
+                    per_entity[key + suffix] = {accumulator: f"${key}{suffix}"}
+            if agg.op in ("count", "active_days", "sum"):
                 final[out] = f"${key}"
             elif agg.op == "mean":
-                for part, field in (("s", f"$s_{name}"), ("n", f"$n_{name}")):
-                    first[f"{key}__{part}"] = {"$sum": when(field, 0)}
-                    second[f"{key}__{part}"] = {"$sum": f"${key}__{part}"}
                 final[out] = {"$cond": [{"$gt": [f"${key}__n", 0]}, {"$divide": [f"${key}__s", f"${key}__n"]}, None]}
             elif agg.op in ("min", "max"):
-                accumulator, partial = ("$min", f"$mn_{name}") if agg.op == "min" else ("$max", f"$mx_{name}")
-                first[key], second[key] = {accumulator: when(partial)}, {accumulator: f"${key}"}
                 final[out] = {"$ifNull": [f"${key}", None]}
             elif agg.op in ("days_since_last", "days_since_first"):
-                accumulator, partial = ("$max", "$last") if agg.op == "days_since_last" else ("$min", "$first")
-                first[key], second[key] = {accumulator: when(partial)}, {accumulator: f"${key}"}
                 final[out] = {"$cond": [{"$eq": [{"$ifNull": [f"${key}", None]}, None]}, None,
                                         {"$divide": [{"$subtract": [{"$literal": as_of}, f"${key}"]}, MS_PER_DAY]}]}
-            elif agg.op == "count_by":
-                first[key] = {"$sum": {"$cond": [{"$and": [inside, {"$eq": [f"${PART}.cb", name]}]}, "$n", 0]}}
-                second[key] = {"$push": {"$cond": [{"$gt": [f"${key}", 0]},
-                                                   {"value": "$_id.p.v", "count": f"${key}"}, None]}}
+            else:
+                per_entity[key] = {"$push": {"$cond": [{"$gt": [f"${key}", 0]},
+                                                       {"value": "$_id.v", "count": f"${key}"}, None]}}
                 final[out] = {"$sortArray": {
                     "input": {"$filter": {"input": f"${key}", "cond": {"$ne": ["$$this", None]}}},
                     "sortBy": {"count": -1, "value": 1},
                 }}
-    # The tile days' as_of leads the (as_of, run_id, entity, part) index, so the read is an index range, not a scan.
-    match = {"as_of": {"$in": list(tiles)}, "run_id": {"$in": list(tiles.values())}}
+    # The tile days' as_of leads the (as_of, run_id, entity, part) index, so the read is an index range, not a scan;
+    # a run id belongs to one day, so the run ids pick exactly the committed tiles of each day.
+    match = ({"as_of": {"$gte": min(tiles), "$lte": max(tiles)}, "run_id": {"$in": list(tiles.values())}} if tiles
+             else {"as_of": {"$in": []}})  # a window wholly before the project's first day: no tiles, no entity
     values = {"as_of": as_of, **definition.parameters}
     return [
         {"$match": match},
-        {"$group": first},
-        {"$group": second},
+        {"$group": by_bucket},
+        {"$group": per_value},
+        {"$group": per_entity},
         {"$project": {"_id": 1, **final}},
         *substitute(definition.post, values),
     ]

@@ -48,6 +48,9 @@ def canonical_hash(definition: Strict) -> str:
     dumped = definition.model_dump(mode="json")
     if dumped.get("limits", "set") is None:
         del dumped["limits"]
+    for aggregation in (dumped.get("aggregations") or {}).values():  # likewise an aggregation without `where`
+        if aggregation.get("where", "set") is None:
+            del aggregation["where"]
     if dumped.get("kind") == "pipeline":  # the default kind: hashed as before kinds existed
         del dumped["kind"]
     canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
@@ -251,6 +254,9 @@ class WindowAggregation(Strict):
     field: str | None = Field(default=None, pattern=FIELD_PATH,
                               description="A field path of the events (no $): what sum/min/max/mean/count_by read.")
     windows_days: list[StrictInt] = Field(min_length=1)
+    where: dict | None = Field(default=None, description=(
+        "An aggregation expression over one event (e.g. {$eq: [$event_type, purchase]}): only the events for "
+        "which it is true count towards this aggregation; the definition's `filter` applies first."))
 
     @field_validator("windows_days")
     @classmethod
@@ -323,6 +329,10 @@ def _windowed_problems(raw: dict, path: Path, project: ProjectConfig) -> list[st
         elif isinstance(spec, dict) and isinstance(spec.get("field"), str) and "$" in spec["field"]:
             problems.append(f"aggregations.{name}.field: {spec['field']!r} is a field path without $ "
                             "(payload.amount, not $payload.amount)")
+        if isinstance(spec, dict) and isinstance(spec.get("where"), dict):
+            # Walked as the $expr of a $match: the same refusals as any expression (JavaScript, other collections).
+            problems += [f"aggregations.{name}.where: {p}"
+                         for p in pipeline_problems([{"$match": {"$expr": spec["where"]}}], declared)]
     return problems
 
 
