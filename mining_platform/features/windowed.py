@@ -3,8 +3,9 @@
 Tiles: for source day D, one aggregation turns that day's events (after the definition's
 `filter`) into, per entity, one main tile of `tiles_<name>` with the partial aggregates of
 every op (the event count, first and last event time, and per aggregation a sum, a
-count of numbers, a minimum or a maximum) and one row per value of each count_by
-aggregation with its count. A tile partition is
+count of numbers, a minimum or a maximum; an aggregation with a `where` expression has
+its own, over the events it keeps) and one row per value of each count_by aggregation
+with its count. A tile partition is
 published like a feature partition (audited run, commit marker `tiles/<name>` in
 `feature_partitions`), so a re-tiled day replaces its tiles atomically.
 
