@@ -201,11 +201,15 @@ def main() -> None:
         print(f"  {'total, make dev to the retrained version served':<62} {total:7.1f} s   "
               f"{total / GOAL_SECONDS:.2f}x the 10-minute goal; served version {first} -> {served_version()}")
     finally:
-        os.killpg(stack.pid, signal.SIGINT)
-        try:
-            stack.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(stack.pid, signal.SIGKILL)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):  # Ctrl-C, then firmer
+            try:
+                os.killpg(stack.pid, sig)
+                stack.wait(timeout=60)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+            except ProcessLookupError:
+                break
         if args.keep is None:
             shutil.rmtree(home, ignore_errors=True)
     sys.exit(0)

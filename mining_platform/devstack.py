@@ -59,6 +59,9 @@ class Service:
     is_ready: Callable[[], bool]
     port: int
     secrets: tuple[str, ...] = ()  # the secret variables this service gets (nothing else gets them)
+    # Warnings a third-party tool prints on every start that say nothing about this stack (message prefixes):
+    # silenced for that process only, through PYTHONWARNINGS, so the start-up output shows what matters.
+    quiet: tuple[str, ...] = ()
 
 
 def _http_ok(url: str) -> Callable[[], bool]:
@@ -103,6 +106,8 @@ def plan_services(env: dict[str, str], home: Path, *, dagster_port: int) -> list
             f"http://127.0.0.1:{mlflow_port}",
             _http_ok(f"http://127.0.0.1:{mlflow_port}/health"),
             mlflow_port,
+            # MLflow's own server module imports starlette's WSGI middleware (mlflow 3.17's doing, not ours).
+            quiet=("starlette.middleware.wsgi is deprecated",),
         ))
     endpoint_port = _loopback_port(env["MINING_ENDPOINT_URL"])
     if endpoint_port:
@@ -122,6 +127,8 @@ def plan_services(env: dict[str, str], home: Path, *, dagster_port: int) -> list
         _http_ok(f"http://127.0.0.1:{dagster_port}/server_info"),
         dagster_port,
         secrets=("MINING_ADMIN_TOKEN", "MINING_MONGO_URI_*"),
+        # `dg dev` needs the dagster-dg-cli package and a dg project layout; `dagster dev` is supported in 1.13.
+        quiet=("Function `dev_command` is superseded",),
     ))
     return services
 
@@ -181,6 +188,10 @@ def service_environment(service: Service, env: dict[str, str], secrets: dict[str
     for name, value in secrets.items():
         if any(name == wanted or (wanted.endswith("*") and name.startswith(wanted[:-1])) for wanted in service.secrets):
             given[name] = value
+    if service.quiet:
+        # -W syntax: action:message-prefix; a ':' or ',' in a prefix would end it, so the prefixes hold none.
+        given["PYTHONWARNINGS"] = ",".join(
+            [*filter(None, [env.get("PYTHONWARNINGS")]), *(f"ignore:{prefix}" for prefix in service.quiet)])
     return given
 
 

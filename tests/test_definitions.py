@@ -43,6 +43,8 @@ def test_code_location_loads(location):
     assert demo == ([dg.AssetKey([prefix, "demo", spec.project.demo.source])] if spec.project.demo else [])
     assert set(defs.resources) >= {"mongo", "mlflow", "endpoint"}
     for feature in spec.definitions:
+        # What reads a source day also follows the demo generator writing it (a run of both writes first).
+        reads = {sources[feature.source], *(d for d in demo if d.path[2] == feature.source)}
         asset = defs.resolve_assets_def(dg.AssetKey([prefix, "features", feature.name]))
         assert asset.code_versions_by_key[asset.key] == feature.content_hash
         assert asset.partitions_def == partitions
@@ -50,10 +52,10 @@ def test_code_location_loads(location):
         if feature.kind == "windowed":  # the window reads the tiles of its days; a tile day, its source day
             tiles = defs.resolve_assets_def(dg.AssetKey([prefix, "tiles", feature.name]))
             assert asset.asset_deps[asset.key] == {tiles.key}
-            assert tiles.asset_deps[tiles.key] == {sources[feature.source]}
+            assert tiles.asset_deps[tiles.key] == reads
             assert tiles.partitions_def == partitions and tiles.code_versions_by_key[tiles.key] == feature.content_hash
         else:
-            assert asset.asset_deps[asset.key] == {sources[feature.source]}
+            assert asset.asset_deps[asset.key] == reads
 
     samples = defs.resolve_assets_def(dg.AssetKey([prefix, "samples"]))
     assert samples.partitions_def == partitions

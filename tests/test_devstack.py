@@ -1,6 +1,7 @@
 """`mining-platform dev`: what it starts, that it becomes ready, and that Ctrl-C stops everything."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -171,6 +172,9 @@ def test_dev_stack_starts_serves_and_stops_cleanly_then_reuses_its_data(dev_env)
         assert sorted((e["name"], e["locationOrLoadError"]["__typename"]) for e in workspace) == [
             ("churn", "RepositoryLocation"), ("spend", "RepositoryLocation")
         ]
+        # The start-up output carries no Python warning (deprecations, beta and superseded APIs).
+        warned = [line for line in stack.lines if re.search(r"\w+Warning: ", line)]
+        assert warned == []
     finally:
         started = stack.interrupt()
 

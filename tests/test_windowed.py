@@ -10,11 +10,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from mining_platform.assets.features import build_feature_assets
+from mining_platform.assets.features import build_feature_assets, build_tiles_asset
 from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.features.windowed import run_tiles, run_windows
-from mining_platform.spec.definition import FeatureDefinition, FeatureDefinitionError, load_feature_definition
+from mining_platform.spec.definition import (FeatureDefinition, FeatureDefinitionError, load_feature_definition,
+                                             load_feature_definitions)
 from mining_platform.store import markers
+
+from .conftest import REPO
 
 UTC = dt.timezone.utc
 START = dt.date(2024, 1, 1)
@@ -378,3 +381,26 @@ def test_a_tile_day_over_its_output_limit_fails_and_publishes_nothing(mongo, pro
     [outcome] = report.outcomes
     assert not outcome.committed and "limits.max_documents = 1" in outcome.error
     assert mongo.project_db(project.name)[bounded.tiles_target].count_documents({}) == 0
+
+
+def test_one_run_of_the_demo_days_and_their_tiles_writes_the_days_before_tiling_them(mongo, churn_project):
+    """The README's backfill selects the demo generator and the tiles together: the tiles wait for the days."""
+    from mining_platform.assets.demo import build_demo_asset
+
+    project = churn_project.model_copy(update={"demo": churn_project.demo.model_copy(update={"users": 40})})
+    definitions = {d.name: d for d in load_feature_definitions(REPO / "projects" / "churn", project)}
+    demo = build_demo_asset(project)
+    tiles = build_tiles_asset(project, definitions["user_activity"])
+    assert {d.asset_key for d in tiles.specs_by_key[tiles.key].deps} == {
+        demo.key, dg.AssetKey(["churn", "sources", "user_events"])}
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([demo, tiles], resources={"mongo": mongo}, instance=instance, tags={
+            "dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": "2024-01-02"})
+    assert result.success
+    events = mongo.db()["user_events"]
+    for day in ("2024-01-01", "2024-01-02"):
+        as_of = dt.datetime.fromisoformat(day).replace(tzinfo=UTC) + dt.timedelta(days=1)
+        marker = mongo.project_db(project.name)[markers.FEATURE_MARKERS].find_one(
+            {"name": "tiles/user_activity", "as_of": as_of})
+        users = len(events.distinct("user_id", {"timestamp": {"$gte": as_of - dt.timedelta(days=1), "$lt": as_of}}))
+        assert users > 0 and marker["documents"] == users  # one tile per active user of the day, none missing

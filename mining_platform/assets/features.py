@@ -6,7 +6,7 @@ from pydantic import Field
 from mining_platform.features.pipeline import ExecutionReport, run_feature_pipeline
 from mining_platform.features.windowed import run_tiles, run_windows
 from mining_platform.instance import dagster_run_finished, partitions_with_as_of
-from mining_platform.keys import feature_key, source_key, tiles_key
+from mining_platform.keys import demo_key, feature_key, source_key, tiles_key
 from mining_platform.partitions import daily_partitions
 from mining_platform.resilience import failures_classified, retry_policy
 from mining_platform.resources import MongoResource
@@ -127,10 +127,20 @@ def _daily_feature_asset(project: ProjectConfig, definition: FeatureDefinition) 
     )
 
 
+def source_deps(project: ProjectConfig, source: str) -> list[dg.AssetKey]:
+    """What reading source day T depends on: the observed source, and the demo generator when the project's demo
+    writes that source. The generator is not upstream of the observed source (nothing is: the platform never
+    writes a source), so without it a run selecting both the demo days and what reads them would read the days
+    before they were written."""
+    deps = [source_key(project.name, source)]
+    if project.demo is not None and project.demo.source == source:
+        deps.append(demo_key(project.name, source))
+    return deps
+
+
 def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -> dg.AssetsDefinition:
     partitions_def = daily_partitions(project)
     key = feature_key(project.name, definition.name)
-    upstream = source_key(project.name, definition.source)
     source = project.sources[definition.source]
     contract_lines = "\n".join(
         f"- `{name}`: {c.type.value}"
@@ -152,7 +162,7 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
         # rolling-window mapping (T-window+1 .. T) is truer, but Dagster then widens a
         # backfill by window_days - 1 partitions past the data. The price: replacing an
         # older source day does not flag the later windows holding it stale.
-        deps = [upstream]
+        deps = source_deps(project, definition.source)
         computed = f"computed in MongoDB from source `{definition.source}` (`{source.collection}`) over " \
                    f"{definition.window_days} days"
 
@@ -247,7 +257,7 @@ def build_tiles_asset(project: ProjectConfig, definition: WindowedDefinition) ->
 
     @dg.asset(
         key=tiles_key(project.name, definition.name),
-        deps=[source_key(project.name, definition.source)],  # tile T is source day T
+        deps=source_deps(project, definition.source),  # tile T is source day T
         **_daily_feature_asset(project, definition),
         description=f"Daily tiles of `features/{definition.name}.yaml` (version {definition.version}): each day of "
         f"source `{definition.source}` (`{source.collection}`) aggregated once, per entity, into partial aggregates in "
