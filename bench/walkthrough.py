@@ -42,6 +42,9 @@ LAUNCH = """mutation($p: ExecutionParams!) { launchPipelineExecution(executionPa
   __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
   ... on RunConfigValidationInvalid { errors { message } } ... on InvalidStepError { invalidStepKey }
   ... on PipelineNotFoundError { message } ... on InvalidSubsetError { message } } }"""
+DECISION = """query($key: AssetKeyInput!, $partitions: [String!]) { assetOrError(assetKey: $key) {
+  ... on Asset { assetMaterializations(partitions: $partitions) { partition
+    metadataEntries { label ... on TextMetadataEntry { text } } } } } }"""
 RUN_STATUS = """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"""
 MATERIALIZED = """query($key: AssetKeyInput!, $partitions: [String!]) { assetOrError(assetKey: $key) {
   ... on Asset { assetMaterializations(partitions: $partitions) { runId partition } } } }"""
@@ -99,6 +102,11 @@ class Dagster:
         if status != "SUCCESS":
             raise RuntimeError(f"run {run_id} materialising {assets} ended {status}")
 
+    def decision(self, asset: str, partition: str) -> str:
+        found = self.query(DECISION, key={"path": asset.split("/")}, partitions=[partition])["assetOrError"]
+        entries = found["assetMaterializations"][-1]["metadataEntries"] if found.get("assetMaterializations") else []
+        return next((e["text"] for e in entries if e["label"] == "decision"), "(no decision)")
+
     def wait_materialized(self, asset: str, partition: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -107,6 +115,19 @@ class Dagster:
                 return
             time.sleep(2)
         raise TimeoutError(f"{asset} {partition} not materialised within {timeout:.0f} s")
+
+
+def model_versions(tracking: str, name: str) -> list[tuple[str, dict, str]]:
+    """(version, metrics, gate tag) of every version of a registered model, from MLflow's REST API."""
+    http = httpx.Client(base_url=tracking, timeout=30)
+    found = http.get("/api/2.0/mlflow/model-versions/search", params={"filter": f"name='{name}'"}).json()
+    result = []
+    for v in sorted(found.get("model_versions", []), key=lambda v: int(v["version"])):
+        run = http.get("/api/2.0/mlflow/runs/get", params={"run_id": v["run_id"]}).json()["run"]
+        metrics = {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
+        tags = {t["key"]: t["value"] for t in v.get("tags", [])}
+        result.append((v["version"], metrics, tags.get("mining.gate", "?")))
+    return result
 
 
 def days(first: str, last: str) -> list[str]:
@@ -200,6 +221,10 @@ def main() -> None:
         total = time.perf_counter() - started
         print(f"  {'total, make dev to the retrained version served':<62} {total:7.1f} s   "
               f"{total / GOAL_SECONDS:.2f}x the 10-minute goal; served version {first} -> {served_version()}")
+        for day in ("2024-03-01", "2024-03-02"):
+            print(f"  drift report {day}: {dagster.decision(f'{PROJECT}/drift_report', day)}")
+        for version, metrics, gate in model_versions(env["MLFLOW_TRACKING_URI"], "churn_xgb"):
+            print(f"  churn_xgb v{version}: auc {metrics.get('auc', float('nan')):.4f}, gate {gate}")
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):  # Ctrl-C, then firmer
             try:

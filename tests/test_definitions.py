@@ -90,8 +90,8 @@ def test_a_bad_feature_file_fails_its_code_location_naming_the_file(tmp_path, mo
 
     shutil.copytree(REPO / "projects", tmp_path / "projects")
     bad = tmp_path / "projects/spend/features/purchase_history.yaml"
-    bad.write_text(bad.read_text().replace("$group", "$groop", 1))
+    bad.write_text(bad.read_text().replace("op: count", "op: tally", 1))
     monkeypatch.setenv("MINING_PROJECTS_DIR", str(tmp_path / "projects"))
     with pytest.raises(FeatureDefinitionError,
-                       match=r"purchase_history.yaml: 1 problem:\n  - stage 2 \(\$groop\): unknown"):
+                       match=r"purchase_history.yaml: 1 problem:\n  - aggregations.events.op: unknown op 'tally'"):
         definitions.build_definitions("spend")

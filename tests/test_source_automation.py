@@ -1,10 +1,11 @@
-"""Feature days follow their source day: the automation condition reacts to a changed data version of that day."""
+"""Tile days follow their source day (and the windows their tiles): the automation condition reacts to a changed
+data version of that day."""
 
 import dagster as dg
 import pytest
 
 from mining_platform.assets.demo import DATA_VERSION_TAG
-from mining_platform.assets.features import build_feature_asset
+from mining_platform.assets.features import build_tiles_asset
 from mining_platform.assets.sources import build_source_asset
 from mining_platform.resources import MongoResource
 from mining_platform.spec import load_spec
@@ -13,15 +14,15 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.fast
 
 
-def test_a_feature_day_runs_when_its_source_day_changes_and_only_then():
+def test_a_tile_day_runs_when_its_source_day_changes_and_only_then():
     spec = load_spec(REPO / "projects" / "spend")
-    [definition] = spec.definitions
+    [definition] = spec.definitions  # windowed: what reads the source day is its tiles
     # Evaluating conditions reads only the instance; the resource is never connected.
     assets = dg.Definitions(
-        assets=[build_source_asset(spec.project, definition.source), build_feature_asset(spec.project, definition)],
+        assets=[build_source_asset(spec.project, definition.source), build_tiles_asset(spec.project, definition)],
         resources={"mongo": MongoResource(uri="mongodb://127.0.0.1:9/?directConnection=true", database="unused")})
     source = dg.AssetKey(["spend", "sources", definition.source])
-    feature = dg.AssetKey(["spend", "features", definition.name])
+    feature = dg.AssetKey(["spend", "tiles", definition.name])
 
     def observe(day: str, version: str) -> None:
         instance.report_runless_asset_event(dg.AssetObservation(source, partition=day, tags={DATA_VERSION_TAG: version}))

@@ -45,14 +45,15 @@ def test_the_repository_projects_are_valid(capsys):
 def test_a_bad_definition_fails_with_all_its_problems(capsys, projects):
     path = projects / "spend/features/purchase_history.yaml"
     content = yaml.safe_load(path.read_text())
-    content["pipeline"].append({"$out": "copy"})
-    content["pipeline"][0]["$match"]["$where"] = "true"
+    content["post"].append({"$out": "copy"})
+    content["filter"] = {"$where": "true"}
     del content["owner"]
     path.write_text(yaml.safe_dump(content, sort_keys=False))
     code, out, err = run(capsys, path, "--offline")
     assert code == 1
-    assert f"{path}: 3 problems" in err
-    assert "owner: missing required key" in err and "$where runs JavaScript" in err and "($out)" in err
+    assert f"{path}: 4 problems" in err  # the $out stage is refused as a post stage and as a write
+    assert "owner: missing required key" in err and "$where runs JavaScript" in err and "post stage 2: only" in err
+    assert "post: stage 2 ($out): $out is not allowed" in err
 
 
 @pytest.mark.fast

@@ -404,3 +404,34 @@ def test_one_run_of_the_demo_days_and_their_tiles_writes_the_days_before_tiling_
             {"name": "tiles/user_activity", "as_of": as_of})
         users = len(events.distinct("user_id", {"timestamp": {"$gte": as_of - dt.timedelta(days=1), "$lt": as_of}}))
         assert users > 0 and marker["documents"] == users  # one tile per active user of the day, none missing
+
+
+def test_spend_purchase_history_from_tiles_equals_its_pipeline_version(mongo, tmp_path):
+    """Spend's v2 (windowed, `where` for the purchases) publishes what v1 (a pipeline definition) did."""
+    from mining_platform.demo.events import generate_day, make_population
+    from mining_platform.spec.project import load_project
+
+    spend = load_project(REPO / "projects" / "spend")
+    windowed = load_feature_definition(REPO / "projects/spend/features/purchase_history.yaml", spend)
+    pipeline = FeatureDefinition.model_validate(
+        yaml.safe_load((REPO / "tests/fixtures/purchase_history_pipeline.yaml").read_text()))
+    population = make_population(60, 7)
+    for k in range(6):
+        mongo.db()["user_events"].insert_many(generate_day(population, start_date=START, day=START + dt.timedelta(
+            days=k), seed=7))
+    days = [START + dt.timedelta(days=k) for k in range(6)]
+    db, analytics = mongo.project_db("spend"), mongo.analytics_project_db("spend")
+    assert not run_tiles(db=db, analytics=analytics, sources=mongo.analytics_db(), project=spend, definition=windowed,
+                         partitions=day_partitions(days), dagster_run_id=None, max_time_ms=60_000).failed
+    as_of = dt.datetime(2024, 1, 7, tzinfo=UTC)
+    assert not run_windows(db=db, analytics=analytics, project=spend, definition=windowed,
+                           partitions=[("2024-01-06", as_of)], dagster_run_id=None, max_time_ms=60_000).failed
+    raw = mongo.project_db("raw")
+    assert not run_feature_pipeline(db=raw, analytics=mongo.analytics_project_db("raw"), sources=mongo.analytics_db(),
+                                    project=spend, definition=pipeline, partitions=[("2024-01-06", as_of)],
+                                    dagster_run_id=None, max_time_ms=60_000).failed
+    columns = list(pipeline.features)
+    from_tiles = pd.DataFrame(markers.read_committed(db, windowed, as_of)).set_index("user_id").sort_index()[columns]
+    from_raw = pd.DataFrame(markers.read_committed(raw, pipeline, as_of)).set_index("user_id").sort_index()[columns]
+    assert len(from_raw) > 20 and from_raw["purchases_30d"].sum() > 0 and from_raw["days_since_last_purchase"].isna().any()
+    pd.testing.assert_frame_equal(from_tiles, from_raw, check_dtype=False, rtol=1e-9)

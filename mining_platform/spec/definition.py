@@ -356,7 +356,10 @@ def load_windowed_definition(raw: dict, path: Path, project: ProjectConfig) -> W
     try:
         definition = WindowedDefinition.model_validate(raw)
     except ValidationError as exc:
-        problems = describe_validation_error(exc) + problems
+        # Where the platform's own check names a field's problem (an unknown op, listing the ops), pydantic's
+        # message about the same field would only repeat it.
+        named = {p.split(": ", 1)[0] for p in problems}
+        problems = [p for p in describe_validation_error(exc) if p.split(": ", 1)[0] not in named] + problems
     if definition is not None:
         problems += _contract_problems(definition)
     if problems:
