@@ -2,8 +2,9 @@
 
 Starts the dev stack (`make dev`'s command) in a fresh `MINING_HOME` on free ports and
 does what the walkthrough's steps click, through the Dagster webserver's GraphQL API
-(the calls the UI makes): step 2 and 3 (one demo day, twice), step 4 (the two-month
-backfill of the demo days, tiles and features), step 8 (the samples backfill), step 9
+(the calls the UI makes): step 2 and 3 (one demo day, twice), step 4 and 5 (the
+two-month backfill of the demo days and tiles, until the automation sensor has combined
+the last feature day of both sets), step 8 (the samples backfill), step 9
 (the model), step 10 (the deployment), step 11 (a prediction), step 12 (a quiet day,
 until its drift report is published) and step 13 (a drifted day, until the endpoint
 answers with the version the drift sensor's retrain deployed). Prints each step's
@@ -189,10 +190,14 @@ def main() -> None:
         demo = f"{PROJECT}/demo/user_events"
         step("2  materialise one demo day", lambda: dagster.materialize([demo], partition="2024-01-01"))
         step("3  the same day again", lambda: dagster.materialize([demo], partition="2024-01-01"))
-        features = [demo, f"{PROJECT}/tiles/user_activity", f"{PROJECT}/tiles/module_preferences",
-                    f"{PROJECT}/features/user_activity", f"{PROJECT}/features/module_preferences"]
-        step("4  backfill 2024-01-01..02-29: demo, tiles, features",
-             lambda: dagster.backfill(features, days("2024-01-01", "2024-02-29")))
+        def two_months() -> None:
+            tiles = [demo, f"{PROJECT}/tiles/user_activity", f"{PROJECT}/tiles/module_preferences"]
+            dagster.backfill(tiles, days("2024-01-01", "2024-02-29"))
+            # Step 5: the automation sensor combines every feature day whose tiles are all committed.
+            for feature_set in ("user_activity", "module_preferences"):
+                dagster.wait_materialized(f"{PROJECT}/features/{feature_set}", "2024-02-29", timeout=1800)
+
+        step("4-5 backfill 2024-01-01..02-29 (demo, tiles); features follow", two_months)
         step("8  backfill samples 2024-01-31..02-14",
              lambda: dagster.backfill([f"{PROJECT}/samples"], days("2024-01-31", "2024-02-14")))
         step("9  materialise the model (gate)", lambda: dagster.materialize([f"{PROJECT}/model"]))
