@@ -204,7 +204,7 @@ def main() -> None:
         step("10 materialise the deployment", lambda: dagster.materialize([f"{PROJECT}/deployment"]))
 
         def predict() -> None:
-            reply = endpoint.post(f"/v1/{PROJECT}/predict", json={"entities": ["u0000001", "u0000002"]})
+            reply = endpoint.post(f"/v1/{PROJECT}/predict", json={"entities": ["u0000000", "u0000003"]})
             if reply.status_code != 200:
                 raise RuntimeError(f"predict answered {reply.status_code}: {reply.text[:300]}")
 
