@@ -156,7 +156,7 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
         deps = [dg.AssetDep(tiles_key(project.name, definition.name), partition_mapping=dg.TimeWindowPartitionMapping(
             start_offset=-(definition.window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True))]
         computed = (f"combined in MongoDB from the daily tiles of `{definition.tiles_target}` (each source day "
-                    f"aggregated once) over windows of {', '.join(str(w) for w in window_lengths(definition))} days")
+                    f"aggregated once) over windows of {', '.join(str(w) for w in definition.windows)} days")
     else:
         # Partition T depends on source day T, the day that completes its window. The
         # rolling-window mapping (T-window+1 .. T) is truer, but Dagster then widens a
@@ -244,10 +244,6 @@ def column_schema(definition: FeatureDefinition) -> dg.TableSchema:
         dg.TableColumn(name=name, type=contract.type.value, description=described(contract))
         for name, contract in definition.features.items()
     ])
-
-
-def window_lengths(definition: WindowedDefinition) -> list[int]:
-    return sorted({w for a in definition.aggregations.values() for w in a.windows_days})
 
 
 def build_tiles_asset(project: ProjectConfig, definition: WindowedDefinition) -> dg.AssetsDefinition:

@@ -176,7 +176,7 @@ def window_stages(definition: WindowedDefinition, *, entity: str, as_of: dt.date
     it holds; per entity the count_by values are collected (a count_by value's rows only carry `n`, the main
     tiles everything else).
     """
-    windows = sorted({w for agg in definition.aggregations.values() for w in agg.windows_days})
+    windows = definition.windows
     bucket = {"$switch": {"branches": [{"case": {"$gte": ["$day", {"$literal": as_of - w * DAY}]}, "then": w}
                                        for w in windows[:-1]], "default": windows[-1]}} if len(windows) > 1 \
         else windows[0]

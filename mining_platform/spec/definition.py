@@ -285,9 +285,14 @@ class WindowedDefinition(VersionedDefinition):
     features: dict[str, FeatureContract] = Field(min_length=1)
 
     @property
+    def windows(self) -> list[int]:
+        """Every declared window length, shortest first."""
+        return sorted({w for a in self.aggregations.values() for w in a.windows_days})
+
+    @property
     def window_days(self) -> int:
         """The longest window: how many source days a partition reads."""
-        return max(w for a in self.aggregations.values() for w in a.windows_days)
+        return self.windows[-1]
 
     @property
     def outputs(self) -> dict[str, tuple[str, WindowAggregation, int]]:
