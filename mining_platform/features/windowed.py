@@ -11,9 +11,9 @@ published like a feature partition (audited run, commit marker `tiles/<name>` in
 
 Windows: partition T (as_of = the end of day T) reads the committed tiles of days
 T-w+1 .. T of its longest window w (days before the project's `start_date` are outside
-the data and count as empty), combines each window's partials in two `$group`s (per
-entity and tile row, then per entity), turns
-them into the declared features (`<name>_<w>d`), applies `post`, and ends in the same
+the data and count as empty), combines each window's partials in `$group`s (per entity,
+tile row and shortest window holding the day; per entity and tile row; per entity; see
+`window_stages`), turns them into the declared features (`<name>_<w>d`), applies `post`, and ends in the same
 write stages, contract check and commit as a pipeline definition. A day's events are
 therefore aggregated once however many windows hold them.
 
