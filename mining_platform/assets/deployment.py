@@ -1,16 +1,21 @@
-"""`<p>/deployment`: the champion alias moved to a gated version and the endpoint verified to serve it."""
+"""`<p>/deployment`: the champion (or challenger) alias moved to a gated version and the endpoint verified to serve
+it."""
+
+from typing import Literal
 
 import dagster as dg
 from mlflow.exceptions import MlflowException
 from pydantic import Field
 
-from mining_platform.deployment.rollout import DeploymentFailed, Target, choose_target, current_aliases, deploy
+from mining_platform.deployment.rollout import (
+    DeploymentFailed, Target, choose_target, current_aliases, deploy, deploy_challenger,
+)
 from mining_platform.instance import latest_metadata_text, metadata_history
 from mining_platform.keys import asset_key
 from mining_platform.registry.aliases import PromotionRefused
 from mining_platform.resilience import failure, failures_classified, permanent, retry_policy
 from mining_platform.resources import EndpointResource, MlflowResource
-from mining_platform.spec.names import CHAMPION, PREVIOUS
+from mining_platform.spec.names import CAUSE_TAG, CHALLENGER, CHAMPION, PERFORMANCE_TAG_PREFIX, PREVIOUS
 from mining_platform.spec.project import ProjectConfig
 
 
@@ -21,6 +26,11 @@ class DeploymentConfig(dg.Config):
                            "version this asset deployed that is not the champion (refused when there is none).")
     version: str | None = Field(
         default=None, description="Deploy this registered version instead (it must have passed its gate).")
+    role: Literal["champion", "challenger"] = Field(
+        default="champion", description="champion: what the endpoint answers with; challenger: the version it runs "
+        "next to the champion, in shadow or canary as the project's `serving.challenger` says.")
+    retire: bool = Field(default=False, description="With role challenger: stop running the challenger (its alias "
+                         "is removed; the version stays registered).")
 
 
 def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
@@ -37,7 +47,9 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
         f"`{project.name}/model` registered (only a version whose gate passed), keeps the old one as `{PREVIOUS}`, "
         f"hot-reloads the endpoint and checks that it answers with that version. A failed reload or check restores "
         f"the aliases. Run config `rollback: true` goes back to the version served before the champion (from this "
-        f"asset's deployment history, so hand moves of the alias count) through the same path.",
+        f"asset's deployment history, so hand moves of the alias count) through the same path; `role: challenger` "
+        f"moves `{CHALLENGER}` instead (the endpoint runs it in {project.serving.challenger.mode}), `retire: true` "
+        "stops running it.",
     )
     def deployment(context: dg.AssetExecutionContext, config: DeploymentConfig, mlflow: MlflowResource,
                    endpoint: EndpointResource) -> dg.MaterializeResult:
@@ -52,25 +64,46 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
             client = mlflow.client()
             before = current_aliases(client, model_name)
             try:
-                target = choose_target(model_name, before, rollback=config.rollback, version=config.version,
-                                       upstream=upstream,
-                                       served=metadata_history(context.instance, context.asset_key, "live_version"))
+                if config.retire and (config.role != CHALLENGER or config.version or config.rollback):
+                    raise ValueError("retire applies to role challenger alone (without version or rollback)")
+                if config.role == CHALLENGER and config.rollback:
+                    raise ValueError("rollback applies to the champion; retire the challenger instead")
+                if config.retire:
+                    target = Target(None, f"retire challenger {before[CHALLENGER]}")
+                else:
+                    target = choose_target(model_name, before, rollback=config.rollback, version=config.version,
+                                           upstream=upstream,
+                                           served=metadata_history(context.instance, context.asset_key, "live_version"))
             except ValueError as exc:
                 raise permanent(str(exc)) from None
-            context.log.info(f"{target.action}: {model_name} version {target.version} (champion was {before[CHAMPION]})")
+            context.log.info(f"{target.action}: {model_name} version {target.version} as {config.role} (champion was "
+                             f"{before[CHAMPION]}, challenger {before[CHALLENGER]})")
             try:
-                deployed = deploy(client, endpoint.client(), project=project.name, model_name=model_name,
-                                  target=target.version, before=before)
+                if config.role == CHALLENGER:
+                    deployed = deploy_challenger(client, endpoint.client(), project=project.name,
+                                                 model_name=model_name, target=target.version, before=before)
+                else:
+                    deployed = deploy(client, endpoint.client(), project=project.name, model_name=model_name,
+                                      target=target.version, before=before)
             except PromotionRefused as exc:
                 raise permanent(str(exc)) from None
             except MlflowException as exc:
-                raise failure(f"cannot move {model_name}@{CHAMPION} to version {target.version}: {exc.message}",
+                raise failure(f"cannot move {model_name}@{config.role} to version {target.version}: {exc.message}",
                               exc) from None
             except DeploymentFailed as exc:  # retried when the endpoint's failure was an outage
                 raise failure(str(exc), exc) from None
+            evidence = {key: value for key, value in context.run.tags.items()
+                        if key == CAUSE_TAG or key.startswith(PERFORMANCE_TAG_PREFIX)}
+            if target.version is not None and evidence:
+                # Why this version moved, on the version itself: the registry shows who promoted it on what evidence.
+                for key, value in {**evidence, "mining.deployed_by": context.run.run_id,
+                                   "mining.deployed_as": config.role}.items():
+                    client.set_model_version_tag(model_name, target.version, key, value)
             return dg.MaterializeResult(metadata={
                 "live_version": dg.MetadataValue.text(deployed.version),
                 "previous_version": dg.MetadataValue.text(deployed.previous_version or "none"),
+                "challenger_version": dg.MetadataValue.text(deployed.challenger or "none"),
+                "role": dg.MetadataValue.text(config.role),
                 "model_uri": dg.MetadataValue.text(f"models:/{model_name}/{deployed.version}"),
                 "mlflow_run_id": dg.MetadataValue.text(deployed.run_id),
                 "endpoint_url": dg.MetadataValue.url(endpoint.url),
@@ -78,6 +111,7 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
                 "loaded_at": dg.MetadataValue.text(deployed.loaded_at),
                 "action": dg.MetadataValue.text(target.action),
                 "swapped": dg.MetadataValue.bool(deployed.swapped),
+                **({"evidence": dg.MetadataValue.json(evidence)} if evidence else {}),
             })
 
     return deployment

@@ -48,14 +48,16 @@ class EndpointClient:
         return self._call("GET", "/health", timeout=self.timeout_seconds,
                           headers={"Authorization": f"Bearer {self.resolved_admin_token()}"})
 
-    def reload(self, project: str) -> dict:
-        """`POST /v1/<project>/reload`: serve the current champion; raises `EndpointError` saying why not."""
+    def reload(self, project: str, role: str = "champion") -> dict:
+        """`POST /v1/<project>/reload?role=…`: serve the version the role's alias names (the challenger: none when
+        the alias is gone); raises `EndpointError` saying why not."""
         return self._call("POST", f"/v1/{project}/reload", timeout=self.reload_timeout_seconds,
-                          headers={"Authorization": f"Bearer {self.resolved_admin_token()}"})
+                          params={"role": role}, headers={"Authorization": f"Bearer {self.resolved_admin_token()}"})
 
     def version(self, project: str) -> dict:
         """`GET /v1/<project>/version`: the served model (name, version, run id, loaded_at, features)."""
         return self._call("GET", f"/v1/{project}/version", timeout=self.timeout_seconds)
 
-    def predict(self, project: str, body: dict) -> dict:
-        return self._call("POST", f"/v1/{project}/predict", timeout=self.timeout_seconds, json=body)
+    def predict(self, project: str, body: dict, *, request_key: str | None = None) -> dict:
+        headers = {"X-Request-Key": request_key} if request_key is not None else {}
+        return self._call("POST", f"/v1/{project}/predict", timeout=self.timeout_seconds, json=body, headers=headers)

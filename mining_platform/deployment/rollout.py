@@ -1,8 +1,11 @@
-"""Deploying a version: move `champion` to it through the gate, reload the endpoint, check it answers with it.
+"""Deploying a version: move `champion` (or `challenger`) to it through the gate, reload the endpoint, check it
+answers with it.
 
-If the reload or the check fails, both aliases are put back where they were and the
-endpoint is asked to reload again, so it serves the old champion; the caller learns
-why, and whether it was a passing outage.
+If the reload or the check fails, the aliases are put back where they were and the
+endpoint is asked to reload again, so it serves the old version; the caller learns
+why, and whether it was a passing outage. A challenger promoted to champion stops
+being the challenger; retiring the challenger removes its alias and the endpoint
+stops running it.
 """
 
 from collections.abc import Callable
@@ -11,7 +14,10 @@ from dataclasses import dataclass
 from mlflow import MlflowClient
 
 from mining_platform.deployment.endpoint import EndpointClient, EndpointError
-from mining_platform.registry.aliases import CHAMPION, PREVIOUS, alias_version, promote_to_champion, restore_aliases
+from mining_platform.registry.aliases import (
+    CHALLENGER, CHAMPION, PREVIOUS, alias_version, promote_to_champion, restore_aliases, set_challenger,
+)
+from mining_platform.spec.routing import routes_to_challenger
 from mining_platform.transient import ClassifiedError, is_transient
 
 
@@ -25,7 +31,7 @@ class DeploymentFailed(ClassifiedError):
 
 @dataclass(frozen=True)
 class Target:
-    version: str
+    version: str | None  # None: no version (a retired challenger)
     action: str  # why this version: "rollback", "deploy the requested version", or the upstream's
 
 
@@ -36,10 +42,11 @@ class Deployed:
     run_id: str
     loaded_at: str
     swapped: bool  # the endpoint changed model (False: it already served this version)
+    challenger: str | None = None  # the challenger the endpoint runs after this deployment
 
 
 def current_aliases(client: MlflowClient, model_name: str) -> dict[str, str | None]:
-    return {alias: alias_version(client, model_name, alias) for alias in (CHAMPION, PREVIOUS)}
+    return {alias: alias_version(client, model_name, alias) for alias in (CHAMPION, PREVIOUS, CHALLENGER)}
 
 
 def choose_target(model_name: str, aliases: dict[str, str | None], *, rollback: bool, version: str | None,
@@ -78,18 +85,73 @@ def rollback_target(model_name: str, aliases: dict[str, str | None], served: lis
         "(run config `version`) instead")
 
 
+def routed_key(project: str, challenger: dict | None, *, to_challenger: bool) -> str | None:
+    """A request key a canary challenger answers (or leaves to the champion); None when no canary runs."""
+    if not challenger or challenger.get("mode") != "canary":
+        return None
+    for i in range(100_000):
+        key = f"hit-check-{i}"
+        if routes_to_challenger(project, key, challenger["version"], challenger["traffic"]) == to_challenger:
+            return key
+    raise HitCheckFailed(f"no request key routes to the {'challenger' if to_challenger else 'champion'} with "
+                         f"traffic {challenger['traffic']}")
+
+
+def _null_row(served: dict) -> dict:
+    # One row of missing values: valid for any model, answered by whatever the endpoint really scores with.
+    return {"rows": [{feature: None for feature in served["features"]}]}
+
+
 def hit_check(endpoint: EndpointClient, project: str, version: str) -> dict:
-    """The endpoint reports the version, and a prediction is answered by it; returns what it reports."""
+    """The endpoint reports the version as champion, and a prediction is answered by it; returns what it reports."""
     served = endpoint.version(project)
     if served.get("version") != version:
         raise HitCheckFailed(f"the endpoint at {endpoint.url} serves version {served.get('version')} of "
                              f"{served.get('name')}, not version {version}")
-    # One row of missing values: valid for any model, answered by whatever the endpoint really scores with.
-    answer = endpoint.predict(project, {"rows": [{feature: None for feature in served["features"]}]})
-    if answer["model"]["version"] != version:
+    key = routed_key(project, served.get("challenger"), to_challenger=False)
+    answer = endpoint.predict(project, _null_row(served), request_key=key)
+    answered_by = answer.get("versions", [answer["model"]["version"]])[0]
+    if answer["model"]["version"] != version or answered_by != version:
         raise HitCheckFailed(f"the endpoint at {endpoint.url} reports version {version} but a prediction was "
-                             f"answered by version {answer['model']['version']}")
+                             f"answered by version {answered_by}")
     return served
+
+
+def challenger_check(endpoint: EndpointClient, project: str, version: str | None) -> dict:
+    """The endpoint runs `version` as challenger (None: runs none), and it scores a request (shadow) or answers one
+    routed to it (canary); returns what /version reports."""
+    served = endpoint.version(project)
+    running = (served.get("challenger") or {}).get("version")
+    if running != version:
+        raise HitCheckFailed(f"the endpoint at {endpoint.url} runs challenger {running or 'none'}, not "
+                             f"{version or 'none'}")
+    if version is None:
+        return served
+    challenger = served["challenger"]
+    key = routed_key(project, challenger, to_challenger=True)
+    answer = endpoint.predict(project, _null_row(served), request_key=key)
+    scored = answer.get("challenger") or {}
+    if challenger["mode"] == "canary":
+        answered_by = (answer.get("versions") or [None])[0]
+        if answered_by != version:
+            raise HitCheckFailed(f"a request routed to canary challenger {version} was answered by {answered_by}")
+    elif scored.get("version") != version or not scored.get("scored"):
+        raise HitCheckFailed(f"shadow challenger {version} did not score a request (the endpoint reports "
+                             f"{scored or 'no challenger'})")
+    return served
+
+
+def _failed(client: MlflowClient, endpoint: EndpointClient, *, project: str, model_name: str, target: str,
+            before: dict[str, str | None], role: str, exc: Exception) -> DeploymentFailed:
+    """Restore the aliases, ask the endpoint to serve them again (best effort), and say what happened."""
+    restore_aliases(client, model_name, before)
+    try:  # the endpoint may have swapped before the check failed
+        endpoint.reload(project, role)
+    except EndpointError:
+        pass
+    restored = ", ".join(f"{alias}: {version}" for alias, version in before.items())
+    return DeploymentFailed(f"deploying {model_name} version {target} as {role} failed: {exc}. The aliases are "
+                            f"restored ({restored})", transient=is_transient(exc))
 
 
 def deploy(client: MlflowClient, endpoint: EndpointClient, *, project: str, model_name: str, target: str,
@@ -97,21 +159,43 @@ def deploy(client: MlflowClient, endpoint: EndpointClient, *, project: str, mode
     """Promote `target` (PromotionRefused unless its gate passed), reload and check the endpoint.
 
     `before` are the aliases as they were (`current_aliases`): restored if the endpoint fails.
+    A challenger promoted to champion stops being the challenger.
     """
     replaced = promote_to_champion(client, model_name, target)
     try:
         reloaded = endpoint.reload(project)
         served = hit_check(endpoint, project, target)
     except (EndpointError, HitCheckFailed) as exc:
-        restore_aliases(client, model_name, before)
-        try:  # best effort: the endpoint may have swapped before the check failed
-            endpoint.reload(project)
+        raise _failed(client, endpoint, project=project, model_name=model_name, target=target,
+                      before={CHAMPION: before[CHAMPION], PREVIOUS: before[PREVIOUS]}, role=CHAMPION,
+                      exc=exc) from None
+    challenger = before.get(CHALLENGER)
+    if challenger == target:  # promoted: it no longer competes with itself (the endpoint already stopped running it)
+        set_challenger(client, model_name, None)
+        try:
+            endpoint.reload(project, CHALLENGER)
         except EndpointError:
-            pass
-        raise DeploymentFailed(
-            f"deploying {model_name} version {target} failed: {exc}. The aliases are restored "
-            f"({CHAMPION}: {before[CHAMPION]}, {PREVIOUS}: {before[PREVIOUS]})", transient=is_transient(exc)) from None
+            pass  # the endpoint never runs the champion's own version as challenger; its next reload drops it
+        challenger = None
     # promote_to_champion moved the replaced champion to previous, unless target already was champion.
     previous = replaced if replaced not in (None, target) else before[PREVIOUS]
     return Deployed(version=target, previous_version=previous, run_id=served["run_id"],
-                    loaded_at=served["loaded_at"], swapped=reloaded["changed"])
+                    loaded_at=served["loaded_at"], swapped=reloaded["changed"], challenger=challenger)
+
+
+def deploy_challenger(client: MlflowClient, endpoint: EndpointClient, *, project: str, model_name: str,
+                      target: str | None, before: dict[str, str | None]) -> Deployed:
+    """Point `challenger` at `target` (None: retire it), reload the endpoint's challenger and check it.
+
+    PromotionRefused unless the gate of `target` passed; the champion is never touched."""
+    set_challenger(client, model_name, target)
+    try:
+        reloaded = endpoint.reload(project, CHALLENGER)
+        served = challenger_check(endpoint, project, target)
+    except (EndpointError, HitCheckFailed) as exc:
+        raise _failed(client, endpoint, project=project, model_name=model_name, target=target or "none",
+                      before={CHALLENGER: before[CHALLENGER]}, role=CHALLENGER, exc=exc) from None
+    challenger = served.get("challenger") or {}
+    return Deployed(version=served["version"], previous_version=before[PREVIOUS], run_id=served["run_id"],
+                    loaded_at=challenger.get("loaded_at") or served["loaded_at"], swapped=reloaded["changed"],
+                    challenger=target)

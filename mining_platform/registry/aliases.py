@@ -1,7 +1,8 @@
-"""Aliases and the gate verdict: `champion` is what the endpoint serves, `previous` the one it replaced.
+"""Aliases and the gate verdict: `champion` is what the endpoint serves, `previous` the one it replaced,
+`challenger` a version it runs next to the champion (shadow or canary).
 
-Only a version whose `mining.gate` tag is `passed` may become champion; a failed
-version stays registered for inspection and can never be served.
+Only a version whose `mining.gate` tag is `passed` may become champion or challenger;
+a failed version stays registered for inspection and can never be served.
 """
 
 from dataclasses import dataclass
@@ -10,11 +11,11 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from mining_platform.spec.names import CHAMPION, PREVIOUS
+from mining_platform.spec.names import CHALLENGER, CHAMPION, FAILED, GATE_REASON_TAG, GATE_TAG, PASSED, PREVIOUS
 
-GATE_TAG = "mining.gate"
-GATE_REASON_TAG = "mining.gate_reason"
-PASSED, FAILED = "passed", "failed"
+__all__ = ["CHALLENGER", "CHAMPION", "FAILED", "GATE_REASON_TAG", "GATE_TAG", "PASSED", "PREVIOUS", "Champion",
+           "PromotionRefused", "alias_version", "aliased_version", "champion", "promote_to_champion",
+           "require_gate_passed", "restore_aliases", "set_challenger"]
 
 
 class PromotionRefused(RuntimeError):
@@ -50,17 +51,22 @@ def champion(client: MlflowClient, model_name: str) -> Champion | None:
     return None if held is None else Champion(name=model_name, version=str(held.version), run_id=held.run_id)
 
 
+def require_gate_passed(client: MlflowClient, model_name: str, version: str, alias: str) -> None:
+    """PromotionRefused unless the version's gate passed."""
+    tags = client.get_model_version(model_name, version).tags
+    if tags.get(GATE_TAG) != PASSED:
+        raise PromotionRefused(
+            f"{model_name} version {version} cannot become {alias}: its quality gate is "
+            f"{tags.get(GATE_TAG, 'not evaluated')!r}" + (f" ({tags[GATE_REASON_TAG]})" if GATE_REASON_TAG in tags else "")
+        )
+
+
 def promote_to_champion(client: MlflowClient, model_name: str, version: str) -> str | None:
     """Give `version` the champion alias (the old champion becomes `previous`); returns the old champion.
 
     Refused unless the version's gate passed.
     """
-    tags = client.get_model_version(model_name, version).tags
-    if tags.get(GATE_TAG) != PASSED:
-        raise PromotionRefused(
-            f"{model_name} version {version} cannot become {CHAMPION}: its quality gate is "
-            f"{tags.get(GATE_TAG, 'not evaluated')!r}" + (f" ({tags[GATE_REASON_TAG]})" if GATE_REASON_TAG in tags else "")
-        )
+    require_gate_passed(client, model_name, version, CHAMPION)
     current = alias_version(client, model_name, CHAMPION)
     if current == version:
         return current
@@ -68,6 +74,23 @@ def promote_to_champion(client: MlflowClient, model_name: str, version: str) -> 
         client.set_registered_model_alias(model_name, PREVIOUS, current)
     client.set_registered_model_alias(model_name, CHAMPION, version)
     return current
+
+
+def set_challenger(client: MlflowClient, model_name: str, version: str | None) -> str | None:
+    """Point `challenger` at `version` (None: remove it); returns the version it named before.
+
+    Refused unless the version's gate passed, and for the champion itself (it would only compete with itself).
+    """
+    before = alias_version(client, model_name, CHALLENGER)
+    if version is None:
+        if before is not None:
+            client.delete_registered_model_alias(model_name, CHALLENGER)
+        return before
+    require_gate_passed(client, model_name, version, CHALLENGER)
+    if alias_version(client, model_name, CHAMPION) == version:
+        raise PromotionRefused(f"{model_name} version {version} is the {CHAMPION}: it cannot be its own {CHALLENGER}")
+    client.set_registered_model_alias(model_name, CHALLENGER, version)
+    return before
 
 
 def restore_aliases(client: MlflowClient, model_name: str, aliases: dict[str, str | None]) -> None:

@@ -1,10 +1,18 @@
-"""The scoring endpoint: every project's champion behind `/v1/<p>/…` (API in the README, "Scoring endpoint").
+"""The scoring endpoint: every project's champion (and challenger) behind `/v1/<p>/…` (API in the README,
+"Scoring endpoint").
 
-Each project holds one immutable `ServedModel`. A request takes a reference to it
-once and finishes on it; a reload loads and smoke-tests the new champion in a worker
-thread and then replaces the reference in the event loop, between two requests. So
-a swap never fails or delays a request, and a champion that cannot be loaded never
-replaces one that works.
+Each project holds one immutable `ServedModel` per role. A request takes references to
+them once and finishes on them; a reload loads and smoke-tests the new version in a
+worker thread and then replaces the reference in the event loop, between two
+requests. So a swap never fails or delays a request, and a version that cannot be
+loaded never replaces one that works. The challenger is loaded, checked and reloaded
+exactly like the champion, on its own: its failures never touch the champion.
+
+A challenger runs as the project file's `serving.challenger` says: in `shadow` mode it
+scores every request next to the champion and is never the answer; in `canary` mode it
+answers a sticky share of the entities (`mining_platform.spec.routing`) and of the row
+requests that send an `X-Request-Key` (row requests without one are drawn at random).
+Every logged prediction names its version and role.
 """
 
 import asyncio
@@ -12,10 +20,13 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import random
 import secrets
 from dataclasses import dataclass, field
+from typing import Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pymongo import AsyncMongoClient
@@ -24,13 +35,14 @@ from starlette.routing import Route
 from mining_platform.serving.api import PREDICT_BODY, PROBLEMS, RELOAD_PROBLEMS, Prediction
 from mining_platform.serving.config import ServingConfig, serving_config_from_environment
 from mining_platform.serving.online_features import FeatureStoreUnavailable, OnlineFeatures
-from mining_platform.serving.payload import BadRequest, RowsRequest, parse_body, require_json, rows_matrix
-from mining_platform.serving.prediction_log import PredictionLog, log_documents
+from mining_platform.serving.payload import BadRequest, RowsRequest, parse_body, request_key, require_json, rows_matrix
+from mining_platform.serving.prediction_log import PredictionLog, Scoring, log_documents
 from mining_platform.serving.served_model import (
-    ChampionLoadFailed, NoChampion, RegistryUnavailable, ServedModel, champion_version, load_version,
+    ChampionLoadFailed, NoChampion, RegistryUnavailable, ServedModel, aliased, champion_version, load_version,
 )
 from mining_platform.spec import ProjectSpec
-from mining_platform.spec.names import PREDICTION_LOG, project_database
+from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_LOG, project_database
+from mining_platform.spec.routing import routes_to_challenger
 
 __all__ = ["ServingConfig", "create_app", "serving_config_from_environment"]
 log = logging.getLogger("mining_platform.serving")
@@ -43,11 +55,30 @@ class ProjectState:
     model: ServedModel | None = None
     status: str = "loading"
     last_reload_error: str | None = None  # the latest failed reload, until one succeeds
+    challenger: ServedModel | None = None
+    challenger_status: str = "loading"
+    challenger_reload_error: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def model_name(self) -> str:
         return self.spec.project.model.name
+
+    @property
+    def setting(self):
+        """`serving.challenger` of the project file: mode and traffic."""
+        return self.spec.project.serving.challenger
+
+    def live_challenger(self, champion: ServedModel) -> ServedModel | None:
+        """The challenger to run next to `champion` (none when it is the same version, e.g. just promoted)."""
+        challenger = self.challenger
+        return None if challenger is None or challenger.version == champion.version else challenger
+
+    def describe_challenger(self) -> dict | None:
+        challenger = self.challenger
+        if challenger is None or (self.model is not None and challenger.version == self.model.version):
+            return None
+        return {**challenger.describe(), "mode": self.setting.mode, "traffic": self.setting.traffic}
 
 
 def _json(payload: dict, status: int = 200) -> Response:
@@ -78,35 +109,53 @@ def create_app(config: ServingConfig) -> FastAPI:
     prediction_log: PredictionLog | None = None
     started_at = dt.datetime.now(dt.timezone.utc)
 
-    async def swap_to_champion(state: ProjectState) -> dict:
-        """Load the champion and swap it in; the old model keeps serving unless this succeeds."""
+    async def swap(state: ProjectState, role: str = CHAMPION) -> dict:
+        """Load the version `role` names and swap it in; the old one keeps serving unless this succeeds.
+
+        For the challenger, no alias (or the champion's version) unloads it: the endpoint runs none."""
         async with state.lock:  # one load per project at a time; requests never take this lock
-            version = await asyncio.to_thread(champion_version, config.tracking_uri, state.model_name)
-            current = state.model
+            current = state.model if role == CHAMPION else state.challenger
+            if role == CHAMPION:
+                version = await asyncio.to_thread(champion_version, config.tracking_uri, state.model_name)
+            else:
+                version = await asyncio.to_thread(aliased, config.tracking_uri, state.model_name, CHALLENGER)
+                if version is None or (state.model is not None and version == state.model.version):
+                    state.challenger = None
+                    state.challenger_status = ("no challenger" if version is None
+                                               else f"the challenger alias names the champion (v{version})")
+                    if current is not None:
+                        log.info(f"{state.spec.name}: stopped running challenger {current.uri}")
+                    return {"changed": current is not None, "model": None,
+                            "previous": current.describe() if current else None}
             if current is not None and current.version == version:
                 return {"changed": False, "model": current.describe(), "previous": None}
-            loaded = await asyncio.to_thread(load_version, config.tracking_uri, state.model_name, version)
-            state.model, state.status = loaded, "serving"  # the swap: one reference assignment
-            log.info(f"{state.spec.name}: now serving {loaded.uri}"
+            loaded = await asyncio.to_thread(load_version, config.tracking_uri, state.model_name, version, alias=role)
+            if role == CHAMPION:
+                state.model, state.status = loaded, "serving"  # the swap: one reference assignment
+            else:
+                state.challenger, state.challenger_status = loaded, f"running in {state.setting.mode}"
+            log.info(f"{state.spec.name}: {role} is now {loaded.uri}"
                      + (f" (was version {current.version})" if current else ""))
             return {"changed": True, "model": loaded.describe(), "previous": current.describe() if current else None}
 
-    async def load_at_start(state: ProjectState) -> None:
-        """Serve the champion as soon as MLflow answers (it may start after the endpoint)."""
+    async def load_at_start(state: ProjectState, role: str) -> None:
+        """Load the version `role` names as soon as MLflow answers (it may start after the endpoint)."""
         delay = 1.0
-        while state.model is None:
+        set_status = (lambda text: setattr(state, "status", text)) if role == CHAMPION else (
+            lambda text: setattr(state, "challenger_status", text))
+        while True:
             try:
-                await swap_to_champion(state)
+                await swap(state, role)
                 return
             except NoChampion as exc:
-                state.status = f"no model deployed: {exc}"
+                set_status(f"no model deployed: {exc}")
                 return
             except ChampionLoadFailed as exc:
-                state.status = f"champion failed to load: {exc}"
-                log.error(f"{state.spec.name}: {state.status}")
+                set_status(f"{role} failed to load: {exc}")
+                log.error(f"{state.spec.name}: {role} failed to load: {exc}")
                 return
             except RegistryUnavailable as exc:
-                state.status = f"waiting for MLflow: {exc}"
+                set_status(f"waiting for MLflow: {exc}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
@@ -124,7 +173,8 @@ def create_app(config: ServingConfig) -> FastAPI:
         prediction_log = PredictionLog({p: db[PREDICTION_LOG] for p, db in namespaces.items()},
                                        sample_rate=config.log_sample_rate)
         prediction_log.start()
-        loaders = [asyncio.create_task(load_at_start(state)) for state in states.values()]
+        loaders = [asyncio.create_task(load_at_start(state, role)) for state in states.values()
+                   for role in (CHAMPION, CHALLENGER)]
         try:
             yield
         finally:
@@ -199,6 +249,13 @@ def create_app(config: ServingConfig) -> FastAPI:
                     "version": state.model.version if state.model else None,
                     "status": state.status,
                     "last_reload_error": state.last_reload_error,
+                    "challenger": {
+                        "version": state.challenger.version if state.challenger else None,
+                        "mode": state.setting.mode,
+                        "traffic": state.setting.traffic,
+                        "status": state.challenger_status,
+                        "last_reload_error": state.challenger_reload_error,
+                    },
                 }
                 for name, state in states.items()
             } | {name: {"model": None, "version": None, "status": f"not served: {problem}"}
@@ -208,28 +265,82 @@ def create_app(config: ServingConfig) -> FastAPI:
 
     @app.get("/v1/{project}/version", responses={404: PROBLEMS[404], 503: PROBLEMS[503]})
     async def version(project: str) -> dict:
-        """The served model: name, version, alias, MLflow run id, model URI, features, loaded_at."""
+        """The served model: name, version, alias, MLflow run id, model URI, features, loaded_at; and the challenger
+        running next to it (with its mode and traffic), or null."""
         state = project_state(project)
-        return {"project": project, **serving_model(state).describe()}
+        return {"project": project, **serving_model(state).describe(), "challenger": state.describe_challenger()}
+
+    async def challenger_matrix(state: ProjectState, challenger: ServedModel, model: ServedModel, X: np.ndarray,
+                                parsed) -> np.ndarray | None:
+        """The request as the challenger's feature matrix; None when it cannot score this request (rows for a model
+        with other features, or an entity lookup it refuses): then the champion answers alone."""
+        if challenger.features == model.features:
+            return X
+        if isinstance(parsed, RowsRequest):
+            return None
+        try:
+            return (await state.online.lookup(challenger, parsed.entities)).X
+        except (BadRequest, FeatureStoreUnavailable) as exc:
+            log.debug(f"{state.spec.name}: challenger {challenger.uri} not scored: {exc}")
+            return None
 
     async def predict(request: Request) -> Response:
         project = request.path_params["project"]
         state = project_state(project)
-        model = serving_model(state)  # this request's model, whatever a reload does meanwhile
+        model = serving_model(state)  # this request's models, whatever a reload does meanwhile
+        challenger = state.live_challenger(model)
+        setting = state.setting
         require_json(request.headers.get("content-type"))
+        key = request_key(request.headers.get("x-request-key"))
         body = await _read_body(request, config.max_body_bytes, config.body_timeout_seconds)
         parsed = parse_body(body, max_rows=config.max_batch)
         if isinstance(parsed, RowsRequest):
             X = rows_matrix(parsed.rows, model.features, model.boolean_features)
-            as_of = None
+            as_of = newest = None
         else:
             looked_up = await state.online.lookup(model, parsed.entities)
-            X, as_of = looked_up.X, looked_up.as_of
-        predictions = model.predict(X).tolist()
+            X, as_of, newest = looked_up.X, looked_up.as_of, looked_up.newest
+        X_challenger = None if challenger is None else await challenger_matrix(state, challenger, model, X, parsed)
+        n = X.shape[0]
+        every = np.arange(n)
+        versions = None
+        if X_challenger is None:
+            scores = model.predict(X)
+            scorings = [Scoring(model, CHAMPION, X, scores, every, answered=True)]
+        elif setting.mode == "shadow":
+            scores = model.predict(X)
+            scorings = [Scoring(model, CHAMPION, X, scores, every, answered=True),
+                        Scoring(challenger, CHALLENGER, X_challenger, challenger.predict(X_challenger), every,
+                                answered=False)]
+        else:  # canary: a sticky share of entities (or of request keys) is answered by the challenger
+            if not isinstance(parsed, RowsRequest):
+                routed = np.fromiter((routes_to_challenger(project, e, challenger.version, setting.traffic)
+                                      for e in parsed.entities), dtype=bool, count=n)
+            elif key is not None:
+                routed = np.full(n, routes_to_challenger(project, key, challenger.version, setting.traffic))
+            else:
+                routed = np.full(n, random.random() < setting.traffic)
+            mine, theirs = np.flatnonzero(~routed), np.flatnonzero(routed)
+            scores = np.empty(n)
+            scorings = []
+            if len(mine):
+                scores[mine] = model.predict(X[mine])
+                scorings.append(Scoring(model, CHAMPION, X[mine], scores[mine], mine, answered=True))
+            if len(theirs):
+                scores[theirs] = challenger.predict(X_challenger[theirs])
+                scorings.append(Scoring(challenger, CHALLENGER, X_challenger[theirs], scores[theirs], theirs,
+                                        answered=True))
+            versions = np.where(routed, challenger.version, model.version).tolist()
+        predictions = scores.tolist()
         if prediction_log.sampled():
-            prediction_log.record(log_documents(project, model, X, predictions, parsed))
+            prediction_log.record(log_documents(project, parsed, scorings, as_of=newest))
         payload = {"model": {"name": model.name, "version": model.version, "task": model.task},
                    "predictions": predictions}
+        if challenger is not None:
+            payload["challenger"] = {"name": challenger.name, "version": challenger.version, "mode": setting.mode,
+                                     "scored": X_challenger is not None}
+        if versions is not None:
+            payload["versions"] = versions
         if as_of is not None:
             payload["features_as_of"] = as_of
         return _json(payload)
@@ -250,17 +361,27 @@ def create_app(config: ServingConfig) -> FastAPI:
         return await predict(request)
 
     @app.post("/v1/{project}/reload", dependencies=[Depends(require_admin)], responses=RELOAD_PROBLEMS)
-    async def reload(project: str) -> Response:
-        """Load `models:/<model>@champion`, check its signature and a smoke prediction, swap it in atomically."""
+    async def reload(project: str, role: Literal["champion", "challenger"] = Query(
+            default=CHAMPION, description="champion: load `models:/<model>@champion`; challenger: load "
+            "`@challenger` (none: stop running one).")) -> Response:
+        """Load the version the role's alias names, check its gate, signature and a smoke prediction, swap it in
+        atomically. The other role is untouched."""
         state = project_state(project)
-        serving = state.model.version if state.model else None
-        keeps = f"; still serving version {serving}" if serving else "; nothing is served"
+        current = state.model if role == CHAMPION else state.challenger
+        keeps = f"; still serving version {current.version} as {role}" if current else f"; no {role} is served"
         try:
-            swapped = await swap_to_champion(state)
+            swapped = await swap(state, role)
         except (NoChampion, ChampionLoadFailed, RegistryUnavailable) as exc:
-            state.last_reload_error = f"{dt.datetime.now(dt.timezone.utc).isoformat()}: {exc}"
+            error = f"{dt.datetime.now(dt.timezone.utc).isoformat()}: {exc}"
+            if role == CHAMPION:
+                state.last_reload_error = error
+            else:
+                state.challenger_reload_error = error
             return _json({"detail": f"{exc}{keeps}"}, 502 if isinstance(exc, RegistryUnavailable) else 409)
-        state.last_reload_error = None
-        return _json(swapped)
+        if role == CHAMPION:
+            state.last_reload_error = None
+        else:
+            state.challenger_reload_error = None
+        return _json({"role": role, **swapped})
 
     return app

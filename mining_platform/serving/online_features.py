@@ -12,6 +12,7 @@ and never mixes runs or serves an uncommitted one.
 """
 
 import asyncio
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ class FeatureStoreUnavailable(RuntimeError):
 class LookedUp:
     X: np.ndarray
     as_of: dict[str, str]  # feature set -> as_of of the partition read
+    newest: dt.datetime  # the newest of them: the day whose label judges these predictions
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ class OnlineFeatures:
             raise BadRequest(404, f"unknown {self._entity}: {shown} (no features in the latest committed partitions: "
                                   + ", ".join(f"{n} {latest[n]['partition']}" for n in names) + ")")
         order = [position[entity] for entity in entities]
-        return LookedUp(X=X[order], as_of={n: latest[n]["as_of"].isoformat() for n in names})
+        return LookedUp(X=X[order], as_of={n: latest[n]["as_of"].isoformat() for n in names},
+                        newest=max(latest[n]["as_of"] for n in names))
 
 
 def _same_run(seen: dict | None, latest: dict | None) -> bool:

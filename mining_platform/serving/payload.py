@@ -43,6 +43,18 @@ def require_json(content_type: str | None) -> None:
                               f"{content_type or 'no Content-Type'})")
 
 
+MAX_REQUEST_KEY = 256
+
+
+def request_key(header: str | None) -> str | None:
+    """The caller's `X-Request-Key` (a user, session or order id): a canary answers the same key the same way."""
+    if header is None:
+        return None
+    if not header.strip() or len(header) > MAX_REQUEST_KEY:
+        raise BadRequest(422, f"X-Request-Key must have 1 to {MAX_REQUEST_KEY} characters (got {len(header)})")
+    return header
+
+
 def _refuse_constant(name: str):
     raise BadRequest(422, f"{name} is not a JSON number; send null for a missing value")
 

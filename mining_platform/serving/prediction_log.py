@@ -21,6 +21,8 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
+import numpy as np
+
 from mining_platform.serving.payload import EntitiesRequest, RowsRequest
 from mining_platform.serving.served_model import ServedModel
 
@@ -87,6 +89,8 @@ class PredictionLog:
         for project, collection in self.collections.items():
             try:  # here, not in start: the endpoint must come up while MongoDB is down
                 await collection.create_index([("project", ASCENDING), ("time", ASCENDING)], name="project_1_time_1")
+                # Realised performance reads the entity predictions made from one feature day.
+                await collection.create_index([("as_of", ASCENDING)], name="as_of_1", sparse=True)
             except PyMongoError as exc:  # the log works without it; the next start tries again
                 log.warning(f"prediction log of {project}: could not create its index: {exc}")
         while not self._stopping:
@@ -155,15 +159,36 @@ class PredictionLog:
         }
 
 
-def log_documents(project: str, model: ServedModel, X, predictions: list[float],
-                  parsed: RowsRequest | EntitiesRequest) -> list[dict]:
-    """One record per scored row: the features as the model saw them (floats; missing as null)."""
+@dataclass(frozen=True)
+class Scoring:
+    """One model's scores of some of a request's rows: which rows, the features it saw, whether it answered them
+    (a shadow challenger's scores are logged, never answered)."""
+
+    model: ServedModel
+    role: str
+    X: np.ndarray
+    scores: np.ndarray
+    rows: np.ndarray  # positions in the request
+    answered: bool
+
+
+def log_documents(project: str, parsed: RowsRequest | EntitiesRequest, scorings: list[Scoring], *,
+                  as_of: dt.datetime | None = None) -> list[dict]:
+    """One record per scored row and model: the features as the model saw them (floats; missing as null), its
+    version and role, and whether it was the answer. Entity requests also record the entity and `as_of`, the
+    feature day the score was made from (its label is judged over the horizon after it)."""
     now = dt.datetime.now(dt.timezone.utc)
-    model_ref = {"name": model.name, "version": model.version}
-    entities = parsed.entities if isinstance(parsed, EntitiesRequest) else [None] * len(predictions)
-    return [
-        {"project": project, "model": model_ref, "time": now, "score": score,
-         "features": {f: (None if v != v else v) for f, v in zip(model.features, row)},  # NaN != NaN
-         **({"entity": entity} if entity is not None else {})}
-        for row, score, entity in zip(X.tolist(), predictions, entities)
-    ]
+    entities = parsed.entities if isinstance(parsed, EntitiesRequest) else None
+    documents = []
+    for scoring in scorings:
+        model = scoring.model
+        model_ref = {"name": model.name, "version": model.version}
+        for row, score, position in zip(scoring.X.tolist(), scoring.scores.tolist(), scoring.rows.tolist()):
+            document = {"project": project, "model": model_ref, "role": scoring.role, "answered": scoring.answered,
+                        "time": now, "score": score,
+                        "features": {f: (None if v != v else v) for f, v in zip(model.features, row)}}  # NaN != NaN
+            if entities is not None:
+                document["entity"] = entities[position]
+                document["as_of"] = as_of
+            documents.append(document)
+    return documents

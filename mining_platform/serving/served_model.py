@@ -1,7 +1,9 @@
-"""A project's champion as the endpoint serves it: loaded from the registry, checked, smoke-tested, immutable.
+"""A registered version as the endpoint serves it (champion or challenger): loaded from the registry, checked
+(its gate passed, its signature is servable), smoke-tested, immutable.
 
 A `ServedModel` is immutable: the endpoint swaps whole objects, so a request that
-picked one up finishes on it whatever a reload does meanwhile.
+picked one up finishes on it whatever a reload does meanwhile. Batch scoring
+(`<p>/predictions`) loads versions through `load_version` too, so both score alike.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mining_platform.spec.names import CHAMPION, FEATURES_TAG, TASK_TAG
+from mining_platform.spec.names import CHAMPION, FEATURES_TAG, GATE_TAG, PASSED, TASK_TAG
 
 TASKS = ("binary", "regression")
 
@@ -87,8 +89,11 @@ def _smoke_test(model: ServedModel, rows: np.ndarray) -> None:
         )
 
 
-def load_version(tracking_uri: str, model_name: str, version: str) -> ServedModel:
-    """Load one registered version and check that it can be served; raises ChampionLoadFailed saying why."""
+def load_version(tracking_uri: str, model_name: str, version: str, *, alias: str = CHAMPION) -> ServedModel:
+    """Load one registered version and check that it can be served; raises ChampionLoadFailed saying why.
+
+    A version whose quality gate did not pass is never served, whatever alias names it (an alias
+    moved by hand in the MLflow UI included)."""
     # Imported on the first load, in the loader's thread: MLflow and XGBoost take seconds to
     # import, and the endpoint answers /health (each project "loading") before that.
     from mining_platform.registry import loading
@@ -99,6 +104,9 @@ def load_version(tracking_uri: str, model_name: str, version: str) -> ServedMode
         raise RegistryUnavailable(str(exc)) from None
     except loading.VersionUnusable as exc:
         raise ChampionLoadFailed(str(exc)) from None
+    if loaded.tags.get(GATE_TAG) != PASSED:
+        raise ChampionLoadFailed(f"{loaded.uri} is not served: its quality gate is "
+                                 f"{loaded.tags.get(GATE_TAG, 'not evaluated')!r}")
     unsupported = [f"{name} ({kind})" for name, kind in loaded.columns if kind not in NUMERIC_TYPES | BOOLEAN_TYPES]
     if unsupported:
         raise ChampionLoadFailed(f"{loaded.uri}: non-numeric input columns cannot be served: {', '.join(unsupported)}")
@@ -119,7 +127,7 @@ def load_version(tracking_uri: str, model_name: str, version: str) -> ServedMode
     if task not in TASKS:
         raise ChampionLoadFailed(f"{loaded.uri}: its {TASK_TAG} tag is {task!r}, not one of {', '.join(TASKS)}")
     model = ServedModel(
-        task=task,
+        task=task, alias=alias,
         name=model_name, version=loaded.version, run_id=loaded.run_id, booster=booster, features=loaded.features,
         boolean_features=frozenset(name for name, kind in loaded.columns if kind in BOOLEAN_TYPES),
         trained_features=trained_features, loaded_at=dt.datetime.now(dt.timezone.utc),
@@ -129,19 +137,24 @@ def load_version(tracking_uri: str, model_name: str, version: str) -> ServedMode
     return model
 
 
-def champion_version(tracking_uri: str, model_name: str) -> str:
-    """The version the champion alias points at; NoChampion when there is none."""
+def aliased(tracking_uri: str, model_name: str, alias: str) -> str | None:
+    """The version `alias` points at, or None; RegistryUnavailable when MLflow cannot be asked."""
     from mlflow.exceptions import MlflowException
 
     from mining_platform.registry.aliases import alias_version
     from mining_platform.registry.client import client
 
     try:
-        version = alias_version(client(tracking_uri), model_name, CHAMPION)
+        return alias_version(client(tracking_uri), model_name, alias)
     except MlflowException as exc:
-        raise RegistryUnavailable(f"cannot read {model_name}@{CHAMPION} from the registry: {exc.message}") from None
+        raise RegistryUnavailable(f"cannot read {model_name}@{alias} from the registry: {exc.message}") from None
     except OSError as exc:
         raise RegistryUnavailable(f"cannot reach the MLflow registry: {exc}") from None
+
+
+def champion_version(tracking_uri: str, model_name: str) -> str:
+    """The version the champion alias points at; NoChampion when there is none."""
+    version = aliased(tracking_uri, model_name, CHAMPION)
     if version is None:
         raise NoChampion(f"registered model {model_name!r} has no {CHAMPION!r} alias yet")
     return version

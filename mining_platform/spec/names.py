@@ -12,13 +12,15 @@ PIPELINE_RUNS = "pipeline_runs"  # the audit record of every partition run
 FEATURE_MARKERS = "feature_partitions"  # commit markers of feature partitions
 SAMPLE_MARKERS = "sample_partitions"  # commit markers of sample partitions
 PREDICTION_LOG = "prediction_log"  # the endpoint's sampled predictions
+PREDICTION_MARKERS = "prediction_partitions"  # commit markers of batch prediction partitions
 # Platform-wide, in MINING_MONGO_DB itself (keyed by project):
 DEMO_COLLECTIONS = "demo_collections"  # the collections the demo generator created (the only ones it writes)
 
 # Collections of a namespace by prefix (one per feature set or project), and every name above: what a
 # definition may never read, and what `source` may never name.
 PLATFORM_COLLECTIONS = frozenset({
-    FEATURE_PIPELINES, PIPELINE_RUNS, FEATURE_MARKERS, SAMPLE_MARKERS, PREDICTION_LOG, DEMO_COLLECTIONS})
+    FEATURE_PIPELINES, PIPELINE_RUNS, FEATURE_MARKERS, SAMPLE_MARKERS, PREDICTION_MARKERS, PREDICTION_LOG,
+    DEMO_COLLECTIONS})
 PLATFORM_PREFIXES = ("features_", "samples_", "labels_", "tiles_", "predictions_", "system.")
 # MongoDB's own databases, never a source.
 SERVER_DATABASES = frozenset({"admin", "local", "config"})
@@ -28,11 +30,18 @@ MAX_DATABASE_NAME = 63  # MongoDB database names are shorter than 64 bytes
 # versions a model version was trained on.
 CHAMPION = "champion"
 PREVIOUS = "previous"
+# The gate verdict tag of a version: only `passed` may be served, as champion or challenger.
+GATE_TAG = "mining.gate"
+GATE_REASON_TAG = "mining.gate_reason"
+PASSED, FAILED = "passed", "failed"
+CHALLENGER = "challenger"  # a version the endpoint runs next to the champion, in shadow or canary
+ROLES = (CHAMPION, CHALLENGER)
 FEATURES_TAG = "mining.features"
 # Why a run (and the version it trains) happened: Dagster run tags the model copies onto its MLflow run.
 CAUSE_TAG = "mining.cause"
 TASK_TAG = "mining.task"  # binary or regression: what the version's scores are
 DRIFT_TAG_PREFIX = "mining.drift."
+PERFORMANCE_TAG_PREFIX = "mining.performance."  # the realised-performance evidence of a sensor's decision
 
 # Fields the platform writes next to the features of every feature document.
 RESERVED_FEATURE_FIELDS = frozenset({"_id", "as_of", "run_id", "pipeline_version"})
@@ -91,6 +100,16 @@ def labels_collection(project: str) -> str:
     return f"labels_{project}"
 
 
+def predictions_collection(project: str) -> str:
+    """A project's batch predictions: one document per (entity, as_of, role) per published run."""
+    return f"predictions_{project}"
+
+
+def predictions_pipeline(project: str) -> str:
+    """The pipeline name of a project's batch scoring in `pipeline_runs` and `prediction_partitions`."""
+    return f"{project}/predictions"
+
+
 def source_asset(project: str, source: str) -> tuple[str, ...]:
     """The observed asset of a source (a collection the platform never writes)."""
     return (project, "sources", source)
@@ -106,7 +125,7 @@ def feature_asset(project: str, feature_set: str) -> tuple[str, ...]:
 
 
 def project_asset(project: str, asset: str) -> tuple[str, ...]:
-    """`samples`, `model`, `deployment`, `drift_report`."""
+    """`samples`, `model`, `deployment`, `drift_report`, `predictions`, `performance`."""
     return (project, asset)
 
 

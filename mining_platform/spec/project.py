@@ -161,6 +161,29 @@ class DemoConfig(Strict):
     seed: int = Field(default=7, ge=0)
 
 
+class ChallengerConfig(Strict):
+    """How the endpoint runs a version aliased `challenger` next to the champion."""
+
+    mode: Literal["shadow", "canary"] = Field(
+        default="shadow", description="shadow: scored on every request, never the answer; canary: the answer for "
+        "`traffic` of the entities (sticky per entity) and of keyed row requests.")
+    traffic: float = Field(default=0.1, gt=0.0, lt=1.0, description="The canary's share of entities and request keys.")
+
+
+class ServingSettings(Strict):
+    """What the endpoint runs next to each project's champion."""
+
+    challenger: ChallengerConfig = ChallengerConfig()
+
+
+class PerformanceConfig(Strict):
+    """When realised performance decides: promote a better challenger, retire a worse one, retrain a failing champion."""
+
+    min_days: int = Field(default=3, ge=1, le=90, description="Matured days of evidence a decision needs.")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0,
+                              description="Level of the interval that must clear zero (or the floor).")
+
+
 class ProjectConfig(Strict):
     name: Annotated[str, Field(pattern=PROJECT_NAME)]
     entity: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)
@@ -173,6 +196,8 @@ class ProjectConfig(Strict):
     model: ModelConfig
     drift: DriftConfig
     demo: DemoConfig | None = None
+    serving: ServingSettings = ServingSettings()
+    performance: PerformanceConfig = PerformanceConfig()
 
     @model_validator(mode="before")
     @classmethod
