@@ -79,3 +79,28 @@ def observed_data_versions(instance: dg.DagsterInstance, key: dg.AssetKey) -> di
         if not page.has_more:
             return versions
         cursor = page.cursor
+
+
+def materialization_history(instance: dg.DagsterInstance, key: dg.AssetKey, names: tuple[str, ...], *,
+                            limit: int = 10_000) -> list[tuple[dt.datetime, dict[str, str]]]:
+    """(time, {name: text}) of the asset's materialisations, oldest first (metadata it lacks is absent)."""
+    page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=limit, ascending=True)
+    history = []
+    for record in page.records:
+        materialization = record.asset_materialization
+        if materialization is None:
+            continue
+        values = {name: str(materialization.metadata[name].value) for name in names if name in materialization.metadata}
+        history.append((dt.datetime.fromtimestamp(record.timestamp, dt.timezone.utc), values))
+    return history
+
+
+def latest_partition_materializations(instance: dg.DagsterInstance, key: dg.AssetKey, *,
+                                      limit: int = 1_000) -> dict[str, dg.EventLogRecord]:
+    """Partition key -> its latest materialisation record (among the newest `limit` materialisations)."""
+    page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=limit, ascending=False)
+    latest: dict[str, dg.EventLogRecord] = {}
+    for record in page.records:
+        if record.partition_key:
+            latest.setdefault(record.partition_key, record)
+    return latest

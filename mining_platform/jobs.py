@@ -26,6 +26,10 @@ def drift_report_job_name(project: Named) -> str:
     return f"{project.name}_drift_report_job"
 
 
+def performance_job_name(project: Named) -> str:
+    return f"{project.name}_performance_job"
+
+
 def observe_sources_job_name(project: Named) -> str:
     return f"{project.name}_observe_sources_job"
 
@@ -54,8 +58,15 @@ def build_jobs(spec: ProjectSpec) -> list:
         dg.define_asset_job(
             deploy_job_name(spec),
             selection=dg.AssetSelection.assets(k.deployment),
-            description="Point the endpoint at a registered version (run config `version`); launched by "
-            f"{p}_champion_sensor when the champion alias moves outside Dagster.",
+            description="Point the endpoint at a registered version (run config `version`, `role`, `retire`); "
+            f"launched by {p}_champion_sensor when an alias moves outside Dagster, and by {p}_performance_sensor to "
+            "promote or retire a challenger on realised evidence.",
+        ),
+        dg.define_asset_job(
+            performance_job_name(spec),
+            selection=dg.AssetSelection.assets(k.performance),
+            description=f"One day's realised performance; launched by {p}_performance_sensor once the day's "
+            "predictions are committed and its label window has elapsed.",
         ),
         dg.define_asset_job(
             drift_report_job_name(spec),

@@ -24,7 +24,7 @@ def tiles_key(project: str, feature_set: str) -> dg.AssetKey:
 
 
 def asset_key(project: str, asset: str) -> dg.AssetKey:
-    """`samples`, `model`, `deployment`, `drift_report`."""
+    """`samples`, `model`, `deployment`, `drift_report`, `predictions`, `performance`."""
     return dg.AssetKey(list(names.project_asset(project, asset)))
 
 
@@ -37,6 +37,8 @@ class ProjectKeys:
     model: dg.AssetKey
     deployment: dg.AssetKey
     drift_report: dg.AssetKey
+    predictions: dg.AssetKey
+    performance: dg.AssetKey
 
     @property
     def feature_keys(self) -> list[dg.AssetKey]:
@@ -53,4 +55,6 @@ def project_keys(spec: ProjectSpec) -> ProjectKeys:
         model=asset_key(p, "model"),
         deployment=asset_key(p, "deployment"),
         drift_report=asset_key(p, "drift_report"),
+        predictions=asset_key(p, "predictions"),
+        performance=asset_key(p, "performance"),
     )

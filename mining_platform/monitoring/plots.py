@@ -1,4 +1,5 @@
-"""Histogram of a drifted variable: the reference's share per bin next to the day's."""
+"""Histogram of a drifted variable (the reference's share per bin next to the day's); calibration of realised
+performance (mean prediction against mean realised label per bin)."""
 
 import numpy as np
 
@@ -21,5 +22,26 @@ def drift_histogram(comparison: Comparison, reference: Distribution, *, partitio
         axes.legend(fontsize=8)
         figure.tight_layout()
         return png_markdown(figure, f"{comparison.name} drift")
+    finally:
+        plt.close(figure)
+
+
+def calibration_plot(curves: dict[str, list[dict]], *, partition: str, task: str) -> str:
+    """Per version (label -> calibration bins): mean realised label against mean prediction; the diagonal is a
+    perfectly calibrated version."""
+    figure, axes = plt.subplots(figsize=(4.6, 4.0))
+    try:
+        lows = [b["predicted"] for bins in curves.values() for b in bins] + [b["realised"] for bins in curves.values()
+                                                                             for b in bins]
+        span = (0.0, 1.0) if task == "binary" else (min(lows, default=0.0), max(lows, default=1.0))
+        axes.plot(span, span, color="#999999", linestyle="--", linewidth=1, label="calibrated")
+        for label, bins in curves.items():
+            axes.plot([b["predicted"] for b in bins], [b["realised"] for b in bins], marker="o", label=label)
+        axes.set_xlabel("mean prediction")
+        axes.set_ylabel("mean realised label")
+        axes.set_title(f"calibration, {partition}", fontsize=10)
+        axes.legend(fontsize=8)
+        figure.tight_layout()
+        return png_markdown(figure, "calibration")
     finally:
         plt.close(figure)

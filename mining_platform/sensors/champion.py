@@ -1,4 +1,4 @@
-"""`<p>_champion_sensor`: when `champion` moves outside Dagster (MLflow UI, a script), redeploy it.
+"""`<p>_champion_sensor`: when `champion` (or `challenger`) moves outside Dagster (MLflow UI, a script), redeploy it.
 
 The endpoint serves whatever `<p>/deployment` last verified. When the alias names
 another version and no deployment is in flight, the sensor launches
@@ -8,6 +8,10 @@ made by the deployment asset itself is recognised by its materialisation and ski
 Each move the sensor sees is numbered in its JSON cursor and the run key is
 `champion:<p>:<version>:<move>`: a re-evaluation after a crash repeats the key (one
 launch), and moving the alias back to a version deployed before is a new move.
+
+The challenger alias is followed the same way, once the champion is in place: set or
+moved by hand, `<p>_deploy_job` runs with `role: challenger` (removed: `retire: true`),
+run key `challenger:<p>:<version or none>:<move>`.
 """
 
 import dataclasses
@@ -17,7 +21,7 @@ import dagster as dg
 from mining_platform.instance import latest_metadata_text, runs_in_flight
 from mining_platform.jobs import deploy_job_name, retrain_job_name
 from mining_platform.keys import asset_key
-from mining_platform.registry.aliases import champion
+from mining_platform.registry.aliases import CHALLENGER, alias_version, champion
 from mining_platform.resources import MlflowResource
 from mining_platform.sensors.cursor import dump_cursor, load_cursor
 from mining_platform.spec.names import CAUSE_TAG
@@ -28,6 +32,8 @@ from mining_platform.spec.project import ProjectConfig
 class ChampionCursor:
     champion: str | None = None  # the version the alias named at the last tick
     moves: int = 0  # alias moves seen so far
+    challenger: str | None = None  # the version the challenger alias named at the last tick
+    challenger_moves: int = 0
 
 
 def deployed_version(instance: dg.DagsterInstance, deployment_key: dg.AssetKey) -> str | None:
@@ -53,31 +59,54 @@ def build_champion_sensor(project: ProjectConfig, jobs: list) -> dg.SensorDefini
         jobs=[job for job in jobs if job.name == deploy_job_name(project)],
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"When `{model_name}@champion` names a version the endpoint was not deployed with (moved in the "
-        f"MLflow UI or by a script), launches `{deploy_job_name(project)}` for it so the endpoint hot-reloads.",
+        description=f"When `{model_name}@champion` (or `@challenger`) names a version the endpoint was not deployed "
+        f"with (moved in the MLflow UI or by a script), launches `{deploy_job_name(project)}` for it so the endpoint "
+        "hot-reloads.",
     )
     def champion_sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource) -> dg.SensorResult:
         cursor = load_cursor(ChampionCursor, context.cursor, context.log)
-        current = champion(mlflow.client(), model_name)
+        client = mlflow.client()
+        current = champion(client, model_name)
         version = current.version if current else None
         if version != cursor.champion:
             cursor.champion, cursor.moves = version, cursor.moves + 1
+        challenger = alias_version(client, model_name, CHALLENGER)
+        if challenger != cursor.challenger:
+            cursor.challenger, cursor.challenger_moves = challenger, cursor.challenger_moves + 1
         result = dict(cursor=dump_cursor(cursor))
         if version is None:
             return dg.SensorResult(skip_reason=dg.SkipReason(f"{model_name} has no champion"), **result)
         deployed = deployed_version(context.instance, deployment_key)
-        if deployed == version:
-            return dg.SensorResult(skip_reason=dg.SkipReason(f"the endpoint was deployed with v{version}"), **result)
         busy = deployments_in_flight(context.instance, project)
+        if deployed != version:
+            if busy:
+                return dg.SensorResult(skip_reason=dg.SkipReason(
+                    f"champion is v{version}, deployed v{deployed}; deployment run {busy[0]} in flight"), **result)
+            return dg.SensorResult(run_requests=[dg.RunRequest(
+                run_key=f"champion:{project.name}:{version}:{cursor.moves}",
+                job_name=deploy_job_name(project),
+                run_config={"ops": {op_name: {"config": {"version": version}}}},
+                tags={CAUSE_TAG: "champion_moved", "mining.champion.version": version,
+                      "mining.champion.deployed_before": deployed or "none"},
+            )], **result)
+        wanted = challenger if challenger != version else None  # the champion's own version is never its challenger
+        running = latest_metadata_text(context.instance, deployment_key, "challenger_version")
+        running = None if running in (None, "none") else running
+        if wanted == running:
+            return dg.SensorResult(skip_reason=dg.SkipReason(
+                f"the endpoint was deployed with v{version}" + (f" and challenger v{running}" if running else "")),
+                **result)
         if busy:
             return dg.SensorResult(skip_reason=dg.SkipReason(
-                f"champion is v{version}, deployed v{deployed}; deployment run {busy[0]} in flight"), **result)
+                f"challenger is {wanted or 'none'}, deployed {running or 'none'}; deployment run {busy[0]} in flight"),
+                **result)
+        config = {"role": CHALLENGER, "version": wanted} if wanted else {"role": CHALLENGER, "retire": True}
         return dg.SensorResult(run_requests=[dg.RunRequest(
-            run_key=f"champion:{project.name}:{version}:{cursor.moves}",
+            run_key=f"challenger:{project.name}:{wanted or 'none'}:{cursor.challenger_moves}",
             job_name=deploy_job_name(project),
-            run_config={"ops": {op_name: {"config": {"version": version}}}},
-            tags={CAUSE_TAG: "champion_moved", "mining.champion.version": version,
-                  "mining.champion.deployed_before": deployed or "none"},
+            run_config={"ops": {op_name: {"config": config}}},
+            tags={CAUSE_TAG: "challenger_moved", "mining.challenger.version": wanted or "none",
+                  "mining.challenger.deployed_before": running or "none"},
         )], **result)
 
     return champion_sensor

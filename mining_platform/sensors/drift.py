@@ -20,7 +20,6 @@ import datetime as dt
 
 import dagster as dg
 
-from mining_platform.assets.model import GATE_CHECK
 from mining_platform.instance import new_materializations, runs_in_flight
 from mining_platform.jobs import drift_report_job_name, retrain_job_name
 from mining_platform.keys import project_keys
@@ -28,14 +27,10 @@ from mining_platform.monitoring.report import drift_summary, drifted_features, n
 from mining_platform.registry.aliases import champion
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.sensors.cursor import dump_cursor, load_cursor
+from mining_platform.sensors.retrain import committed_feature_days, retrain_request
 from mining_platform.sources.observe import complete_through, watermark
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CAUSE_TAG, DRIFT_TAG_PREFIX
-
-# The run tags of a partition-range run (Dagster's documented backfill tags; RunRequest has no parameter for a range).
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-
 
 @dataclasses.dataclass
 class DriftCursor:
@@ -45,39 +40,8 @@ class DriftCursor:
     decided_partition: str | None = None  # newest day whose report was decided on
 
 
-def committed_feature_days(instance: dg.DagsterInstance, spec: ProjectSpec) -> set[str]:
-    """The days every feature set has materialised."""
-    return set.intersection(*(set(instance.get_materialized_partitions(key)) for key in project_keys(spec).feature_keys))
-
-
-def matured_sample_range(instance: dg.DagsterInstance, spec: ProjectSpec,
-                         complete: dt.date | None) -> tuple[str, str] | None:
-    """The sample days after the last built one whose features are committed and whose label window is complete
-    in the label source (its last day at or before `complete`, the source's last complete day).
-
-    Contiguous from the first such day: a gap would fail the samples step and block the retrain.
-    """
-    k = project_keys(spec)
-    built = instance.get_materialized_partitions(k.samples)
-    feature_days = committed_feature_days(instance, spec)
-    last_built = max(built) if built else None
-    days = []
-    for day in sorted(d for d in feature_days if last_built is None or d > last_built):
-        start = dt.date.fromisoformat(day)
-        # Sample T is labelled from [T + 1 day, T + 1 day + horizon): its as_of is the end of day T.
-        window_last_day = start + spec.horizon
-        previous = days[-1] if days else last_built
-        contiguous = previous is None or dt.date.fromisoformat(previous) + dt.timedelta(days=1) == start
-        if not contiguous or complete is None or window_last_day > complete:
-            break
-        days.append(day)
-    return (days[0], days[-1]) if days else None
-
-
-def retrain_request(instance: dg.DagsterInstance, spec: ProjectSpec, *, partition: str, version: str,
-                    drifted: dict[str, float], complete: dt.date | None) -> dg.RunRequest:
-    project = spec.project
-    k = project_keys(spec)
+def drift_retrain_request(instance: dg.DagsterInstance, spec: ProjectSpec, *, partition: str, version: str,
+                          drifted: dict[str, float], complete: dt.date | None) -> dg.RunRequest:
     tags = {
         CAUSE_TAG: "drift",
         f"{DRIFT_TAG_PREFIX}partition": partition,
@@ -85,18 +49,8 @@ def retrain_request(instance: dg.DagsterInstance, spec: ProjectSpec, *, partitio
         f"{DRIFT_TAG_PREFIX}features": ",".join(drifted),
         **{f"{DRIFT_TAG_PREFIX}psi.{name}": f"{psi:.4f}" for name, psi in drifted.items()},
     }
-    selection = [k.model, k.deployment]
-    matured = matured_sample_range(instance, spec, complete)
-    if matured:
-        selection.insert(0, k.samples)
-        tags[RANGE_START_TAG], tags[RANGE_END_TAG] = matured
-    return dg.RunRequest(
-        run_key=f"drift:{project.name}:{partition}:{version}",
-        job_name=retrain_job_name(project),
-        asset_selection=selection,
-        asset_check_keys=[dg.AssetCheckKey(k.model, GATE_CHECK)],
-        tags=tags,
-    )
+    return retrain_request(instance, spec, run_key=f"drift:{spec.name}:{partition}:{version}", tags=tags,
+                           complete=complete)
 
 
 def build_drift_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefinition:
@@ -184,6 +138,7 @@ def build_drift_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefinition:
             return f"{summary}, but retrain run {running[0].run_id} is still in flight"
         source = spec.label_source
         complete = complete_through(watermark(mongo.db(), source), source.lateness_days)
-        return retrain_request(instance, spec, partition=partition, version=version, drifted=drifted, complete=complete)
+        return drift_retrain_request(instance, spec, partition=partition, version=version, drifted=drifted,
+                                     complete=complete)
 
     return drift_sensor

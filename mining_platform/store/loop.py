@@ -47,6 +47,16 @@ class Aggregation:
     primary: bool = False
 
 
+@dataclass(frozen=True)
+class ClientStep:
+    """A step of a partition run computed in this process, not in the database (scoring with a model): it reads
+    and writes through the handles it is given, `(db, analytics, max_time_ms)`, tagging what it writes with the
+    run's id, as an aggregation's `$merge` does."""
+
+    run: Callable[[Database, Database, int], None]
+    description: str = ""
+
+
 @dataclass
 class PartitionOutcome:
     """What became of one partition; jobs subclass it for their own details."""
@@ -76,7 +86,7 @@ class PartitionJob(Protocol):
     def refusal(self, db: Database, outcome: PartitionOutcome) -> str | None: ...
     def window_start(self, as_of: dt.datetime) -> dt.datetime: ...
     def prepare(self, db: Database, analytics: Database, outcomes: list[PartitionOutcome]) -> None: ...
-    def aggregations(self, db: Database, outcome: PartitionOutcome) -> list[Aggregation]: ...
+    def aggregations(self, db: Database, outcome: PartitionOutcome) -> list[Aggregation | ClientStep]: ...
     def verify(self, db: Database, outcome: PartitionOutcome, *, max_time_ms: int) -> None: ...
     def marker_fields(self, outcome: PartitionOutcome) -> dict: ...
     def summary(self, outcome: PartitionOutcome) -> str: ...
@@ -158,6 +168,12 @@ def _run_partition(job: PartitionJob, outcome: PartitionOutcome, *, db: Database
         runs.start(db, outcome.run_id, lease=lease)
         started = dt.datetime.now(dt.timezone.utc)
         for step in job.aggregations(db, outcome):
+            if isinstance(step, ClientStep):
+                with measure_reply_bytes() as replies:
+                    step.run(db, analytics, max_time_ms)
+                outcome.bytes_returned += replies.total
+                runs.renew_lease(db, outcome.run_id, lease=lease)
+                continue
             connection = db if step.primary else analytics
             database = connection if step.database in (None, connection.name) else connection.client[step.database]
             with measure_reply_bytes() as replies:

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import xgboost as xgb
-from sklearn.metrics import (
-    average_precision_score, log_loss, mean_absolute_error, r2_score, roc_auc_score, root_mean_squared_error,
-)
 
+from mining_platform.metrics import evaluate
 from mining_platform.training.dataset import Split, TrainingData, TrainingDataError
+
+__all__ = ["BoosterSettings", "evaluate", "predict", "resolve_device", "train_booster", "train_metric"]
 
 DEFAULT_ROUNDS = 100
 # Scoring every training row costs seconds at 1M rows and says no more than a large sample.
@@ -116,26 +116,6 @@ def predict(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
     return booster.inplace_predict(X, missing=np.nan)
 
 
-def evaluate(task: str, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """The metrics every version is logged with, plus the base they should be read against.
-
-    binary: auc, logloss, pr_auc and positive_rate; regression: rmse, mae, r2 and label_mean.
-    """
-    if task == "binary":
-        return {
-            "auc": float(roc_auc_score(y, scores)),
-            "logloss": float(log_loss(y, scores, labels=[0, 1])),
-            "pr_auc": float(average_precision_score(y, scores)),
-            "positive_rate": float(np.mean(y)),
-        }
-    return {
-        "rmse": float(root_mean_squared_error(y, scores)),
-        "mae": float(mean_absolute_error(y, scores)),
-        "r2": float(r2_score(y, scores)),
-        "label_mean": float(np.mean(y)),
-    }
-
-
 def train_metric(booster: xgb.Booster, data: TrainingData, *, task: str, seed: int) -> tuple[str, float]:
     """(name, value) of the headline metric on the training rows (a fixed sample of at most TRAIN_AUC_ROWS):
     the overfitting yardstick: train_auc for binary, train_rmse for regression."""
@@ -143,6 +123,5 @@ def train_metric(booster: xgb.Booster, data: TrainingData, *, task: str, seed: i
     chosen = np.sort(np.random.default_rng(seed).choice(rows, size=TRAIN_AUC_ROWS, replace=False)) \
         if rows > TRAIN_AUC_ROWS else slice(None)
     y, scores = data.train.y[chosen], predict(booster, np.ascontiguousarray(data.train.X[chosen]))
-    if task == "binary":
-        return "train_auc", float(roc_auc_score(y, scores))
-    return "train_rmse", float(root_mean_squared_error(y, scores))
+    metrics = evaluate(task, y, scores)
+    return ("train_auc", metrics["auc"]) if task == "binary" else ("train_rmse", metrics["rmse"])

@@ -1,0 +1,223 @@
+"""`<p>_performance_sensor`: realised performance reports as labels mature, and decisions on their evidence.
+
+Each tick:
+
+1. Days whose predictions are committed and whose label window has elapsed in the
+   label source (its watermark) but have no performance report newer than their
+   predictions: one `<p>_performance_job` run each (oldest first, a few per tick), run
+   key `performance:<p>:report:<day>:<predictions event>`.
+2. The newest `performance.min_days` reports about the current champion decide, in
+   this order:
+   - **promote** the challenger when it beat the champion on every one of those days
+     and their pooled interval is clear of zero: `<p>_deploy_job` with `version` = the
+     challenger, through the same gated promotion (its gate must have passed);
+   - **retire** the challenger when it lost on every day and the interval is clear of
+     zero on the other side: `<p>_deploy_job` with `role: challenger, retire: true`;
+   - **retrain** when the champion's realised gate metric was past the gate's bound on
+     every one of those days: `<p>_retrain_job`, as the drift sensor launches it.
+   Run keys name the decision, the version and the newest day
+   (`performance:<p>:<decision>:<version>:<day>`), so a decision is launched once;
+   tags `mining.cause=performance` and `mining.performance.*` carry the evidence,
+   which the deployment copies onto the MLflow version. Otherwise a SkipReason says why.
+"""
+
+import dataclasses
+import datetime as dt
+
+import dagster as dg
+
+from mining_platform.instance import latest_partition_materializations, runs_in_flight
+from mining_platform.jobs import deploy_job_name, performance_job_name, retrain_job_name
+from mining_platform.keys import project_keys
+from mining_platform.monitoring.performance import Interval, pool
+from mining_platform.registry.aliases import alias_version
+from mining_platform.resources import MlflowResource, MongoResource
+from mining_platform.sensors.champion import deployments_in_flight
+from mining_platform.sensors.cursor import dump_cursor, load_cursor
+from mining_platform.sensors.retrain import retrain_request
+from mining_platform.sources.observe import complete_through, watermark
+from mining_platform.spec import ProjectSpec
+from mining_platform.spec.names import CAUSE_TAG, CHALLENGER, CHAMPION, PERFORMANCE_TAG_PREFIX
+
+REPORTS_PER_TICK = 5
+
+
+@dataclasses.dataclass
+class PerformanceCursor:
+    performance_event: int = 0  # storage id of the newest performance report seen
+    last_decision: str | None = None  # the run key of the last decision launched
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    kind: str  # promote, retire, retrain
+    version: str  # the version the decision is about (challenger, or the champion for retrain)
+    days: list[str]
+    reason: str
+    tags: dict[str, str]
+
+
+def reports_to_request(instance: dg.DagsterInstance, spec: ProjectSpec, complete: dt.date | None) -> list[tuple[str, int]]:
+    """(day, predictions storage id) of the days to report on: predicted, matured, without a newer report."""
+    k = project_keys(spec)
+    predicted = latest_partition_materializations(instance, k.predictions)
+    reported = latest_partition_materializations(instance, k.performance)
+    due = []
+    for day, record in sorted(predicted.items()):
+        window_last_day = dt.date.fromisoformat(day) + spec.horizon
+        if complete is None or window_last_day > complete:
+            continue
+        report = reported.get(day)
+        if report is None or report.storage_id < record.storage_id:
+            due.append((day, record.storage_id))
+    return due
+
+
+def evidence_by_day(instance: dg.DagsterInstance, spec: ProjectSpec) -> dict[str, dict]:
+    """Day -> the `evidence` of its latest performance report."""
+    found = {}
+    for day, record in latest_partition_materializations(instance, project_keys(spec).performance).items():
+        metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+        if "evidence" in metadata:
+            found[day] = metadata["evidence"].value
+    return found
+
+
+def _interval(difference: dict) -> Interval:
+    return Interval(difference["estimate"], difference["low"], difference["high"], difference["variance"])
+
+
+def _worse_than_bound(value: float | None, evidence: dict) -> bool:
+    if value is None:
+        return False
+    return value < evidence["floor"] if evidence["higher_is_better"] else value > evidence["floor"]
+
+
+def decide(spec: ProjectSpec, evidence: dict[str, dict], *, champion: str | None,
+           challenger: str | None) -> Decision | str:
+    """The decision the newest `min_days` days of evidence support, or why there is none."""
+    settings = spec.project.performance
+    need, confidence = settings.min_days, settings.confidence
+    if champion is None:
+        return "no champion"
+    notes = []
+    if challenger is not None:
+        paired = [(day, e) for day, e in sorted(evidence.items(), reverse=True)
+                  if (e.get(CHAMPION) or {}).get("version") == champion
+                  and (e.get(CHALLENGER) or {}).get("version") == challenger and e.get("difference")]
+        recent = paired[:need]
+        if len(recent) < need:
+            notes.append(f"{len(recent)} of {need} matured days compare challenger v{challenger} with champion "
+                         f"v{champion}")
+        else:
+            days = [day for day, _ in recent]
+            differences = [_interval(e["difference"]) for _, e in recent]
+            pooled = pool(differences, confidence=confidence)
+            compared_on = recent[0][1]["compared_on"]
+            summary = (f"challenger v{challenger} − champion v{champion} on {compared_on} over {days[-1]}..{days[0]}: "
+                       f"{pooled.estimate:+.4f} [{pooled.low:+.4f}, {pooled.high:+.4f}] ({confidence:.0%}); per day "
+                       + ", ".join(f"{d.estimate:+.4f}" for d in differences))
+            tags = {f"{PERFORMANCE_TAG_PREFIX}compared_on": compared_on,
+                    f"{PERFORMANCE_TAG_PREFIX}champion_version": champion,
+                    f"{PERFORMANCE_TAG_PREFIX}challenger_version": challenger,
+                    f"{PERFORMANCE_TAG_PREFIX}difference": f"{pooled.estimate:.6f}",
+                    f"{PERFORMANCE_TAG_PREFIX}interval": f"[{pooled.low:.6f}, {pooled.high:.6f}]",
+                    f"{PERFORMANCE_TAG_PREFIX}confidence": f"{confidence}",
+                    f"{PERFORMANCE_TAG_PREFIX}days": ",".join(sorted(days))}
+            if pooled.low > 0 and all(d.estimate > 0 for d in differences):
+                return Decision("promote", challenger, days, f"promote: {summary}",
+                                {**tags, f"{PERFORMANCE_TAG_PREFIX}decision": "promote"})
+            if pooled.high < 0 and all(d.estimate < 0 for d in differences):
+                return Decision("retire", challenger, days, f"retire: {summary}",
+                                {**tags, f"{PERFORMANCE_TAG_PREFIX}decision": "retire"})
+            notes.append(f"no clear difference: {summary}")
+    own = [(day, e) for day, e in sorted(evidence.items(), reverse=True)
+           if (e.get(CHAMPION) or {}).get("version") == champion]
+    recent = own[:need]
+    if len(recent) < need:
+        notes.append(f"{len(recent)} of {need} matured days report champion v{champion}")
+        return "; ".join(notes)
+    metric = recent[0][1]["metric"]
+    values = [(day, e[CHAMPION].get("value")) for day, e in recent]
+    shown = ", ".join(f"{day} {'undefined' if v is None else f'{v:.4f}'}" for day, v in values)
+    bound = f"{'min' if recent[0][1]['higher_is_better'] else 'max'} {recent[0][1]['floor']}"
+    if all(_worse_than_bound(v, e) for (_, v), (_, e) in zip(values, recent)):
+        days = [day for day, _ in recent]
+        return Decision("retrain", champion, days,
+                        f"retrain: champion v{champion}'s realised {metric} is past the gate's {bound} on each of the "
+                        f"last {need} matured days ({shown})",
+                        {f"{PERFORMANCE_TAG_PREFIX}decision": "retrain", f"{PERFORMANCE_TAG_PREFIX}metric": metric,
+                         f"{PERFORMANCE_TAG_PREFIX}champion_version": champion,
+                         f"{PERFORMANCE_TAG_PREFIX}values": shown[:250],
+                         f"{PERFORMANCE_TAG_PREFIX}days": ",".join(sorted(days))})
+    notes.append(f"champion v{champion}'s realised {metric} is within the gate's {bound} ({shown})")
+    return "; ".join(notes)
+
+
+def build_performance_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefinition:
+    project = spec.project
+    k = project_keys(spec)
+    wanted_jobs = (performance_job_name(project), deploy_job_name(project), retrain_job_name(project))
+    deploy_op = k.deployment.to_python_identifier()
+
+    @dg.sensor(
+        name=f"{project.name}_performance_sensor",
+        jobs=[job for job in jobs if job.name in wanted_jobs],
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Requests `{project.name}/performance` for each predicted day whose label window has elapsed; on "
+        f"the newest {project.performance.min_days} reports promotes a challenger that beat the champion (interval "
+        f"clear of zero), retires one that lost, or launches `{retrain_job_name(project)}` when the champion's "
+        f"realised {project.model.gate.metric} is past the gate's bound.",
+    )
+    def performance_sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource,
+                           mongo: MongoResource) -> dg.SensorResult:
+        instance = context.instance
+        cursor = load_cursor(PerformanceCursor, context.cursor, context.log)
+        requests, notes = [], []
+        source = spec.label_source
+        complete = complete_through(watermark(mongo.db(), source), source.lateness_days)
+
+        due = reports_to_request(instance, spec, complete)
+        for day, predictions_event in due[:REPORTS_PER_TICK]:
+            requests.append(dg.RunRequest(
+                run_key=f"performance:{project.name}:report:{day}:{predictions_event}",
+                job_name=performance_job_name(project), partition_key=day,
+                tags={CAUSE_TAG: "labels_matured"}))
+        if len(due) > REPORTS_PER_TICK:
+            notes.append(f"{len(due) - REPORTS_PER_TICK} more matured days wait for the next tick")
+
+        reports = latest_partition_materializations(instance, k.performance)
+        if reports:
+            cursor.performance_event = max(cursor.performance_event, max(r.storage_id for r in reports.values()))
+        client = mlflow.client()
+        champion = alias_version(client, project.model.name, CHAMPION)
+        challenger = alias_version(client, project.model.name, CHALLENGER)
+        decision = decide(spec, evidence_by_day(instance, spec), champion=champion, challenger=challenger)
+        if isinstance(decision, str):
+            notes.append(decision)
+        else:
+            busy = deployments_in_flight(instance, project) + [
+                r.run_id for r in runs_in_flight(instance, job_name=retrain_job_name(project), limit=5)]
+            if busy:
+                notes.append(f"{decision.reason}; waiting: run {busy[0]} is in flight")
+            else:
+                run_key = f"performance:{project.name}:{decision.kind}:{decision.version}:{max(decision.days)}"
+                tags = {CAUSE_TAG: "performance", **decision.tags}
+                if decision.kind == "retrain":
+                    requests.append(retrain_request(instance, spec, run_key=run_key, tags=tags, complete=complete))
+                else:
+                    config = ({"version": decision.version} if decision.kind == "promote"
+                              else {"role": CHALLENGER, "retire": True})
+                    requests.append(dg.RunRequest(
+                        run_key=run_key, job_name=deploy_job_name(project),
+                        run_config={"ops": {deploy_op: {"config": config}}}, tags=tags))
+                cursor.last_decision = run_key
+                context.log.info(decision.reason)
+        return dg.SensorResult(
+            run_requests=requests,
+            skip_reason=None if requests else dg.SkipReason("; ".join(notes) or "nothing to report or decide"),
+            cursor=dump_cursor(cursor),
+        )
+
+    return performance_sensor
