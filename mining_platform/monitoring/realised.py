@@ -96,17 +96,24 @@ class PerformanceDay:
         }
 
 
-def day_labels(db: Database, sources: Database, spec: ProjectSpec, *, partition: str, as_of: dt.datetime,
-               max_time_ms: int) -> dict:
-    """Entity -> label at as_of, by the label definition (entities without a label document are absent; the
-    caller applies `default`). Refused while the label window has not elapsed in the source."""
+def require_matured(sources: Database, spec: ProjectSpec, *, partition: str, as_of: dt.datetime) -> None:
+    """PerformanceInputMissing while T's label window has not elapsed in the label source (its watermark)."""
     source = spec.label_source
     problem = immature_label_problem(spec, partition=partition, as_of=as_of, newest=watermark(sources, source),
                                      source_name=f"{spec.label_definition.source} ({shown(source, sources)})")
     if problem:
         raise PerformanceInputMissing(problem)
+
+
+def day_labels(db: Database, sources: Database, spec: ProjectSpec, *, partition: str, as_of: dt.datetime,
+               max_time_ms: int) -> dict:
+    """Entity -> label at as_of, by the label definition (entities without a label document are absent; the
+    caller applies `default`). Refused while the label window has not elapsed in the source."""
+    source = spec.label_source
+    require_matured(sources, spec, partition=partition, as_of=as_of)
     run_id = f"performance-{ObjectId()}"
     scratch = db[names.labels_collection(spec.name)]
+    markers.ensure_partition_index(db, scratch.name, entity=spec.entity)  # the key the label stages' $merge writes on
     try:
         stages = label_stages(spec, as_of=as_of, run_id=run_id, namespace=db.name)
         list(source_database(sources, source)[source.collection].aggregate(
@@ -176,6 +183,7 @@ def evaluate_performance(db: Database, sources: Database, spec: ProjectSpec, *, 
     """Day T's realised metrics per version and role, the challenger's comparison, and the day's hit rate.
 
     `db`: the project's namespace; `sources`: the platform database (default database of sources)."""
+    require_matured(sources, spec, partition=partition, as_of=as_of)
     marker = markers.committed_partition(db, names.predictions_pipeline(spec.name), as_of, markers=PREDICTION_MARKERS)
     if marker is None:
         raise PerformanceInputMissing(f"{partition}: no committed predictions; materialise "
@@ -218,9 +226,11 @@ def evaluate_performance(db: Database, sources: Database, spec: ProjectSpec, *, 
         comparison = compare(spec.task, gate_metric, y, np.array([paired[CHAMPION][e] for e in common]),
                              np.array([paired[CHALLENGER][e] for e in common]), confidence=confidence)
 
+    # The day's answers: entity predictions made from T's features, and row predictions made during day T.
     day_start = as_of - dt.timedelta(days=1)
     answered = list(db[PREDICTION_LOG].find(
-        {"project": spec.name, "time": {"$gte": day_start, "$lt": as_of}, "answered": {"$ne": False}},
+        {"project": spec.name, "answered": {"$ne": False},
+         "$or": [{"as_of": as_of}, {"as_of": {"$exists": False}, "time": {"$gte": day_start, "$lt": as_of}}]},
         {"_id": 0, "time": 1, "role": 1, "model": 1}, max_time_ms=max_time_ms).limit(MAX_LOGGED))
     return PerformanceDay(
         partition=partition, labelled=sum(v is not None for v in labels.values()), groups=groups,
