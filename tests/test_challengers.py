@@ -199,3 +199,32 @@ def test_deploying_checking_promoting_and_retiring_a_challenger(churn_project, d
         answer = httpx.post(f"{url}/v1/churn/predict", json={"rows": [dict.fromkeys(FEATURES, 1.0)]}).json()
         assert answer["model"]["version"] == third.version and "challenger" not in answer
         assert np.isfinite(answer["predictions"][0])
+
+
+def test_a_challenger_reload_reads_mode_and_traffic_again(churn_project, definitions, mongo, mlflow_resource):
+    from mining_platform.spec.project import ChallengerConfig, ProjectConfigError
+
+    project = with_challenger(churn_project, "shadow")
+    champion, challenger = register(project, mlflow_resource, seed=21), register(project, mlflow_resource, seed=22)
+    promote(mlflow_resource, champion)
+    set_alias(mlflow_resource, challenger, aliases.CHALLENGER)
+    on_disk = {"setting": ChallengerConfig(mode="shadow")}
+
+    def read(name: str) -> ChallengerConfig:
+        if on_disk["setting"] is None:
+            raise ProjectConfigError(f"projects/{name}/project.yaml: invalid project file")
+        return on_disk["setting"]
+
+    config = serving_config(project, definitions, mongo, mlflow_resource, challenger_settings=read)
+    with endpoint_server.running(create_app(config)) as url:
+        loaded(url, challenger=challenger.version)
+        on_disk["setting"] = ChallengerConfig(mode="canary", traffic=0.5)
+        reload = httpx.post(f"{url}/v1/churn/reload", params={"role": "challenger"}, headers=ADMIN)
+        version = httpx.get(f"{url}/v1/churn/version").json()["challenger"]
+        on_disk["setting"] = None  # the file no longer loads: the reload says so and nothing changes
+        broken = httpx.post(f"{url}/v1/churn/reload", params={"role": "challenger"}, headers=ADMIN)
+        after = httpx.get(f"{url}/v1/churn/version").json()["challenger"]
+    assert reload.status_code == 200 and reload.json()["changed"] is False
+    assert (version["mode"], version["traffic"]) == ("canary", 0.5)
+    assert broken.status_code == 409 and "invalid project file" in broken.json()["detail"]
+    assert (after["mode"], after["version"]) == ("canary", challenger.version)

@@ -276,19 +276,28 @@ def test_the_sensor_retrains_when_the_champion_falls_below_the_floor(spec, mongo
         assert not fine.run_requests and "within the gate's min 0.7" in fine.skip_message
 
 
-def test_the_sensor_requests_a_report_for_each_predicted_day_whose_labels_matured(spec, world, mongo,
-                                                                                   mlflow_resource):
+def test_the_sensor_requests_reports_for_the_newest_predicted_days_whose_labels_matured(spec, world, mongo,
+                                                                                        mlflow_resource):
     champion = register(spec, mlflow_resource, 6)
     set_alias(mlflow_resource, champion, aliases.CHAMPION)
+    older = [f"2024-01-0{d}" for d in range(1, 9)]
     with dg.instance_for_test() as instance:
-        # Day 01-18's window [01-19, 01-22) has not elapsed: the newest event is on 01-20.
-        for day in (*DAYS, "2024-01-18"):
+        # Day 01-18's window [01-19, 01-22) has not elapsed: the newest event is on 01-20. Of the ten matured days
+        # the sensor keeps the newest seven reported (01-04 .. 01-11), five per tick, oldest first.
+        for day in (*older, *DAYS, "2024-01-18"):
             instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=[spec.name, "predictions"],
                                                                         partition=day))
-        result = tick(spec, instance, mlflow_resource, mongo)
-        requested = {(r.partition_key, r.job_name) for r in result.run_requests}
-        assert requested == {(day, f"{spec.name}_performance_job") for day in DAYS}
-        report(instance, spec, DAYS[0], evidence(spec, DAYS[0], champion.version, None, seed=11,
-                                                 challenger_better=None))
-        later = tick(spec, instance, mlflow_resource, mongo, result.cursor)
-        assert {r.partition_key for r in later.run_requests} == {DAYS[1]}
+        first = tick(spec, instance, mlflow_resource, mongo)
+        assert {(r.partition_key, r.job_name) for r in first.run_requests} == {
+            (day, f"{spec.name}_performance_job") for day in older[3:]}
+        for day in older[3:]:
+            report(instance, spec, day, evidence(spec, day, champion.version, None, seed=11, challenger_better=None))
+        second = tick(spec, instance, mlflow_resource, mongo, first.cursor)
+        assert {r.partition_key for r in second.run_requests} == set(DAYS)
+        # Predictions scored again for a day: its report is due again.
+        for day in DAYS:
+            report(instance, spec, day, evidence(spec, day, champion.version, None, seed=12, challenger_better=None))
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=[spec.name, "predictions"],
+                                                                    partition=DAYS[0]))
+        third = tick(spec, instance, mlflow_resource, mongo, second.cursor)
+        assert {r.partition_key for r in third.run_requests} == {DAYS[0]}

@@ -2,10 +2,12 @@
 
 Each tick:
 
-1. Days whose predictions are committed and whose label window has elapsed in the
-   label source (its watermark) but have no performance report newer than their
-   predictions: one `<p>_performance_job` run each (oldest first, a few per tick), run
-   key `performance:<p>:report:<day>:<predictions event>`.
+1. Among the newest matured days (the last `max(7, 2 × min_days)` predicted days whose
+   label window has elapsed in the label source, by its watermark), those without a
+   performance report newer than their predictions: one `<p>_performance_job` run each
+   (oldest first, a few per tick), run key `performance:<p>:report:<day>:<predictions
+   event>`. Older days (a backfill of predictions) are reported by hand: decisions only
+   read the newest days.
 2. The newest `performance.min_days` reports about the current champion decide, in
    this order:
    - **promote** the challenger when it beat the champion on every one of those days
@@ -57,16 +59,22 @@ class Decision:
     tags: dict[str, str]
 
 
+def report_window(spec: ProjectSpec) -> int:
+    """How many of the newest matured days the sensor keeps reported."""
+    return max(7, 2 * spec.project.performance.min_days)
+
+
 def reports_to_request(instance: dg.DagsterInstance, spec: ProjectSpec, complete: dt.date | None) -> list[tuple[str, int]]:
-    """(day, predictions storage id) of the days to report on: predicted, matured, without a newer report."""
+    """(day, predictions storage id) of the days to report on, oldest first: among the newest matured predicted
+    days, those without a report newer than their predictions."""
     k = project_keys(spec)
     predicted = latest_partition_materializations(instance, k.predictions)
     reported = latest_partition_materializations(instance, k.performance)
+    matured = [day for day in sorted(predicted)
+               if complete is not None and dt.date.fromisoformat(day) + spec.horizon <= complete]
     due = []
-    for day, record in sorted(predicted.items()):
-        window_last_day = dt.date.fromisoformat(day) + spec.horizon
-        if complete is None or window_last_day > complete:
-            continue
+    for day in matured[-report_window(spec):]:
+        record = predicted[day]
         report = reported.get(day)
         if report is None or report.storage_id < record.storage_id:
             due.append((day, record.storage_id))

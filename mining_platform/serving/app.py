@@ -42,6 +42,7 @@ from mining_platform.serving.served_model import (
 )
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_LOG, project_database
+from mining_platform.spec.project import ChallengerConfig, ProjectConfigError
 from mining_platform.spec.routing import routes_to_challenger
 
 __all__ = ["ServingConfig", "create_app", "serving_config_from_environment"]
@@ -58,16 +59,16 @@ class ProjectState:
     challenger: ServedModel | None = None
     challenger_status: str = "loading"
     challenger_reload_error: str | None = None
+    setting: ChallengerConfig | None = None  # `serving.challenger`: mode and traffic (re-read on a challenger reload)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        if self.setting is None:
+            self.setting = self.spec.project.serving.challenger
 
     @property
     def model_name(self) -> str:
         return self.spec.project.model.name
-
-    @property
-    def setting(self):
-        """`serving.challenger` of the project file: mode and traffic."""
-        return self.spec.project.serving.challenger
 
     def live_challenger(self, champion: ServedModel) -> ServedModel | None:
         """The challenger to run next to `champion` (none when it is the same version, e.g. just promoted)."""
@@ -118,6 +119,8 @@ def create_app(config: ServingConfig) -> FastAPI:
             if role == CHAMPION:
                 version = await asyncio.to_thread(champion_version, config.tracking_uri, state.model_name)
             else:
+                if config.challenger_settings is not None:  # mode and traffic may have changed in project.yaml
+                    state.setting = await asyncio.to_thread(config.challenger_settings, state.spec.name)
                 version = await asyncio.to_thread(aliased, config.tracking_uri, state.model_name, CHALLENGER)
                 if version is None or (state.model is not None and version == state.model.version):
                     state.challenger = None
@@ -150,7 +153,7 @@ def create_app(config: ServingConfig) -> FastAPI:
             except NoChampion as exc:
                 set_status(f"no model deployed: {exc}")
                 return
-            except ChampionLoadFailed as exc:
+            except (ChampionLoadFailed, ProjectConfigError) as exc:
                 set_status(f"{role} failed to load: {exc}")
                 log.error(f"{state.spec.name}: {role} failed to load: {exc}")
                 return
@@ -371,7 +374,8 @@ def create_app(config: ServingConfig) -> FastAPI:
         keeps = f"; still serving version {current.version} as {role}" if current else f"; no {role} is served"
         try:
             swapped = await swap(state, role)
-        except (NoChampion, ChampionLoadFailed, RegistryUnavailable) as exc:
+        except (NoChampion, ChampionLoadFailed, RegistryUnavailable, ProjectConfigError) as exc:
+            # ProjectConfigError: project.yaml no longer loads; the challenger keeps its mode and traffic
             error = f"{dt.datetime.now(dt.timezone.utc).isoformat()}: {exc}"
             if role == CHAMPION:
                 state.last_reload_error = error

@@ -1,11 +1,12 @@
 """What the endpoint serves and how: every project under MINING_PROJECTS_DIR and the MINING_* / MLFLOW_* settings."""
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mining_platform import settings
 from mining_platform.spec import ProjectSpec, load_spec
-from mining_platform.spec.project import project_names
+from mining_platform.spec.project import ChallengerConfig, load_project, project_names
 
 log = logging.getLogger("mining_platform.serving")
 
@@ -23,6 +24,9 @@ class ServingConfig:
     max_body_bytes: int = 4 * 1024 * 1024
     mongo_timeout_ms: int = 2000
     body_timeout_seconds: float = 10.0  # a body that has not fully arrived by then answers 408
+    # Reads a project's `serving.challenger` again (on a challenger reload): the mode and traffic change without a
+    # restart. None: the settings the projects were loaded with.
+    challenger_settings: Callable[[str], ChallengerConfig] | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.log_sample_rate <= 1.0:
@@ -49,7 +53,11 @@ def serving_config_from_environment() -> ServingConfig:
         except ValueError:
             raise ValueError(f"{name}={settings.setting(name)!r} is not a {kind.__name__}") from None
 
+    def challenger_settings(project: str) -> ChallengerConfig:
+        return load_project(root / project).serving.challenger
+
     return ServingConfig(
+        challenger_settings=challenger_settings,
         projects=projects,
         tracking_uri=settings.setting("MLFLOW_TRACKING_URI"),
         mongo_uri=settings.setting("MINING_MONGO_URI"),
