@@ -118,8 +118,8 @@ def hit_check(endpoint: EndpointClient, project: str, version: str) -> dict:
 
 
 def challenger_check(endpoint: EndpointClient, project: str, version: str | None) -> dict:
-    """The endpoint runs `version` as challenger (None: runs none), and it scores a request (shadow) or answers one
-    routed to it (canary); returns what /version reports."""
+    """The endpoint runs `version` as challenger (None: runs none): a request sees it (shadow; the challenger was
+    smoke-tested when it loaded) or one routed to it is answered by it (canary); returns what /version reports."""
     served = endpoint.version(project)
     running = (served.get("challenger") or {}).get("version")
     if running != version:
@@ -135,8 +135,8 @@ def challenger_check(endpoint: EndpointClient, project: str, version: str | None
         answered_by = (answer.get("versions") or [None])[0]
         if answered_by != version:
             raise HitCheckFailed(f"a request routed to canary challenger {version} was answered by {answered_by}")
-    elif scored.get("version") != version or not scored.get("scored"):
-        raise HitCheckFailed(f"shadow challenger {version} did not score a request (the endpoint reports "
+    elif scored.get("version") != version:
+        raise HitCheckFailed(f"a request to the endpoint did not see shadow challenger {version} (it reports "
                              f"{scored or 'no challenger'})")
     return served
 

@@ -9,7 +9,8 @@ loaded never replaces one that works. The challenger is loaded, checked and relo
 exactly like the champion, on its own: its failures never touch the champion.
 
 A challenger runs as the project file's `serving.challenger` says: in `shadow` mode it
-scores every request next to the champion and is never the answer; in `canary` mode it
+scores the requests the prediction log records (its scores exist only there), after
+the champion's answer has been sent, and is never the answer; in `canary` mode it
 answers a sticky share of the entities (`mining_platform.spec.routing`) and of the row
 requests that send an `X-Request-Key` (row requests without one are drawn at random).
 Every logged prediction names its version and role.
@@ -30,6 +31,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pymongo import AsyncMongoClient
+from starlette.background import BackgroundTask
 from starlette.routing import Route
 
 from mining_platform.serving.api import PREDICT_BODY, PROBLEMS, RELOAD_PROBLEMS, Prediction
@@ -82,8 +84,8 @@ class ProjectState:
         return {**challenger.describe(), "mode": self.setting.mode, "traffic": self.setting.traffic}
 
 
-def _json(payload: dict, status: int = 200) -> Response:
-    return Response(json.dumps(payload), status_code=status, media_type="application/json")
+def _json(payload: dict, status: int = 200, background: BackgroundTask | None = None) -> Response:
+    return Response(json.dumps(payload), status_code=status, media_type="application/json", background=background)
 
 
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
@@ -303,50 +305,65 @@ def create_app(config: ServingConfig) -> FastAPI:
         else:
             looked_up = await state.online.lookup(model, parsed.entities)
             X, as_of, newest = looked_up.X, looked_up.as_of, looked_up.newest
-        X_challenger = None if challenger is None else await challenger_matrix(state, challenger, model, X, parsed)
         n = X.shape[0]
-        every = np.arange(n)
-        versions = None
-        if X_challenger is None:
+        every = range(n)
+        versions = background = None
+        sampled = prediction_log.sampled()
+        if challenger is not None and setting.mode == "canary":
+            # A sticky share of entities (or of request keys) is answered by the challenger.
+            if not isinstance(parsed, RowsRequest):
+                routed = [routes_to_challenger(project, e, challenger.version, setting.traffic) for e in parsed.entities]
+            else:
+                side = (routes_to_challenger(project, key, challenger.version, setting.traffic) if key is not None
+                        else random.random() < setting.traffic)
+                routed = [side] * n
+            X_challenger = await challenger_matrix(state, challenger, model, X, parsed) if any(routed) else None
+            if X_challenger is None:  # none routed, or the challenger cannot score this request: the champion answers
+                routed = [False] * n
+            to_challenger = sum(routed)
+            if to_challenger in (0, n):  # one side answers the whole request: no split (the common case)
+                answering, role, matrix = ((challenger, CHALLENGER, X_challenger) if to_challenger
+                                           else (model, CHAMPION, X))
+                scores = answering.predict(matrix)
+                scorings = [Scoring(answering, role, matrix, scores, every, answered=True)]
+                versions = [answering.version] * n
+            else:
+                mask = np.array(routed)
+                mine, theirs = np.flatnonzero(~mask), np.flatnonzero(mask)
+                scores = np.empty(n)
+                scores[mine] = model.predict(X[mine])
+                scores[theirs] = challenger.predict(X_challenger[theirs])
+                scorings = [Scoring(model, CHAMPION, X[mine], scores[mine], mine, answered=True),
+                            Scoring(challenger, CHALLENGER, X_challenger[theirs], scores[theirs], theirs,
+                                    answered=True)]
+                versions = [challenger.version if r else model.version for r in routed]
+        else:
             scores = model.predict(X)
             scorings = [Scoring(model, CHAMPION, X, scores, every, answered=True)]
-        elif setting.mode == "shadow":
-            scores = model.predict(X)
-            scorings = [Scoring(model, CHAMPION, X, scores, every, answered=True),
-                        Scoring(challenger, CHALLENGER, X_challenger, challenger.predict(X_challenger), every,
-                                answered=False)]
-        else:  # canary: a sticky share of entities (or of request keys) is answered by the challenger
-            if not isinstance(parsed, RowsRequest):
-                routed = np.fromiter((routes_to_challenger(project, e, challenger.version, setting.traffic)
-                                      for e in parsed.entities), dtype=bool, count=n)
-            elif key is not None:
-                routed = np.full(n, routes_to_challenger(project, key, challenger.version, setting.traffic))
-            else:
-                routed = np.full(n, random.random() < setting.traffic)
-            mine, theirs = np.flatnonzero(~routed), np.flatnonzero(routed)
-            scores = np.empty(n)
-            scorings = []
-            if len(mine):
-                scores[mine] = model.predict(X[mine])
-                scorings.append(Scoring(model, CHAMPION, X[mine], scores[mine], mine, answered=True))
-            if len(theirs):
-                scores[theirs] = challenger.predict(X_challenger[theirs])
-                scorings.append(Scoring(challenger, CHALLENGER, X_challenger[theirs], scores[theirs], theirs,
-                                        answered=True))
-            versions = np.where(routed, challenger.version, model.version).tolist()
-        predictions = scores.tolist()
-        if prediction_log.sampled():
+            if challenger is not None and sampled:
+                # A shadow's scores exist only in the log: it scores the requests that are logged, after the
+                # answer has been sent, so the champion's answers never wait for it.
+                background = BackgroundTask(shadow_scores, state, challenger, model, X, parsed, scorings, newest)
+                sampled = False  # the task records both
+        if sampled:
             prediction_log.record(log_documents(project, parsed, scorings, as_of=newest))
         payload = {"model": {"name": model.name, "version": model.version, "task": model.task},
-                   "predictions": predictions}
+                   "predictions": scores.tolist()}
         if challenger is not None:
-            payload["challenger"] = {"name": challenger.name, "version": challenger.version, "mode": setting.mode,
-                                     "scored": X_challenger is not None}
+            payload["challenger"] = {"name": challenger.name, "version": challenger.version, "mode": setting.mode}
         if versions is not None:
             payload["versions"] = versions
         if as_of is not None:
             payload["features_as_of"] = as_of
-        return _json(payload)
+        return _json(payload, background=background)
+
+    async def shadow_scores(state: ProjectState, challenger: ServedModel, model: ServedModel, X: np.ndarray, parsed,
+                            scorings: list[Scoring], newest) -> None:
+        X_challenger = await challenger_matrix(state, challenger, model, X, parsed)
+        if X_challenger is not None:
+            scorings = [*scorings, Scoring(challenger, CHALLENGER, X_challenger, challenger.predict(X_challenger),
+                                           range(len(X_challenger)), answered=False)]
+        prediction_log.record(log_documents(state.spec.name, parsed, scorings, as_of=newest))
 
     # The hot path is a plain Starlette route, matched before FastAPI's: it skips FastAPI's
     # per-request dependency solving, ~20% more throughput (bench/serving.py). The FastAPI

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pymongo import ASCENDING
@@ -168,7 +168,7 @@ class Scoring:
     role: str
     X: np.ndarray
     scores: np.ndarray
-    rows: np.ndarray  # positions in the request
+    rows: Sequence[int]  # positions in the request
     answered: bool
 
 
@@ -183,7 +183,7 @@ def log_documents(project: str, parsed: RowsRequest | EntitiesRequest, scorings:
     for scoring in scorings:
         model = scoring.model
         model_ref = {"name": model.name, "version": model.version}
-        for row, score, position in zip(scoring.X.tolist(), scoring.scores.tolist(), scoring.rows.tolist()):
+        for row, score, position in zip(scoring.X.tolist(), scoring.scores.tolist(), scoring.rows):
             document = {"project": project, "model": model_ref, "role": scoring.role, "answered": scoring.answered,
                         "time": now, "score": score,
                         "features": {f: (None if v != v else v) for f, v in zip(model.features, row)}}  # NaN != NaN
