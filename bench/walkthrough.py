@@ -1,4 +1,5 @@
-"""The README walkthrough, timed: from `mining-platform dev` to the endpoint serving the version retrained on drift.
+"""The README walkthrough, timed: from `mining-platform dev` to the endpoint serving the version retrained on drift,
+then the part after a model is live (batch predictions, a challenger in shadow and canary, realised performance).
 
 Starts the dev stack (`make dev`'s command) in a fresh `MINING_HOME` on free ports and
 does what the walkthrough's steps click, through the Dagster webserver's GraphQL API
@@ -10,6 +11,12 @@ until its drift report is published) and step 13 (a drifted day, until the endpo
 answers with the version the drift sensor's retrain deployed). Prints each step's
 seconds and the total against the issue's 10-minute goal. Reading and clicking time
 is not included: it is the machine's time a newcomer waits.
+
+Then steps 16-20: the batch predictions of every committed day, a version trained with
+another seed deployed as a shadow challenger, the project file switched to a canary
+(in a copy of `projects/` under the fresh home), 18 more demo days so labels mature,
+until the performance sensor has reported the newest matured days; it prints the
+realised metrics per day, the version hit rate and the sensor's decision.
 
     .venv/bin/python -m bench.walkthrough [--keep HOME]
 """
@@ -47,6 +54,12 @@ DECISION = """query($key: AssetKeyInput!, $partitions: [String!]) { assetOrError
   ... on Asset { assetMaterializations(partitions: $partitions) { partition
     metadataEntries { label ... on TextMetadataEntry { text } } } } } }"""
 RUN_STATUS = """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"""
+METADATA = """query($key: AssetKeyInput!, $partitions: [String!]) { assetOrError(assetKey: $key) {
+  ... on Asset { assetMaterializations(partitions: $partitions) { partition metadataEntries { label
+    ... on TextMetadataEntry { text } ... on FloatMetadataEntry { floatValue } ... on IntMetadataEntry { intValue }
+    ... on JsonMetadataEntry { jsonString } } } } } }"""
+SENSOR_TICKS = """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { __typename
+  ... on Sensor { sensorState { ticks(limit: 20) { status skipReason runIds timestamp } } } } }"""
 MATERIALIZED = """query($key: AssetKeyInput!, $partitions: [String!]) { assetOrError(assetKey: $key) {
   ... on Asset { assetMaterializations(partitions: $partitions) { runId partition } } } }"""
 
@@ -108,6 +121,24 @@ class Dagster:
         entries = found["assetMaterializations"][-1]["metadataEntries"] if found.get("assetMaterializations") else []
         return next((e["text"] for e in entries if e["label"] == "decision"), "(no decision)")
 
+    def metadata(self, asset: str, partition: str) -> dict:
+        """The latest materialisation's metadata of a partition, as label -> value."""
+        found = self.query(METADATA, key={"path": asset.split("/")}, partitions=[partition])["assetOrError"]
+        if not found.get("assetMaterializations"):
+            return {}
+        values = {}
+        for entry in found["assetMaterializations"][-1]["metadataEntries"]:
+            for field in ("text", "floatValue", "intValue"):
+                if field in entry:
+                    values[entry["label"]] = entry[field]
+            if "jsonString" in entry:
+                values[entry["label"]] = json.loads(entry["jsonString"])
+        return values
+
+    def ticks(self, sensor: str) -> list[dict]:
+        selector = {"repositoryLocationName": PROJECT, "repositoryName": "__repository__", "sensorName": sensor}
+        return self.query(SENSOR_TICKS, selector=selector)["sensorOrError"]["sensorState"]["ticks"]
+
     def wait_materialized(self, asset: str, partition: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -138,6 +169,71 @@ def days(first: str, last: str) -> list[str]:
     return [(start + dt.timedelta(days=k)).isoformat() for k in range((end - start).days + 1)]
 
 
+def after_model_is_live(dagster: Dagster, endpoint: httpx.Client, projects: Path, step) -> None:
+    """README steps 16-20: predictions, a shadow then canary challenger, matured labels, performance, the decision."""
+    started = time.perf_counter()
+    step("16 predictions of every committed day (automation)",
+         lambda: dagster.wait_materialized(f"{PROJECT}/predictions", "2024-03-02", timeout=900))
+    scored = dagster.metadata(f"{PROJECT}/predictions", "2024-03-02")
+    print(f"     predictions 2024-03-02: champion v{scored.get('champion_version')}, "
+          f"{scored.get('entities')} entities")
+
+    def shadow() -> None:
+        dagster.materialize([f"{PROJECT}/model"], config={"ops": {"churn__model": {"config": {"seed": 1}}}})
+        dagster.materialize([f"{PROJECT}/deployment"],
+                            config={"ops": {"churn__deployment": {"config": {"role": "challenger"}}}})
+
+    step("17 a second version (seed 1), deployed as a shadow challenger", shadow)
+    print(f"     /version challenger: {endpoint.get(f'/v1/{PROJECT}/version').json()['challenger']}")
+
+    def canary() -> None:
+        path = projects / PROJECT / "project.yaml"
+        path.write_text(path.read_text() + "serving:\n  challenger: {mode: canary, traffic: 0.2}\n")
+        dagster.materialize([f"{PROJECT}/deployment"],
+                            config={"ops": {"churn__deployment": {"config": {"role": "challenger"}}}})
+
+    step("18 the project file switched to a canary; redeploy the challenger", canary)
+    users = [f"u{i:07d}" for i in range(0, 500, 3)]
+    answer = endpoint.post(f"/v1/{PROJECT}/predict", json={"entities": users}).json()
+    versions = answer.get("versions", [])
+    share = {v: round(versions.count(v) / len(versions), 3) for v in sorted(set(versions))} if versions else {}
+    print(f"     canary: {len(users)} users answered by versions {share} (challenger "
+          f"{answer.get('challenger', {}).get('version')})")
+    for _ in range(30):  # traffic for the prediction log (sampled) and the hit rate
+        endpoint.post(f"/v1/{PROJECT}/predict", json={"entities": users[:20]})
+
+    def labels_mature() -> None:
+        dagster.backfill([f"{PROJECT}/demo/user_events"], days("2024-03-03", "2024-03-20"))
+        for day in ("2024-03-03", "2024-03-04", "2024-03-05"):
+            dagster.wait_materialized(f"{PROJECT}/performance", day, timeout=2400)
+
+    step("19 demo days 2024-03-03..20; performance of the matured days", labels_mature)
+    for day in ("2024-02-29", "2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04", "2024-03-05"):
+        found = dagster.metadata(f"{PROJECT}/performance", day)
+        if found:
+            print(f"     performance {day}: {found.get('verdict')}; hit rate {found.get('version_hit_rate')} over "
+                  f"{found.get('logged_predictions')} logged answers")
+
+    def decision() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            launched = dagster.query(RUNS, filter={"tags": [{"key": "mining.cause", "value": "performance"}]})
+            runs = launched["runsOrError"]["results"]
+            if runs:
+                print(f"     performance sensor launched: {[(r['jobName'], r['status']) for r in runs]}")
+                return
+            for tick in dagster.ticks(f"{PROJECT}_performance_sensor"):
+                text = tick.get("skipReason") or ""
+                if "challenger v" in text or "within the gate" in text:
+                    print(f"     performance sensor: {text}")
+                    return
+            time.sleep(5)
+        print("     performance sensor: no decision within 300 s")
+
+    step("20 the performance sensor's decision", decision)
+    print(f"  {'steps 16-20':<62} {time.perf_counter() - started:7.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="use this MINING_HOME and keep it (default: a temporary one)")
@@ -150,6 +246,11 @@ def main() -> None:
            "MINING_MONGO_URI": f"mongodb://127.0.0.1:{ports['mongo']}/?directConnection=true"}
     for name in ("MINING_ADMIN_TOKEN", "MINING_MONGO_DB"):
         env.pop(name, None)
+    # A copy of the projects: step 18 edits churn's project file.
+    projects = home / "projects"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "projects", projects, dirs_exist_ok=True)
+    env["MINING_PROJECTS_DIR"] = str(projects)
     timings: list[tuple[str, float]] = []
     log = home / "dev.log"
     home.mkdir(parents=True, exist_ok=True)
@@ -228,6 +329,9 @@ def main() -> None:
               f"{total / GOAL_SECONDS:.2f}x the 10-minute goal; served version {first} -> {served_version()}")
         for day in ("2024-03-01", "2024-03-02"):
             print(f"  drift report {day}: {dagster.decision(f'{PROJECT}/drift_report', day)}")
+        for version, metrics, gate in model_versions(env["MLFLOW_TRACKING_URI"], "churn_xgb"):
+            print(f"  churn_xgb v{version}: auc {metrics.get('auc', float('nan')):.4f}, gate {gate}")
+        after_model_is_live(dagster, endpoint, projects, step)
         for version, metrics, gate in model_versions(env["MLFLOW_TRACKING_URI"], "churn_xgb"):
             print(f"  churn_xgb v{version}: auc {metrics.get('auc', float('nan')):.4f}, gate {gate}")
     finally:
