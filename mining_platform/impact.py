@@ -73,7 +73,8 @@ def _downstream(project: ProjectConfig, definition) -> list[str]:
         shown.append(names.shown(names.feature_asset(p, definition.name)))
     shown += [names.shown(names.project_asset(p, a)) for a in ("samples", "model", "deployment")]
     if isinstance(definition, FeatureDefinition | WindowedDefinition):
-        shown.append(names.shown(names.project_asset(p, "drift_report")))
+        shown += [names.shown(names.project_asset(p, a)) for a in ("drift_report", "predictions")]
+    shown.append(names.shown(names.project_asset(p, "performance")))  # features through predictions; labels directly
     return shown
 
 

@@ -53,7 +53,7 @@ def test_impact_names_the_champion_trained_on_the_version_being_replaced(tmp_pat
     out = capsys.readouterr().out
     assert "user_activity v4 (churn): a new version" in out
     assert ("downstream: churn/tiles/user_activity, churn/features/user_activity, churn/samples, churn/model, "
-            "churn/deployment, churn/drift_report") in out
+            "churn/deployment, churn/drift_report, churn/predictions, churn/performance") in out
     assert f"model {model_name} v{new.version} trained on user_activity v3 ({published.content_hash[:12]}) " \
            f"(gate passed) [champion]" in out
     assert f"model {model_name} v{old.version} trained on user_activity v3" in out
