@@ -37,7 +37,8 @@ class Interval:
     variance: float
 
     def as_dict(self) -> dict:
-        return {k: round(v, 6) for k, v in asdict(self).items()}
+        """JSON-safe: an undefined or unbounded value is null."""
+        return {k: round(v, 6) if np.isfinite(v) else None for k, v in asdict(self).items()}
 
 
 def _interval(estimate: float, variance: float, confidence: float) -> Interval:

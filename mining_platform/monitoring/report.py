@@ -99,10 +99,10 @@ def read_day(db: Database, spec: ProjectSpec, features: list[str], *, partition:
 
 
 def logged_scores(db: Database, project: str, model: Champion, *, start: dt.datetime, end: dt.datetime) -> np.ndarray:
-    """Scores the endpoint logged for this version in [start, end)."""
+    """Scores the endpoint answered with this version in [start, end)."""
     cursor = db[PREDICTION_LOG].find(
         {"project": project, "model.name": model.name, "model.version": model.version,
-         "time": {"$gte": start, "$lt": end}},
+         "time": {"$gte": start, "$lt": end}, "answered": {"$ne": False}},  # not its scores as a shadow challenger
         {"_id": 0, "score": 1},
     ).limit(MAX_LOGGED_SCORES)
     return np.array([doc["score"] for doc in cursor if isinstance(doc.get("score"), (int, float))], dtype=np.float64)

@@ -92,7 +92,12 @@ def evidence_by_day(instance: dg.DagsterInstance, spec: ProjectSpec) -> dict[str
 
 
 def _interval(difference: dict) -> Interval:
-    return Interval(difference["estimate"], difference["low"], difference["high"], difference["variance"])
+    def number(key: str, default: float) -> float:
+        value = difference.get(key)
+        return default if value is None else float(value)
+
+    return Interval(number("estimate", float("nan")), number("low", float("-inf")), number("high", float("inf")),
+                    number("variance", float("inf")))
 
 
 def _worse_than_bound(value: float | None, evidence: dict) -> bool:
