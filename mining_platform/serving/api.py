@@ -20,12 +20,22 @@ class ModelRef(BaseModel):
     task: str = Field(description="binary: predictions are probabilities of the label; regression: predicted values.")
 
 
+class ChallengerRef(BaseModel):
+    name: str
+    version: str
+    mode: str = Field(description="shadow: scored for the prediction log, never the answer; canary: answers a sticky "
+                                  "share of entities and request keys.")
+
+
 class Prediction(BaseModel):
-    model: ModelRef
+    model: ModelRef = Field(description="The champion.")
     predictions: list[float] = Field(
         description="In request order: the probability of the label (binary) or its predicted value (regression).")
     features_as_of: dict[str, str] | None = Field(
         default=None, description="With entities: the as_of of the partition each feature set was read from.")
+    challenger: ChallengerRef | None = Field(default=None, description="The challenger running next to the champion.")
+    versions: list[str] | None = Field(
+        default=None, description="With a canary: the version that answered each prediction, in request order.")
 
 
 class Problem(BaseModel):
@@ -47,5 +57,10 @@ RELOAD_PROBLEMS = {
     409: {"model": Problem, "description": "No champion, or it cannot be served; the old model keeps serving."},
     502: {"model": Problem, "description": "MLflow did not answer; the old model keeps serving."},
 }
-PREDICT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
-    PredictRows.model_json_schema(), PredictEntities.model_json_schema()]}}}}}
+PREDICT_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+        PredictRows.model_json_schema(), PredictEntities.model_json_schema()]}}}},
+    "parameters": [{"name": "X-Request-Key", "in": "header", "required": False, "schema": {
+        "type": "string", "minLength": 1, "maxLength": 256}, "description": "With a canary challenger: routes a row "
+        "request as a sticky key (a user, session or order id); entities are routed by their own id."}],
+}
