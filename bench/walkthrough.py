@@ -13,7 +13,7 @@ seconds and the total against the issue's 10-minute goal. Reading and clicking t
 is not included: it is the machine's time a newcomer waits.
 
 Then steps 16-20: the batch predictions of every committed day, a version trained with
-another seed deployed as a shadow challenger, the project file switched to a canary
+a 7-day embargo (more recent training days) deployed as a shadow challenger, the project file switched to a canary
 (in a copy of `projects/` under the fresh home), 18 more demo days so labels mature,
 until the performance sensor has reported the newest matured days; it prints the
 realised metrics per day, the version hit rate and the sensor's decision.
@@ -179,11 +179,11 @@ def after_model_is_live(dagster: Dagster, endpoint: httpx.Client, projects: Path
           f"{scored.get('entities')} entities")
 
     def shadow() -> None:
-        dagster.materialize([f"{PROJECT}/model"], config={"ops": {"churn__model": {"config": {"seed": 1}}}})
+        dagster.materialize([f"{PROJECT}/model"], config={"ops": {"churn__model": {"config": {"embargo_days": 7}}}})
         dagster.materialize([f"{PROJECT}/deployment"],
                             config={"ops": {"churn__deployment": {"config": {"role": "challenger"}}}})
 
-    step("17 a second version (seed 1), deployed as a shadow challenger", shadow)
+    step("17 a version trained with embargo_days 7, deployed as a shadow challenger", shadow)
     print(f"     /version challenger: {endpoint.get(f'/v1/{PROJECT}/version').json()['challenger']}")
 
     def canary() -> None:
