@@ -227,3 +227,43 @@ def test_a_challenger_reload_reads_mode_and_traffic_again(churn_project, definit
     assert (version["mode"], version["traffic"]) == ("canary", 0.5)
     assert broken.status_code == 409 and "invalid project file" in broken.json()["detail"]
     assert (after["mode"], after["version"]) == ("canary", challenger.version)
+
+
+def test_the_champion_sensor_follows_a_challenger_alias_moved_by_hand(churn_project, definitions, mlflow_resource):
+    from mining_platform.definitions import project_definitions
+    from tests.fixtures.specs import make_spec
+
+    project = with_challenger(churn_project, "shadow")
+    features = definitions
+    definitions = project_definitions(make_spec(project, features))
+    sensor = definitions.resolve_sensor_def(f"{project.name}_champion_sensor")
+    champion, challenger = register(project, mlflow_resource, seed=31), register(project, mlflow_resource, seed=32)
+    promote(mlflow_resource, champion)
+    client = mlflow_resource.client()
+    op = {"ops": {f"{project.name}__deployment": {"config": {}}}}
+
+    def tick(instance, cursor):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions,
+                                          resources={"mlflow": mlflow_resource})
+        return sensor.evaluate_tick(context)
+
+    def deployed(instance, challenger_version: str) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key=[project.name, "deployment"],
+            metadata={"live_version": champion.version, "challenger_version": challenger_version}))
+
+    with dg.instance_for_test() as instance:
+        deployed(instance, "none")
+        quiet = tick(instance, None)
+        assert not quiet.run_requests and f"deployed with v{champion.version}" in quiet.skip_message
+        set_alias(mlflow_resource, challenger, aliases.CHALLENGER)  # by hand, in the MLflow UI
+        [follow] = tick(instance, quiet.cursor).run_requests
+        op["ops"][f"{project.name}__deployment"]["config"] = {"role": "challenger", "version": challenger.version}
+        assert follow.run_config == op and follow.run_key.startswith(f"challenger:{project.name}:{challenger.version}:")
+        deployed(instance, challenger.version)
+        synced = tick(instance, tick(instance, quiet.cursor).cursor)
+        assert not synced.run_requests and f"challenger v{challenger.version}" in synced.skip_message
+        client.delete_registered_model_alias(project.model.name, aliases.CHALLENGER)
+        [retire] = tick(instance, synced.cursor).run_requests
+        op["ops"][f"{project.name}__deployment"]["config"] = {"role": "challenger", "retire": True}
+        assert retire.run_config == op and retire.run_key.startswith(f"challenger:{project.name}:none:")
