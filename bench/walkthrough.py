@@ -184,7 +184,8 @@ def after_model_is_live(dagster: Dagster, endpoint: httpx.Client, projects: Path
                             config={"ops": {"churn__deployment": {"config": {"role": "challenger"}}}})
 
     step("17 a version trained with embargo_days 7, deployed as a shadow challenger", shadow)
-    print(f"     /version challenger: {endpoint.get(f'/v1/{PROJECT}/version').json()['challenger']}")
+    challenger = endpoint.get(f"/v1/{PROJECT}/version").json()["challenger"] or {}
+    print(f"     /version challenger: v{challenger.get('version')} in {challenger.get('mode')}")
 
     def canary() -> None:
         path = projects / PROJECT / "project.yaml"
@@ -193,14 +194,14 @@ def after_model_is_live(dagster: Dagster, endpoint: httpx.Client, projects: Path
                             config={"ops": {"churn__deployment": {"config": {"role": "challenger"}}}})
 
     step("18 the project file switched to a canary; redeploy the challenger", canary)
-    users = [f"u{i:07d}" for i in range(0, 500, 3)]
-    answer = endpoint.post(f"/v1/{PROJECT}/predict", json={"entities": users}).json()
-    versions = answer.get("versions", [])
-    share = {v: round(versions.count(v) / len(versions), 3) for v in sorted(set(versions))} if versions else {}
-    print(f"     canary: {len(users)} users answered by versions {share} (challenger "
-          f"{answer.get('challenger', {}).get('version')})")
-    for _ in range(30):  # traffic for the prediction log (sampled) and the hit rate
-        endpoint.post(f"/v1/{PROJECT}/predict", json={"entities": users[:20]})
+    users = ["u0000000", "u0000003", "u0000006", "u0000007"]  # the README's example users: all have features
+    answer = endpoint.post(f"/v1/{PROJECT}/predict", json={"entities": users})
+    if answer.status_code != 200:
+        raise RuntimeError(f"predict answered {answer.status_code}: {answer.text[:300]}")
+    print(f"     canary: users {users} answered by versions {answer.json().get('versions')} (challenger "
+          f"{answer.json().get('challenger', {}).get('version')})")
+    for _ in range(60):  # traffic for the prediction log (sampled) and the hit rate
+        endpoint.post(f"/v1/{PROJECT}/predict", json={"entities": users})
 
     def labels_mature() -> None:
         dagster.backfill([f"{PROJECT}/demo/user_events"], days("2024-03-03", "2024-03-20"))
