@@ -6,7 +6,7 @@ at once, because running it again gives the same answer.
 """
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import dagster as dg
 
@@ -48,3 +48,24 @@ def failures_classified() -> Iterator[None]:
         if is_transient(exc):
             raise
         raise permanent(f"{type(exc).__name__}: {exc}") from exc
+
+
+def unpublished(context: dg.AssetExecutionContext, outcomes: list, *, what: str, keeps: str, metadata: dict,
+                recorded: Callable[[object], dict], then: Iterable = ()) -> Iterator:
+    """The end of a partition run in which some partitions did not publish, for an asset to `yield from`: one
+    materialisation per partition that did (its metadata from `recorded`), then `then` (check results), then the
+    failure naming the others, retried only when every one of them failed on a passing outage (a refused or
+    broken partition fails for good).
+
+    `outcomes` are the loop's partition outcomes (`committed`, `partition`, `error`, `transient`)."""
+    failed = [o for o in outcomes if not o.committed]
+    for outcome in outcomes:
+        if outcome.committed:
+            yield dg.AssetMaterialization(asset_key=context.asset_key, partition=outcome.partition,
+                                          metadata=recorded(outcome))
+    yield from then
+    # A refusal's message already starts with its partition.
+    lines = "\n".join(f"- {o.error}" if (o.error or "").startswith(o.partition) else f"- {o.partition}: {o.error}"
+                      for o in failed)
+    raise dg.Failure(description=f"{len(failed)} of {len(outcomes)} {what} were not published ({keeps}):\n{lines}",
+                     metadata=metadata, allow_retries=all(o.transient for o in failed))

@@ -8,7 +8,7 @@ from mining_platform.features.windowed import run_tiles, run_windows
 from mining_platform.instance import dagster_run_finished, partitions_with_as_of
 from mining_platform.keys import demo_key, feature_key, source_key, tiles_key
 from mining_platform.partitions import daily_partitions
-from mining_platform.resilience import failures_classified, retry_policy
+from mining_platform.resilience import failures_classified, retry_policy, unpublished
 from mining_platform.resources import MongoResource
 from mining_platform.spec import names
 from mining_platform.spec.definition import FeatureDefinition, WindowedDefinition
@@ -211,22 +211,11 @@ def build_feature_asset(project: ProjectConfig, definition: FeatureDefinition) -
             if not report.failed:
                 yield dg.MaterializeResult(metadata=metadata, check_results=checks)
                 return
-            # Record what did publish, per partition, before failing the step for the rest.
-            for outcome in report.outcomes:
-                if outcome.committed:
-                    context.log_event(dg.AssetMaterialization(
-                        asset_key=context.asset_key, partition=outcome.partition,
-                        metadata={"documents_written": outcome.documents_written, "run_id": outcome.run_id},
-                    ))
-            yield from checks
-            failures = "\n".join(f"- {o.partition}: {o.error}" for o in report.failed)
-            raise dg.Failure(
-                description=f"{len(report.failed)} of {len(report.outcomes)} partitions of {definition.name} were not "
-                f"published (readers keep the previous publication):\n{failures}",
-                metadata=metadata,
-                # Retried only when every failure was an outage; a refused or broken partition fails for good.
-                allow_retries=all(o.transient for o in report.failed),
-            )
+            # What did publish is recorded, per partition, before the checks and the failure for the rest.
+            yield from unpublished(context, report.outcomes, what=f"partitions of {definition.name}",
+                                   keeps="readers keep the previous publication", metadata=metadata,
+                                   recorded=lambda o: {"documents_written": o.documents_written, "run_id": o.run_id},
+                                   then=checks)
 
     return feature_asset
 
@@ -278,16 +267,11 @@ def build_tiles_asset(project: ProjectConfig, definition: WindowedDefinition) ->
                 "collection": dg.MetadataValue.text(f"{mongo.project_db(project.name).name}.{definition.tiles_target}"),
             }
             if not report.failed:
-                return dg.MaterializeResult(metadata=metadata)
-            for outcome in committed:
-                context.log_event(dg.AssetMaterialization(
-                    asset_key=context.asset_key, partition=outcome.partition,
-                    metadata={"tiles_written": outcome.documents_written, "run_id": outcome.run_id}))
-            failures = "\n".join(f"- {o.partition}: {o.error}" for o in report.failed)
-            raise dg.Failure(
-                description=f"{len(report.failed)} of {len(report.outcomes)} tile days of {definition.name} were not "
-                f"published (the windows keep the previous tiles):\n{failures}",
-                metadata=metadata, allow_retries=all(o.transient for o in report.failed))
+                yield dg.MaterializeResult(metadata=metadata)
+                return
+            yield from unpublished(context, report.outcomes, what=f"tile days of {definition.name}",
+                              keeps="the windows keep the previous tiles", metadata=metadata,
+                              recorded=lambda o: {"tiles_written": o.documents_written, "run_id": o.run_id})
 
     return tiles_asset
 

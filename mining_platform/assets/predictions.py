@@ -9,7 +9,7 @@ from mining_platform.instance import dagster_run_finished, partitions_with_as_of
 from mining_platform.keys import project_keys
 from mining_platform.partitions import daily_partitions
 from mining_platform.predictions.batch import PredictionOutcome, score_partitions
-from mining_platform.resilience import failure, failures_classified, permanent, retry_policy
+from mining_platform.resilience import failure, failures_classified, permanent, retry_policy, unpublished
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.serving.served_model import (
     ChampionLoadFailed, RegistryUnavailable, ServedModel, aliased, load_version,
@@ -131,17 +131,12 @@ def build_predictions_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
                 "write_seconds": dg.MetadataValue.float(round(sum(o.write_seconds for o in outcomes), 3)),
                 "partitions": _partition_table(outcomes),
             }
-            failed = [o for o in outcomes if not o.committed]
-            if not failed:
+            if all(o.committed for o in outcomes):
                 yield dg.MaterializeResult(metadata=metadata)
                 return
-            for outcome in committed:
-                yield dg.AssetMaterialization(asset_key=context.asset_key, partition=outcome.partition, metadata={
-                    "entities": outcome.entities, "run_id": outcome.run_id,
-                    "champion_version": models[CHAMPION].version})
-            raise dg.Failure(
-                description=f"{len(failed)} of {len(outcomes)} prediction partitions were not published (readers keep "
-                "the previous publication):\n" + "\n".join(f"- {o.partition}: {o.error}" for o in failed),
-                metadata=metadata, allow_retries=all(o.transient for o in failed))
+            yield from unpublished(context, outcomes, what="prediction partitions", keeps="readers keep the previous "
+                                   "publication", metadata=metadata, recorded=lambda o: {
+                                       "entities": o.entities, "run_id": o.run_id,
+                                       "champion_version": models[CHAMPION].version})
 
     return predictions

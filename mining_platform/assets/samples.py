@@ -6,7 +6,7 @@ from pydantic import Field
 from mining_platform.instance import dagster_run_finished, partitions_with_as_of
 from mining_platform.keys import feature_key, project_keys
 from mining_platform.partitions import daily_partitions
-from mining_platform.resilience import failures_classified, retry_policy
+from mining_platform.resilience import failures_classified, retry_policy, unpublished
 from mining_platform.resources import MongoResource
 from mining_platform.samples.build import SampleOutcome, build_sample_partitions
 from mining_platform.samples.pipeline import SamplesPipeline
@@ -128,21 +128,11 @@ def build_samples_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
                 "collection": dg.MetadataValue.text(f"{mongo.project_db(spec.name).name}.{pipeline.target}"),
                 "partitions": _partition_table(outcomes),
             }
-            failed = [o for o in outcomes if not o.committed]
-            if not failed:
+            if all(o.committed for o in outcomes):
                 yield dg.MaterializeResult(metadata=metadata)
                 return
-            for outcome in committed:
-                yield dg.AssetMaterialization(
-                    asset_key=context.asset_key, partition=outcome.partition,
-                    metadata={"rows": outcome.rows, "positives": outcome.positives, "run_id": outcome.run_id},
-                )
-            raise dg.Failure(
-                description=f"{len(failed)} of {len(outcomes)} sample partitions were not published (readers keep the "
-                "previous publication):\n" + "\n".join(f"- {o.error}" if o.run_id is None else f"- {o.partition}: {o.error}"
-                                                      for o in failed),
-                metadata=metadata,
-                allow_retries=all(o.transient for o in failed),
-            )
+            yield from unpublished(context, outcomes, what="sample partitions", keeps="readers keep the previous "
+                                   "publication", metadata=metadata, recorded=lambda o: {
+                                       "rows": o.rows, "positives": o.positives, "run_id": o.run_id})
 
     return samples
