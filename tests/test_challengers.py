@@ -220,11 +220,12 @@ def test_a_challenger_reload_reads_mode_and_traffic_again(churn_project, definit
         on_disk["setting"] = ChallengerConfig(mode="canary", traffic=0.5)
         reload = httpx.post(f"{url}/v1/churn/reload", params={"role": "challenger"}, headers=ADMIN)
         version = httpx.get(f"{url}/v1/churn/version").json()["challenger"]
+        status = httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["challenger"]["status"]
         on_disk["setting"] = None  # the file no longer loads: the reload says so and nothing changes
         broken = httpx.post(f"{url}/v1/churn/reload", params={"role": "challenger"}, headers=ADMIN)
         after = httpx.get(f"{url}/v1/churn/version").json()["challenger"]
     assert reload.status_code == 200 and reload.json()["changed"] is False
-    assert (version["mode"], version["traffic"]) == ("canary", 0.5)
+    assert (version["mode"], version["traffic"]) == ("canary", 0.5) and status == "running in canary"
     assert broken.status_code == 409 and "invalid project file" in broken.json()["detail"]
     assert (after["mode"], after["version"]) == ("canary", challenger.version)
 

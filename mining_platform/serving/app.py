@@ -133,6 +133,8 @@ def create_app(config: ServingConfig) -> FastAPI:
                     return {"changed": current is not None, "model": None,
                             "previous": current.describe() if current else None}
             if current is not None and current.version == version:
+                if role == CHALLENGER:
+                    state.challenger_status = f"running in {state.setting.mode}"  # the mode may have changed
                 return {"changed": False, "model": current.describe(), "previous": None}
             loaded = await asyncio.to_thread(load_version, config.tracking_uri, state.model_name, version, alias=role)
             if role == CHAMPION:
