@@ -23,10 +23,8 @@ most one extra `inplace_predict` per request, canary nothing measurable).
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,31 +34,19 @@ import numpy as np
 import yaml
 from mlflow import MlflowClient
 
-from bench.serving import CONNECTIONS, TOKEN, WRK_SCRIPT, load_with_aiohttp, start, wait_for
+from bench.serving import (
+    CONNECTIONS, TOKEN, endpoint_env, load_with_aiohttp, load_with_wrk, start, two_versions, wait_for,
+)
 from mining_platform.embedded_mongo import free_port, secured_server
 from mining_platform.registry import aliases
 from mining_platform.registry.loading import load_version
 from mining_platform.settings import console_script
 from mining_platform.spec.definition import load_feature_definitions
 from mining_platform.spec.project import load_project
-from tests.fixtures.model_versions import register_synthetic_version
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 KEYED = 'wrk.headers["X-Request-Key"] = "user-42"\n'
-
-
-def load_with_wrk(url: str, body: str, duration: float, scratch: Path, *, key: bool) -> dict:
-    import subprocess
-
-    script = scratch / "post.lua"
-    script.write_text((WRK_SCRIPT % body) + (KEYED if key else ""))
-    out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration:.0f}s", "--timeout", "5s", "-s", str(script),
-                          url], capture_output=True, text=True, check=True).stdout
-    requests, socket_errors, status_errors, micros, p50, p99 = next(
-        line.split()[1:] for line in out.splitlines() if line.startswith("RESULT"))
-    return {"rps": int(requests) / (int(micros) / 1e6), "p50_ms": float(p50) / 1e3, "p99_ms": float(p99) / 1e3,
-            "failed": int(socket_errors) + int(status_errors)}
 
 
 def configure(projects: Path, url: str, client: MlflowClient, model_name: str, challenger: str | None,
@@ -105,16 +91,8 @@ def main() -> int:
     server = None
     try:
         with secured_server(scratch / "mongo") as mongo_uri:
-            tracking = f"sqlite:///{scratch / 'mlflow.db'}"
-            first, second = (register_synthetic_version(
-                tracking_uri=tracking, artifact_location=str(scratch / "artifacts"), model_name=model_name,
-                features=features, seed=seed, project="churn", rows=20_000, max_depth=6, rounds=150) for seed in (1, 2))
-            client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
-            aliases.promote_to_champion(client, model_name, first.version)
-            env = {**os.environ, "MINING_MONGO_URI": mongo_uri, "MINING_MONGO_DB": "bench", "MLFLOW_TRACKING_URI": tracking,
-                   "MLFLOW_REGISTRY_URI": tracking, "MINING_ADMIN_TOKEN": TOKEN, "MINING_PROJECTS_DIR": str(projects),
-                   "MINING_HOME": str(scratch / "home"), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+            tracking, client, (first, second) = two_versions(scratch, model_name, features)
+            env = endpoint_env(scratch, mongo_uri, tracking, projects)
             port = free_port()
             server = start(scratch / "endpoint.log", env, [console_script("mining-platform"), "serve", "--port",
                                                            str(port)])
@@ -130,7 +108,7 @@ def main() -> int:
             def measure(name: str, duration: float) -> dict:
                 configure(projects, url, client, model_name, *configurations[name])
                 if use_wrk:
-                    return load_with_wrk(target, body, duration, scratch, key=name == "canary")
+                    return load_with_wrk(target, body, duration, scratch, extra_lua=KEYED if name == "canary" else "")
                 return load_with_aiohttp(target, body, duration, scratch)
 
             for name in configurations:  # warm-up

@@ -84,9 +84,10 @@ def wait_for(url: str, ok, what: str, log: Path, timeout: float = 180.0) -> None
     raise TimeoutError(f"{what} did not come up within {timeout:.0f}s; its log ends:\n{log.read_text()[-3000:]}")
 
 
-def load_with_wrk(url: str, body: str, duration: float, scratch: Path) -> dict:
+def load_with_wrk(url: str, body: str, duration: float, scratch: Path, *, extra_lua: str = "") -> dict:
+    """`extra_lua`: more lines for wrk's script (e.g. a request header)."""
     script = scratch / "post.lua"
-    script.write_text(WRK_SCRIPT % body)
+    script.write_text((WRK_SCRIPT % body) + extra_lua)
     out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration:.0f}s", "--timeout", "5s", "-s", str(script), url],
                          capture_output=True, text=True, check=True).stdout
     requests, socket_errors, status_errors, micros, p50, p99 = next(
@@ -124,6 +125,27 @@ def load_with_aiohttp(url: str, body: str, duration: float, scratch: Path) -> di
     return asyncio.run(run())
 
 
+def two_versions(scratch: Path, model_name: str, features: list[str]):
+    """A local MLflow store under `scratch` with two versions of `model_name` (depth 6, 150 trees), the first as
+    champion: (tracking URI, client, versions)."""
+    tracking = f"sqlite:///{scratch / 'mlflow.db'}"
+    versions = tuple(register_synthetic_version(
+        tracking_uri=tracking, artifact_location=str(scratch / "artifacts"), model_name=model_name,
+        features=features, seed=seed, project="churn", rows=20_000, max_depth=6, rounds=150) for seed in (1, 2))
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    aliases.promote_to_champion(client, model_name, versions[0].version)
+    return tracking, client, versions
+
+
+def endpoint_env(scratch: Path, mongo_uri: str, tracking: str, projects: Path) -> dict:
+    """The environment of a benchmarked endpoint (and `mlflow models serve`) process."""
+    return {**os.environ, "MINING_MONGO_URI": mongo_uri, "MINING_MONGO_DB": "bench", "MLFLOW_TRACKING_URI": tracking,
+            "MLFLOW_REGISTRY_URI": tracking, "MINING_ADMIN_TOKEN": TOKEN, "MINING_PROJECTS_DIR": str(projects),
+            "MINING_HOME": str(scratch / "home"), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+            # mlflow models serve execs `uvicorn` from PATH: this environment's.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
@@ -140,22 +162,11 @@ def main() -> int:
     servers: list[subprocess.Popen] = []
     try:
         with secured_server(scratch / "mongo") as mongo_uri:
-            tracking = f"sqlite:///{scratch / 'mlflow.db'}"
-            first, second = (register_synthetic_version(
-                tracking_uri=tracking, artifact_location=str(scratch / "artifacts"), model_name=model_name,
-                features=features, seed=seed, project="churn", rows=20_000, max_depth=6, rounds=150) for seed in (1, 2))
-            client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
-            aliases.promote_to_champion(client, model_name, first.version)
-
-            env = {**os.environ, "MINING_MONGO_URI": mongo_uri, "MINING_MONGO_DB": "bench", "MLFLOW_TRACKING_URI": tracking,
-                   "MLFLOW_REGISTRY_URI": tracking,
-                   "MINING_ADMIN_TOKEN": TOKEN, "MINING_PROJECTS_DIR": str(REPO / "projects"),
-                   "MINING_HOME": str(scratch / "home"), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-                   # mlflow models serve execs `uvicorn` from PATH: this environment's.
-                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+            tracking, client, (first, second) = two_versions(scratch, model_name, features)
+            env = endpoint_env(scratch, mongo_uri, tracking, REPO / "projects")
             ours_port, mlflow_port = free_port(), free_port()
-            endpoint_env = {**env, **({"PYTHONPATH": args.endpoint_pythonpath} if args.endpoint_pythonpath else {})}
-            servers.append(start(scratch / "endpoint.log", endpoint_env,
+            ours_env = {**env, **({"PYTHONPATH": args.endpoint_pythonpath} if args.endpoint_pythonpath else {})}
+            servers.append(start(scratch / "endpoint.log", ours_env,
                                  [console_script("mining-platform"), "serve", "--port", str(ours_port)]))
             servers.append(start(scratch / "mlflow-serve.log", env,
                                  [console_script("mlflow"), "models", "serve", "-m", first.uri, "--env-manager", "local",
