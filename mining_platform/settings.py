@@ -21,6 +21,10 @@ DEFAULTS: dict[str, str] = {
     "MINING_MAX_BATCH": "1000",
     "MINING_STEP_RETRIES": "3",
     "MINING_STEP_RETRY_DELAY_SECONDS": "15",
+    # Every endpoint replica syncs with the serving records and writes its heartbeat this often.
+    "MINING_ENDPOINT_HEARTBEAT_SECONDS": "5",
+    # How long `<p>/deployment` waits for every live replica to serve the new version.
+    "MINING_DEPLOY_CONVERGE_SECONDS": "120",
 }
 
 

@@ -140,9 +140,9 @@ def test_a_version_whose_gate_failed_is_never_served_in_either_role(churn_projec
 # --- the deployment asset with role challenger -------------------------------------------------------
 
 
-def deploy(project, mlflow_resource, endpoint, instance, **config):
+def deploy(project, mongo, mlflow_resource, endpoint, instance, **config):
     return dg.materialize([build_deployment_asset(project)], instance=instance, raise_on_error=False,
-                          resources={"mlflow": mlflow_resource, "endpoint": endpoint},
+                          resources={"mlflow": mlflow_resource, "endpoint": endpoint, "mongo": mongo},
                           run_config={"ops": {f"{project.name}__deployment": {"config": config}}}, tags={
                               "mining.cause": "performance", "mining.performance.decision": "test"})
 
@@ -165,9 +165,9 @@ def test_deploying_checking_promoting_and_retiring_a_challenger(churn_project, d
     config = serving_config(project, definitions, mongo, mlflow_resource)
     with endpoint_server.running(create_app(config)) as url, dg.instance_for_test() as instance:
         endpoint = EndpointResource(url=url, admin_token=TOKEN)
-        assert deploy(project, mlflow_resource, endpoint, instance, version=first.version).success
+        assert deploy(project, mongo, mlflow_resource, endpoint, instance, version=first.version).success
 
-        shadowed = deploy(project, mlflow_resource, endpoint, instance, role="challenger", version=second.version)
+        shadowed = deploy(project, mongo, mlflow_resource, endpoint, instance, role="challenger", version=second.version)
         assert shadowed.success, failure(shadowed)
         assert metadata(shadowed)["challenger_version"] == second.version
         assert metadata(shadowed)["live_version"] == first.version and metadata(shadowed)["role"] == "challenger"
@@ -176,20 +176,20 @@ def test_deploying_checking_promoting_and_retiring_a_challenger(churn_project, d
         tags = client.get_model_version(project.model.name, second.version).tags
         assert tags["mining.cause"] == "performance" and tags["mining.deployed_as"] == "challenger"
 
-        refused = deploy(project, mlflow_resource, endpoint, instance, role="challenger", version=failed.version)
+        refused = deploy(project, mongo, mlflow_resource, endpoint, instance, role="challenger", version=failed.version)
         assert not refused.success and "quality gate is 'failed'" in failure(refused)
-        itself = deploy(project, mlflow_resource, endpoint, instance, role="challenger", version=first.version)
+        itself = deploy(project, mongo, mlflow_resource, endpoint, instance, role="challenger", version=first.version)
         assert not itself.success and "cannot be its own challenger" in failure(itself)
         assert aliases.alias_version(client, project.model.name, aliases.CHALLENGER) == second.version
 
-        retired = deploy(project, mlflow_resource, endpoint, instance, role="challenger", retire=True)
+        retired = deploy(project, mongo, mlflow_resource, endpoint, instance, role="challenger", retire=True)
         assert retired.success, failure(retired)
         assert metadata(retired)["challenger_version"] == "none"
         assert endpoint.version("churn")["challenger"] is None
         assert aliases.alias_version(client, project.model.name, aliases.CHALLENGER) is None
 
-        assert deploy(project, mlflow_resource, endpoint, instance, role="challenger", version=third.version).success
-        promoted = deploy(project, mlflow_resource, endpoint, instance, version=third.version)
+        assert deploy(project, mongo, mlflow_resource, endpoint, instance, role="challenger", version=third.version).success
+        promoted = deploy(project, mongo, mlflow_resource, endpoint, instance, version=third.version)
         assert promoted.success, failure(promoted)
         served = endpoint.version("churn")
         assert served["version"] == third.version and served["challenger"] is None

@@ -16,7 +16,9 @@ from mining_platform.assets.features import build_feature_asset
 from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.resources import MongoResource
 from mining_platform.spec.definition import FeatureDefinition
-from mining_platform.spec.names import FEATURE_PIPELINES, PREDICTION_LOG, project_database
+from mining_platform.spec.names import (
+    FEATURE_PIPELINES, PREDICTION_LOG, PROMOTIONS, SERVING_DESIRED, SERVING_REPLICAS, project_database,
+)
 from mining_platform.store import markers
 from tests.conftest import REPO
 from tests.test_feature_pipelines import AS_OF, COUNTS, EVENTS, PARTITION
@@ -103,6 +105,21 @@ def test_the_endpoint_reads_namespaces_and_only_inserts_into_the_log(mongo, two_
     assert refused(lambda: endpoint[mongo.database]["alpha_events"].find_one())  # no source data
     assert refused(lambda: endpoint[mongo.database]["alpha_events"].insert_one({}))
     assert refused(lambda: endpoint["elsewhere"]["x"].insert_one({}))
+    # Its replicas follow the serving records (a change stream) and write their own heartbeats, nothing else.
+    with namespace[SERVING_DESIRED].watch(max_await_time_ms=200) as stream:
+        mongo.project_db(alpha.name)[SERVING_DESIRED].insert_one({"_id": "champion", "version": "1"})
+        assert stream.try_next()["fullDocument"]["version"] == "1"
+    namespace[SERVING_REPLICAS].replace_one({"_id": "pod-a"}, {"at": 1}, upsert=True)
+    namespace[SERVING_REPLICAS].delete_one({"_id": "pod-a"})
+    # Writes are granted on those two collections alone. SecantusDB applies a collection's privilege to the whole
+    # database (an insert into any collection of the namespace passes), so the grant is read back, not probed.
+    role = mongo.client().admin.command("rolesInfo", {"role": ENDPOINT_USER, "db": "admin"},
+                                        showPrivileges=True)["roles"][0]
+    writes = {p["resource"]["collection"]: set(p["actions"]) for p in role["privileges"]
+              if p["resource"]["db"] == namespace.name and set(p["actions"]) & {"insert", "update", "remove"}}
+    assert writes == {PREDICTION_LOG: {"insert", "createIndex", "listIndexes"},
+                      SERVING_REPLICAS: {"find", "insert", "update", "remove", "createIndex", "listIndexes"}}
+    assert PROMOTIONS not in writes and SERVING_DESIRED not in writes
 
 
 def test_a_project_builds_its_features_with_its_own_least_privileged_user(mongo, two_projects):

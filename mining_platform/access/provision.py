@@ -4,7 +4,8 @@
   names (nothing else of their databases); read and write the namespace `<MINING_MONGO_DB>_<p>`;
   with a `demo:` block, also write the demo source and record it in `demo_collections`.
 - `mining_endpoint`: read every project's namespace (commit markers, features); insert into
-  each project's `prediction_log`.
+  each project's `prediction_log`; watch its `serving_desired` and write its own heartbeats
+  in `serving_replicas`.
 - `mining_admin`: the platform's own setup (this command, imports); created when the embedded
   server first starts; in production, the platform team's administrator.
 
@@ -20,7 +21,9 @@ from dataclasses import dataclass, field
 from pymongo import MongoClient
 
 from mining_platform.access.credentials import ADMIN, ENDPOINT, Login
-from mining_platform.spec.names import DEMO_COLLECTIONS, PREDICTION_LOG, project_database
+from mining_platform.spec.names import (
+    DEMO_COLLECTIONS, PREDICTION_LOG, SERVING_DESIRED, SERVING_REPLICAS, project_database,
+)
 from mining_platform.spec.project import ProjectConfig
 
 ROLE_DB = "admin"
@@ -69,6 +72,11 @@ def endpoint_role(projects: list[ProjectConfig], platform: str) -> dict:
         privileges.append({"resource": {"db": namespace, "collection": ""}, "actions": ["find"]})
         privileges.append({"resource": {"db": namespace, "collection": PREDICTION_LOG},
                            "actions": ["insert", "createIndex", "listIndexes"]})
+        # Each replica follows the serving records (a change stream) and reports what it serves (a heartbeat).
+        privileges.append({"resource": {"db": namespace, "collection": SERVING_DESIRED},
+                           "actions": ["find", "changeStream"]})
+        privileges.append({"resource": {"db": namespace, "collection": SERVING_REPLICAS},
+                           "actions": ["find", "insert", "update", "remove", "createIndex", "listIndexes"]})
     return {"privileges": privileges, "roles": []}
 
 
@@ -113,7 +121,8 @@ def provision(client: MongoClient, *, platform: str, projects: list[ProjectConfi
     login, user_state = _put_user(admin_db, ENDPOINT_USER, ENDPOINT_USER, result.logins.get(ENDPOINT), rotate=rotate)
     result.logins[ENDPOINT] = login
     result.lines.append(f"endpoint: role {role_state}, user {ENDPOINT_USER} {user_state}; reads the namespaces of "
-                        f"{', '.join(p.name for p in projects) or 'no project'}, inserts into their {PREDICTION_LOG}")
+                        f"{', '.join(p.name for p in projects) or 'no project'}, inserts into their {PREDICTION_LOG}, "
+                        f"follows {SERVING_DESIRED} and writes its heartbeats in {SERVING_REPLICAS}")
     return result
 
 

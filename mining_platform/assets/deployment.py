@@ -1,5 +1,5 @@
-"""`<p>/deployment`: the champion (or challenger) alias moved to a gated version and the endpoint verified to serve
-it."""
+"""`<p>/deployment`: the champion (or challenger) alias moved to a gated version, named in the serving record every
+endpoint replica follows, every live replica verified to serve it, and the move audited."""
 
 from typing import Literal
 
@@ -7,15 +7,17 @@ import dagster as dg
 from mlflow.exceptions import MlflowException
 from pydantic import Field
 
+from mining_platform.deployment import audit
+from mining_platform.deployment.convergence import ServingRecords
 from mining_platform.deployment.rollout import (
-    DeploymentFailed, Target, choose_target, current_aliases, deploy, deploy_challenger,
+    DeploymentFailed, Deployed, Rollout, Target, choose_target, current_aliases, deploy, deploy_challenger,
 )
 from mining_platform.instance import latest_metadata_text, metadata_history
 from mining_platform.keys import asset_key
 from mining_platform.registry.aliases import PromotionRefused
 from mining_platform.resilience import failure, failures_classified, permanent, retry_policy
-from mining_platform.resources import EndpointResource, MlflowResource
-from mining_platform.spec.names import CAUSE_TAG, CHALLENGER, CHAMPION, PERFORMANCE_TAG_PREFIX, PREVIOUS
+from mining_platform.resources import EndpointResource, MlflowResource, MongoResource
+from mining_platform.spec.names import CAUSE_TAG, CHALLENGER, CHAMPION, GATE_TAG, PERFORMANCE_TAG_PREFIX, PREVIOUS
 from mining_platform.spec.project import ProjectConfig
 
 
@@ -52,7 +54,7 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
         "stops running it.",
     )
     def deployment(context: dg.AssetExecutionContext, config: DeploymentConfig, mlflow: MlflowResource,
-                   endpoint: EndpointResource) -> dg.MaterializeResult:
+                   endpoint: EndpointResource, mongo: MongoResource) -> dg.MaterializeResult:
         def upstream() -> Target:
             version = latest_metadata_text(context.instance, model_key, "model_version")
             if version is None:
@@ -78,12 +80,25 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
                 raise permanent(str(exc)) from None
             context.log.info(f"{target.action}: {model_name} version {target.version} as {config.role} (champion was "
                              f"{before[CHAMPION]}, challenger {before[CHALLENGER]})")
+            namespace = mongo.project_db(project.name)
+            tags = context.run.tags
+            mover = audit.moved_by(tags, run_id=context.run.run_id, job=context.run.job_name, rollback=config.rollback)
+            moved_from = before[config.role]
+            if mover.kind == "hand":  # the alias already names the target: it moved from what was served
+                moved_from = tags.get(f"mining.{config.role}.deployed_before", moved_from)
+                moved_from = None if moved_from == "none" else moved_from
+            promotion = audit.Promotion(
+                project=project.name, model=model_name, role=config.role, from_version=moved_from,
+                to_version=target.version, moved_by=mover, reason=target.action,
+                evidence={**audit.evidence_of(tags), **gate_evidence(client, model_name, target.version)})
+            rollout = Rollout(records=ServingRecords(namespace, model_name), set_by=context.run.run_id,
+                              reason=target.action, timeout_seconds=endpoint.converge_timeout_seconds)
             try:
                 if config.role == CHALLENGER:
-                    deployed = deploy_challenger(client, endpoint.client(), project=project.name,
+                    deployed = deploy_challenger(client, endpoint.client(), rollout, project=project.name,
                                                  model_name=model_name, target=target.version, before=before)
                 else:
-                    deployed = deploy(client, endpoint.client(), project=project.name, model_name=model_name,
+                    deployed = deploy(client, endpoint.client(), rollout, project=project.name, model_name=model_name,
                                       target=target.version, before=before)
             except PromotionRefused as exc:
                 raise permanent(str(exc)) from None
@@ -91,7 +106,17 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
                 raise failure(f"cannot move {model_name}@{config.role} to version {target.version}: {exc.message}",
                               exc) from None
             except DeploymentFailed as exc:  # retried when the endpoint's failure was an outage
+                promotion.outcome, promotion.error = "restored", str(exc)
+                audit.record(namespace, promotion)
                 raise failure(str(exc), exc) from None
+            if deployed.converged is not None:
+                promotion.replicas = deployed.converged.describe()
+                promotion.converge_seconds = round(deployed.converged.seconds, 3)
+            promotion_id = audit.record(namespace, promotion)
+            # The move on the run itself: the Runs page shows what each deployment run moved.
+            context.instance.add_run_tags(context.run.run_id, {
+                "mining.promotion.role": config.role, "mining.promotion.from": moved_from or "none",
+                "mining.promotion.to": target.version or "none", "mining.promotion.kind": mover.kind})
             evidence = {key: value for key, value in context.run.tags.items()
                         if key == CAUSE_TAG or key.startswith(PERFORMANCE_TAG_PREFIX)}
             if target.version is not None and evidence:
@@ -112,6 +137,26 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
                 "action": dg.MetadataValue.text(target.action),
                 "swapped": dg.MetadataValue.bool(deployed.swapped),
                 **({"evidence": dg.MetadataValue.json(evidence)} if evidence else {}),
+                "promotion": dg.MetadataValue.json(promotion.summary()),
+                "promotion_id": dg.MetadataValue.text(promotion_id),
+                "moved_by": dg.MetadataValue.text(mover.kind),
+                **replica_metadata(deployed),
             })
 
     return deployment
+
+
+def gate_evidence(client, model_name: str, version: str | None) -> dict[str, str]:
+    """The version's gate verdict and figures (its `mining.gate*` tags)."""
+    if version is None:
+        return {}
+    tags = client.get_model_version(model_name, version).tags
+    return {key: value for key, value in tags.items() if key.startswith(GATE_TAG)}
+
+
+def replica_metadata(deployed: Deployed) -> dict:
+    if deployed.converged is None:
+        return {}
+    return {"replicas": dg.MetadataValue.json(deployed.converged.describe()),
+            "replica_count": dg.MetadataValue.int(len(deployed.converged.replicas)),
+            "converge_seconds": dg.MetadataValue.float(round(deployed.converged.seconds, 3))}

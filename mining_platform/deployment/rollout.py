@@ -1,9 +1,10 @@
-"""Deploying a version: move `champion` (or `challenger`) to it through the gate, reload the endpoint, check it
-answers with it.
+"""Deploying a version: move `champion` (or `challenger`) to it through the gate, name it in the serving record
+every endpoint replica follows, wait until every live replica serves it, check that the endpoint answers with it.
 
-If the reload or the check fails, the aliases are put back where they were and the
-endpoint is asked to reload again, so it serves the old version; the caller learns
-why, and whether it was a passing outage. A challenger promoted to champion stops
+If a replica cannot load it, the wait runs out, or the check fails, the aliases and the
+serving record are put back where they were (the replicas that swapped follow the record
+back) and the endpoint is asked to reload again; the caller learns why, naming the
+replica, and whether it was a passing outage. A challenger promoted to champion stops
 being the challenger; retiring the challenger removes its alias and the endpoint
 stops running it.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from mlflow import MlflowClient
 
+from mining_platform.deployment.convergence import Converged, ReplicasDidNotConverge, ServingRecords
 from mining_platform.deployment.endpoint import EndpointClient, EndpointError
 from mining_platform.registry.aliases import (
     CHALLENGER, CHAMPION, PREVIOUS, alias_version, promote_to_champion, restore_aliases, set_challenger,
@@ -43,6 +45,17 @@ class Deployed:
     loaded_at: str
     swapped: bool  # the endpoint changed model (False: it already served this version)
     challenger: str | None = None  # the challenger the endpoint runs after this deployment
+    converged: Converged | None = None  # the live replicas that reported the version, and how long it took
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How a deployment reaches the replicas: the project's serving records, who moves them and why, and how long
+    to wait for every live replica."""
+    records: ServingRecords
+    set_by: str  # e.g. the Dagster run id
+    reason: str
+    timeout_seconds: float = 120.0
 
 
 def current_aliases(client: MlflowClient, model_name: str) -> dict[str, str | None]:
@@ -141,11 +154,13 @@ def challenger_check(endpoint: EndpointClient, project: str, version: str | None
     return served
 
 
-def _failed(client: MlflowClient, endpoint: EndpointClient, *, project: str, model_name: str, target: str,
-            before: dict[str, str | None], role: str, exc: Exception) -> DeploymentFailed:
-    """Restore the aliases, ask the endpoint to serve them again (best effort), and say what happened."""
+def _failed(client: MlflowClient, endpoint: EndpointClient, rollout: Rollout, *, project: str, model_name: str,
+            target: str, before: dict[str, str | None], record_before, role: str, exc: Exception) -> DeploymentFailed:
+    """Restore the aliases and the serving record, ask the endpoint to serve them again (best effort), and say what
+    happened."""
     restore_aliases(client, model_name, before)
-    try:  # the endpoint may have swapped before the check failed
+    rollout.records.restore(role, record_before, set_by=rollout.set_by, reason=f"restored: {exc}")
+    try:  # the replica this reaches may have swapped before the check failed; the others follow the record
         endpoint.reload(project, role)
     except EndpointError:
         pass
@@ -154,48 +169,65 @@ def _failed(client: MlflowClient, endpoint: EndpointClient, *, project: str, mod
                             f"restored ({restored})", transient=is_transient(exc))
 
 
-def deploy(client: MlflowClient, endpoint: EndpointClient, *, project: str, model_name: str, target: str,
-           before: dict[str, str | None]) -> Deployed:
-    """Promote `target` (PromotionRefused unless its gate passed), reload and check the endpoint.
+def _reach_replicas(endpoint: EndpointClient, rollout: Rollout, *, project: str, role: str, version: str | None,
+                    ) -> tuple[dict, Converged]:
+    """Name `version` in the record, nudge the replica the URL reaches (it answers at once whether it could load the
+    version), and wait until every live replica serves it."""
+    since = rollout.records.set(role, version, set_by=rollout.set_by, reason=rollout.reason)
+    reloaded = endpoint.reload(project, role)
+    converged = rollout.records.wait(role, version, since=since, timeout_seconds=rollout.timeout_seconds)
+    return reloaded, converged
+
+
+def deploy(client: MlflowClient, endpoint: EndpointClient, rollout: Rollout, *, project: str, model_name: str,
+           target: str, before: dict[str, str | None]) -> Deployed:
+    """Promote `target` (PromotionRefused unless its gate passed), move the serving record, wait for every live
+    replica and check the endpoint's answer.
 
     `before` are the aliases as they were (`current_aliases`): restored if the endpoint fails.
     A challenger promoted to champion stops being the challenger.
     """
+    record_before = rollout.records.current(CHAMPION)
     replaced = promote_to_champion(client, model_name, target)
     try:
-        reloaded = endpoint.reload(project)
+        reloaded, converged = _reach_replicas(endpoint, rollout, project=project, role=CHAMPION, version=target)
         served = hit_check(endpoint, project, target)
-    except (EndpointError, HitCheckFailed) as exc:
-        raise _failed(client, endpoint, project=project, model_name=model_name, target=target,
-                      before={CHAMPION: before[CHAMPION], PREVIOUS: before[PREVIOUS]}, role=CHAMPION,
-                      exc=exc) from None
+    except (EndpointError, HitCheckFailed, ReplicasDidNotConverge) as exc:
+        raise _failed(client, endpoint, rollout, project=project, model_name=model_name, target=target,
+                      before={CHAMPION: before[CHAMPION], PREVIOUS: before[PREVIOUS]}, record_before=record_before,
+                      role=CHAMPION, exc=exc) from None
     challenger = before.get(CHALLENGER)
     if challenger == target:  # promoted: it no longer competes with itself (the endpoint already stopped running it)
         set_challenger(client, model_name, None)
+        rollout.records.set(CHALLENGER, None, set_by=rollout.set_by, reason=f"version {target} became champion")
         try:
             endpoint.reload(project, CHALLENGER)
         except EndpointError:
-            pass  # the endpoint never runs the champion's own version as challenger; its next reload drops it
+            pass  # the endpoint never runs the champion's own version as challenger; its next sync drops it
         challenger = None
     # promote_to_champion moved the replaced champion to previous, unless target already was champion.
     previous = replaced if replaced not in (None, target) else before[PREVIOUS]
     return Deployed(version=target, previous_version=previous, run_id=served["run_id"],
-                    loaded_at=served["loaded_at"], swapped=reloaded["changed"], challenger=challenger)
+                    loaded_at=served["loaded_at"], swapped=reloaded["changed"], challenger=challenger,
+                    converged=converged)
 
 
-def deploy_challenger(client: MlflowClient, endpoint: EndpointClient, *, project: str, model_name: str,
-                      target: str | None, before: dict[str, str | None]) -> Deployed:
-    """Point `challenger` at `target` (None: retire it), reload the endpoint's challenger and check it.
+def deploy_challenger(client: MlflowClient, endpoint: EndpointClient, rollout: Rollout, *, project: str,
+                      model_name: str, target: str | None, before: dict[str, str | None]) -> Deployed:
+    """Point `challenger` at `target` (None: retire it), move its serving record, wait for every live replica and
+    check the endpoint.
 
     PromotionRefused unless the gate of `target` passed; the champion is never touched."""
+    record_before = rollout.records.current(CHALLENGER)
     set_challenger(client, model_name, target)
     try:
-        reloaded = endpoint.reload(project, CHALLENGER)
+        reloaded, converged = _reach_replicas(endpoint, rollout, project=project, role=CHALLENGER, version=target)
         served = challenger_check(endpoint, project, target)
-    except (EndpointError, HitCheckFailed) as exc:
-        raise _failed(client, endpoint, project=project, model_name=model_name, target=target or "none",
-                      before={CHALLENGER: before[CHALLENGER]}, role=CHALLENGER, exc=exc) from None
+    except (EndpointError, HitCheckFailed, ReplicasDidNotConverge) as exc:
+        raise _failed(client, endpoint, rollout, project=project, model_name=model_name, target=target or "none",
+                      before={CHALLENGER: before[CHALLENGER]}, record_before=record_before, role=CHALLENGER,
+                      exc=exc) from None
     challenger = served.get("challenger") or {}
     return Deployed(version=served["version"], previous_version=before[PREVIOUS], run_id=served["run_id"],
                     loaded_at=challenger.get("loaded_at") or served["loaded_at"], swapped=reloaded["changed"],
-                    challenger=target)
+                    challenger=target, converged=converged)

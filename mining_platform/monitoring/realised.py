@@ -24,6 +24,7 @@ from mining_platform.monitoring.performance import COMPARED_ON, Interval, Realis
 from mining_platform.samples.pipeline import immature_label_problem, label_stages
 from mining_platform.sources.observe import shown, source_database, watermark
 from mining_platform.spec import ProjectSpec, names
+from mining_platform.spec.clock import as_utc
 from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_LOG, PREDICTION_MARKERS
 from mining_platform.store import markers
 
@@ -158,7 +159,7 @@ def hit_rate(logged: list[dict], timeline: list[Served]) -> HitRate:
     hits = total = unattributed = 0
     misses: dict[str, int] = {}
     for doc in logged:
-        expected = _expected(timeline, _utc(doc["time"]))
+        expected = _expected(timeline, as_utc(doc["time"]))
         if expected is None:
             unattributed += 1
             continue
@@ -172,10 +173,6 @@ def hit_rate(logged: list[dict], timeline: list[Served]) -> HitRate:
             key = f"served v{version} as {role}, expected {f'v{wanted}' if wanted else 'none'}"
             misses[key] = misses.get(key, 0) + 1
     return HitRate(logged=total, hits=hits, misses=misses, unattributed=unattributed)
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def evaluate_performance(db: Database, sources: Database, spec: ProjectSpec, *, partition: str, as_of: dt.datetime,

@@ -37,6 +37,8 @@ def platform_resources(project: str) -> dict:
         "endpoint": EndpointResource(
             url=env_or_default("MINING_ENDPOINT_URL"),
             admin_token=env_or_default("MINING_ADMIN_TOKEN"),
+            converge_timeout_seconds=float(os.environ.get("MINING_DEPLOY_CONVERGE_SECONDS")
+                                           or DEFAULTS["MINING_DEPLOY_CONVERGE_SECONDS"]),
         ),
     }
 

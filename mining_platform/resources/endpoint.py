@@ -19,6 +19,9 @@ class EndpointResource(dg.ConfigurableResource):
     reload_timeout_seconds: float = Field(
         default=300.0, description="Timeout of a reload, which downloads and loads the model."
     )
+    converge_timeout_seconds: float = Field(
+        default=120.0, description="How long a deployment waits for every live endpoint replica to serve the new "
+        "version (MINING_DEPLOY_CONVERGE_SECONDS).")
 
     def client(self) -> EndpointClient:
         return EndpointClient(self.url, admin_token=self.admin_token, timeout_seconds=self.timeout_seconds,

@@ -14,6 +14,14 @@ the champion's answer has been sent, and is never the answer; in `canary` mode i
 answers a sticky share of the entities (`mining_platform.spec.routing`) and of the row
 requests that send an `X-Request-Key` (row requests without one are drawn at random).
 Every logged prediction names its version and role.
+
+What each role serves is the project's serving record in MongoDB (`serving_desired`, written
+by `<p>/deployment`), else the role's MLflow alias (before any record exists, or while MongoDB
+cannot be read). Every replica follows the records on its own, through a change stream with
+polling as the fallback, and reports what it serves in a heartbeat document
+(`mining_platform.serving.replicas`): replicas behind a Service converge with no fan-out list,
+and the deployer knows when they have. A version that failed to load is not tried again for
+the same record; `/reload` tries again.
 """
 
 import asyncio
@@ -31,6 +39,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 from starlette.background import BackgroundTask
 from starlette.routing import Route
 
@@ -39,12 +48,20 @@ from mining_platform.serving.config import ServingConfig, serving_config_from_en
 from mining_platform.serving.online_features import FeatureStoreUnavailable, OnlineFeatures
 from mining_platform.serving.payload import BadRequest, RowsRequest, parse_body, request_key, require_json, rows_matrix
 from mining_platform.serving.prediction_log import PredictionLog, Scoring, log_documents
+from mining_platform.serving.replicas import Follower
 from mining_platform.serving.served_model import (
-    ChampionLoadFailed, NoChampion, RegistryUnavailable, ServedModel, aliased, champion_version, load_version,
+    ChampionLoadFailed,
+    NoChampion,
+    RegistryUnavailable,
+    ServedModel,
+    aliased,
+    champion_version,
+    load_version,
 )
 from mining_platform.spec import ProjectSpec
-from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_LOG, project_database
+from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_LOG, ROLES, project_database
 from mining_platform.spec.project import ChallengerConfig, ProjectConfigError
+from mining_platform.spec.replicas import LoadError, Served
 from mining_platform.spec.routing import routes_to_challenger
 
 __all__ = ["ServingConfig", "create_app", "serving_config_from_environment"]
@@ -63,6 +80,11 @@ class ProjectState:
     challenger_reload_error: str | None = None
     setting: ChallengerConfig | None = None  # `serving.challenger`: mode and traffic (re-read on a challenger reload)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # role -> its latest failed load, reported in the heartbeat (cleared when the role loads a version)
+    errors: dict[str, LoadError] = field(default_factory=dict)
+    # role -> (version, record stamp) that failed to load: not tried again until the record changes or /reload
+    refused: dict[str, tuple] = field(default_factory=dict)
+    started: set[str] = field(default_factory=set)  # roles resolved once (their first load was tried)
 
     def __post_init__(self) -> None:
         if self.setting is None:
@@ -82,6 +104,13 @@ class ProjectState:
         if challenger is None or (self.model is not None and challenger.version == self.model.version):
             return None
         return {**challenger.describe(), "mode": self.setting.mode, "traffic": self.setting.traffic}
+
+    def served(self) -> dict[str, Served]:
+        model, challenger = self.model, self.challenger
+        served = {CHAMPION: Served(model.version, model.loaded_at.isoformat())} if model else {}
+        if challenger is not None and (model is None or challenger.version != model.version):
+            served[CHALLENGER] = Served(challenger.version, challenger.loaded_at.isoformat())
+        return served
 
 
 def _json(payload: dict, status: int = 200, background: BackgroundTask | None = None) -> Response:
@@ -110,33 +139,71 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
 def create_app(config: ServingConfig) -> FastAPI:
     states: dict[str, ProjectState] = {}
     prediction_log: PredictionLog | None = None
+    follower: Follower | None = None
     started_at = dt.datetime.now(dt.timezone.utc)
 
-    async def swap(state: ProjectState, role: str = CHAMPION) -> dict:
-        """Load the version `role` names and swap it in; the old one keeps serving unless this succeeds.
+    async def wanted(state: ProjectState, role: str, *, follow_alias: bool) -> tuple[str | None, object] | None:
+        """(the version `role` should serve, the record's stamp): the serving record's, else the alias's
+        (the champion: NoChampion when neither names one); None when there is no record and not `follow_alias`."""
+        try:
+            record = await follower.desired(state.spec.name, role) if follower else None
+        except PyMongoError as exc:
+            log.warning(f"{state.spec.name}: cannot read the serving record of {role} ({exc}); following the alias")
+            record = None
+        if record is not None:
+            if role == CHAMPION and record.get("version") is None:
+                raise NoChampion(f"the serving record of {state.model_name} names no champion")
+            return record.get("version"), record.get("set_at")
+        if not follow_alias:
+            return None
+        if role == CHAMPION:
+            return await asyncio.to_thread(champion_version, config.tracking_uri, state.model_name), None
+        return await asyncio.to_thread(aliased, config.tracking_uri, state.model_name, CHALLENGER), None
 
-        For the challenger, no alias (or the champion's version) unloads it: the endpoint runs none."""
+    async def swap(state: ProjectState, role: str = CHAMPION, *, following: bool = False) -> dict:
+        """Load the version `role` should serve and swap it in; the old one keeps serving unless this succeeds.
+
+        For the challenger, none (or the champion's version) unloads it: the endpoint runs none. When
+        `following` the records (not asked by /reload), a version that failed to load for the same record is
+        not tried again, and without a record the alias is read only for the role's first load."""
         async with state.lock:  # one load per project at a time; requests never take this lock
             current = state.model if role == CHAMPION else state.challenger
-            if role == CHAMPION:
-                version = await asyncio.to_thread(champion_version, config.tracking_uri, state.model_name)
-            else:
+            resolved = await wanted(state, role, follow_alias=not following or role not in state.started)
+            if resolved is None:  # no record: an alias moved by hand waits for `<p>/deployment` (or /reload)
+                return {"changed": False, "model": current.describe() if current else None, "previous": None}
+            version, stamp = resolved
+            state.started.add(role)
+            if role == CHALLENGER:
                 if config.challenger_settings is not None:  # mode and traffic may have changed in project.yaml
                     state.setting = await asyncio.to_thread(config.challenger_settings, state.spec.name)
-                version = await asyncio.to_thread(aliased, config.tracking_uri, state.model_name, CHALLENGER)
                 if version is None or (state.model is not None and version == state.model.version):
                     state.challenger = None
+                    state.errors.pop(role, None)
                     state.challenger_status = ("no challenger" if version is None
-                                               else f"the challenger alias names the champion (v{version})")
+                                               else f"the challenger names the champion (v{version})")
                     if current is not None:
                         log.info(f"{state.spec.name}: stopped running challenger {current.uri}")
                     return {"changed": current is not None, "model": None,
                             "previous": current.describe() if current else None}
             if current is not None and current.version == version:
+                state.errors.pop(role, None)
                 if role == CHALLENGER:
                     state.challenger_status = f"running in {state.setting.mode}"  # the mode may have changed
                 return {"changed": False, "model": current.describe(), "previous": None}
-            loaded = await asyncio.to_thread(load_version, config.tracking_uri, state.model_name, version, alias=role)
+            if following and state.refused.get(role) == (version, stamp):
+                return {"changed": False, "model": current.describe() if current else None, "previous": None}
+            try:
+                loaded = await asyncio.to_thread(load_version, config.tracking_uri, state.model_name, version,
+                                                 alias=role)
+            except ChampionLoadFailed as exc:
+                state.refused[role] = (version, stamp)
+                state.errors[role] = LoadError(version, str(exc), dt.datetime.now(dt.timezone.utc))
+                raise
+            except RegistryUnavailable as exc:
+                state.errors[role] = LoadError(version, str(exc), dt.datetime.now(dt.timezone.utc))
+                raise
+            state.refused.pop(role, None)
+            state.errors.pop(role, None)
             if role == CHAMPION:
                 state.model, state.status = loaded, "serving"  # the swap: one reference assignment
             else:
@@ -145,30 +212,34 @@ def create_app(config: ServingConfig) -> FastAPI:
                      + (f" (was version {current.version})" if current else ""))
             return {"changed": True, "model": loaded.describe(), "previous": current.describe() if current else None}
 
-    async def load_at_start(state: ProjectState, role: str) -> None:
-        """Load the version `role` names as soon as MLflow answers (it may start after the endpoint)."""
-        delay = 1.0
-        set_status = (lambda text: setattr(state, "status", text)) if role == CHAMPION else (
-            lambda text: setattr(state, "challenger_status", text))
-        while True:
+    async def sync(project: str) -> bool:
+        """Serve what the records (or aliases) name for every role; never raises. True when something changed."""
+        state = states[project]
+        changed = False
+        for role in ROLES:
+            set_status = (lambda text: setattr(state, "status", text)) if role == CHAMPION else (
+                lambda text: setattr(state, "challenger_status", text))
             try:
-                await swap(state, role)
-                return
+                changed |= (await swap(state, role, following=True))["changed"]
             except NoChampion as exc:
                 set_status(f"no model deployed: {exc}")
-                return
             except (ChampionLoadFailed, ProjectConfigError) as exc:
-                set_status(f"{role} failed to load: {exc}")
+                if role == CHAMPION and state.model is None or role == CHALLENGER and state.challenger is None:
+                    set_status(f"{role} failed to load: {exc}")
                 log.error(f"{state.spec.name}: {role} failed to load: {exc}")
-                return
+                changed = True  # the failure is news for the deployer waiting on the heartbeat
             except RegistryUnavailable as exc:
-                set_status(f"waiting for MLflow: {exc}")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                if role == CHAMPION and state.model is None or role == CHALLENGER and state.challenger is None:
+                    set_status(f"waiting for MLflow: {exc}")
+        return changed
+
+    def report(project: str) -> tuple[dict[str, Served], dict[str, LoadError]]:
+        state = states[project]
+        return state.served(), dict(state.errors)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        nonlocal prediction_log
+        nonlocal prediction_log, follower
         client = AsyncMongoClient(config.mongo_uri, tz_aware=True, appname="mining-platform-endpoint",
                                   serverSelectionTimeoutMS=config.mongo_timeout_ms,
                                   timeoutMS=config.mongo_timeout_ms * 2)
@@ -180,13 +251,13 @@ def create_app(config: ServingConfig) -> FastAPI:
         prediction_log = PredictionLog({p: db[PREDICTION_LOG] for p, db in namespaces.items()},
                                        sample_rate=config.log_sample_rate)
         prediction_log.start()
-        loaders = [asyncio.create_task(load_at_start(state, role)) for state in states.values()
-                   for role in (CHAMPION, CHALLENGER)]
+        # The first sync loads each role as soon as MLflow answers (it may start after the endpoint).
+        follower = Follower(namespaces, interval_seconds=config.heartbeat_seconds, sync=sync, report=report)
+        follower.start()
         try:
             yield
         finally:
-            for loader in loaders:
-                loader.cancel()
+            await follower.stop()
             await prediction_log.stop()
             await client.close()
 
@@ -268,6 +339,7 @@ def create_app(config: ServingConfig) -> FastAPI:
             } | {name: {"model": None, "version": None, "status": f"not served: {problem}"}
                  for name, problem in config.unavailable.items()},
             "prediction_log": prediction_log.describe() if prediction_log else None,
+            "replica": follower.describe() if follower else None,
         }
 
     @app.get("/v1/{project}/version", responses={404: PROBLEMS[404], 503: PROBLEMS[503]})
@@ -386,8 +458,9 @@ def create_app(config: ServingConfig) -> FastAPI:
     async def reload(project: str, role: Literal["champion", "challenger"] = Query(
             default=CHAMPION, description="champion: load `models:/<model>@champion`; challenger: load "
             "`@challenger` (none: stop running one).")) -> Response:
-        """Load the version the role's alias names, check its gate, signature and a smoke prediction, swap it in
-        atomically. The other role is untouched."""
+        """Load the version the role's serving record names (else its alias), check its gate, signature and a
+        smoke prediction, swap it in atomically; a version that failed before is tried again. The other role is
+        untouched. Only this replica reloads: the others follow the record on their own."""
         state = project_state(project)
         current = state.model if role == CHAMPION else state.challenger
         keeps = f"; still serving version {current.version} as {role}" if current else f"; no {role} is served"
@@ -400,11 +473,15 @@ def create_app(config: ServingConfig) -> FastAPI:
                 state.last_reload_error = error
             else:
                 state.challenger_reload_error = error
-            return _json({"detail": f"{exc}{keeps}"}, 502 if isinstance(exc, RegistryUnavailable) else 409)
+            await follower.beat(project)  # a deployer waiting on the replicas learns of the failure now
+            return _json({"detail": f"replica {follower.replica}: {exc}{keeps}"},
+                         502 if isinstance(exc, RegistryUnavailable) else 409)
         if role == CHAMPION:
             state.last_reload_error = None
         else:
             state.challenger_reload_error = None
+        if swapped["changed"]:
+            await follower.beat(project)
         return _json({"role": role, **swapped})
 
     return app

@@ -24,6 +24,7 @@ class ServingConfig:
     max_body_bytes: int = 4 * 1024 * 1024
     mongo_timeout_ms: int = 2000
     body_timeout_seconds: float = 10.0  # a body that has not fully arrived by then answers 408
+    heartbeat_seconds: float = 5.0  # sync with the serving records and report to them this often
     # Reads a project's `serving.challenger` again (on a challenger reload): the mode and traffic change without a
     # restart. None: the settings the projects were loaded with.
     challenger_settings: Callable[[str], ChallengerConfig] | None = None
@@ -33,6 +34,9 @@ class ServingConfig:
             raise ValueError(f"MINING_PREDICTION_LOG_SAMPLE_RATE must be within [0, 1], got {self.log_sample_rate}")
         if self.max_batch < 1:
             raise ValueError(f"MINING_MAX_BATCH must be at least 1, got {self.max_batch}")
+        if not 0.05 <= self.heartbeat_seconds <= 300:
+            raise ValueError(f"MINING_ENDPOINT_HEARTBEAT_SECONDS must be within [0.05, 300], got "
+                             f"{self.heartbeat_seconds}")
 
 
 def serving_config_from_environment() -> ServingConfig:
@@ -66,4 +70,5 @@ def serving_config_from_environment() -> ServingConfig:
         unavailable=unavailable,
         log_sample_rate=number("MINING_PREDICTION_LOG_SAMPLE_RATE", float),
         max_batch=number("MINING_MAX_BATCH", int),
+        heartbeat_seconds=number("MINING_ENDPOINT_HEARTBEAT_SECONDS", float),
     )

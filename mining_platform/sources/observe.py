@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pymongo import DESCENDING
 from pymongo.database import Database
 
+from mining_platform.spec.clock import as_utc
 from mining_platform.spec.names import is_namespace_of_some_project
 from mining_platform.spec.project import SourceConfig
 
@@ -40,10 +41,6 @@ def shown(source: SourceConfig, database: Database) -> str:
     return f"{source.database or database.name}.{source.collection}"
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-
 def watermark(database: Database, source: SourceConfig) -> dt.datetime | None:
     """The newest event time in the source (a BSON date in its timestamp field), or None when it has none.
 
@@ -57,7 +54,7 @@ def watermark(database: Database, source: SourceConfig) -> dt.datetime | None:
         value = newest
         for part in source.timestamp.split("."):
             value = value[part]
-        return _utc(value)
+        return as_utc(value)
     sample = events.find_one({}, {source.timestamp: 1})
     if sample is not None:
         raise SourceProblem(
@@ -106,4 +103,4 @@ def day_counts(database: Database, source: SourceConfig, *, start: dt.date, end:
         {"$group": {"_id": {"$dateTrunc": {"date": field, "unit": "day"}}, "events": {"$sum": 1},
                     "newest": {"$max": field}}},
     ], maxTimeMS=max_time_ms, comment="mining-platform source observation")
-    return {_utc(row["_id"]).date().isoformat(): DayCount(row["events"], _utc(row["newest"])) for row in rows}
+    return {as_utc(row["_id"]).date().isoformat(): DayCount(row["events"], as_utc(row["newest"])) for row in rows}

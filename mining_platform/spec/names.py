@@ -13,6 +13,9 @@ FEATURE_MARKERS = "feature_partitions"  # commit markers of feature partitions
 SAMPLE_MARKERS = "sample_partitions"  # commit markers of sample partitions
 PREDICTION_LOG = "prediction_log"  # the endpoint's sampled predictions
 PREDICTION_MARKERS = "prediction_partitions"  # commit markers of batch prediction partitions
+SERVING_DESIRED = "serving_desired"  # per role, the version every endpoint replica must serve
+SERVING_REPLICAS = "serving_replicas"  # one heartbeat per endpoint replica: what it serves
+PROMOTIONS = "promotions"  # the audit of every champion/challenger move
 # Platform-wide, in MINING_MONGO_DB itself (keyed by project):
 DEMO_COLLECTIONS = "demo_collections"  # the collections the demo generator created (the only ones it writes)
 
@@ -20,7 +23,7 @@ DEMO_COLLECTIONS = "demo_collections"  # the collections the demo generator crea
 # definition may never read, and what `source` may never name.
 PLATFORM_COLLECTIONS = frozenset({
     FEATURE_PIPELINES, PIPELINE_RUNS, FEATURE_MARKERS, SAMPLE_MARKERS, PREDICTION_MARKERS, PREDICTION_LOG,
-    DEMO_COLLECTIONS})
+    SERVING_DESIRED, SERVING_REPLICAS, PROMOTIONS, DEMO_COLLECTIONS})
 PLATFORM_PREFIXES = ("features_", "samples_", "labels_", "tiles_", "predictions_", "system.")
 # MongoDB's own databases, never a source.
 SERVER_DATABASES = frozenset({"admin", "local", "config"})

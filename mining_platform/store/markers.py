@@ -22,6 +22,7 @@ import datetime as dt
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 
+from mining_platform.spec.clock import as_utc
 from mining_platform.spec.names import FEATURE_MARKERS
 from mining_platform.store.runs import RUNNING, RUNS, Pipeline, mark_swept, superseded_before, terminal_runs
 
@@ -133,7 +134,7 @@ def sweep(db: Database, pipeline: Pipeline, as_of: dt.datetime, *, markers: str 
     garbage = [
         run["_id"] for run in finished
         if (not marker or run["_id"] != marker["run_id"])
-        and (run.get("superseded_at") is None or _utc(run["superseded_at"]) < cutoff)
+        and (run.get("superseded_at") is None or as_utc(run["superseded_at"]) < cutoff)
     ]
     if not garbage:
         return 0
@@ -150,7 +151,3 @@ def sweep_superseded(db: Database, pipeline: Pipeline) -> int:
         swept.append(run["_id"])
     mark_swept(db, swept)
     return removed
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
