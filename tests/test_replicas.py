@@ -183,7 +183,7 @@ def test_a_move_reaches_every_replica_under_load_and_a_replica_that_cannot_load_
 
     assert not third.success
     message = third.get_step_failure_events()[0].step_failure_data.user_failure_data.description
-    assert f"replica replica-3 (host " in message and f"could not load version {v3} as champion" in message
+    assert "replica replica-3 (host " in message and f"could not load version {v3} as champion" in message
     assert "It keeps serving version " + v2 in message
     assert alias_version(client, model_name, "champion") == v2  # restored
     assert namespace[SERVING_DESIRED].find_one({"_id": "champion"})["version"] == v2

@@ -17,13 +17,8 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from mining_platform.spec.clock import as_utc
-from mining_platform.spec.replicas import (
-    SERVING_DESIRED,
-    SERVING_REPLICAS,
-    Heartbeat,
-    desired_document,
-    parse_heartbeat,
-)
+from mining_platform.spec.names import SERVING_DESIRED, SERVING_REPLICAS
+from mining_platform.spec.replicas import Heartbeat, desired_document, parse_heartbeat
 from mining_platform.transient import ClassifiedError
 
 NO_RECORD = object()  # a role without a serving record (the replicas follow its alias)

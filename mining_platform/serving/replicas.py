@@ -25,14 +25,8 @@ from collections.abc import Awaitable, Callable
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from mining_platform.spec.replicas import (
-    EXPIRE_SECONDS,
-    SERVING_DESIRED,
-    SERVING_REPLICAS,
-    LoadError,
-    Served,
-    heartbeat_document,
-)
+from mining_platform.spec.names import SERVING_DESIRED, SERVING_REPLICAS
+from mining_platform.spec.replicas import EXPIRE_SECONDS, LoadError, Served, heartbeat_document
 
 log = logging.getLogger("mining_platform.serving")
 

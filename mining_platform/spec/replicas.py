@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from mining_platform.spec.clock import as_utc
-from mining_platform.spec.names import CHALLENGER, CHAMPION, ROLES, SERVING_DESIRED, SERVING_REPLICAS
+from mining_platform.spec.names import CHALLENGER, CHAMPION, ROLES
 
 LIVE_INTERVALS = 3  # a replica silent for this many of its heartbeat intervals is taken as gone
 EXPIRE_SECONDS = 24 * 3600  # TTL of a heartbeat document after its last beat
