@@ -44,6 +44,14 @@ concurrency:
   runs:
     # A 2-core laptop and the embedded MongoDB: queue runs beyond a few at once.
     max_concurrent_runs: 3
+    tag_concurrency_limits:
+      # Per project (its code location): one project's backfill never takes every slot.
+      - key: dagster/code_location
+        value: {applyLimitPerUniqueValue: true}
+        limit: 2
+  pools:
+    # Steps that aggregate in or bulk-write to MongoDB (pool `mongodb`) at once, across all runs.
+    default_limit: 2
 """ + RUN_RETRIES_YAML
 
 

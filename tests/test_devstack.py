@@ -56,7 +56,12 @@ def test_plan_skips_services_that_are_configured_elsewhere(tmp_path):
 def test_prepare_home_writes_a_valid_instance_once(tmp_path):
     prepare_home(tmp_path)
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as dagster_instance:
-        assert dagster_instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 3
+        concurrency = dagster_instance.get_concurrency_config()
+        assert concurrency.run_queue_config.max_concurrent_runs == 3
+        [per_project] = concurrency.run_queue_config.tag_concurrency_limits
+        assert per_project == {"key": "dagster/code_location", "value": {"applyLimitPerUniqueValue": True},
+                               "limit": 2}
+        assert concurrency.pool_config.default_pool_limit == 2
         assert dagster_instance.run_retries_enabled and dagster_instance.run_retries_max_retries == 2
         assert not dagster_instance.run_retries_retry_on_asset_or_op_failure
     instance = tmp_path / "dagster" / "dagster.yaml"

@@ -12,6 +12,7 @@ import time
 import dagster as dg
 from pydantic import Field
 
+from mining_platform import pools
 from mining_platform.demo.events import make_population
 from mining_platform.demo.store import claim_collection, write_days
 from mining_platform.keys import demo_key, source_key
@@ -48,6 +49,7 @@ def build_demo_asset(project: ProjectConfig) -> dg.AssetsDefinition:
         # A day takes seconds; one run per day would spend most of a backfill starting runs.
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=retry_policy(),
+        pool=pools.MONGODB,
         group_name="demo",
         kinds={"mongodb"},
         description=f"Demo data only: a seeded population of {demo.users} users writing behaviour events into source "

@@ -10,7 +10,7 @@ from pydantic import Field
 from mining_platform.deployment import audit
 from mining_platform.deployment.convergence import ServingRecords
 from mining_platform.deployment.rollout import (
-    DeploymentFailed, Deployed, Rollout, Target, choose_target, current_aliases, deploy, deploy_challenger,
+    Deployed, DeploymentFailed, Rollout, Target, choose_target, current_aliases, deploy, deploy_challenger,
 )
 from mining_platform.instance import latest_metadata_text, metadata_history
 from mining_platform.keys import asset_key

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from mining_platform import pools
 from mining_platform.keys import project_keys
 from mining_platform.monitoring.distributions import Comparison
 from mining_platform.monitoring.plots import drift_histogram
@@ -92,6 +93,7 @@ def build_drift_report_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
         # Each day's report is its own materialisation, with its own table and plots.
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
         retry_policy=retry_policy(),
+        pool=pools.MONGODB,
         group_name="monitoring",
         kinds={"mongodb", "mlflow", "scipy"},
         description=f"How far day T's committed features are from what `{project.model.name}@champion` learned "

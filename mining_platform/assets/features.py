@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
+from mining_platform import pools
 from mining_platform.features.pipeline import ExecutionReport, run_feature_pipeline
 from mining_platform.features.windowed import run_tiles, run_windows
 from mining_platform.instance import dagster_run_finished, partitions_with_as_of
@@ -119,6 +120,7 @@ def _daily_feature_asset(project: ProjectConfig, definition: FeatureDefinition) 
         # A day is one aggregation; one run per day would spend a backfill starting processes.
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=retry_policy(),
+        pool=pools.MONGODB,
         automation_condition=ON_NEW_RAW_DAY,
         code_version=definition.content_hash,
         group_name="features",

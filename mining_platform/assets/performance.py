@@ -5,6 +5,7 @@ import math
 import dagster as dg
 from pydantic import Field
 
+from mining_platform import pools
 from mining_platform.instance import materialization_history
 from mining_platform.keys import project_keys
 from mining_platform.monitoring.plots import calibration_plot
@@ -119,6 +120,7 @@ def build_performance_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
         ],
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
         retry_policy=retry_policy(),
+        pool=pools.MONGODB,
         group_name="monitoring",
         kinds={"mongodb", "scipy"},
         description=f"Realised performance of day T, once its {horizon}-day label window has elapsed in the source: "

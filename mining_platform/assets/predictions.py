@@ -5,6 +5,7 @@ import os
 import dagster as dg
 from pydantic import Field
 
+from mining_platform import pools
 from mining_platform.instance import dagster_run_finished, partitions_with_as_of
 from mining_platform.keys import project_keys
 from mining_platform.partitions import daily_partitions
@@ -94,6 +95,7 @@ def build_predictions_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
         deps=[*keys.feature_keys, keys.deployment],
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=retry_policy(),
+        pool=pools.MONGODB,
         automation_condition=ON_COMMITTED_FEATURES,
         group_name="monitoring",
         kinds={"mongodb", "xgboost"},

@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
+from mining_platform import pools
 from mining_platform.instance import dagster_run_finished, partitions_with_as_of
 from mining_platform.keys import feature_key, project_keys
 from mining_platform.partitions import daily_partitions
@@ -87,6 +88,7 @@ def build_samples_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
         ],
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=retry_policy(),
+        pool=pools.MONGODB,
         code_version=pipeline.content_hash,
         group_name="training",
         kinds={"mongodb"},
