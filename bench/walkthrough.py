@@ -149,6 +149,19 @@ class Dagster:
         raise TimeoutError(f"{asset} {partition} not materialised within {timeout:.0f} s")
 
 
+def stop_stack(stack: subprocess.Popen) -> None:
+    """Stop `mining-platform dev` and everything it started: Ctrl-C, then firmer."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(stack.pid, sig)
+            stack.wait(timeout=60)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            return
+
+
 def model_versions(tracking: str, name: str) -> list[tuple[str, dict, str]]:
     """(version, metrics, gate tag) of every version of a registered model, from MLflow's REST API."""
     http = httpx.Client(base_url=tracking, timeout=30)
@@ -337,15 +350,7 @@ def main() -> None:
         for version, metrics, gate in model_versions(env["MLFLOW_TRACKING_URI"], "churn_xgb"):
             print(f"  churn_xgb v{version}: auc {metrics.get('auc', float('nan')):.4f}, gate {gate}")
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):  # Ctrl-C, then firmer
-            try:
-                os.killpg(stack.pid, sig)
-                stack.wait(timeout=60)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-            except ProcessLookupError:
-                break
+        stop_stack(stack)
         if args.keep is None:
             shutil.rmtree(home, ignore_errors=True)
     sys.exit(0)

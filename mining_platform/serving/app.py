@@ -222,6 +222,7 @@ def create_app(config: ServingConfig) -> FastAPI:
             try:
                 changed |= (await swap(state, role, following=True))["changed"]
             except NoChampion as exc:
+                state.started.add(role)  # MLflow answered: from now on only a serving record moves it
                 set_status(f"no model deployed: {exc}")
             except (ChampionLoadFailed, ProjectConfigError) as exc:
                 if role == CHAMPION and state.model is None or role == CHALLENGER and state.challenger is None:

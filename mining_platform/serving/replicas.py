@@ -69,9 +69,11 @@ class Follower:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for db in self.namespaces.values():  # a replica that stops is gone at once, not after its heartbeats age
-            with contextlib.suppress(PyMongoError):
-                await db[SERVING_REPLICAS].delete_one({"_id": self.replica})
+        # A replica that stops is gone at once, not after its heartbeats age; with MongoDB down, stopping waits a
+        # second at most (the heartbeats then age out).
+        removals = [db[SERVING_REPLICAS].delete_one({"_id": self.replica}) for db in self.namespaces.values()]
+        with contextlib.suppress(PyMongoError, TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*removals, return_exceptions=True), timeout=1.0)
 
     def describe(self) -> dict:
         return {"replica": self.replica, "interval_seconds": self.interval, "watching": dict(self.watching),

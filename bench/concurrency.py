@@ -1,0 +1,258 @@
+"""50 pipelines queued at once across projects, on the dev stack with the production instance's run queue and pools.
+
+Starts `mining-platform dev` in a fresh `MINING_HOME` whose dagster.yaml takes the run
+coordinator, run limits (50 at once, 10 per project by `dagster/code_location`), pool
+limits (`mongodb`: 8 steps at once) and run monitoring of deploy/dagster/dagster.yaml (the
+storage and launcher stay local). Five projects, copies of churn each with its own demo
+source, each get ten pipelines: one demo day with its two tile sets (three steps, all in
+the `mongodb` pool). Sensors are stopped, so the runs are the bench's own, and each
+project's first run (a day of its own) warms its code location before the passes.
+
+1. **Concurrent**: the 50 runs are launched at once through GraphQL (what the UI does)
+   and queue; the bench waits for all.
+2. **Serial baseline**: the same 50 runs again, one after the other (the same work: a
+   demo day and its tiles are replaced, not added).
+
+From the run and event records it checks: every pipeline has exactly one successful run
+per pass and every (asset, partition) one materialisation per pass (nothing lost or run
+twice); at most 50 runs and 10 per project were in progress at once; at most 8 steps of
+the `mongodb` pool ran at once. Prints throughput (pipelines per minute) of both passes and
+their ratio.
+
+    .venv/bin/python -m bench.concurrency [--projects 5] [--days 10] [--users 100] [--keep HOME]
+"""
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from bench.walkthrough import LAUNCH, REPO, Dagster, free_port, stop_stack
+
+SENSORS = """query($selector: RepositorySelector!) { sensorsOrError(repositorySelector: $selector) {
+  ... on Sensors { results { id name sensorState { status } } } } }"""
+STOP_SENSOR = """mutation($id: String!) { stopSensor(id: $id) { __typename ... on PythonError { message } } }"""
+RUN_STATUSES = """query($ids: [String!]) { runsOrError(filter: {runIds: $ids}) {
+  ... on Runs { results { runId status } } } }"""
+
+
+def production_instance() -> str:
+    """deploy/dagster/dagster.yaml's queue, limits, pools and monitoring, on the dev stack's local storage."""
+    production = yaml.safe_load((REPO / "deploy" / "dagster" / "dagster.yaml").read_text())
+    local = {key: production[key] for key in ("run_coordinator", "concurrency", "run_monitoring", "run_retries")}
+    return yaml.safe_dump({"telemetry": {"enabled": False}, **local}, sort_keys=False)
+
+
+def make_projects(root: Path, count: int, users: int) -> list[str]:
+    names = []
+    for i in range(1, count + 1):
+        name = f"team{i}"
+        shutil.copytree(REPO / "projects" / "churn", root / name)
+        path = root / name / "project.yaml"
+        config = yaml.safe_load(path.read_text())
+        config["name"] = name
+        config["model"]["name"] = f"{name}_xgb"
+        config["sources"]["user_events"]["collection"] = f"{name}_events"  # each team its own demo source
+        config["demo"]["users"] = users
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        names.append(name)
+    return names
+
+
+def launch(dagster: Dagster, project: str, day: str, batch: str) -> str:
+    assets = [f"{project}/demo/user_events", f"{project}/tiles/user_activity", f"{project}/tiles/module_preferences"]
+    params = {
+        "selector": {"repositoryLocationName": project, "repositoryName": "__repository__",
+                     "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": a.split("/")} for a in assets]},
+        "runConfigData": {},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day},
+                                       {"key": "bench/batch", "value": batch}]},
+    }
+    result = dagster.query(LAUNCH, p=params)["launchPipelineExecution"]
+    if result["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"launching {project} {day} refused: {result}")
+    return result["run"]["runId"]
+
+
+def wait_all(dagster: Dagster, run_ids: list[str], timeout: float) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = {r["runId"]: r["status"] for r in dagster.query(RUN_STATUSES, ids=run_ids)["runsOrError"]["results"]}
+        if all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in statuses.values()) and len(statuses) == len(run_ids):
+            return statuses
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{sum(s not in ('SUCCESS', 'FAILURE', 'CANCELED') for s in statuses.values())} runs "
+                               "still in flight")
+        time.sleep(2)
+
+
+def stop_sensors(dagster: Dagster, projects: list[str]) -> int:
+    stopped = 0
+    for project in projects:
+        selector = {"repositoryLocationName": project, "repositoryName": "__repository__"}
+        for sensor in dagster.query(SENSORS, selector=selector)["sensorsOrError"]["results"]:
+            if sensor["sensorState"]["status"] == "RUNNING":
+                answer = dagster.query(STOP_SENSOR, id=sensor["id"])["stopSensor"]
+                if answer["__typename"] == "PythonError":
+                    raise RuntimeError(f"cannot stop {sensor['name']}: {answer['message']}")
+                stopped += 1
+    return stopped
+
+
+def peak(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    open_now = best = 0
+    for _, change in events:
+        open_now += change
+        best = max(best, open_now)
+    return best
+
+
+def audit(home: Path, run_ids: list[str], projects: list[str]) -> dict:
+    """What the instance's run and event records say about one pass."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        records = instance.get_run_records(dg.RunsFilter(run_ids=run_ids))
+        runs = [(r.dagster_run, r.start_time, r.end_time) for r in records]
+        run_intervals = [(start, end) for _, start, end in runs if start and end]
+        per_project = {p: peak([(s, e) for run, s, e in runs if run.tags.get("dagster/code_location") == p and s and e])
+                       for p in projects}
+        steps: dict[tuple[str, str], dict[str, float]] = {}
+        materialized = Counter()
+        for run_id in run_ids:
+            for record in instance.all_logs(run_id):
+                event = record.dagster_event
+                if event is None:
+                    continue
+                if event.event_type_value in ("STEP_WORKER_STARTING", "STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
+                    steps.setdefault((run_id, event.step_key), {}).setdefault(event.event_type_value, record.timestamp)
+                if event.event_type_value == "ASSET_MATERIALIZATION":
+                    materialization = event.step_materialization_data.materialization
+                    materialized[(materialization.asset_key.to_user_string(), materialization.partition)] += 1
+        # A step holds its pool slot from before its worker process starts until it ends: these intervals lie
+        # within the slot's, so more of them at once than the limit would prove the limit broken.
+        step_intervals = [(s.get("STEP_WORKER_STARTING", s["STEP_START"]), s.get("STEP_SUCCESS", s.get("STEP_FAILURE")))
+                          for s in steps.values() if "STEP_START" in s]
+        pool_limit = instance.get_concurrency_config().pool_config.default_pool_limit
+    return {"runs": runs, "peak_runs": peak(run_intervals), "peak_per_project": per_project,
+            "peak_steps": peak([i for i in step_intervals if i[1] is not None]), "pool_limit": pool_limit,
+            "materialized": materialized, "steps": len(step_intervals)}
+
+
+def check(name: str, result: dict, pipelines: list[tuple[str, str]], statuses: dict[str, str]) -> list[str]:
+    problems = []
+    failed = [run_id for run_id, status in statuses.items() if status != "SUCCESS"]
+    if failed:
+        problems.append(f"{name}: {len(failed)} runs did not succeed: {failed[:5]}")
+    seen = Counter((run.tags.get("dagster/code_location"), run.tags.get("dagster/partition"))
+                   for run, _, _ in result["runs"])
+    if set(seen) != set(pipelines) or any(count != 1 for count in seen.values()):
+        problems.append(f"{name}: pipelines without exactly one run: "
+                        f"{[p for p in pipelines if seen.get(p) != 1][:5]}")
+    wanted = {(f"{project}/{asset}", day) for project, day in pipelines
+              for asset in ("demo/user_events", "tiles/user_activity", "tiles/module_preferences")}
+    counts = result["materialized"]
+    if set(counts) != wanted or any(count != 1 for count in counts.values()):
+        problems.append(f"{name}: materialisations not exactly once: "
+                        f"{sorted(k for k in wanted if counts.get(k) != 1)[:5]}")
+    if result["peak_steps"] > result["pool_limit"]:
+        problems.append(f"{name}: {result['peak_steps']} mongodb steps at once, over the pool limit "
+                        f"{result['pool_limit']}")
+    if result["peak_runs"] > 50 or max(result["peak_per_project"].values()) > 10:
+        problems.append(f"{name}: run limits exceeded: {result['peak_runs']} at once, per project "
+                        f"{result['peak_per_project']}")
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--projects", type=int, default=5)
+    parser.add_argument("--days", type=int, default=10)
+    parser.add_argument("--users", type=int, default=100, help="demo users per project (SecantusDB is slow)")
+    parser.add_argument("--keep", type=Path, help="use this MINING_HOME and keep it (default: a temporary one)")
+    args = parser.parse_args()
+    home = args.keep or Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
+    ports = {name: free_port() for name in ("dagster", "mlflow", "endpoint", "mongo")}
+    env = {**os.environ, "MINING_HOME": str(home), "MINING_DAGSTER_PORT": str(ports["dagster"]),
+           "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
+           "MINING_ENDPOINT_URL": f"http://127.0.0.1:{ports['endpoint']}",
+           "MINING_MONGO_URI": f"mongodb://127.0.0.1:{ports['mongo']}/?directConnection=true"}
+    for name in ("MINING_ADMIN_TOKEN", "MINING_MONGO_DB"):
+        env.pop(name, None)
+    projects_dir = home / "projects"
+    projects_dir.mkdir(parents=True, exist_ok=True)
+    projects = make_projects(projects_dir, args.projects, args.users)
+    env["MINING_PROJECTS_DIR"] = str(projects_dir)
+    # The dev stack reads workspace.yaml from where it starts: one code location per team project.
+    (home / "workspace.yaml").write_text(yaml.safe_dump({"load_from": [
+        {"python_module": {"module_name": "mining_platform.definitions", "attribute": name, "location_name": name,
+                           "working_directory": str(REPO)}} for name in projects]}, sort_keys=False))
+    (home / "dagster").mkdir(parents=True, exist_ok=True)
+    (home / "dagster" / "dagster.yaml").write_text(production_instance())
+    first = dt.date(2024, 1, 1)
+    days = [(first + dt.timedelta(days=i)).isoformat() for i in range(args.days)]
+    pipelines = [(project, day) for day in days for project in projects]
+    log = home / "dev.log"
+    stack = subprocess.Popen([str(REPO / ".venv" / "bin" / "mining-platform"), "dev"], cwd=home, env=env,
+                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 900
+        while "dev stack is ready" not in log.read_text():
+            if stack.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the dev stack did not start; see {log}")
+            time.sleep(1)
+        dagster = Dagster(ports["dagster"])
+        print(f"{len(pipelines)} pipelines ({len(projects)} projects x {len(days)} days; a demo day and its two tile "
+              f"sets each), instance limits from deploy/dagster/dagster.yaml; stopped {stop_sensors(dagster, projects)}"
+              " sensors", flush=True)
+
+        # Warm-up, not counted: each code location's first run, on a day of its own.
+        warm_day = (first + dt.timedelta(days=args.days)).isoformat()
+        warm = [launch(dagster, project, warm_day, "warm-up") for project in projects]
+        wait_all(dagster, warm, timeout=1800)
+
+        began = time.perf_counter()
+        concurrent_ids = [launch(dagster, project, day, "concurrent") for project, day in pipelines]
+        concurrent_statuses = wait_all(dagster, concurrent_ids, timeout=3600)
+        concurrent_seconds = time.perf_counter() - began
+        print(f"  concurrent: {concurrent_seconds:7.1f} s", flush=True)
+
+        began = time.perf_counter()
+        serial_ids, serial_statuses = [], {}
+        for project, day in pipelines:
+            run_id = launch(dagster, project, day, "serial")
+            serial_ids.append(run_id)
+            serial_statuses.update(wait_all(dagster, [run_id], timeout=600))
+        serial_seconds = time.perf_counter() - began
+        print(f"  serial:     {serial_seconds:7.1f} s", flush=True)
+    finally:
+        stop_stack(stack)
+
+    concurrent, serial = audit(home, concurrent_ids, projects), audit(home, serial_ids, projects)
+    problems = (check("concurrent", concurrent, pipelines, concurrent_statuses)
+                + check("serial", serial, pipelines, serial_statuses))
+    n = len(pipelines)
+    print(f"\n{'pass':<12}{'seconds':>9}{'pipelines/min':>15}{'peak runs':>11}{'peak/project':>14}"
+          f"{'peak mongodb steps':>20}")
+    for name, seconds, result in (("concurrent", concurrent_seconds, concurrent), ("serial", serial_seconds, serial)):
+        print(f"{name:<12}{seconds:9.1f}{n / seconds * 60:15.2f}{result['peak_runs']:11d}"
+              f"{max(result['peak_per_project'].values()):14d}{result['peak_steps']:14d} of {result['pool_limit']}")
+    print(f"\nthroughput, concurrent / serial: {serial_seconds / concurrent_seconds:.2f}x")
+    if problems:
+        raise SystemExit("FAILED:\n  " + "\n  ".join(problems))
+    print("every pipeline ran once per pass, every partition materialised once, no limit exceeded")
+    if not args.keep:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
