@@ -13,6 +13,7 @@ from mining_platform.assets.deployment import build_deployment_asset
 from mining_platform.registry import aliases
 from mining_platform.resources import EndpointResource
 from mining_platform.serving.app import create_app
+from mining_platform.spec.names import PROMOTIONS
 from mining_platform.spec.routing import routes_to_challenger
 from tests import endpoint_server
 from tests.conftest import wait_until
@@ -198,6 +199,15 @@ def test_deploying_checking_promoting_and_retiring_a_challenger(churn_project, d
         answer = httpx.post(f"{url}/v1/churn/predict", json={"rows": [dict.fromkeys(FEATURES, 1.0)]}).json()
         assert answer["model"]["version"] == third.version and "challenger" not in answer
         assert np.isfinite(answer["predictions"][0])
+    # Every alias move, with its evidence; refusals moved nothing and are not there.
+    moves = list(mongo.project_db("churn")[PROMOTIONS].find(sort=[("at", 1)]))
+    assert [(m["role"], m["from"], m["to"], m["outcome"]) for m in moves] == [
+        ("champion", None, first.version, "served"), ("challenger", None, second.version, "served"),
+        ("challenger", second.version, None, "served"), ("challenger", None, third.version, "served"),
+        ("champion", first.version, third.version, "served")]
+    assert all(m["evidence"]["mining.cause"] == "performance" for m in moves)
+    assert moves[1]["evidence"]["mining.performance.decision"] == "test"
+    assert moves[1]["replicas"][0]["challenger"] == second.version
 
 
 def test_a_challenger_reload_reads_mode_and_traffic_again(churn_project, definitions, mongo, mlflow_resource):

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from mining_platform.spec.clock import as_utc
 from mining_platform.spec.names import SERVING_DESIRED, SERVING_REPLICAS
 from mining_platform.spec.replicas import Heartbeat, desired_document, parse_heartbeat
 from mining_platform.transient import ClassifiedError
@@ -80,7 +79,8 @@ class ServingRecords:
              poll_seconds: float = 0.2) -> Converged:
         """Until every live replica serves `version` as `role` (None: runs no challenger).
 
-        ReplicasDidNotConverge at once when a replica reports a failed load of `version` since `since`, and
+        ReplicasDidNotConverge at once when a replica reports a failed load of `version` for the record set at
+        `since` (the record's own time, so no two clocks are compared), and
         when the wait runs out (transient: no replica is live, e.g. the endpoint is restarting)."""
         started = time.monotonic()
         deadline = started + timeout_seconds
@@ -91,8 +91,7 @@ class ServingRecords:
                 raise ReplicasDidNotConverge(f"cannot read the replicas' heartbeats: {exc}", transient=True) from None
             for heartbeat in live:
                 error = heartbeat.errors.get(role)
-                if (error is not None and error.version == version and error.at is not None
-                        and as_utc(error.at) >= since):
+                if error is not None and error.version == version and error.record_at == since:
                     raise ReplicasDidNotConverge(
                         f"replica {heartbeat.replica} (host {heartbeat.host}) could not load version {version} as "
                         f"{role}: {error.error}. It keeps serving version {heartbeat.version(role) or 'none'}",
@@ -104,7 +103,9 @@ class ServingRecords:
                 if not live:
                     raise ReplicasDidNotConverge(
                         f"no live endpoint replica reports to {self.db.name}.{SERVING_REPLICAS} (none wrote a "
-                        f"heartbeat in the last intervals): is the endpoint running with this MongoDB?",
+                        f"heartbeat within {timeout_seconds:g} s): is the endpoint running, with this MongoDB, and "
+                        f"may its user write there (`mining-platform provision`)? Its /health (admin) shows the "
+                        f"replica's last heartbeat error",
                         transient=True)
                 lagging = ", ".join(f"{h.replica} serves {h.version(role) or 'none'}" for h in behind)
                 raise ReplicasDidNotConverge(

@@ -197,10 +197,10 @@ def create_app(config: ServingConfig) -> FastAPI:
                                                  alias=role)
             except ChampionLoadFailed as exc:
                 state.refused[role] = (version, stamp)
-                state.errors[role] = LoadError(version, str(exc), dt.datetime.now(dt.timezone.utc))
+                state.errors[role] = LoadError(version, str(exc), dt.datetime.now(dt.timezone.utc), stamp)
                 raise
             except RegistryUnavailable as exc:
-                state.errors[role] = LoadError(version, str(exc), dt.datetime.now(dt.timezone.utc))
+                state.errors[role] = LoadError(version, str(exc), dt.datetime.now(dt.timezone.utc), stamp)
                 raise
             state.refused.pop(role, None)
             state.errors.pop(role, None)

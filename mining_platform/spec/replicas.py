@@ -27,9 +27,12 @@ EXPIRE_SECONDS = 24 * 3600  # TTL of a heartbeat document after its last beat
 
 def desired_document(role: str, *, version: str | None, model: str, set_by: str, reason: str,
                      now: dt.datetime) -> dict:
+    """`set_at` is kept to the millisecond, as MongoDB stores it: a replica's failed load names the record it tried
+    by this time, and the deployer compares the two exactly (no clocks compared)."""
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
-    return {"_id": role, "version": version, "model": model, "set_at": now, "set_by": set_by, "reason": reason}
+    set_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return {"_id": role, "version": version, "model": model, "set_at": set_at, "set_by": set_by, "reason": reason}
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class LoadError:
     version: str | None
     error: str
     at: dt.datetime | None = None
+    record_at: dt.datetime | None = None  # the `set_at` of the record it tried to follow (None: an alias)
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,8 @@ def heartbeat_document(replica: str, *, host: str, pid: int, started_at: dt.date
         "interval_seconds": interval_seconds,
         **{role: ({"version": s.version, "loaded_at": s.loaded_at} if (s := served.get(role)) and s.version else None)
            for role in ROLES},
-        "errors": {role: ({"version": e.version, "error": e.error, "at": e.at} if (e := errors.get(role)) else None)
-                   for role in ROLES},
+        "errors": {role: ({"version": e.version, "error": e.error, "at": e.at, "record_at": e.record_at}
+                          if (e := errors.get(role)) else None) for role in ROLES},
     }
 
 
@@ -78,7 +82,8 @@ def parse_heartbeat(document: dict) -> Heartbeat:
     """A heartbeat as the deployer reads it (tolerant of missing fields: an older replica's document)."""
     served = {role: Served(document[role].get("version"), document[role].get("loaded_at"))
               for role in (CHAMPION, CHALLENGER) if isinstance(document.get(role), dict)}
-    errors = {role: LoadError(error.get("version"), str(error.get("error")), error.get("at"))
+    errors = {role: LoadError(error.get("version"), str(error.get("error")), error.get("at"),
+                              as_utc(error["record_at"]) if error.get("record_at") else None)
               for role, error in (document.get("errors") or {}).items() if isinstance(error, dict)}
     return Heartbeat(replica=str(document.get("replica", document["_id"])), host=str(document.get("host", "?")),
                      at=as_utc(document["at"]), interval_seconds=float(document.get("interval_seconds", 5.0)),
