@@ -17,7 +17,7 @@ from mining_platform.keys import asset_key
 from mining_platform.registry.aliases import PromotionRefused
 from mining_platform.resilience import failure, failures_classified, permanent, retry_policy
 from mining_platform.resources import EndpointResource, MlflowResource, MongoResource
-from mining_platform.spec.names import CAUSE_TAG, CHALLENGER, CHAMPION, GATE_TAG, PERFORMANCE_TAG_PREFIX, PREVIOUS
+from mining_platform.spec.names import CHALLENGER, CHAMPION, GATE_TAG, PREVIOUS
 from mining_platform.spec.project import ProjectConfig
 
 
@@ -117,8 +117,7 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
             context.instance.add_run_tags(context.run.run_id, {
                 "mining.promotion.role": config.role, "mining.promotion.from": moved_from or "none",
                 "mining.promotion.to": target.version or "none", "mining.promotion.kind": mover.kind})
-            evidence = {key: value for key, value in context.run.tags.items()
-                        if key == CAUSE_TAG or key.startswith(PERFORMANCE_TAG_PREFIX)}
+            evidence = audit.evidence_of(tags)
             if target.version is not None and evidence:
                 # Why this version moved, on the version itself: the registry shows who promoted it on what evidence.
                 for key, value in {**evidence, "mining.deployed_by": context.run.run_id,

@@ -50,13 +50,7 @@ from mining_platform.serving.payload import BadRequest, RowsRequest, parse_body,
 from mining_platform.serving.prediction_log import PredictionLog, Scoring, log_documents
 from mining_platform.serving.replicas import Follower
 from mining_platform.serving.served_model import (
-    ChampionLoadFailed,
-    NoChampion,
-    RegistryUnavailable,
-    ServedModel,
-    aliased,
-    champion_version,
-    load_version,
+    ChampionLoadFailed, NoChampion, RegistryUnavailable, ServedModel, aliased, champion_version, load_version,
 )
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_LOG, ROLES, project_database
@@ -227,6 +221,11 @@ def create_app(config: ServingConfig) -> FastAPI:
             except (ChampionLoadFailed, ProjectConfigError) as exc:
                 if role == CHAMPION and state.model is None or role == CHALLENGER and state.challenger is None:
                     set_status(f"{role} failed to load: {exc}")
+                error = f"{dt.datetime.now(dt.timezone.utc).isoformat()}: {exc}"  # shown by /health, as a reload's
+                if role == CHAMPION:
+                    state.last_reload_error = error
+                else:
+                    state.challenger_reload_error = error
                 log.error(f"{state.spec.name}: {role} failed to load: {exc}")
                 changed = True  # the failure is news for the deployer waiting on the heartbeat
             except RegistryUnavailable as exc:
@@ -457,8 +456,9 @@ def create_app(config: ServingConfig) -> FastAPI:
 
     @app.post("/v1/{project}/reload", dependencies=[Depends(require_admin)], responses=RELOAD_PROBLEMS)
     async def reload(project: str, role: Literal["champion", "challenger"] = Query(
-            default=CHAMPION, description="champion: load `models:/<model>@champion`; challenger: load "
-            "`@challenger` (none: stop running one).")) -> Response:
+            default=CHAMPION, description="champion or challenger: load the version the role's serving record names "
+            "(`models:/<model>@<role>` before any deployment wrote one); a challenger of none stops running one.")
+            ) -> Response:
         """Load the version the role's serving record names (else its alias), check its gate, signature and a
         smoke prediction, swap it in atomically; a version that failed before is tried again. The other role is
         untouched. Only this replica reloads: the others follow the record on their own."""
