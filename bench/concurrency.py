@@ -62,7 +62,8 @@ def production_instance(postgres_port: int | None) -> str:
     local = {key: production[key] for key in ("run_coordinator", "concurrency", "run_monitoring", "run_retries")}
     if postgres_port is not None:
         local["storage"] = {"postgres": {"postgres_db": {"hostname": "127.0.0.1", "port": postgres_port,
-                                                         "username": "postgres", "password": "", "db_name": "dagster"}}}
+                                                         "username": "postgres", "password": "", "db_name": "dagster",
+                                                         "scheme": "postgresql+psycopg2"}}}
     return yaml.safe_dump({"telemetry": {"enabled": False}, **local}, sort_keys=False)
 
 

@@ -10,12 +10,14 @@ from pathlib import Path
 import helm_python
 import kubernetes_validate
 import pytest
+import sqlalchemy
 import yaml
 from dagster._config import process_config
 from dagster._config.field_utils import convert_potential_field
 from dagster._core.instance.config import dagster_instance_config
 from dagster_k8s import K8sRunLauncher
 from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres.utils import pg_url_from_config
 
 from mining_platform import definitions, pools, settings
 from mining_platform.spec.project import project_names
@@ -115,6 +117,8 @@ def test_the_production_instance_loads_under_dagsters_schema(monkeypatch, tmp_pa
         result = process_config(convert_potential_field(cls.config_type()).config_type, configured.get("config",
                                                                                                        configured))
         assert result.success, [error.message for error in result.errors]
+    # The storage's URL names a driver this install has: creating the engine imports it (and connects to nothing).
+    sqlalchemy.create_engine(pg_url_from_config(result.value))
     assert config["run_launcher"]["module"] == "dagster_k8s" and config["run_launcher"]["class"] == "K8sRunLauncher"
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["concurrency"]["runs"]["max_concurrent_runs"] >= 50
@@ -159,6 +163,9 @@ def test_the_chart_values_say_what_the_production_instance_says():
     assert 0 < per_project["limit"] < runs["max_concurrent_runs"]
     assert pools_config["default_limit"] >= 1 and pools.MONGODB  # the pool the MongoDB-heavy steps claim
     assert values["postgresql"]["enabled"] is False and values["generatePostgresqlPasswordSecret"] is False
+    # The driver the image has: SQLAlchemy 2.1 maps a bare `postgresql` to psycopg 3, which it lacks.
+    assert values["postgresql"]["postgresqlScheme"] == instance["storage"]["postgres"]["postgres_db"]["scheme"] \
+        == "postgresql+psycopg2"
 
 
 def test_every_project_has_its_own_code_location_and_secret():
