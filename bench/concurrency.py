@@ -42,7 +42,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.walkthrough import LAUNCH, REPO, Dagster, free_port, stop_stack
+from bench.walkthrough import LAUNCH, REPO, Dagster, free_port, stack_environment, stop_stack
 from mining_platform import pools
 
 SENSORS = """query($selector: RepositorySelector!) { sensorsOrError(repositorySelector: $selector) {
@@ -248,13 +248,7 @@ def main() -> None:
     home = args.keep or Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
     home.mkdir(parents=True, exist_ok=True)
     postgres_port, stop_postgres = start_postgres(home) if args.storage == "postgres" else (None, lambda: None)
-    ports = {name: free_port() for name in ("dagster", "mlflow", "endpoint", "mongo")}
-    env = {**os.environ, "MINING_HOME": str(home), "MINING_DAGSTER_PORT": str(ports["dagster"]),
-           "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
-           "MINING_ENDPOINT_URL": f"http://127.0.0.1:{ports['endpoint']}",
-           "MINING_MONGO_URI": f"mongodb://127.0.0.1:{ports['mongo']}/?directConnection=true"}
-    for name in ("MINING_ADMIN_TOKEN", "MINING_MONGO_DB"):
-        env.pop(name, None)
+    env, ports = stack_environment(home)
     projects_dir = home / "projects"
     projects_dir.mkdir(parents=True, exist_ok=True)
     projects = make_projects(projects_dir, args.projects, args.users)

@@ -149,6 +149,18 @@ class Dagster:
         raise TimeoutError(f"{asset} {partition} not materialised within {timeout:.0f} s")
 
 
+def stack_environment(home: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """The environment of a dev stack of its own in `home`, on free ports (and the ports)."""
+    ports = {name: free_port() for name in ("dagster", "mlflow", "endpoint", "mongo")}
+    env = {**os.environ, "MINING_HOME": str(home), "MINING_DAGSTER_PORT": str(ports["dagster"]),
+           "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
+           "MINING_ENDPOINT_URL": f"http://127.0.0.1:{ports['endpoint']}",
+           "MINING_MONGO_URI": f"mongodb://127.0.0.1:{ports['mongo']}/?directConnection=true"}
+    for name in ("MINING_ADMIN_TOKEN", "MINING_MONGO_DB"):
+        env.pop(name, None)
+    return env, ports
+
+
 def stop_stack(stack: subprocess.Popen) -> None:
     """Stop `mining-platform dev` and everything it started: Ctrl-C, then firmer."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
@@ -254,13 +266,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="use this MINING_HOME and keep it (default: a temporary one)")
     args = parser.parse_args()
     home = args.keep or Path(tempfile.mkdtemp(prefix="bench-walkthrough-"))
-    ports = {name: free_port() for name in ("dagster", "mlflow", "endpoint", "mongo")}
-    env = {**os.environ, "MINING_HOME": str(home), "MINING_DAGSTER_PORT": str(ports["dagster"]),
-           "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
-           "MINING_ENDPOINT_URL": f"http://127.0.0.1:{ports['endpoint']}",
-           "MINING_MONGO_URI": f"mongodb://127.0.0.1:{ports['mongo']}/?directConnection=true"}
-    for name in ("MINING_ADMIN_TOKEN", "MINING_MONGO_DB"):
-        env.pop(name, None)
+    env, ports = stack_environment(home)
     # A copy of the projects: step 18 edits churn's project file.
     projects = home / "projects"
     home.mkdir(parents=True, exist_ok=True)
