@@ -189,12 +189,10 @@ def create_app(config: ServingConfig) -> FastAPI:
             try:
                 loaded = await asyncio.to_thread(load_version, config.tracking_uri, state.model_name, version,
                                                  alias=role)
-            except ChampionLoadFailed as exc:
-                state.refused[role] = (version, stamp)
+            except (ChampionLoadFailed, RegistryUnavailable) as exc:
                 state.errors[role] = LoadError(version, str(exc), dt.datetime.now(dt.timezone.utc), stamp)
-                raise
-            except RegistryUnavailable as exc:
-                state.errors[role] = LoadError(version, str(exc), dt.datetime.now(dt.timezone.utc), stamp)
+                if isinstance(exc, ChampionLoadFailed):  # an outage is tried again; a refusal waits for a new record
+                    state.refused[role] = (version, stamp)
                 raise
             state.refused.pop(role, None)
             state.errors.pop(role, None)
@@ -213,13 +211,14 @@ def create_app(config: ServingConfig) -> FastAPI:
         for role in ROLES:
             set_status = (lambda text: setattr(state, "status", text)) if role == CHAMPION else (
                 lambda text: setattr(state, "challenger_status", text))
+            serves_none = (state.model if role == CHAMPION else state.challenger) is None
             try:
                 changed |= (await swap(state, role, following=True))["changed"]
             except NoChampion as exc:
                 state.started.add(role)  # MLflow answered: from now on only a serving record moves it
                 set_status(f"no model deployed: {exc}")
             except (ChampionLoadFailed, ProjectConfigError) as exc:
-                if role == CHAMPION and state.model is None or role == CHALLENGER and state.challenger is None:
+                if serves_none:
                     set_status(f"{role} failed to load: {exc}")
                 error = f"{dt.datetime.now(dt.timezone.utc).isoformat()}: {exc}"  # shown by /health, as a reload's
                 if role == CHAMPION:
@@ -229,7 +228,7 @@ def create_app(config: ServingConfig) -> FastAPI:
                 log.error(f"{state.spec.name}: {role} failed to load: {exc}")
                 changed = True  # the failure is news for the deployer waiting on the heartbeat
             except RegistryUnavailable as exc:
-                if role == CHAMPION and state.model is None or role == CHALLENGER and state.challenger is None:
+                if serves_none:
                     set_status(f"waiting for MLflow: {exc}")
         return changed
 
