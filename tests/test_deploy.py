@@ -18,6 +18,7 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster_k8s import K8sRunLauncher
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.utils import pg_url_from_config
+from mlflow.store.db.utils import create_sqlalchemy_engine
 
 from mining_platform import definitions, pools, settings
 from mining_platform.spec.project import project_names
@@ -96,6 +97,19 @@ def test_the_mlflow_chart_keeps_its_secrets_in_a_secret_and_accepts_its_service_
     hosts = {e["name"]: e.get("value") for e in container["env"]}["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
     # The platform's MLFLOW_TRACKING_URI in the other charts names the Service: MLflow must accept that Host.
     assert "mlflow:*" in hosts and "mlflow.mining.svc.cluster.local:*" in hosts
+
+
+def test_the_documented_mlflow_backend_uri_names_a_driver_the_image_has():
+    """MLflow opens its backend store through SQLAlchemy; a URI whose driver the image lacks fails every start."""
+    documented = [m.group(1) for text in ((DEPLOY / "charts" / "mlflow" / "values.yaml").read_text(),
+                                          (REPO / "README.md").read_text())
+                  for m in re.finditer(r"(postgresql[+\w]*://)\S+@", text)]
+    assert documented, "the mlflow values and the README document MLFLOW_BACKEND_STORE_URI"
+    for scheme in set(documented):
+        # What `mlflow server --backend-store-uri` calls; creating the engine imports the driver (connects to nothing).
+        create_sqlalchemy_engine(f"{scheme}mlflow:secret@mlflow-db:5432/mlflow")
+    with pytest.raises(ModuleNotFoundError):  # the check can fail: psycopg 3 is not in the image
+        create_sqlalchemy_engine("postgresql://mlflow:secret@mlflow-db:5432/mlflow")
 
 
 def instance_yaml() -> dict:
