@@ -142,10 +142,10 @@ def wait_all(dagster: Dagster, run_ids: list[str], timeout: float) -> dict[str, 
 def stop_automation(dagster: Dagster, projects: list[str], settle: float = 45.0, rounds: int = 8) -> int:
     """Stop every sensor and schedule of the projects: the runs are the bench's own.
 
-    A stop can be undone: a tick in flight when it lands writes the instigator's state back
-    when it ends (seen on PostgreSQL storage: one automation sensor kept launching runs).
-    So stop, wait longer than a tick's interval, and check again, until a check finds none
-    running. Returns how many were stopped."""
+    A stop can be undone: as the stack comes up, the daemon writes each sensor's first state,
+    and on PostgreSQL that write is an upsert that overwrites a stop landing at that moment
+    (seen: one automation sensor kept launching runs). So stop, wait longer than a tick's
+    interval, and check again, until a check finds none running. Returns how many were stopped."""
     stopped: set[str] = set()
     for _ in range(rounds):
         running = _stop_running(dagster, projects)
