@@ -146,13 +146,13 @@ def stop_automation(dagster: Dagster, projects: list[str], settle: float = 45.0,
     and on PostgreSQL that write is an upsert that overwrites a stop landing at that moment
     (seen: one automation sensor kept launching runs). So stop, wait longer than a tick's
     interval, and check again, until a check finds none running. Returns how many were stopped."""
-    stopped: set[str] = set()
+    stopped = _stop_running(dagster, projects)
     for _ in range(rounds):
+        time.sleep(settle)
         running = _stop_running(dagster, projects)
-        if not running and stopped:
+        if not running:
             return len(stopped)
         stopped |= running
-        time.sleep(settle)
     raise RuntimeError(f"sensors or schedules kept running after {rounds} stops: {sorted(running)}")
 
 

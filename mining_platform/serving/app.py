@@ -78,6 +78,14 @@ class ProjectState:
     errors: dict[str, LoadError] = field(default_factory=dict)
     # role -> (version, record stamp) that failed to load: not tried again until the record changes or /reload
     refused: dict[str, tuple] = field(default_factory=dict)
+
+    def show_load_error(self, role: str, exc: Exception | None) -> None:
+        """The role's latest failed reload or sync load, as /health shows it (None: the last one succeeded)."""
+        error = None if exc is None else f"{dt.datetime.now(dt.timezone.utc).isoformat()}: {exc}"
+        if role == CHAMPION:
+            self.last_reload_error = error
+        else:
+            self.challenger_reload_error = error
     started: set[str] = field(default_factory=set)  # roles resolved once (their first load was tried)
 
     def __post_init__(self) -> None:
@@ -220,11 +228,7 @@ def create_app(config: ServingConfig) -> FastAPI:
             except (ChampionLoadFailed, ProjectConfigError) as exc:
                 if serves_none:
                     set_status(f"{role} failed to load: {exc}")
-                error = f"{dt.datetime.now(dt.timezone.utc).isoformat()}: {exc}"  # shown by /health, as a reload's
-                if role == CHAMPION:
-                    state.last_reload_error = error
-                else:
-                    state.challenger_reload_error = error
+                state.show_load_error(role, exc)  # shown by /health, as a reload's
                 log.error(f"{state.spec.name}: {role} failed to load: {exc}")
                 changed = True  # the failure is news for the deployer waiting on the heartbeat
             except RegistryUnavailable as exc:
@@ -468,18 +472,11 @@ def create_app(config: ServingConfig) -> FastAPI:
             swapped = await swap(state, role)
         except (NoChampion, ChampionLoadFailed, RegistryUnavailable, ProjectConfigError) as exc:
             # ProjectConfigError: project.yaml no longer loads; the challenger keeps its mode and traffic
-            error = f"{dt.datetime.now(dt.timezone.utc).isoformat()}: {exc}"
-            if role == CHAMPION:
-                state.last_reload_error = error
-            else:
-                state.challenger_reload_error = error
+            state.show_load_error(role, exc)
             await follower.beat(project)  # a deployer waiting on the replicas learns of the failure now
             return _json({"detail": f"replica {follower.replica}: {exc}{keeps}"},
                          502 if isinstance(exc, RegistryUnavailable) else 409)
-        if role == CHAMPION:
-            state.last_reload_error = None
-        else:
-            state.challenger_reload_error = None
+        state.show_load_error(role, None)
         if swapped["changed"]:
             await follower.beat(project)
         return _json({"role": role, **swapped})
