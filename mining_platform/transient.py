@@ -6,9 +6,8 @@ steps with backoff (`mining_platform.resilience`) and fails everything else at o
 because running it again gives the same answer.
 """
 
-import httpx
-import requests
-from mlflow.exceptions import MlflowException
+import sys
+
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 # Error labels MongoDB puts on errors that a retry of the operation or transaction may clear.
@@ -25,6 +24,13 @@ class ClassifiedError(RuntimeError):
         self.transient = transient
 
 
+def _loaded(module: str, *names: str) -> tuple[type, ...]:
+    """The exception classes `names` of `module` if it is loaded: an error can only be an instance of a class whose
+    module was imported, so classifying never imports MLflow, requests or httpx (the code location stays light)."""
+    loaded = sys.modules.get(module)
+    return tuple(getattr(loaded, name) for name in names) if loaded is not None else ()
+
+
 def _is_transient_itself(error: BaseException) -> bool:
     if isinstance(error, ConnectionFailure):  # AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError, ...
         return True
@@ -32,10 +38,10 @@ def _is_transient_itself(error: BaseException) -> bool:
         return any(error.has_error_label(label) for label in TRANSIENT_LABELS)
     if isinstance(error, ClassifiedError):
         return error.transient
-    if isinstance(error, MlflowException):
+    if isinstance(error, _loaded("mlflow.exceptions", "MlflowException")):
         return error.error_code in TRANSIENT_MLFLOW_CODES
-    return isinstance(error, (requests.ConnectionError, requests.Timeout, httpx.TransportError, ConnectionError,
-                              TimeoutError))
+    return isinstance(error, (*_loaded("requests", "ConnectionError", "Timeout"), *_loaded("httpx", "TransportError"),
+                              ConnectionError, TimeoutError))
 
 
 def is_transient(error: BaseException) -> bool:

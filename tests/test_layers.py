@@ -58,3 +58,16 @@ def test_the_endpoint_starts_without_dagster_training_mlflow_or_xgboost():
     heavy = ["dagster", "mining_platform.training", "mlflow", "xgboost", "sklearn", "pandas", "matplotlib"]
     loaded = imported_after("import mining_platform.serving.app", heavy)
     assert loaded == {name: False for name in heavy}
+
+
+# What a step or a sensor tick may load, never the code location itself: every run worker and step process imports
+# the code location before doing anything, so each of these costs every run its import time.
+STEP_LIBRARIES = ["mlflow", "xgboost", "sklearn", "scipy", "pandas", "matplotlib", "pyarrow", "pymongoarrow",
+                  "numpy", "httpx", "requests"]
+
+
+def test_loading_every_code_location_loads_no_library_only_a_step_needs():
+    projects = sorted(p.parent.name for p in (REPO / "projects").glob("*/project.yaml"))
+    loaded = imported_after("import mining_platform.definitions as d\n" + "\n".join(f"d.{p}" for p in projects),
+                            STEP_LIBRARIES)
+    assert loaded == {name: False for name in STEP_LIBRARIES}

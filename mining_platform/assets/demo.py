@@ -13,8 +13,6 @@ import dagster as dg
 from pydantic import Field
 
 from mining_platform import pools
-from mining_platform.demo.events import make_population
-from mining_platform.demo.store import claim_collection, write_days
 from mining_platform.keys import demo_key, source_key
 from mining_platform.partitions import daily_partitions
 from mining_platform.resilience import failures_classified, retry_policy
@@ -40,7 +38,6 @@ def build_demo_asset(project: ProjectConfig) -> dg.AssetsDefinition:
     demo = project.demo
     assert demo is not None
     source = project.sources[demo.source]
-    population = make_population(demo.users, demo.seed)
     observed = source_key(project.name, demo.source)
 
     @dg.asset(
@@ -57,7 +54,12 @@ def build_demo_asset(project: ProjectConfig) -> dg.AssetsDefinition:
         "writes only a collection it created itself; real data is never generated over.",
     )
     def demo_events(context: dg.AssetExecutionContext, config: DemoEventsConfig, mongo: MongoResource):
+        # The generator needs numpy: loaded by the step, not by the code location.
+        from mining_platform.demo.events import make_population
+        from mining_platform.demo.store import claim_collection, write_days
+
         with failures_classified():
+            population = make_population(demo.users, demo.seed)
             started = time.perf_counter()
             window = context.partition_time_window
             days = [window.start.date() + dt.timedelta(days=i) for i in range((window.end - window.start).days)]

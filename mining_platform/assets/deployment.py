@@ -1,24 +1,20 @@
 """`<p>/deployment`: the champion (or challenger) alias moved to a gated version, named in the serving record every
 endpoint replica follows, every live replica verified to serve it, and the move audited."""
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
-from mlflow.exceptions import MlflowException
 from pydantic import Field
 
-from mining_platform.deployment import audit
-from mining_platform.deployment.convergence import ServingRecords
-from mining_platform.deployment.rollout import (
-    Deployed, DeploymentFailed, Rollout, Target, choose_target, current_aliases, deploy, deploy_challenger,
-)
 from mining_platform.instance import latest_metadata_text, metadata_history
 from mining_platform.keys import asset_key
-from mining_platform.registry.aliases import PromotionRefused
 from mining_platform.resilience import failure, failures_classified, permanent, retry_policy
 from mining_platform.resources import EndpointResource, MlflowResource, MongoResource
 from mining_platform.spec.names import CHALLENGER, CHAMPION, GATE_TAG, PREVIOUS
 from mining_platform.spec.project import ProjectConfig
+
+if TYPE_CHECKING:
+    from mining_platform.deployment.rollout import Deployed
 
 
 class DeploymentConfig(dg.Config):
@@ -55,6 +51,16 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
     )
     def deployment(context: dg.AssetExecutionContext, config: DeploymentConfig, mlflow: MlflowResource,
                    endpoint: EndpointResource, mongo: MongoResource) -> dg.MaterializeResult:
+        # MLflow's client: loaded by the step that moves aliases, not by the code location.
+        from mlflow.exceptions import MlflowException
+
+        from mining_platform.deployment import audit
+        from mining_platform.deployment.convergence import ServingRecords
+        from mining_platform.deployment.rollout import (
+            DeploymentFailed, Rollout, Target, choose_target, current_aliases, deploy, deploy_challenger,
+        )
+        from mining_platform.registry.aliases import PromotionRefused
+
         def upstream() -> Target:
             version = latest_metadata_text(context.instance, model_key, "model_version")
             if version is None:
@@ -153,7 +159,7 @@ def gate_evidence(client, model_name: str, version: str | None) -> dict[str, str
     return {key: value for key, value in tags.items() if key.startswith(GATE_TAG)}
 
 
-def replica_metadata(deployed: Deployed) -> dict:
+def replica_metadata(deployed: "Deployed") -> dict:
     if deployed.converged is None:
         return {}
     return {"replicas": dg.MetadataValue.json(deployed.converged.describe()),

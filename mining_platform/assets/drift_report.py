@@ -1,18 +1,21 @@
 """`<p>/drift_report`: one day's committed features (and logged scores) against the champion's reference."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from mining_platform import pools
 from mining_platform.keys import project_keys
-from mining_platform.monitoring.distributions import Comparison
-from mining_platform.monitoring.plots import drift_histogram
-from mining_platform.monitoring.report import DriftInputMissing, DriftReport, drift_summary, evaluate_day
+from mining_platform.monitoring.decision import drift_summary
 from mining_platform.partitions import daily_partitions
-from mining_platform.registry.aliases import champion
-from mining_platform.registry.reference import ModelReference, ReferenceUnavailable, load_reference
 from mining_platform.resilience import failures_classified, permanent, retry_policy
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.spec import ProjectSpec
+
+if TYPE_CHECKING:  # numpy, scipy, matplotlib and MLflow: loaded by the report's step, not by the code location
+    from mining_platform.monitoring.distributions import Comparison
+    from mining_platform.monitoring.report import DriftReport
+    from mining_platform.registry.reference import ModelReference
 
 STATISTICS_COLUMNS = [
     dg.TableColumn("feature", "string"), dg.TableColumn("kind", "string"), dg.TableColumn("psi", "float"),
@@ -26,7 +29,7 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _record(comparison: Comparison, drifted: bool) -> dg.TableRecord:
+def _record(comparison: "Comparison", drifted: bool) -> dg.TableRecord:
     return dg.TableRecord({
         "feature": comparison.name, "kind": comparison.kind.value, "psi": _round(comparison.psi),
         "drifted": drifted, "ks_statistic": _round(comparison.ks_statistic), "ks_pvalue": _round(comparison.ks_pvalue, 6),
@@ -36,13 +39,15 @@ def _record(comparison: Comparison, drifted: bool) -> dg.TableRecord:
     })
 
 
-def decision_text(report: DriftReport) -> str:
+def decision_text(report: "DriftReport") -> str:
     verdict = "retrain" if report.retrain else "no retrain"
     return (f"{verdict}: {drift_summary(report.drifted, len(report.features), report.drift)}; "
             f"{report.drift.min_drifted_features} needed")
 
 
-def report_metadata(report: DriftReport, reference: ModelReference) -> dict:
+def report_metadata(report: "DriftReport", reference: "ModelReference") -> dict:
+    from mining_platform.monitoring.plots import drift_histogram
+
     drifted = report.drifted
     metadata = {
         "model_name": dg.MetadataValue.text(report.champion.name),
@@ -105,6 +110,10 @@ def build_drift_report_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
     )
     def drift_report(context: dg.AssetExecutionContext, mongo: MongoResource,
                      mlflow: MlflowResource) -> dg.MaterializeResult:
+        from mining_platform.monitoring.report import DriftInputMissing, evaluate_day
+        from mining_platform.registry.aliases import champion
+        from mining_platform.registry.reference import ReferenceUnavailable, load_reference
+
         with failures_classified():
             partition = context.partition_key
             as_of = partitions_def.time_window_for_partition_key(partition).end

@@ -3,6 +3,7 @@
 import hashlib
 import json
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
@@ -13,7 +14,9 @@ from mining_platform.resilience import failures_classified, permanent, retry_pol
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.samples.pipeline import SamplesPipeline
 from mining_platform.spec import ProjectSpec
-from mining_platform.training.model import TrainingOutcome, train_and_register
+
+if TYPE_CHECKING:
+    from mining_platform.training.model import TrainingOutcome
 
 GATE_CHECK = "gate"
 # Run tags copied onto the version's MLflow run: why it was trained (mining.cause, mining.drift.*).
@@ -62,7 +65,7 @@ def model_code_version(spec: ProjectSpec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _metadata(outcome: TrainingOutcome) -> dict:
+def _metadata(outcome: "TrainingOutcome") -> dict:
     logged, data = outcome.logged, outcome.data
     return {
         "model_name": dg.MetadataValue.text(logged.name),
@@ -87,7 +90,7 @@ def _metadata(outcome: TrainingOutcome) -> dict:
     }
 
 
-def _gate_result(outcome: TrainingOutcome) -> dg.AssetCheckResult:
+def _gate_result(outcome: "TrainingOutcome") -> dg.AssetCheckResult:
     gate = outcome.gate
     return dg.AssetCheckResult(
         check_name=GATE_CHECK,
@@ -137,6 +140,9 @@ def build_model_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
     )
     def model_asset(context: dg.AssetExecutionContext, config: TrainingRunConfig, mongo: MongoResource,
                     mlflow: MlflowResource) -> dg.MaterializeResult:
+        # XGBoost, MLflow and matplotlib: loaded by the training step, not by the code location.
+        from mining_platform.training.model import train_and_register
+
         with failures_classified():
             outcome = train_and_register(
                 db=mongo.project_db(spec.name), spec=spec, training=config.resolve(spec), tracking_uri=mlflow.tracking_uri,

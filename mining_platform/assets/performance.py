@@ -1,6 +1,7 @@
 """`<p>/performance`: how the served versions really did on day T, once T's labels matured."""
 
 import math
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
@@ -8,13 +9,14 @@ from pydantic import Field
 from mining_platform import pools
 from mining_platform.instance import materialization_history
 from mining_platform.keys import project_keys
-from mining_platform.monitoring.plots import calibration_plot
-from mining_platform.monitoring.realised import PerformanceDay, PerformanceInputMissing, Served, evaluate_performance
 from mining_platform.partitions import daily_partitions
 from mining_platform.resilience import failures_classified, permanent, retry_policy
 from mining_platform.resources import MongoResource
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CHALLENGER, CHAMPION
+
+if TYPE_CHECKING:  # numpy, scipy and matplotlib: loaded by the report's step, not by the code location
+    from mining_platform.monitoring.realised import PerformanceDay, Served
 
 METRIC_COLUMNS = [
     dg.TableColumn("source", "string", description="batch: <p>/predictions; logged: the endpoint's entity predictions"),
@@ -30,8 +32,10 @@ class PerformanceRunConfig(dg.Config):
                              "label aggregation and of each read.")
 
 
-def deployment_timeline(instance: dg.DagsterInstance, deployment_key: dg.AssetKey) -> list[Served]:
+def deployment_timeline(instance: dg.DagsterInstance, deployment_key: dg.AssetKey) -> list["Served"]:
     """What the endpoint was meant to serve, and since when: every verified deployment, oldest first."""
+    from mining_platform.monitoring.realised import Served
+
     return [Served(since=at, champion=values.get("live_version"),
                    challenger=None if values.get("challenger_version") in (None, "none") else values["challenger_version"])
             for at, values in materialization_history(instance, deployment_key, ("live_version", "challenger_version"))
@@ -42,7 +46,7 @@ def _number(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, 6)
 
 
-def day_verdict(day: PerformanceDay, spec: ProjectSpec) -> str:
+def day_verdict(day: "PerformanceDay", spec: ProjectSpec) -> str:
     """One line: the gate metric of each role, and the challenger's difference."""
     gate = spec.project.model.gate
     parts = []
@@ -58,7 +62,9 @@ def day_verdict(day: PerformanceDay, spec: ProjectSpec) -> str:
     return "; ".join(parts)
 
 
-def performance_metadata(day: PerformanceDay, spec: ProjectSpec) -> dict:
+def performance_metadata(day: "PerformanceDay", spec: ProjectSpec) -> dict:
+    from mining_platform.monitoring.plots import calibration_plot
+
     records = []
     for group in day.groups:
         r = group.realised
@@ -134,6 +140,8 @@ def build_performance_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
     )
     def performance(context: dg.AssetExecutionContext, config: PerformanceRunConfig,
                     mongo: MongoResource) -> dg.MaterializeResult:
+        from mining_platform.monitoring.realised import PerformanceInputMissing, evaluate_performance
+
         with failures_classified():
             partition = context.partition_key
             as_of = partitions_def.time_window_for_partition_key(partition).end

@@ -1,6 +1,7 @@
 """`<p>/predictions`: each committed feature day scored by the champion (and the challenger), published per day."""
 
 import os
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
@@ -9,14 +10,14 @@ from mining_platform import pools
 from mining_platform.instance import dagster_run_finished, partitions_with_as_of
 from mining_platform.keys import project_keys
 from mining_platform.partitions import daily_partitions
-from mining_platform.predictions.batch import PredictionOutcome, score_partitions
 from mining_platform.resilience import failure, failures_classified, permanent, retry_policy, unpublished
 from mining_platform.resources import MlflowResource, MongoResource
-from mining_platform.serving.served_model import (
-    ChampionLoadFailed, RegistryUnavailable, ServedModel, aliased, load_version,
-)
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_MARKERS, predictions_collection
+
+if TYPE_CHECKING:  # numpy, XGBoost and MLflow: loaded by the scoring step, not by the code location
+    from mining_platform.predictions.batch import PredictionOutcome
+    from mining_platform.serving.served_model import ServedModel
 
 # A feature day is scored once its features are committed (any day, a late one included), and again when they
 # are recommitted; a new deployment does not rescore the past: a day's list is what was predicted that day.
@@ -34,7 +35,7 @@ class PredictionsRunConfig(dg.Config):
                              "read of a day's features and of the check of what was written.")
 
 
-def _partition_table(outcomes: list[PredictionOutcome]) -> dg.TableMetadataValue:
+def _partition_table(outcomes: list["PredictionOutcome"]) -> dg.TableMetadataValue:
     return dg.MetadataValue.table(
         records=[dg.TableRecord({
             "partition": o.partition,
@@ -56,8 +57,10 @@ def _partition_table(outcomes: list[PredictionOutcome]) -> dg.TableMetadataValue
     )
 
 
-def served_versions(tracking_uri: str, model_name: str, log) -> dict[str, ServedModel]:
+def served_versions(tracking_uri: str, model_name: str, log) -> dict[str, "ServedModel"]:
     """The champion (required) and the challenger (when one is set and loads), loaded as the endpoint loads them."""
+    from mining_platform.serving.served_model import ChampionLoadFailed, RegistryUnavailable, aliased, load_version
+
     models = {}
     for role in (CHAMPION, CHALLENGER):
         try:
@@ -113,6 +116,8 @@ def build_predictions_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
     )
     def predictions(context: dg.AssetExecutionContext, config: PredictionsRunConfig, mongo: MongoResource,
                     mlflow: MlflowResource):
+        from mining_platform.predictions.batch import score_partitions
+
         with failures_classified():
             models = served_versions(mlflow.tracking_uri, model_name, context.log)
             outcomes = score_partitions(

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 from pymongo.database import Database
 
+from mining_platform.monitoring.decision import drifted_features, needs_retrain
 from mining_platform.monitoring.distributions import Comparison, compare
 from mining_platform.registry.aliases import Champion
 from mining_platform.registry.reference import ModelReference
@@ -48,22 +49,6 @@ class DriftReport:
     @property
     def retrain(self) -> bool:
         return needs_retrain(self.drifted, self.drift)
-
-
-def drifted_features(psi: dict[str, float], drift: DriftConfig) -> dict[str, float]:
-    """The features whose PSI exceeds the project's threshold, largest first."""
-    over = {name: value for name, value in psi.items() if value > drift.psi_threshold}
-    return dict(sorted(over.items(), key=lambda item: -item[1]))
-
-
-def needs_retrain(drifted: dict[str, float], drift: DriftConfig) -> bool:
-    return len(drifted) >= drift.min_drifted_features
-
-
-def drift_summary(drifted: dict[str, float], features: int, drift: DriftConfig) -> str:
-    """E.g. "2 of 17 features over PSI 0.2 (days_since_last_click 0.571, days_since_last_event 0.527)"."""
-    listed = ", ".join(f"{name} {psi:.3f}" for name, psi in drifted.items()) or "none"
-    return f"{len(drifted)} of {features} features over PSI {drift.psi_threshold} ({listed})"
 
 
 def read_day(db: Database, spec: ProjectSpec, features: list[str], *, partition: str,

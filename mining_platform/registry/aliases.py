@@ -5,17 +5,20 @@ Only a version whose `mining.gate` tag is `passed` may become champion or challe
 a failed version stays registered for inspection and can never be served.
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
 
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mining_platform.spec.names import CHALLENGER, CHAMPION, FAILED, GATE_REASON_TAG, GATE_TAG, PASSED, PREVIOUS
 
 __all__ = ["CHALLENGER", "CHAMPION", "FAILED", "GATE_REASON_TAG", "GATE_TAG", "PASSED", "PREVIOUS", "Champion",
            "PromotionRefused", "alias_version", "aliased_version", "champion", "promote_to_champion",
            "require_gate_passed", "restore_aliases", "set_challenger"]
+
+if TYPE_CHECKING:  # every function here is handed a client, so MLflow is loaded by whoever calls; not at import
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 
 class PromotionRefused(RuntimeError):
@@ -31,6 +34,8 @@ class Champion:
 
 def aliased_version(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
     """The model version holding `alias`, or None (also when the model is not registered yet)."""
+    from mlflow.exceptions import MlflowException
+
     try:
         return client.get_model_version_by_alias(model_name, alias)
     except MlflowException as exc:

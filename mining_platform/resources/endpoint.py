@@ -1,9 +1,12 @@
 """EndpointResource: the scoring endpoint, seen from the assets and sensors."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 from pydantic import Field
 
-from mining_platform.deployment.endpoint import EndpointClient
+if TYPE_CHECKING:  # the client needs httpx: loaded when a step calls the endpoint, not by the code location
+    from mining_platform.deployment.endpoint import EndpointClient
 
 
 class EndpointResource(dg.ConfigurableResource):
@@ -23,7 +26,9 @@ class EndpointResource(dg.ConfigurableResource):
         default=120.0, description="How long a deployment waits for every live endpoint replica to serve the new "
         "version (MINING_DEPLOY_CONVERGE_SECONDS).")
 
-    def client(self) -> EndpointClient:
+    def client(self) -> "EndpointClient":
+        from mining_platform.deployment.endpoint import EndpointClient
+
         return EndpointClient(self.url, admin_token=self.admin_token, timeout_seconds=self.timeout_seconds,
                               reload_timeout_seconds=self.reload_timeout_seconds)
 

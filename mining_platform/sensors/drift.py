@@ -23,7 +23,7 @@ import dagster as dg
 from mining_platform.instance import new_materializations, runs_in_flight
 from mining_platform.jobs import drift_report_job_name, retrain_job_name
 from mining_platform.keys import project_keys
-from mining_platform.monitoring.report import drift_summary, drifted_features, needs_retrain
+from mining_platform.monitoring.decision import drift_summary, drifted_features, needs_retrain
 from mining_platform.registry.aliases import champion
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.sensors.cursor import dump_cursor, load_cursor

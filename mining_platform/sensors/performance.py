@@ -25,13 +25,13 @@ Each tick:
 
 import dataclasses
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from mining_platform.instance import latest_partition_materializations, runs_in_flight
 from mining_platform.jobs import deploy_job_name, performance_job_name, retrain_job_name
 from mining_platform.keys import project_keys
-from mining_platform.monitoring.performance import Interval, pool
 from mining_platform.registry.aliases import alias_version
 from mining_platform.resources import MlflowResource, MongoResource
 from mining_platform.sensors.champion import deployments_in_flight
@@ -40,6 +40,9 @@ from mining_platform.sensors.retrain import retrain_request
 from mining_platform.sources.observe import complete_through, watermark
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CAUSE_TAG, CHALLENGER, CHAMPION, PERFORMANCE_TAG_PREFIX
+
+if TYPE_CHECKING:  # numpy and scipy: loaded by the tick that pools evidence, not by the code location
+    from mining_platform.monitoring.performance import Interval
 
 REPORTS_PER_TICK = 5
 
@@ -91,7 +94,9 @@ def evidence_by_day(instance: dg.DagsterInstance, spec: ProjectSpec) -> dict[str
     return found
 
 
-def _interval(difference: dict) -> Interval:
+def _interval(difference: dict) -> "Interval":
+    from mining_platform.monitoring.performance import Interval
+
     def number(key: str, default: float) -> float:
         value = difference.get(key)
         return default if value is None else float(value)
@@ -109,6 +114,8 @@ def _worse_than_bound(value: float | None, evidence: dict) -> bool:
 def decide(spec: ProjectSpec, evidence: dict[str, dict], *, champion: str | None,
            challenger: str | None) -> Decision | str:
     """The decision the newest `min_days` days of evidence support, or why there is none."""
+    from mining_platform.monitoring.performance import pool
+
     settings = spec.project.performance
     need, confidence = settings.min_days, settings.confidence
     if champion is None:
