@@ -20,6 +20,7 @@ from mining_platform.assets.performance import build_performance_asset
 from mining_platform.assets.predictions import build_predictions_asset
 from mining_platform.assets.samples import build_samples_asset
 from mining_platform.assets.sources import build_source_assets
+from mining_platform.executor import plan_sized_executor
 from mining_platform.jobs import build_jobs, build_schedules
 from mining_platform.resources import platform_resources
 from mining_platform.sensors.champion import build_champion_sensor
@@ -70,6 +71,7 @@ def project_definitions(spec: ProjectSpec) -> dg.Definitions:
             ),
         ],
         resources=platform_resources(project.name),
+        executor=plan_sized_executor,
     )
 
 

@@ -36,6 +36,30 @@ run_retries:
   max_retries: 2
   retry_on_asset_or_op_failure: false
 """
+# The daemon's loops, tuned for a responsive loop on one machine: a launched run leaves the queue within a second
+# (Dagster's default checks every 5 s, which a one-day run would mostly spend waiting), and sensors and schedules
+# tick in threads, so a slow tick of one project never delays another's.
+DAEMON_YAML = {
+    "run_coordinator": """\
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+    dequeue_use_threads: true
+    dequeue_num_workers: 2
+""",
+    "sensors": """\
+sensors:
+  use_threads: true
+  num_workers: 4
+""",
+    "schedules": """\
+schedules:
+  use_threads: true
+  num_workers: 2
+""",
+}
 DAGSTER_INSTANCE_YAML = """\
 # Written once by `mining-platform dev`; edit freely.
 telemetry:
@@ -52,7 +76,7 @@ concurrency:
   pools:
     # Steps that aggregate in or bulk-write to MongoDB (pool `mongodb`) at once, across all runs.
     default_limit: 2
-""" + RUN_RETRIES_YAML
+""" + RUN_RETRIES_YAML + "".join(DAEMON_YAML.values())
 
 
 # honcho's return code when it stopped the stack on SIGINT (Ctrl-C) or SIGTERM.
@@ -233,7 +257,8 @@ def prepare_home(home: Path) -> None:
     if not instance_yaml.exists():
         instance_yaml.write_text(DAGSTER_INSTANCE_YAML)
     elif "run_retries" not in (yaml.safe_load(instance_yaml.read_text()) or {}):
-        # A home from before run retries: add them, keep everything the user wrote.
+        # A home from before run retries: add them, keep everything the user wrote (the file is theirs: the daemon's
+        # intervals of DAEMON_YAML reach only a new home's file).
         with instance_yaml.open("a") as file:
             file.write("\n" + RUN_RETRIES_YAML)
 

@@ -70,6 +70,15 @@ def test_prepare_home_writes_a_valid_instance_once(tmp_path):
     assert instance.read_text() == "# mine\nrun_retries: {enabled: false}\n"
 
 
+def test_a_new_home_dequeues_runs_every_second_and_ticks_sensors_in_threads(tmp_path):
+    prepare_home(tmp_path)
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as dagster_instance:
+        coordinator = dagster_instance.run_coordinator
+        assert type(coordinator).__name__ == "QueuedRunCoordinator" and coordinator.dequeue_interval_seconds == 1
+        assert dagster_instance.get_settings("sensors") == {"use_threads": True, "num_workers": 4}
+        assert dagster_instance.get_settings("schedules") == {"use_threads": True, "num_workers": 2}
+
+
 def test_prepare_home_adds_run_retries_to_an_older_instance_file(tmp_path):
     instance = tmp_path / "dagster" / "dagster.yaml"
     instance.parent.mkdir(parents=True)
