@@ -200,15 +200,19 @@ def _mongo_uri(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    import datetime as dt
     from pathlib import Path
 
     from mining_platform.sources.importer import ImportFailed, import_file
-    from mining_platform.spec.project import load_project
+    from mining_platform.sources.observe import historical_end
+    from mining_platform.spec.project import PROJECT_FILE, load_project
 
-    project = load_project(settings.projects_dir() / args.project)
+    project_dir = settings.projects_dir() / args.project
+    project = load_project(project_dir)
     client, db = _mongo_database(args.mongo_timeout)
     try:
-        report = import_file(db, project, args.source, Path(args.file), timestamp_format=args.timestamp_format)
+        report = import_file(db, project, args.source, Path(args.file), timestamp_format=args.timestamp_format,
+                             progress=lambda line: print(line, file=sys.stderr, flush=True))
     except ImportFailed as exc:
         print(f"mining-platform import: {exc}", file=sys.stderr)
         return 1
@@ -216,8 +220,41 @@ def _import(args: argparse.Namespace) -> int:
         client.close()
     print(f"imported {report.rows} rows of {args.file} into {report.target} (source {args.source} of {args.project}): "
           f"{report.inserted} new, {report.already_there} already there; events from {report.first_day} to "
-          f"{report.last_day}")
+          f"{report.last_day} ({report.seconds:.1f} s)")
+    for note in report.notes:
+        print(f"note: {note}")
+    if report.last_day is None:
+        return 0
+    last = dt.datetime.combine(report.last_day, dt.time.max, dt.timezone.utc)
+    end = historical_end(last, project.sources[args.source].lateness_days, dt.date.today())
+    if project.end_date is None and end is not None:
+        line = f'end_date: "{end.isoformat()}"'
+        if args.set_end_date:
+            _append_line(project_dir / PROJECT_FILE, f"{line}        # set by `mining-platform import` (where "
+                         f"{Path(args.file).name} ends); remove it to follow new days")
+            print(f"set {line} in {project_dir / PROJECT_FILE}: the events end on {report.last_day}, so the daily "
+                  "partitions stop there instead of running to today. Reload the code location to see it.")
+        else:
+            print(f"the events end on {report.last_day}, {(dt.date.today() - report.last_day).days} days ago: for a "
+                  f"historical file add `{line}` to {project_dir / PROJECT_FILE} (or import with --set-end-date), "
+                  "or its daily partitions run to today, empty after that day")
+    elif project.end_date is not None and report.last_day > project.end_date:
+        print(f"the events run to {report.last_day}, after end_date {project.end_date}: the days after it are no "
+              f"partitions; raise end_date in {project_dir / PROJECT_FILE} to compute them")
     return 0
+
+
+def _append_line(path, line: str) -> None:
+    """Add a top-level key to a project file, leaving it as it was when the result does not load."""
+    from mining_platform.spec.project import load_project
+
+    before = path.read_text()
+    path.write_text(before.rstrip("\n") + "\n" + line + "\n")
+    try:
+        load_project(path.parent)
+    except ValueError:
+        path.write_text(before)
+        raise
 
 
 def _new(args: argparse.Namespace) -> int:
@@ -226,15 +263,19 @@ def _new(args: argparse.Namespace) -> int:
 
     from mining_platform.scaffold import ScaffoldFailed, scaffold
 
+    from mining_platform.sources.observe import historical_end
+
     start = dt.date.fromisoformat(args.start_date) if args.start_date else None
+    end = None if args.end_date in (None, "none") else dt.date.fromisoformat(args.end_date)
+    said = None
     if start is None:
-        from pymongo import ASCENDING
+        from pymongo import ASCENDING, DESCENDING
 
         client, db = _mongo_database(args.mongo_timeout)
         try:
             events = client[args.database][args.source] if args.database else db[args.source]
-            first = events.find_one({args.timestamp: {"$type": "date"}}, {args.timestamp: 1},
-                                    sort=[(args.timestamp, ASCENDING)])
+            first, newest = (events.find_one({args.timestamp: {"$type": "date"}}, {args.timestamp: 1},
+                                             sort=[(args.timestamp, order)]) for order in (ASCENDING, DESCENDING))
         finally:
             client.close()
         if first is None:
@@ -242,16 +283,25 @@ def _new(args: argparse.Namespace) -> int:
                   "--start-date (the first day to build features for), or import the events first", file=sys.stderr)
             return 1
         start = first[args.timestamp].date()
+        newest_at = newest[args.timestamp].replace(tzinfo=dt.timezone.utc)
+        if args.end_date is None:
+            end = historical_end(newest_at, 0, dt.date.today())
+            if end is not None:
+                said = (f"end_date {end}: the newest event is from {newest_at.date()}, "
+                        f"{(dt.date.today() - newest_at.date()).days} days ago, so the partitions stop at its last "
+                        "complete day instead of running to today (pass --end-date none to follow new days)")
     workspace = Path(args.workspace)
     try:
         made = scaffold(settings.projects_dir(), args.name, collection=args.source, entity=args.entity,
                         timestamp=args.timestamp, start_date=start, task=args.task, database=args.database,
-                        workspace=workspace)
+                        workspace=workspace, end_date=end)
     except ScaffoldFailed as exc:
         print(f"mining-platform new: {exc}", file=sys.stderr)
         return 1
     for path in made.files:
         print(f"wrote {path}")
+    if said:
+        print(said)
     print(f"added code location {args.name} to {made.workspace}" if made.workspace else
           f"no {workspace}: add the code location yourself (-m mining_platform.definitions -a {args.name})")
     print(f"next: mining-platform validate {made.project_dir}, then `make dev` and materialise {args.name}/features")
@@ -293,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--source", required=True, help="the key of one of the project's sources")
     load.add_argument("--timestamp-format", help="strptime format of a text event time (default: ISO 8601), "
                       "e.g. %%Y%%m%%d or '%%d/%%m/%%Y %%H:%%M'")
+    load.add_argument("--set-end-date", action="store_true",
+                      help="for a historical file (its events end over a week ago) with no end_date in project.yaml: "
+                      "set end_date to its last complete day (default: print the proposal)")
     load.add_argument("--mongo-timeout", type=float, default=5.0, help="seconds to wait for MongoDB (default 5)")
     load.set_defaults(run=_import)
 
@@ -304,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("--database", help="the source's database, when not MINING_MONGO_DB")
     new.add_argument("--task", choices=["binary", "regression"], default="binary", help="the starter label's task")
     new.add_argument("--start-date", help="first daily partition, YYYY-MM-DD (default: the source's first event day)")
+    new.add_argument("--end-date", help="last daily partition, YYYY-MM-DD, or none (default without --start-date: "
+                     "the source's last complete day when its newest event is over a week old, else none)")
     new.add_argument("--workspace", default="workspace.yaml", help="workspace file to add the code location to")
     new.add_argument("--mongo-timeout", type=float, default=5.0, help="seconds to wait for MongoDB (default 5)")
     new.set_defaults(run=_new)

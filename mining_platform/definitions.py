@@ -21,11 +21,12 @@ from mining_platform.assets.predictions import build_predictions_asset
 from mining_platform.assets.samples import build_samples_asset
 from mining_platform.assets.sources import build_source_assets
 from mining_platform.executor import plan_sized_executor
-from mining_platform.jobs import build_jobs, build_schedules
+from mining_platform.jobs import build_jobs
 from mining_platform.resources import platform_resources
 from mining_platform.sensors.champion import build_champion_sensor
 from mining_platform.sensors.drift import build_drift_sensor
 from mining_platform.sensors.performance import build_performance_sensor
+from mining_platform.sensors.observe import build_observe_sensor
 from mining_platform.spec import ProjectSpec, load_spec
 from mining_platform.spec.project import PROJECT_FILE
 
@@ -58,11 +59,11 @@ def project_definitions(spec: ProjectSpec) -> dg.Definitions:
             build_performance_asset(spec),
         ],
         jobs=jobs,
-        schedules=build_schedules(spec, jobs),
         sensors=[
             build_drift_sensor(spec, jobs),
             build_champion_sensor(project, jobs),
             build_performance_sensor(spec, jobs),
+            build_observe_sensor(project),
             # Evaluates the assets' automation conditions (feature days follow source days); on by
             # default so the loop works out of the box. Stop it in the UI (Automation) to pause.
             dg.AutomationConditionSensorDefinition(

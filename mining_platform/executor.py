@@ -23,6 +23,35 @@ import dagster as dg
 PRELOAD = ["mining_platform.definitions"]
 
 
+PARTITION_TAG = "dagster/partition"
+RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+def vanished_partitions(run: dg.DagsterRun, job: dg.JobDefinition) -> str | None:
+    """Why a run cannot start when the partitions it was launched for no longer exist, or None.
+
+    A run queued (or retried) after the project's start_date or end_date moved would fail deep inside Dagster
+    with an invariant error; this says what changed and what to do, before any step runs.
+    """
+    keys = [run.tags[tag] for tag in (PARTITION_TAG, *RANGE_TAGS) if tag in run.tags]
+    if not keys:
+        return None
+    graph = job.asset_layer.asset_graph
+    selected = run.asset_selection or {key for key in graph.get_all_asset_keys() if graph.get(key).is_executable}
+    for key in sorted(selected, key=lambda k: k.to_user_string()):
+        partitions = graph.get(key).partitions_def if graph.has(key) else None
+        if not isinstance(partitions, dg.TimeWindowPartitionsDefinition):
+            continue
+        missing = [k for k in dict.fromkeys(keys) if not partitions.has_partition_key(k)]
+        if missing:
+            first, last = partitions.get_first_partition_key(), partitions.get_last_partition_key()
+            return (f"{key.to_user_string()} has no partition {', '.join(missing)} any more: its daily partitions are "
+                    f"now {first} to {last}. The project's start_date or end_date changed after this run was "
+                    "launched (and the code location was reloaded). Nothing was run: launch the days that exist "
+                    "again (the backfill dialog offers only those), or restore the dates in project.yaml.")
+    return None
+
+
 class PlanSizedExecutor(dg.Executor):
     """Dagster's in-process executor for a plan of one step, its multiprocess executor for more."""
 
@@ -32,6 +61,9 @@ class PlanSizedExecutor(dg.Executor):
         self._single_step_in_process = single_step_in_process
 
     def execute(self, plan_context, execution_plan) -> Iterator:
+        vanished = vanished_partitions(plan_context.dagster_run, plan_context.job.get_definition())
+        if vanished:
+            raise dg.Failure(vanished, allow_retries=False)
         one_step = len(execution_plan.step_keys_to_execute) == 1
         chosen = self._in_process if one_step and self._single_step_in_process else self._multiprocess
         yield from chosen.execute(plan_context, execution_plan)

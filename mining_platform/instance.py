@@ -66,12 +66,15 @@ def runs_in_flight(instance: dg.DagsterInstance, *, limit: int = 100, job_name: 
     return list(instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=limit))
 
 
-def observed_data_versions(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, str]:
-    """Partition key -> the data version of its latest observation (observations of a partitioned source)."""
+def observed_data_versions(instance: dg.DagsterInstance, key: dg.AssetKey,
+                           partitions: list[str] | None = None) -> dict[str, str]:
+    """Partition key -> the data version of its latest observation (observations of a partitioned source); only
+    of `partitions` when given (what a tick reads stays bounded however long the history)."""
     versions: dict[str, str] = {}
     cursor = None
+    records = dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions)
     while True:
-        page = instance.fetch_observations(dg.AssetRecordsFilter(asset_key=key), limit=PAGE, cursor=cursor)
+        page = instance.fetch_observations(records, limit=PAGE, cursor=cursor)
         for record in page.records:  # newest first
             observation = record.asset_observation
             if record.partition_key and observation is not None and observation.data_version is not None:

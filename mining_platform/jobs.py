@@ -34,18 +34,15 @@ def observe_sources_job_name(project: Named) -> str:
     return f"{project.name}_observe_sources_job"
 
 
-# How often the sources are observed (their per-day counts computed in MongoDB).
-OBSERVE_SOURCES_CRON = "*/5 * * * *"
-
-
 def build_jobs(spec: ProjectSpec) -> list:
     k, p = project_keys(spec), spec.name
     return [
         dg.define_asset_job(
             observe_sources_job_name(spec),
             selection=dg.AssetSelection.assets(*k.sources.values()),
-            description="Observe every source: per-day event counts and newest event times, computed in MongoDB. A day "
-            f"whose data version changed makes its feature partitions follow (through {p}_automation_sensor).",
+            description="Observe every day of every source: per-day event counts and newest event times, computed in "
+            f"MongoDB. A day whose data version changed makes its feature partitions follow (through "
+            f"{p}_automation_sensor). {p}_observe_sources_sensor does the same a few days at a time, without a run.",
         ),
         dg.define_asset_job(
             retrain_job_name(spec),
@@ -75,13 +72,3 @@ def build_jobs(spec: ProjectSpec) -> list:
             "feature partition.",
         ),
     ]
-
-
-def build_schedules(spec: ProjectSpec, jobs: list) -> list[dg.ScheduleDefinition]:
-    """The sources' observation, every five minutes (on by default, so new events are noticed without a click)."""
-    job = next(j for j in jobs if j.name == observe_sources_job_name(spec))
-    return [dg.ScheduleDefinition(
-        name=f"{spec.name}_observe_sources_schedule", job=job, cron_schedule=OBSERVE_SOURCES_CRON,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Observes the project's sources; feature days follow the days whose events changed.",
-    )]

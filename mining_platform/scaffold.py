@@ -36,7 +36,8 @@ class Scaffolded:
     workspace: Path | None
 
 
-def _project_yaml(name: str, source: SourceConfig, entity: str, start: dt.date, task: str, label: str) -> str:
+def _project_yaml(name: str, source: SourceConfig, entity: str, start: dt.date, task: str, label: str,
+                  end: dt.date | None) -> str:
     gate = ("{metric: auc, min: 0.6, max_regression: 0.01}      # floor, and the AUC it may lose to the champion"
             if task == "binary" else
             "{metric: r2, min: 0.0, max_regression: 0.02}       # better than the mean, and the R² it may lose")
@@ -50,6 +51,7 @@ sources:                           # collections the platform observes and never
     timestamp: {source.timestamp}              # the event-time field (a BSON date)
     lateness_days: 0               # a day is complete once events past its end arrived
 start_date: "{start.isoformat()}"        # first daily partition
+{_end_line(end)}automation: {{follow_days: 3}}      # automation computes the latest 3 days by itself; backfill older ones
 label: {label}                     # labels/{label}.yaml
 model:
   name: {name}_xgb                 # MLflow registered model
@@ -58,6 +60,13 @@ model:
   gate: {gate}
 drift: {{psi_threshold: 0.2, min_drifted_features: 2}}
 """
+
+
+def _end_line(end: dt.date | None) -> str:
+    if end is None:
+        return ""
+    return (f'end_date: "{end.isoformat()}"          # last daily partition: where the events end (remove it '
+            "to follow new days)\n")
 
 
 def _feature_yaml(feature_set: str, entity: str, timestamp: str) -> str:
@@ -121,7 +130,8 @@ def _workspace_entry(name: str) -> str:
 
 
 def scaffold(projects_dir: Path, name: str, *, collection: str, entity: str, timestamp: str, start_date: dt.date,
-             task: str = "binary", database: str | None = None, workspace: Path | None = None) -> Scaffolded:
+             task: str = "binary", database: str | None = None, workspace: Path | None = None,
+             end_date: dt.date | None = None) -> Scaffolded:
     """Write and load a new project; raises ScaffoldFailed, leaving nothing behind, when anything is off."""
     if not re.fullmatch(PROJECT_NAME, name) or len(name) > 40:
         raise ScaffoldFailed(f"project name {name!r}: lowercase letters, digits and _, starting with a letter, "
@@ -132,6 +142,8 @@ def scaffold(projects_dir: Path, name: str, *, collection: str, entity: str, tim
         source = SourceConfig(collection=collection, database=database, timestamp=timestamp)
     except ValidationError as exc:
         raise ScaffoldFailed("; ".join(describe_validation_error(exc))) from None
+    if end_date is not None and end_date < start_date:
+        raise ScaffoldFailed(f"end date {end_date} is before the start date {start_date}")
     project_dir = projects_dir / name
     if project_dir.exists():
         raise ScaffoldFailed(f"{project_dir} already exists")
@@ -144,7 +156,7 @@ def scaffold(projects_dir: Path, name: str, *, collection: str, entity: str, tim
     feature_set = f"{name}_activity"
     label = f"{name}_active_next_30d" if task == "binary" else f"{name}_events_next_30d"
     files = {
-        project_dir / PROJECT_FILE: _project_yaml(name, source, entity, start_date, task, label),
+        project_dir / PROJECT_FILE: _project_yaml(name, source, entity, start_date, task, label, end_date),
         project_dir / "features" / f"{feature_set}.yaml": _feature_yaml(feature_set, entity, timestamp),
         project_dir / "labels" / f"{label}.yaml": _label_yaml(label, task, entity, timestamp),
     }

@@ -83,3 +83,32 @@ def test_a_step_is_retried_under_either_executor(job, instance, tmp_path):
         retried = [e for e in instance.all_logs(result.run_id)
                    if e.dagster_event and e.dagster_event.event_type_value == "STEP_UP_FOR_RETRY"]
         assert [e.step_key for e in retried] == ["where"]
+
+
+@dg.asset(partitions_def=dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-02-01"))
+def january_day(context) -> None:
+    context.log.info("ran")
+
+
+january = dg.Definitions(assets=[january_day], jobs=[dg.define_asset_job("january", executor_def=plan_sized_executor)])
+
+
+def january_job():
+    return january.resolve_job_def("january")
+
+
+@pytest.mark.parametrize("tags", [
+    {"dagster/partition": "2024-03-05"},
+    {"dagster/asset_partition_range_start": "2024-01-30", "dagster/asset_partition_range_end": "2024-02-02"},
+])
+def test_a_run_for_partitions_that_no_longer_exist_fails_saying_what_changed(instance, tags):
+    with dg.execute_job(dg.reconstructable(january_job), instance=instance, tags=tags) as result:
+        assert not result.success
+        [failure] = [e for e in instance.all_logs(result.run_id) if e.dagster_event and e.dagster_event.is_run_failure]
+        message = failure.dagster_event.event_specific_data.error.message if failure.dagster_event.event_specific_data \
+            and failure.dagster_event.event_specific_data.error else failure.message
+        missing = tags.get("dagster/partition", "2024-02-02")
+        assert f"january_day has no partition {missing} any more: its daily partitions are now 2024-01-01 to " \
+               "2024-01-31" in message
+        assert "Nothing was run" in message
+        assert not [e for e in instance.all_logs(result.run_id) if e.message == "ran"]

@@ -5,6 +5,7 @@ import json
 import re
 
 import pyarrow as pa
+import pyarrow.csv
 import pyarrow.parquet as pq
 import pytest
 
@@ -111,3 +112,92 @@ def test_the_demo_source_and_unknown_sources_are_refused(mongo, project, tmp_pat
         import_file(mongo.db(), project, "clicks", path)
     with pytest.raises(ImportFailed, match="unknown file type '.xlsx'"):
         import_file(mongo.db(), project, "orders", tmp_path / "orders.xlsx")
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Read files in blocks of a few rows, with types inferred from their first 64 bytes."""
+    from mining_platform.sources import importer
+
+    monkeypatch.setattr(importer, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(importer, "SAMPLE_BYTES", 64)
+    monkeypatch.setattr(importer, "PARQUET_ROWS", 3)
+    monkeypatch.setattr(importer, "PROGRESS_SECONDS", 0.0)
+
+
+def test_a_file_streamed_in_blocks_keeps_repeats_across_blocks_and_types_that_change_later(
+        mongo, project, tmp_path, small_blocks):
+    # `note` is empty in the first rows, `amount` turns from integers to decimals after them.
+    lines = ["user_id,ordered_at,amount,note"] + [f"u{i % 3},2024-03-0{1 + i % 5},{i},"for i in range(12)]
+    lines += ["u1,2024-03-01,0,"] * 3 + ["u9,2024-03-09,2.5,late"]
+    path = tmp_path / "orders.csv"
+    path.write_text("\n".join(lines) + "\n")
+    said = []
+    report = import_file(mongo.db(), project, "orders", path, progress=said.append)
+    assert (report.rows, report.inserted, report.already_there) == (16, 16, 0)
+    assert any("did not fit later rows" in note for note in report.notes)
+    assert any("checked" in line for line in said) and any("wrote 16 of 16 rows" in line for line in said)
+    stored = documents(mongo)
+    assert sum(1 for d in stored if d["user_id"] == "u1" and d["amount"] == 0) == 3
+    assert stored[-1] == {"user_id": "u9", "ordered_at": dt.datetime(2024, 3, 9, tzinfo=UTC), "amount": 2.5,
+                          "note": "late"}
+    assert list(mongo.db()["orders"].find_one({"user_id": "u9"})) == ["_id", "user_id", "ordered_at", "amount",
+                                                                       "note"]
+    again = import_file(mongo.db(), project, "orders", path)
+    assert (again.inserted, again.already_there) == (0, 16)
+    # The same rows with the columns in another order are the same rows.
+    table = pa.csv.read_csv(path, convert_options=pa.csv.ConvertOptions(strings_can_be_null=True))
+    pq.write_table(table.select(["note", "amount", "ordered_at", "user_id"]), tmp_path / "orders.parquet")
+    shuffled = import_file(mongo.db(), project, "orders", tmp_path / "orders.parquet")
+    assert (shuffled.inserted, shuffled.already_there) == (0, 16)
+    assert mongo.db()["orders"].count_documents({}) == 16
+
+
+def test_values_mongodb_cannot_hold_are_refused_before_anything_is_written(mongo, project, tmp_path, small_blocks):
+    import decimal
+
+    good = {"user_id": ["a", "b", "c", "d"], "ordered_at": pa.array([dt.date(2024, 1, d) for d in range(1, 5)])}
+    cases = [
+        ({"big": pa.array([1, 2, 3, 2**64 - 1], pa.uint64())}, "row 4: big 18446744073709551615 is above 2^63-1"),
+        ({"price": pa.array([decimal.Decimal("1.5")] * 4)}, "column 'price' is decimal128(2, 1)"),
+        ({"took": pa.array([dt.timedelta(seconds=1)] * 4)}, "column 'took' is duration[us]"),
+        ({"bad\x00name": [1, 2, 3, 4]}, "a MongoDB field name cannot start with $ or contain a dot or a NUL"),
+        ({"when": pa.array([dt.datetime(2024, 1, 1)] * 3 + [None], pa.timestamp("s")).fill_null(
+            pa.scalar(253402300800 + 86400, pa.timestamp("s")))}, "row 4: when is outside years 1-9999"),
+    ]
+    for extra, problem in cases:
+        path = tmp_path / "orders.parquet"
+        pq.write_table(pa.table({**good, **extra}), path)
+        with pytest.raises(ImportFailed, match=re.escape(problem)):
+            import_file(mongo.db(), project, "orders", path)
+        assert mongo.db()["orders"].count_documents({}) == 0
+
+
+def test_dates_categories_binary_and_nested_values_are_stored_as_mongodb_types(mongo, project, tmp_path, small_blocks):
+    path = tmp_path / "orders.parquet"
+    pq.write_table(pa.table({
+        "user_id": pa.array([1, 2, 3, 4, 5], pa.int16()),
+        "ordered_at": pa.array([dt.datetime(2024, 1, 1, 9, 30, 15, 123456)] * 5, pa.timestamp("us", tz="Europe/Paris")),
+        "shipped": pa.array([dt.date(2024, 1, 3), None, dt.date(1969, 12, 31), None, None]),
+        "tier": pa.array(["gold", "gold", None, "silver", "gold"]).dictionary_encode(),
+        "blob": [b"\x00\xff", None, b"", None, None],
+        "items": [[{"sku": "x", "n": 1}], None, [], None, None],
+        "flag": [True, False, None, True, True],
+    }), path)
+    import_file(mongo.db(), project, "orders", path)
+    stored = {d["user_id"]: d for d in mongo.db()["orders"].find({}, {"_id": 0})}
+    assert stored[1] == {"user_id": 1, "ordered_at": dt.datetime(2024, 1, 1, 9, 30, 15, 123000, tzinfo=UTC),
+                         "shipped": dt.datetime(2024, 1, 3, tzinfo=UTC), "tier": "gold", "blob": b"\x00\xff",
+                         "items": [{"sku": "x", "n": 1}], "flag": True}
+    assert stored[2] == {"user_id": 2, "ordered_at": stored[1]["ordered_at"], "tier": "gold", "flag": False}
+    assert stored[3]["shipped"] == dt.datetime(1969, 12, 31, tzinfo=UTC) and stored[3]["items"] == []
+
+
+def test_a_collection_filled_by_the_earlier_importer_is_not_imported_into_twice(mongo, project, tmp_path):
+    mongo.db()["orders"].insert_one({"_id": "0123456789abcdef01234567", "user_id": 1,
+                                     "ordered_at": dt.datetime(2024, 1, 1, tzinfo=UTC)})
+    path = tmp_path / "orders.csv"
+    path.write_text("user_id,ordered_at\n1,2024-01-01\n")
+    with pytest.raises(ImportFailed, match="filled by an earlier version of import"):
+        import_file(mongo.db(), project, "orders", path)
+    assert mongo.db()["orders"].count_documents({}) == 1

@@ -173,3 +173,33 @@ def test_an_observation_records_each_changed_day_once(shop, mongo, tmp_path, cap
     orders.delete_many({"ordered_at": {"$lt": dt.datetime(2024, 3, 2, tzinfo=UTC)}})
     assert observe() == {"2024-03-01": "0 events"}
     assert orders.count_documents({}) == 2  # observing never writes
+
+
+def test_a_historical_file_gets_partitions_that_end_where_its_events_end(shop, mongo, capsys):
+    from mining_platform.spec.project import load_project
+
+    projects, workspace = shop
+    new_project("history", "binary", projects, workspace, capsys)  # the collection is empty: no end_date yet
+    assert load_project(projects / "history").end_date is None
+    log, _ = purchase_log()  # 2024-03-01 .. 2024-07-28, years before today
+    arguments = ["import", str(log), "--project", "history", "--source", "events", "--timestamp-format",
+                 "%d/%m/%Y %H:%M"]
+    assert cli.main(arguments) == 0
+    out, err = capsys.readouterr()
+    assert 'for a historical file add `end_date: "2024-07-27"`' in out and "--set-end-date" in out
+    assert "orders.csv: 7,098 rows in" in err  # the progress lines
+    assert load_project(projects / "history").end_date is None  # proposed, not written
+    assert cli.main([*arguments, "--set-end-date"]) == 0
+    out, _ = capsys.readouterr()
+    assert "0 new" in out and 'set end_date: "2024-07-27"' in out
+    assert load_project(projects / "history").end_date == dt.date(2024, 7, 27)
+    # `new` over the loaded collection finds both ends itself.
+    assert cli.main(["new", "again", "--source", "orders", "--entity", "customer", "--timestamp", "ordered_at",
+                     "--workspace", str(workspace)]) == 0
+    out, _ = capsys.readouterr()
+    assert "end_date 2024-07-27: the newest event is from 2024-07-28" in out
+    again = load_project(projects / "again")
+    assert (again.start_date, again.end_date, again.automation.follow_days) == (START, dt.date(2024, 7, 27), 3)
+    assert cli.main(["new", "live", "--source", "orders", "--entity", "customer", "--timestamp", "ordered_at",
+                     "--end-date", "none", "--workspace", str(workspace)]) == 0
+    assert load_project(projects / "live").end_date is None

@@ -83,3 +83,48 @@ def test_a_day_is_scored_once_its_features_are_committed_and_a_champion_was_depl
         committed("2024-02-01")  # recommitted
         days, cursor = requested(cursor)
         assert days == ["2024-02-01", "2024-02-03"]
+
+
+def test_observed_changes_are_followed_only_on_the_latest_days_and_runs_upstream_always():
+    from mining_platform.assets.demo import build_demo_asset
+    from mining_platform.spec.project import AutomationConfig
+
+    churn = load_spec(REPO / "projects" / "churn")  # automation.follow_days: 3 (the default); end_date 2024-03-31
+    assert churn.project.automation.follow_days == 3
+    spend = load_spec(REPO / "projects" / "spend")
+    follow_three = spend.project.model_copy(update={"automation": AutomationConfig(follow_days=3)})
+    [windowed] = spend.definitions
+    activity = next(d for d in churn.definitions if d.name == "user_activity")
+    assets = dg.Definitions(
+        assets=[build_source_asset(follow_three, windowed.source), build_tiles_asset(follow_three, windowed),
+                build_source_asset(churn.project, activity.source), build_demo_asset(churn.project),
+                build_tiles_asset(churn.project, activity)],
+        resources={"mongo": MongoResource(uri="mongodb://127.0.0.1:9/?directConnection=true", database="unused")})
+
+    def observe(source: dg.AssetKey, days) -> None:
+        for day in days:
+            instance.report_runless_asset_event(dg.AssetObservation(source, partition=day,
+                                                                    tags={DATA_VERSION_TAG: f"1 events, {day}"}))
+
+    def requested(cursor):
+        result = dg.evaluate_automation_conditions(defs=assets, instance=instance, cursor=cursor)
+        return {project: sorted(result.get_requested_partitions(dg.AssetKey([project, "tiles", name])))
+                for project, name in (("spend", windowed.name), ("churn", activity.name))}, result.cursor
+
+    history = ("2024-01-05", "2024-02-10", "2024-03-28", "2024-03-29", "2024-03-31")
+    with dg.instance_for_test() as instance:
+        _, cursor = requested(None)
+        # A first observation of the whole history: only the last three days follow.
+        observe(dg.AssetKey(["spend", "sources", windowed.source]), history)
+        observe(dg.AssetKey(["churn", "sources", activity.source]), history)
+        days, cursor = requested(cursor)
+        assert days == {"spend": ["2024-03-29", "2024-03-31"], "churn": []}  # churn's tiles wait for its demo days
+        # Days a run wrote upstream (here the demo generator, launched by the user) follow, however old.
+        for day in ("2024-01-05", "2024-03-31"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(["churn", "demo", activity.source]),
+                                                                        partition=day))
+        days, cursor = requested(cursor)
+        assert days == {"spend": [], "churn": ["2024-01-05", "2024-03-31"]}
+        observe(dg.AssetKey(["spend", "sources", windowed.source]), ("2024-02-10", "2024-03-30"))  # changed again
+        days, cursor = requested(cursor)
+        assert days["spend"] == ["2024-03-30"]

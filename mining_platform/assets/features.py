@@ -1,5 +1,7 @@
 """`<p>/features/<name>`: one daily-partitioned asset per feature definition, computed in MongoDB."""
 
+import datetime as dt
+
 import dagster as dg
 from pydantic import Field
 
@@ -15,17 +17,29 @@ from mining_platform.spec import names
 from mining_platform.spec.definition import FeatureDefinition, WindowedDefinition
 from mining_platform.spec.project import ProjectConfig
 
-# A feature day follows its source day: whenever an observation records a new data version
-# for a source day (its events changed), that day's features are recomputed. Unlike
-# AutomationCondition.eager(), not only the latest day: a late or replayed day is
-# recomputed too. Never while the source day was never observed, nor when this asset is
-# already running for it.
-ON_NEW_RAW_DAY = (
-    dg.AutomationCondition.any_deps_updated().since_last_handled()
-    & ~dg.AutomationCondition.any_deps_missing()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("when its source day changes")
+def follows_source_days(project: ProjectConfig) -> dg.AutomationCondition:
+    """When automation computes a tile or feature day by itself.
+
+    A day follows what it reads: when a run materialises an upstream day (the demo generator, tiles for a
+    window), and when an observation records a new data version for its source day (its events changed), that
+    day is recomputed; a late or replayed day too, not only the latest. An observed change counts only within
+    the project's `automation.follow_days` (the latest days of its partitions): older history is computed when
+    the user backfills it, so a first observation of a year of events launches nothing for the whole year.
+    Never while the source day was never observed, nor while this asset is already running for it.
+    """
+    sources = dg.AssetSelection.assets(*(source_key(project.name, key) for key in project.sources))
+    observed = dg.AutomationCondition.any_deps_updated().allow(sources)
+    follow = project.automation.follow_days
+    if follow != "all":
+        observed = observed & dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=follow))
+    ran = dg.AutomationCondition.any_deps_updated().ignore(sources)
+    days = "every day" if follow == "all" else f"the last {follow} days"
+    return (
+        (ran | observed).since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label(f"when what it reads changes (observed sources: {days})")
 
 
 class FeatureRunConfig(dg.Config):
@@ -121,7 +135,7 @@ def _daily_feature_asset(project: ProjectConfig, definition: FeatureDefinition) 
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=retry_policy(),
         pool=pools.MONGODB,
-        automation_condition=ON_NEW_RAW_DAY,
+        automation_condition=follows_source_days(project),
         code_version=definition.content_hash,
         group_name="features",
         kinds={"mongodb"},

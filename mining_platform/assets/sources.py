@@ -16,25 +16,19 @@ from mining_platform.keys import source_key
 from mining_platform.partitions import daily_partitions
 from mining_platform.resilience import failures_classified
 from mining_platform.resources import MongoResource
-from mining_platform.sources.observe import complete_through, day_counts, shown
+from mining_platform.sources.observe import changed_versions, complete_through, day_counts, shown
 from mining_platform.spec.project import ProjectConfig
-
-NO_EVENTS = "0 events"
 
 
 def observe_source(context, mongo: MongoResource, project: ProjectConfig, key: str,
                    partitions_def: dg.TimeWindowPartitionsDefinition) -> dict[str, str]:
-    """The days (partition keys) whose data version changed since the last observation, with their new version."""
+    """Every day's data version, computed in MongoDB: the days (partition keys) whose version changed since the
+    last observation, with their new version. What the observation job runs (the sensor reads fewer days)."""
     source = project.sources[key]
-    asset = source_key(project.name, key)
-    days = set(partitions_def.get_partition_keys(dynamic_partitions_store=context.instance))
+    days = partitions_def.get_partition_keys(dynamic_partitions_store=context.instance)
     end = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
     counts = day_counts(mongo.analytics_db(), source, start=project.start_date, end=end)
-    previous = observed_data_versions(context.instance, asset)
-    current = {day: count.version for day, count in counts.items() if day in days}
-    # A day that had events and has none now (deleted) changes too.
-    current.update({day: NO_EVENTS for day, version in previous.items() if day not in current and version != NO_EVENTS})
-    changed = {day: version for day, version in current.items() if previous.get(day) != version}
+    changed = changed_versions(counts, observed_data_versions(context.instance, source_key(project.name, key)), days)
     newest = max((c.newest for c in counts.values()), default=None)
     context.log.info(
         f"{shown(source, mongo.analytics_db())}: {sum(c.events for c in counts.values())} events on {len(counts)} days "

@@ -1,38 +1,57 @@
-"""`mining-platform import FILE --project P --source S`: a CSV, Parquet or JSON-lines file into a source.
+"""`mining-platform import`: a CSV, Parquet or JSON-lines file into a source, streamed.
 
-The file is read with pyarrow and checked whole before anything is written: every row
-needs the project's entity and a parseable event time (a date without a time is
-00:00 UTC; text is parsed as ISO 8601, or with `--timestamp-format`). Any bad row
-fails the import, listed by line, with nothing written.
+The file is read twice in record batches, never whole. The first pass checks every row
+before anything is written: each needs the project's entity and a parseable event time
+(a date without a time is 00:00 UTC; text is parsed as ISO 8601, or with
+`--timestamp-format`), and every value must be storable in MongoDB. Any bad row fails
+the import, listed by line, with nothing written. The second pass builds each batch's
+BSON documents column by column (`bson_rows`) and inserts them.
 
-Each row's `_id` is derived from its content (and, for identical rows, its occurrence
-number), and rows are upserted by it: importing the same file twice, or an export
-that grew, leaves each row once. A write interrupted midway is completed by running
-the same import again.
+Each row's `_id` is a digest of its content (and, for identical rows, its occurrence
+number in the file), so importing the same file twice, or an export that grew, leaves
+each row once: rows already there are counted, not rewritten. A write interrupted
+midway is completed by running the same import again.
 """
 
 import datetime as dt
 import hashlib
-import json
+import re
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pymongo import ASCENDING, ReplaceOne
+from bson.raw_bson import RawBSONDocument
+from pymongo import ASCENDING
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError
 
+from mining_platform.sources import bson_rows
 from mining_platform.sources.observe import shown, source_database
 from mining_platform.spec.project import ProjectConfig
 
-WRITE_BATCH = 5_000
 SHOWN_PROBLEMS = 20
+BLOCK_BYTES = 1 << 20  # CSV and JSON are read in blocks of this size …
+SAMPLE_BYTES = 4 << 20  # … with column types inferred from the file's first this many bytes
+PARQUET_ROWS = 65_536
+PROGRESS_SECONDS = 5.0
+DUPLICATE_KEY = 11000
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "json", ".ndjson": "json",
            ".json": "json"}
+# Row ids of the importer before streaming (sha256 of the row as JSON): a file imported with them
+# would be imported a second time under the new ids.
+EARLIER_ID = re.compile(r"[0-9a-f]{24}(-\d+)?")
 
 
 class ImportFailed(ValueError):
     """The file cannot be imported as it is; the message names the file, and the lines at fault."""
+
+
+class _Unreadable(ImportFailed):
+    """The reader gave up (for CSV and JSON, possibly a column whose later rows do not fit its inferred type)."""
 
 
 @dataclass
@@ -43,91 +62,277 @@ class ImportReport:
     first_day: dt.date | None
     last_day: dt.date | None
     target: str
+    seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
-def _read(path: Path, timestamp: str, as_text: bool) -> tuple[pa.Table, str, int]:
-    """(table, format, line number of the first row)."""
-    kind = FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise ImportFailed(f"{path}: unknown file type {path.suffix!r}; import reads {', '.join(sorted(FORMATS))}")
-    try:
-        if kind == "csv":
-            from pyarrow import csv
+class _File:
+    """The file as a stream of record batches; `fraction` says how far through it a pass is."""
 
-            options = csv.ConvertOptions(column_types={timestamp: pa.string()} if as_text else None,
-                                         strings_can_be_null=True)
-            return csv.read_csv(path, convert_options=options), kind, 2
-        if kind == "parquet":
+    def __init__(self, path: Path, timestamp: str, as_text: bool):
+        self.path, self.kind = path, FORMATS.get(path.suffix.lower())
+        if self.kind is None:
+            raise ImportFailed(f"{path}: unknown file type {path.suffix!r}; import reads {', '.join(sorted(FORMATS))}")
+        if not path.is_file():
+            raise ImportFailed(f"{path}: file not found")
+        self.first_line = 2 if self.kind == "csv" else 1
+        self.text_columns = {timestamp: pa.string()} if as_text else {}
+        self.size, self._handle = max(path.stat().st_size, 1), None
+        self.schema = None if self.kind == "parquet" else self._sample_schema()
+
+    def fraction(self) -> float:
+        return 0.0 if self._handle is None else min(self._handle.tell() / self.size, 1.0)
+
+    def where(self, row: int) -> str:
+        return f"row {row + 1}" if self.kind == "parquet" else f"line {row + self.first_line}"
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._batches()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
+            raise _Unreadable(f"{self.path}: cannot read it as {self.kind}: {exc}") from None
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        if self.kind == "parquet":
             import pyarrow.parquet as pq
 
-            return pq.read_table(path), kind, 1
-        from pyarrow import json as pa_json
+            with open(self.path, "rb") as self._handle:
+                yield from pq.ParquetFile(self._handle).iter_batches(batch_size=PARQUET_ROWS)
+            return
+        with open(self.path, "rb") as self._handle:
+            yield from self._reader(self._handle)
 
-        return pa_json.read_json(path), kind, 1
-    except FileNotFoundError:
-        raise ImportFailed(f"{path}: file not found") from None
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        raise ImportFailed(f"{path}: cannot read it as {kind}: {exc}") from None
+    def _reader(self, handle):
+        if self.kind == "csv":
+            from pyarrow import csv
+
+            types = {**({} if self.schema is None else {f.name: f.type for f in self.schema}), **self.text_columns}
+            return csv.open_csv(handle, read_options=csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+                                convert_options=csv.ConvertOptions(column_types=types or None,
+                                                                   strings_can_be_null=True))
+        from pyarrow import json
+
+        return json.open_json(handle, read_options=json.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+                              parse_options=json.ParseOptions(explicit_schema=self.schema))
+
+    def _sample_schema(self) -> pa.Schema | None:
+        """Column types inferred from the file's first SAMPLE_BYTES (whole lines), or None to infer while streaming."""
+        from pyarrow import csv, json
+
+        with open(self.path, "rb") as handle:
+            head = handle.read(SAMPLE_BYTES)
+            if handle.read(1):
+                head = head[:head.rfind(b"\n") + 1]
+        try:
+            if self.kind == "csv":
+                return csv.read_csv(pa.BufferReader(head), convert_options=csv.ConvertOptions(
+                    column_types=self.text_columns or None, strings_can_be_null=True)).schema
+            return json.read_json(pa.BufferReader(head)).schema
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None  # e.g. a quoted line break at the cut: the reader infers from its first block
+        finally:
+            pa.default_memory_pool().release_unused()
+
+    def infer_whole(self) -> None:
+        """Column types from the whole file, for a file whose later rows do not fit the first block's types."""
+        from pyarrow import csv, json
+
+        try:
+            if self.kind == "csv":
+                table = csv.read_csv(self.path, convert_options=csv.ConvertOptions(
+                    column_types=self.text_columns or None, strings_can_be_null=True))
+            else:
+                table = json.read_json(self.path)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+            raise ImportFailed(f"{self.path}: cannot read it as {self.kind}: {exc}") from None
+        self.schema = table.schema
 
 
-def _where(kind: str, first_line: int, row: int) -> str:
-    return f"row {row + 1}" if kind == "parquet" else f"line {row + first_line}"
+class _Progress:
+    def __init__(self, say: Callable[[str], None] | None, name: str):
+        self.say, self.name, self.started, self.last = say, name, time.monotonic(), time.monotonic()
+
+    def __call__(self, message: Callable[[float], str], *, done: bool = False) -> None:
+        now = time.monotonic()
+        if self.say is not None and (done or now - self.last >= PROGRESS_SECONDS):
+            self.last = now
+            self.say(f"{self.name}: {message(now - self.started)}")
+
+
+@dataclass
+class _Checked:
+    rows: int = 0
+    bad: int = 0
+    shown: list[str] = field(default_factory=list)
+    first: int | None = None  # event times, UTC milliseconds
+    last: int | None = None
+    digests: list[bytes] = field(default_factory=list)  # 16 bytes a row, one item a batch
+
+    def refuse(self, where: str, reason: str) -> None:
+        self.bad += 1
+        if len(self.shown) < SHOWN_PROBLEMS:
+            self.shown.append(f"{where}: {reason}")
 
 
 def _parse_text(values: pa.Array, fmt: str | None) -> tuple[pa.Array, list[int]]:
     """Text event times as UTC timestamps; the rows that did not parse."""
-    utc = pa.timestamp("ms", tz="UTC")
     if fmt is not None:
         try:
             parsed = pc.strptime(values, format=fmt, unit="ms", error_is_null=True)
         except pa.ArrowInvalid as exc:
             raise ImportFailed(f"--timestamp-format {fmt!r}: {exc}") from None
-        parsed = parsed.cast(utc)  # a naive result is UTC; a zoned one (%z) is converted
+        parsed = parsed.cast(bson_rows.UTC_MS)  # a naive result is UTC; a zoned one (%z) is converted
     else:
-        parsed = pa.array([_iso(value) for value in values.to_pylist()], type=utc)
-    bad = [i for i, (text, value) in enumerate(zip(values.to_pylist(), parsed.to_pylist()))
-           if text is not None and value is None]
-    return parsed, bad
+        parsed = _iso_times(values)
+    unparsed = pc.and_(pc.is_valid(values), pc.is_null(parsed))
+    return parsed, pc.indices_nonzero(unparsed).to_pylist()
 
 
-def _iso(text: str | None) -> dt.datetime | None:
+def _iso_times(values: pa.Array) -> pa.Array:
+    """ISO 8601 text as UTC: Arrow's parser for a batch that is all zoned or all zone-less, else row by row."""
+    for target in (pa.timestamp("ns", tz="UTC"), pa.timestamp("ns")):
+        try:
+            return bson_rows.utc_ms(pc.cast(values, target))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    millis = [_iso(value) for value in values.to_pylist()]
+    valid = np.array([value is not None for value in millis], dtype=bool)
+    return bson_rows.numbers(np.array([value or 0 for value in millis], dtype=np.int64), pa.int64(),
+                             valid).cast(bson_rows.UTC_MS)
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _iso(text: str | None) -> int | None:
+    """ISO 8601 text as UTC milliseconds since 1970."""
     if text is None:
         return None
     try:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    value = value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    return (value - EPOCH) // dt.timedelta(milliseconds=1)
 
 
-def _event_times(column: pa.ChunkedArray, fmt: str | None, name: str) -> tuple[pa.Array, list[int]]:
-    values = column.combine_chunks()
-    utc = pa.timestamp("ms", tz="UTC")
-    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+def _event_times(values: pa.Array, fmt: str | None, name: str) -> tuple[pa.Array, list[int]]:
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type) or pa.types.is_null(values.type):
         return _parse_text(values.cast(pa.string()), fmt)
     if fmt is not None:
         raise ImportFailed(f"column {name!r} is {values.type}, not text: --timestamp-format applies to text only")
-    if pa.types.is_timestamp(values.type):
-        # A timestamp without a zone is UTC.
-        naive = values if values.type.tz is None else values.cast(pa.timestamp(values.type.unit))
-        return naive.cast(pa.timestamp("ms")).cast(utc), []
-    if pa.types.is_date(values.type):
-        return values.cast(pa.timestamp("ms")).cast(utc), []
+    if pa.types.is_timestamp(values.type) or pa.types.is_date(values.type):
+        return bson_rows.utc_ms(values), []
     raise ImportFailed(f"column {name!r} is {values.type}: an event time must be a date, a timestamp or text "
                        "(for numbers such as 19970101 pass --timestamp-format %Y%m%d)")
 
 
-def _row_id(row: dict, seen: dict[str, int]) -> str:
-    digest = hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()[:24]
-    occurrence = seen.get(digest, 0)
-    seen[digest] = occurrence + 1
-    return digest if occurrence == 0 else f"{digest}-{occurrence}"
+class _Rows:
+    """What the two passes share: the file's columns, and how each becomes BSON."""
+
+    def __init__(self, file: _File, schema: pa.Schema, entity: str, timestamp: str, fmt: str | None, source_key: str):
+        self.file, self.entity, self.timestamp, self.fmt = file, entity, timestamp, fmt
+        names = schema.names
+        problems = [f"column {name!r}: a MongoDB field name cannot start with $ or contain a dot or a NUL"
+                    for name in names if name.startswith("$") or "." in name or "\x00" in name or not name]
+        if "_id" in names:
+            problems.append("column '_id': import derives each row's _id from its content; rename or drop the column")
+        if len(set(names)) != len(names):
+            problems.append(f"columns named twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+        for needed, what in ((entity, "the project's entity"), (timestamp, f"sources.{source_key}.timestamp")):
+            if needed not in names:
+                problems.append(f"no column {needed!r} ({what}); the file has {', '.join(names)}")
+        entity_type = schema.field(entity).type if entity in names else pa.null()
+        if pa.types.is_dictionary(entity_type):
+            entity_type = entity_type.value_type
+        if not (pa.types.is_integer(entity_type) or pa.types.is_string(entity_type)
+                or pa.types.is_large_string(entity_type) or pa.types.is_null(entity_type)):
+            problems.append(f"column {entity!r} is {entity_type}; an entity id is a string or an integer")
+        self.encoders = {}
+        for column in schema:
+            if column.name != timestamp:
+                try:
+                    self.encoders[column.name] = bson_rows.encoder(column)
+                except bson_rows.UnstorableColumn as exc:
+                    problems.append(str(exc))
+        if problems:
+            raise ImportFailed(f"{file.path}: " + "; ".join(problems))
+        self.order = names
+        self.sorted = sorted(names)
+
+    def elements(self, batch: pa.RecordBatch) -> tuple[dict[str, pa.Array], pa.Array, dict[int, str]]:
+        """(elements by column, event times, row → why it cannot be imported)."""
+        raw_times = batch.column(self.timestamp)
+        times, unparsed = _event_times(raw_times, self.fmt, self.timestamp)
+        how = f"time in format {self.fmt!r}" if self.fmt else "ISO 8601 date or time"
+        bad = {i: f"{self.timestamp} {raw_times[i].as_py()!r} is not a {how}" for i in unparsed}
+        for i in pc.indices_nonzero(pc.is_null(times)).to_pylist():
+            bad.setdefault(i, f"no {self.timestamp}")
+        for i in bson_rows.out_of_range(times):
+            bad.setdefault(i, f"{self.timestamp} is outside years 1-9999")
+        for i in pc.indices_nonzero(pc.is_null(batch.column(self.entity))).to_pylist():
+            bad.setdefault(i, f"no {self.entity}")
+        elements = {self.timestamp: bson_rows.encoder(pa.field(self.timestamp, times.type))(times).values}
+        for name, encode in self.encoders.items():
+            if encode is not None:
+                encoded = encode(batch.column(name))
+                elements[name] = encoded.values
+                for i, reason in encoded.bad.items():
+                    bad.setdefault(i, reason)
+        return elements, times, bad
+
+
+def _check(file: _File, columns: dict, progress: _Progress) -> tuple[_Rows, _Checked]:
+    """The first pass: every row checked, each good row's content digest kept (16 bytes a row)."""
+    rows, checked = None, _Checked()
+    for batch in file.batches():
+        if rows is None:
+            rows = _Rows(file, batch.schema, **columns)
+        elements, times, bad = rows.elements(batch)
+        for i, reason in sorted(bad.items()):
+            checked.refuse(file.where(checked.rows + i), reason)
+        if not checked.bad:
+            present = [elements[name] for name in rows.sorted if name in elements]
+            checked.digests.append(b"".join(hashlib.blake2b(row, digest_size=16).digest()
+                                            for row in bson_rows.content(present, batch.num_rows).to_pylist()))
+        if batch.num_rows:
+            low, high = (value.as_py() for value in pc.min_max(times.cast(pa.int64())).values())
+            if low is not None:
+                checked.first = min(low, checked.first if checked.first is not None else low)
+                checked.last = max(high, checked.last if checked.last is not None else high)
+        checked.rows += batch.num_rows
+        progress(lambda _: f"checked {checked.rows:,} rows ({file.fraction():.0%} of the file)")
+    if rows is None:
+        raise ImportFailed(f"{file.path}: no rows")
+    return rows, checked
+
+
+def _ids(digests: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's digest as hex text and its occurrence among identical rows before it (0, 1, …)."""
+    pairs = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 2)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    ranked = pairs[order]
+    starts = np.r_[True, (ranked[1:] != ranked[:-1]).any(axis=1)]
+    position = np.arange(len(ranked))
+    occurrence = np.empty(len(ranked), dtype=np.int32)
+    occurrence[order] = position - np.maximum.accumulate(np.where(starts, position, 0))
+    return pairs, occurrence
+
+
+def _id_array(pairs: np.ndarray, occurrence: np.ndarray) -> pa.Array:
+    hexed = pairs.astype(">u8").tobytes().hex().encode()
+    digest = pa.FixedSizeBinaryArray.from_buffers(pa.binary(32), len(pairs), [None, pa.py_buffer(hexed)])
+    repeat = bson_rows.numbers(occurrence.astype(np.int64), pa.int64(), valid=occurrence > 0).cast(pa.string())
+    dash, empty = bson_rows.scalar(b"-", pa.string()), bson_rows.scalar(b"", pa.string())
+    suffix = pc.fill_null(pc.binary_join_element_wise(dash, repeat, empty), empty)
+    return pc.binary_join_element_wise(digest.cast(pa.string()), suffix, empty)
 
 
 def import_file(db: Database, project: ProjectConfig, source_key: str, path: Path, *,
-                timestamp_format: str | None = None) -> ImportReport:
-    """Check the whole file, then upsert every row into the source's collection (see the module docstring)."""
+                timestamp_format: str | None = None, progress: Callable[[str], None] | None = None) -> ImportReport:
+    """Check the whole file, then insert every row not already in the source (see the module docstring)."""
     if source_key not in project.sources:
         raise ImportFailed(f"project {project.name} has no source {source_key!r} (its sources: "
                            f"{', '.join(project.sources)})")
@@ -138,55 +343,72 @@ def import_file(db: Database, project: ProjectConfig, source_key: str, path: Pat
     if "." in timestamp:
         raise ImportFailed(f"sources.{source_key}.timestamp {timestamp!r} is a nested field; import writes top-level "
                            "columns, so name a column of the file")
-    table, kind, first_line = _read(path, timestamp, as_text=timestamp_format is not None)
-    columns = table.column_names
-    problems = [f"column {name!r}: a MongoDB field name cannot start with $ or contain a dot"
-                for name in columns if name.startswith("$") or "." in name or not name]
-    if "_id" in columns:
-        problems.append("column '_id': import derives each row's _id from its content; rename or drop the column")
-    for needed, what in ((entity, "the project's entity"), (timestamp, f"sources.{source_key}.timestamp")):
-        if needed not in columns:
-            problems.append(f"no column {needed!r} ({what}); the file has {', '.join(columns)}")
-    if problems:
-        raise ImportFailed(f"{path}: " + "; ".join(problems))
-    if table.num_rows == 0:
+    started = time.monotonic()
+    file, notes = _File(path, timestamp, as_text=timestamp_format is not None), []
+    say = _Progress(progress, path.name)
+    columns = {"entity": entity, "timestamp": timestamp, "fmt": timestamp_format, "source_key": source_key}
+    try:
+        rows, checked = _check(file, columns, say)
+    except _Unreadable:
+        if file.kind == "parquet":
+            raise
+        # A column whose later rows do not fit the type inferred from the file's head: infer from all rows.
+        file.infer_whole()
+        notes.append(f"column types inferred from the first {SAMPLE_BYTES >> 20} MB did not fit later rows: the "
+                     "file was read whole once to infer them")
+        rows, checked = _check(file, columns, say)
+    if checked.bad:
+        more = f" and {checked.bad - SHOWN_PROBLEMS} more" if checked.bad > SHOWN_PROBLEMS else ""
+        raise ImportFailed(f"{path}: {checked.bad} of {checked.rows} rows cannot be imported, nothing was written: "
+                           f"{'; '.join(checked.shown)}{more}")
+    if checked.rows == 0:
         raise ImportFailed(f"{path}: no rows")
 
-    times, unparsed = _event_times(table.column(timestamp), timestamp_format, timestamp)
-    bad: dict[int, str] = {i: f"{timestamp} {table.column(timestamp)[i].as_py()!r} is not a "
-                              + (f"time in format {timestamp_format!r}" if timestamp_format else "ISO 8601 date or time")
-                           for i in unparsed}
-    for i in pc.indices_nonzero(pc.is_null(times)).to_pylist():
-        bad.setdefault(i, f"no {timestamp}")
-    entity_values = table.column(entity).combine_chunks()
-    if not (pa.types.is_integer(entity_values.type) or pa.types.is_string(entity_values.type)
-            or pa.types.is_large_string(entity_values.type) or pa.types.is_null(entity_values.type)):
-        raise ImportFailed(f"{path}: column {entity!r} is {entity_values.type}; an entity id is a string or an integer")
-    for i in pc.indices_nonzero(pc.is_null(entity_values)).to_pylist():
-        bad.setdefault(i, f"no {entity}")
-    if bad:
-        listed = "; ".join(f"{_where(kind, first_line, i)}: {reason}" for i, reason in sorted(bad.items())[:SHOWN_PROBLEMS])
-        more = f" and {len(bad) - SHOWN_PROBLEMS} more" if len(bad) > SHOWN_PROBLEMS else ""
-        raise ImportFailed(f"{path}: {len(bad)} of {table.num_rows} rows cannot be imported, nothing was written: "
-                           f"{listed}{more}")
-
-    table = table.set_column(columns.index(timestamp), timestamp, times)
     events = source_database(db, source)[source.collection]
-    seen: dict[str, int] = {}
-    inserted = matched = 0
-    batch = []
-    for row in table.to_pylist():
-        row = {key: value for key, value in row.items() if value is not None}
-        batch.append(ReplaceOne({"_id": _row_id(row, seen)}, row, upsert=True))
-        if len(batch) == WRITE_BATCH:
-            result = events.bulk_write(batch, ordered=False)
-            inserted, matched, batch = inserted + result.upserted_count, matched + result.matched_count, []
-    if batch:
-        result = events.bulk_write(batch, ordered=False)
-        inserted, matched = inserted + result.upserted_count, matched + result.matched_count
-    # Time-range scans (feature windows, the watermark) and per-entity history.
+    earlier = events.find_one({}, {"_id": 1})
+    if earlier is not None and isinstance(earlier["_id"], str) and EARLIER_ID.fullmatch(earlier["_id"]):
+        raise ImportFailed(
+            f"{shown(source, db)} was filled by an earlier version of import, whose row ids differ: importing into it "
+            "again would add every row a second time. Import only rows it does not hold yet, or drop it and import "
+            "the whole file; nothing was written")
+    pairs, occurrence = _ids(checked.digests)
+    del checked.digests
+    inserted = offset = 0
+    for batch in file.batches():
+        elements, _, _ = rows.elements(batch)
+        ids = _id_array(pairs[offset:offset + batch.num_rows], occurrence[offset:offset + batch.num_rows])
+        present = [elements[name] for name in rows.order if name in elements]
+        docs = [RawBSONDocument(doc) for doc in bson_rows.documents(ids, present).to_pylist()]
+        offset += batch.num_rows
+        inserted += _insert(events, docs, path)
+        say(lambda seconds: f"wrote {offset:,} of {checked.rows:,} rows ({offset / checked.rows:.0%}), "
+                            f"{offset / max(seconds, 1e-9):,.0f} rows/s")
+    # Time-range scans (feature windows, the watermark) and per-entity history; built after a first load,
+    # which is faster than keeping them up to date row by row.
     events.create_index([(timestamp, ASCENDING)], name=f"{timestamp}_1")
     events.create_index([(entity, ASCENDING), (timestamp, ASCENDING)], name=f"{entity}_1_{timestamp}_1")
-    first, last = pc.min_max(times).values()
-    return ImportReport(rows=table.num_rows, inserted=inserted, already_there=matched,
-                        first_day=first.as_py().date(), last_day=last.as_py().date(), target=shown(source, db))
+    seconds = time.monotonic() - started
+    say(lambda _: f"{checked.rows:,} rows in {seconds:.1f} s", done=True)
+    return ImportReport(rows=checked.rows, inserted=inserted, already_there=checked.rows - inserted,
+                        first_day=_day(checked.first), last_day=_day(checked.last), target=shown(source, db),
+                        seconds=seconds, notes=notes)
+
+
+def _day(millis: int | None) -> dt.date | None:
+    return None if millis is None else (EPOCH + dt.timedelta(milliseconds=millis)).date()
+
+
+def _insert(events, docs: list[RawBSONDocument], path: Path) -> int:
+    """Insert a batch; rows already there (same _id) are skipped. Returns how many were new."""
+    if not docs:
+        return 0
+    try:
+        events.insert_many(docs, ordered=False)
+        return len(docs)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        other = [error for error in errors if error.get("code") != DUPLICATE_KEY]
+        if other:
+            raise ImportFailed(f"{path}: MongoDB refused a row ({other[0].get('errmsg')}); rows written so far stay, "
+                               "and running the same import again completes it") from None
+        return exc.details.get("nInserted", len(docs) - len(errors))

@@ -7,6 +7,7 @@ events loaded by any means (a CDC feed, `mining-platform import`, a nightly dump
 """
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pymongo import DESCENDING
@@ -17,6 +18,8 @@ from mining_platform.spec.names import is_namespace_of_some_project
 from mining_platform.spec.project import SourceConfig
 
 ONE_DAY = dt.timedelta(days=1)
+NO_EVENTS = "0 events"  # the data version of a day that had events and has none now
+SWEEP_DAYS = 31  # days a full pass reads at a time
 
 
 class SourceProblem(ValueError):
@@ -80,6 +83,17 @@ def complete_through(newest: dt.datetime | None, lateness_days: int) -> dt.date 
     return (newest - dt.timedelta(days=lateness_days)).date() - ONE_DAY
 
 
+HISTORICAL_AFTER_DAYS = 7  # a source whose newest event is older than this has stopped: a historical dump
+
+
+def historical_end(newest: dt.datetime | None, lateness_days: int, today: dt.date) -> dt.date | None:
+    """The `end_date` to propose for a source whose events stopped (its last complete day), or None for a live
+    (or empty) one: partitions that run to today would be empty days after the data's end."""
+    if newest is None or (today - newest.date()).days <= HISTORICAL_AFTER_DAYS:
+        return None
+    return complete_through(newest, lateness_days)
+
+
 @dataclass(frozen=True)
 class DayCount:
     events: int
@@ -104,3 +118,48 @@ def day_counts(database: Database, source: SourceConfig, *, start: dt.date, end:
                     "newest": {"$max": field}}},
     ], maxTimeMS=max_time_ms, comment="mining-platform source observation")
     return {as_utc(row["_id"]).date().isoformat(): DayCount(row["events"], as_utc(row["newest"])) for row in rows}
+
+
+def changed_versions(counts: Mapping[str, DayCount], previous: Mapping[str, str], days: Iterable[str]) -> dict[str, str]:
+    """The days (of `days`, the partitions read) whose data version differs from the one last recorded.
+
+    A day that had events and has none now (deleted) changes too, to NO_EVENTS.
+    """
+    changed = {}
+    for day in days:
+        version = counts[day].version if day in counts else NO_EVENTS
+        if previous.get(day, NO_EVENTS) != version:
+            changed[day] = version
+    return changed
+
+
+@dataclass(frozen=True)
+class DayRange:
+    """UTC days [start, end)."""
+
+    start: dt.date
+    end: dt.date
+
+    @property
+    def empty(self) -> bool:
+        return self.end <= self.start
+
+    def days(self) -> list[str]:
+        return [(self.start + dt.timedelta(days=i)).isoformat() for i in range((self.end - self.start).days)]
+
+    def __str__(self) -> str:
+        return f"{self.start}..{self.end - ONE_DAY}" if not self.empty else "no days"
+
+
+def recent_range(first: dt.date, last: dt.date, follow_days: int | str, lateness_days: int) -> DayRange:
+    """The days observed on every tick: the `follow_days` latest partitions (all of them for `all`), and at least
+    the days late events can still reach (`lateness_days` + 2)."""
+    if follow_days == "all":
+        return DayRange(first, last + ONE_DAY)
+    days = max(int(follow_days), lateness_days + 2)
+    return DayRange(max(first, last - dt.timedelta(days=days - 1)), last + ONE_DAY)
+
+
+def next_sweep_range(position: dt.date, recent: DayRange) -> DayRange:
+    """The next chunk of a full pass that has reached `position`: at most SWEEP_DAYS, stopping at the recent days."""
+    return DayRange(position, min(position + dt.timedelta(days=SWEEP_DAYS), recent.start))

@@ -184,6 +184,23 @@ class PerformanceConfig(Strict):
                               description="Level of the interval that must clear zero (or the floor).")
 
 
+class AutomationConfig(Strict):
+    """Which days the platform follows by itself; the rest of the history is backfilled when the user asks."""
+
+    follow_days: int | Literal["all"] = Field(
+        default=3, description="The last this many daily partitions (ending at end_date, or today) are observed "
+        "every minute, and their tiles and features recomputed by automation when their events change; `all`: every "
+        "day (for a small bounded dataset such as a demo). Older days are observed by a slower full pass and "
+        "computed when backfilled.")
+
+    @field_validator("follow_days", mode="before")
+    @classmethod
+    def _days(cls, value):
+        if isinstance(value, bool) or isinstance(value, int) and not 1 <= value <= 3650:
+            raise ValueError("follow_days is a number of days from 1 to 3650, or `all`")
+        return value
+
+
 class ProjectConfig(Strict):
     name: Annotated[str, Field(pattern=PROJECT_NAME)]
     entity: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)
@@ -198,6 +215,7 @@ class ProjectConfig(Strict):
     demo: DemoConfig | None = None
     serving: ServingSettings = ServingSettings()
     performance: PerformanceConfig = PerformanceConfig()
+    automation: AutomationConfig = AutomationConfig()
 
     @model_validator(mode="before")
     @classmethod
