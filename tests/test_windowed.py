@@ -435,3 +435,81 @@ def test_spend_purchase_history_from_tiles_equals_its_pipeline_version(mongo, tm
     from_raw = pd.DataFrame(markers.read_committed(raw, pipeline, as_of)).set_index("user_id").sort_index()[columns]
     assert len(from_raw) > 20 and from_raw["purchases_30d"].sum() > 0 and from_raw["days_since_last_purchase"].isna().any()
     pd.testing.assert_frame_equal(from_tiles, from_raw, check_dtype=False, rtol=1e-9)
+
+
+def test_tiles_of_a_range_in_one_pass_equal_tiles_day_by_day(mongo, project, windowed, tmp_path, monkeypatch):
+    from mining_platform.features import windowed as windowed_module
+    from mining_platform.features.windowed import TilesPipeline
+
+    monkeypatch.setattr(windowed_module.TileJob, "range_days", 4)  # passes of 4 days: 01-01..04, 06..09, 10
+    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    days = [START + dt.timedelta(days=k) for k in range(DAYS)]
+    tiles = TilesPipeline(windowed)
+
+    def tile(name, groups):
+        db, analytics = mongo.project_db(name), mongo.analytics_project_db(name)
+        moved = project.model_copy(update={"name": name})
+        for group in groups:
+            report = run_tiles(db=db, analytics=analytics, sources=mongo.analytics_db(), project=moved,
+                               definition=windowed, partitions=day_partitions(group), dagster_run_id=None,
+                               max_time_ms=60_000)
+            assert not report.failed, [o.error for o in report.failed]
+        windows = run_windows(db=db, analytics=analytics, project=moved, definition=windowed,
+                              partitions=[("2024-01-10", AS_OF)], dagster_run_id=None, max_time_ms=60_000)
+        assert not windows.failed, [o.error for o in windows.failed]
+        per_day = {}
+        for day in days:
+            as_of = dt.datetime(day.year, day.month, day.day, tzinfo=UTC) + dt.timedelta(days=1)
+            rows = markers.read_committed(db, tiles, as_of)
+            per_day[day] = sorted(({k: v for k, v in row.items() if k != "run_id"} for row in rows),
+                                  key=lambda r: (r["user_id"], r["part"]))
+        return per_day, markers.read_committed(db, windowed, AS_OF), db
+
+    by_day, window_by_day, _ = tile("byday", [[day] for day in days])
+    # A gap (01-05 tiled last, alone) and passes cut at range_days.
+    ranged, window_ranged, db = tile("ranged", [days[:4] + days[5:], [days[4]]])
+    assert sum(len(rows) for rows in by_day.values()) > 0
+    assert ranged == by_day
+    key = lambda row: row["user_id"]  # noqa: E731
+    strip = lambda rows: sorted(({k: v for k, v in r.items() if k != "run_id"} for r in rows), key=key)  # noqa: E731
+    assert strip(window_ranged) == strip(window_by_day)
+    # Each day was still its own audited run and commit marker.
+    records = list(db["pipeline_runs"].find({"pipeline.name": tiles.name}))
+    assert len(records) == DAYS and {r["status"] for r in records} == {"SUCCEEDED"}
+    assert len({r["_id"] for r in records}) == DAYS
+    assert sorted(r["trigger"]["partition"] for r in records) == [d.isoformat() for d in days]
+
+
+def test_a_day_over_its_limit_in_a_range_fails_alone_and_a_pass_at_its_limit_publishes_nothing(mongo, project,
+                                                                                               tmp_path):
+    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    days = [START + dt.timedelta(days=k) for k in range(DAYS)]
+
+    def tile_with(limit):
+        name = f"limit{limit}"
+        bounded = load_feature_definition(write(tmp_path / name, project, changed(limits={"max_documents": limit})),
+                                          project)
+        report = run_tiles(db=mongo.project_db(name), analytics=mongo.analytics_project_db(name),
+                           sources=mongo.analytics_db(), project=project.model_copy(update={"name": name}),
+                           definition=bounded, partitions=day_partitions(days), dagster_run_id=None,
+                           max_time_ms=60_000)
+        return {o.partition: (o.committed, o.documents_written, o.error) for o in report.outcomes}
+
+    unbounded = tile_with(10_000)
+    counts = {day: written for day, (committed, written, _) in unbounded.items() if committed}
+    assert len(counts) == DAYS
+    # A limit the busiest day is over, while the pass as a whole stays under days x (limit + 1): that day fails
+    # alone, naming the limit; every other day is published.
+    busiest = max(counts, key=counts.get)
+    limit = counts[busiest] - 1
+    assert sum(counts.values()) < (limit + 1) * DAYS  # the days are not all as busy
+    result = tile_with(limit)
+    failed = {day for day, (committed, _, _) in result.items() if not committed}
+    assert failed == {day for day in counts if counts[day] > limit} and busiest in failed
+    assert all(f"limits.max_documents = {limit}" in result[day][2] for day in failed)
+    assert all(result[day][1] == counts[day] for day in counts if day not in failed)
+    # A pass that reaches days x (limit + 1) documents may have cut a day short: no day of it is published.
+    assert sum(counts.values()) >= 2 * DAYS
+    result = tile_with(1)
+    assert not any(committed for committed, _, _ in result.values())
+    assert all("limits.max_documents" in error for _, _, error in result.values())

@@ -45,6 +45,7 @@ from mining_platform.store.versions import register
 
 DAY = dt.timedelta(days=1)
 MS_PER_DAY = 86_400_000
+RANGE_DAYS = 31
 
 
 @dataclass(frozen=True)
@@ -135,30 +136,39 @@ PART = "part"
 MAIN = ""
 
 
-def tile_stages(definition: WindowedDefinition, *, timestamp: str, entity: str, day_start: dt.datetime, run_id: str,
+def tile_stages(definition: WindowedDefinition, *, timestamp: str, entity: str, days: list[tuple[dt.datetime, str]],
                 database: str) -> list[dict]:
-    """One source day -> the day's tiles per entity in `tiles_<name>` of `database`, tagged with the run."""
-    day_end = day_start + DAY
-    window = {timestamp: {"$gte": day_start, "$lt": day_end}}
+    """Consecutive source days -> each day's tiles per entity in `tiles_<name>` of `database`, in one pass.
+
+    `days`: (the day's start, the run id its tiles are tagged with), consecutive and in order. The events of all
+    the days are read once (one index range) and grouped by entity and day; each tile gets its own day, as_of and
+    run id, so each day is verified and published on its own afterwards.
+    """
+    first, last = days[0][0], days[-1][0] + DAY
+    window = {timestamp: {"$gte": first, "$lt": last}}
     match = {"$and": [window, definition.filter]} if definition.filter else window
     partials = _partials(definition)
-    main = {entity: "$_id", "cb": MAIN, **{k: f"${k}" for k in partials if not k.startswith("v_")}}
+    main = {entity: "$_id.e", "cb": MAIN, **{k: f"${k}" for k in partials if not k.startswith("v_")}}
     rows = [{"$map": {"input": _counted(f"$v_{name}"),
-                      "in": {entity: "$_id", "cb": name, "v": "$$this.value", "n": "$$this.count"}}}
+                      "in": {entity: "$_id.e", "cb": name, "v": "$$this.value", "n": "$$this.count"}}}
             for name, agg in definition.aggregations.items() if agg.op == "count_by"]
+    one_day = len(days) == 1
+    day = {"$literal": first} if one_day else {"$dateTrunc": {"date": "$__t", "unit": "day", "timezone": "UTC"}}
+    run_ids = [run_id for _, run_id in days]
+    index = {"$toInt": {"$divide": [{"$subtract": ["$day", {"$literal": first}]}, MS_PER_DAY]}}
     return [
         {"$match": match},
         {"$set": {"__t": f"${timestamp}"}},
-        {"$group": {"_id": f"${entity}", **partials}},
-        {"$project": {"_id": 0, "tiles": {"$concatArrays": [[main], *rows]}}},
+        {"$group": {"_id": {"e": f"${entity}", "d": day}, **partials}},
+        {"$project": {"_id": 0, "day": "$_id.d", "tiles": {"$concatArrays": [[main], *rows]}}},
         {"$unwind": {"path": "$tiles", "includeArrayIndex": PART}},
-        {"$replaceWith": {"$mergeObjects": ["$tiles", {PART: f"${PART}"}]}},
-        # One past the bound (a count_by over a field with unbounded values): `verify` refuses a run over it.
-        {"$limit": definition.bounds.max_documents + 1},
+        {"$replaceWith": {"$mergeObjects": ["$tiles", {PART: f"${PART}", "day": "$day"}]}},
+        # One past the bound a day (a count_by over a field with unbounded values): `verify` refuses a day over
+        # it, and `verify_range` a pass that reached it (it may have cut another day short).
+        {"$limit": (definition.bounds.max_documents + 1) * len(days)},
         {"$set": {
-            "day": {"$literal": day_start},
-            "as_of": {"$literal": day_end},
-            "run_id": {"$literal": run_id},
+            "as_of": {"$add": ["$day", MS_PER_DAY]},
+            "run_id": {"$literal": run_ids[0]} if one_day else {"$arrayElemAt": [{"$literal": run_ids}, index]},
             "pipeline_version": {"$literal": definition.version},
         }},
         markers.merge_stage(definition.tiles_target, entity=entity, database=database, extra=(PART,)),
@@ -294,11 +304,28 @@ class TileJob:
     def prepare(self, db: Database, analytics: Database, outcomes: list[TileOutcome]) -> None:
         register(db, self.definition, project=self.project)
 
+    # Days a backfill tiles in one pass over the source (a month: one index range, one $group, one $merge).
+    range_days = RANGE_DAYS
+
     def aggregations(self, db: Database, outcome: TileOutcome) -> list[Aggregation]:
+        return self.range_aggregations(db, [outcome])
+
+    def range_aggregations(self, db: Database, outcomes: list[TileOutcome]) -> list[Aggregation]:
         stages = tile_stages(self.definition, timestamp=self.source.timestamp, entity=self.entity,
-                             day_start=outcome.as_of - DAY, run_id=outcome.run_id, database=db.name)
+                             days=[(o.as_of - DAY, o.run_id) for o in outcomes], database=db.name)
         return [Aggregation(collection=self.source.collection, database=source_database(self.sources, self.source).name,
                             stages=substitute(stages, dict(self.definition.parameters)))]
+
+    def verify_range(self, db: Database, outcomes: list[TileOutcome], *, max_time_ms: int) -> None:
+        written = db[self.pipeline.target].count_documents(
+            {"as_of": {"$gte": outcomes[0].as_of, "$lte": outcomes[-1].as_of},
+             "run_id": {"$in": [o.run_id for o in outcomes]}}, maxTimeMS=max_time_ms)
+        reached = (self.definition.bounds.max_documents + 1) * len(outcomes)
+        if written >= reached:
+            raise OutputBoundExceeded(
+                f"tiles: the pass over {outcomes[0].partition} .. {outcomes[-1].partition} wrote {written} documents, "
+                f"its limit ({len(outcomes)} days x limits.max_documents + 1): a day is over limits.max_documents = "
+                f"{self.definition.bounds.max_documents}")
 
     def verify(self, db: Database, outcome: TileOutcome, *, max_time_ms: int) -> None:
         outcome.documents_written = db[self.pipeline.target].count_documents(

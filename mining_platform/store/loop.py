@@ -11,6 +11,9 @@ For the partitions of one execution, in order:
 4. per partition, while a heartbeat keeps this process's leases alive: start, run the
    job's aggregations (the last ends in the `$merge`) on the analytics connection,
    `verify` what it wrote, and commit the marker in one transaction with the run's SUCCEEDED.
+   A job that can compute consecutive days in one pass (tiles) gets them as one group:
+   every day's run starts, one pass writes all of them (each document tagged with its
+   day's run), and each day is then verified and committed on its own.
 
 A failing partition is recorded (FAILED, the reason, whether it was a passing outage)
 and the loop goes on with the next; an interrupt stops it after recording. Either way
@@ -87,6 +90,8 @@ class PartitionJob(Protocol):
     def window_start(self, as_of: dt.datetime) -> dt.datetime: ...
     def prepare(self, db: Database, analytics: Database, outcomes: list[PartitionOutcome]) -> None: ...
     def aggregations(self, db: Database, outcome: PartitionOutcome) -> list[Aggregation | ClientStep]: ...
+    # Optional, for a job that computes consecutive days in one pass: `range_days` (at most this many a pass),
+    # `range_aggregations(db, outcomes) -> list[Aggregation]` and `verify_range(db, outcomes, *, max_time_ms)`.
     def verify(self, db: Database, outcome: PartitionOutcome, *, max_time_ms: int) -> None: ...
     def marker_fields(self, outcome: PartitionOutcome) -> dict: ...
     def summary(self, outcome: PartitionOutcome) -> str: ...
@@ -144,9 +149,12 @@ def run_partitions(
         with runs.heartbeat(db, [o.run_id for o in accepted], lease=lease):
             if accepted:
                 job.prepare(db, analytics, accepted)
-            for outcome in accepted:
-                _run_partition(job, outcome, db=db, analytics=analytics, max_time_ms=max_time_ms, lease=lease,
-                               log=log)
+            for group in _ranges(job, accepted):
+                if len(group) == 1:
+                    _run_partition(job, group[0], db=db, analytics=analytics, max_time_ms=max_time_ms, lease=lease,
+                                   log=log)
+                else:
+                    _run_range(job, group, db=db, analytics=analytics, max_time_ms=max_time_ms, lease=lease, log=log)
     except Refused as exc:
         for outcome in accepted:
             outcome.error = f"refused before writing: {exc}"
@@ -161,6 +169,50 @@ def run_partitions(
     return result
 
 
+def _ranges(job: PartitionJob, outcomes: list[PartitionOutcome]) -> Iterator[list[PartitionOutcome]]:
+    """The outcomes in runs of consecutive days, at most `job.range_days` long, for a job that computes a range of
+    days in one pass (`range_aggregations`); one at a time for any other job."""
+    most = getattr(job, "range_days", 1) if hasattr(job, "range_aggregations") else 1
+    group: list[PartitionOutcome] = []
+    for outcome in outcomes:
+        if group and (len(group) == most or outcome.as_of - group[-1].as_of != dt.timedelta(days=1)):
+            yield group
+            group = []
+        group.append(outcome)
+    if group:
+        yield group
+
+
+def _aggregate(step: Aggregation | ClientStep, *, db: Database, analytics: Database, max_time_ms: int,
+               comment: str) -> int:
+    """Run one step; the bytes its replies took."""
+    with measure_reply_bytes() as replies:
+        if isinstance(step, ClientStep):
+            step.run(db, analytics, max_time_ms)
+        else:
+            connection = db if step.primary else analytics
+            database = connection if step.database in (None, connection.name) else connection.client[step.database]
+            # The $merge runs server-side: the cursor comes back empty.
+            list(database[step.collection].aggregate(step.stages, allowDiskUse=True, maxTimeMS=max_time_ms,
+                                                     comment=comment))
+    return replies.total
+
+
+def _publish(job: PartitionJob, outcome: PartitionOutcome, *, db: Database, max_time_ms: int, lease: dt.timedelta,
+             started: dt.datetime, log: Log) -> None:
+    """Verify what the partition's run wrote and commit its marker with the run's SUCCEEDED, in one transaction."""
+    job.verify(db, outcome, max_time_ms=max_time_ms)
+    runs.renew_lease(db, outcome.run_id, lease=lease)
+    outcome.replaced_run_id = markers.commit(
+        db, job.pipeline, partition=outcome.partition, as_of=outcome.as_of, run_id=outcome.run_id,
+        documents=outcome.documents_written, markers=job.markers, marker_fields=job.marker_fields(outcome),
+        succeeded_update=runs.succeeded_update(
+            documents_written=outcome.documents_written, bytes_returned=outcome.bytes_returned, started=started),
+    )
+    outcome.committed = True
+    log.info(job.summary(outcome))
+
+
 def _run_partition(job: PartitionJob, outcome: PartitionOutcome, *, db: Database, analytics: Database,
                    max_time_ms: int, lease: dt.timedelta, log: Log) -> None:
     pipeline = job.pipeline
@@ -168,32 +220,42 @@ def _run_partition(job: PartitionJob, outcome: PartitionOutcome, *, db: Database
         runs.start(db, outcome.run_id, lease=lease)
         started = dt.datetime.now(dt.timezone.utc)
         for step in job.aggregations(db, outcome):
-            if isinstance(step, ClientStep):
-                with measure_reply_bytes() as replies:
-                    step.run(db, analytics, max_time_ms)
-                outcome.bytes_returned += replies.total
-                runs.renew_lease(db, outcome.run_id, lease=lease)
-                continue
-            connection = db if step.primary else analytics
-            database = connection if step.database in (None, connection.name) else connection.client[step.database]
-            with measure_reply_bytes() as replies:
-                # The $merge runs server-side: the cursor comes back empty.
-                list(database[step.collection].aggregate(
-                    step.stages, allowDiskUse=True, maxTimeMS=max_time_ms,
-                    comment=f"mining-platform {pipeline.name} v{pipeline.version} run {outcome.run_id}",
-                ))
-            outcome.bytes_returned += replies.total
+            outcome.bytes_returned += _aggregate(
+                step, db=db, analytics=analytics, max_time_ms=max_time_ms,
+                comment=f"mining-platform {pipeline.name} v{pipeline.version} run {outcome.run_id}")
             runs.renew_lease(db, outcome.run_id, lease=lease)
-        job.verify(db, outcome, max_time_ms=max_time_ms)
-        runs.renew_lease(db, outcome.run_id, lease=lease)
-        outcome.replaced_run_id = markers.commit(
-            db, pipeline, partition=outcome.partition, as_of=outcome.as_of, run_id=outcome.run_id,
-            documents=outcome.documents_written, markers=job.markers, marker_fields=job.marker_fields(outcome),
-            succeeded_update=runs.succeeded_update(
-                documents_written=outcome.documents_written, bytes_returned=outcome.bytes_returned, started=started),
-        )
-        outcome.committed = True
-        log.info(job.summary(outcome))
+        _publish(job, outcome, db=db, max_time_ms=max_time_ms, lease=lease, started=started, log=log)
+
+
+def _run_range(job: PartitionJob, group: list[PartitionOutcome], *, db: Database, analytics: Database,
+               max_time_ms: int, lease: dt.timedelta, log: Log) -> None:
+    """Consecutive days in one pass over the source: every day's run is started, one set of aggregations writes
+    the documents of all of them (each tagged with its own day's run id), then each day is verified and committed
+    on its own, with its own marker and audit record. A failing pass fails every day of the group, publishing none;
+    a day failing its own checks fails alone."""
+    pipeline = job.pipeline
+    began, error, replied = time.perf_counter(), None, 0
+    try:
+        for outcome in group:
+            runs.start(db, outcome.run_id, lease=lease)
+        started = dt.datetime.now(dt.timezone.utc)
+        for step in job.range_aggregations(db, group):
+            replied += _aggregate(step, db=db, analytics=analytics, max_time_ms=max_time_ms, comment=(
+                f"mining-platform {pipeline.name} v{pipeline.version} runs {group[0].run_id} .. {group[-1].run_id} "
+                f"({group[0].partition} .. {group[-1].partition})"))
+            for outcome in group:
+                runs.renew_lease(db, outcome.run_id, lease=lease)
+        job.verify_range(db, group, max_time_ms=max_time_ms)
+    except BaseException as exc:  # recorded on every day of the group below (an interrupt is re-raised there)
+        error = exc
+    shared = (time.perf_counter() - began) / len(group)
+    for outcome in group:
+        outcome.bytes_returned = replied // len(group)
+        with _attempt(job, outcome, db=db, log=log):
+            if error is not None:
+                raise error
+            _publish(job, outcome, db=db, max_time_ms=max_time_ms, lease=lease, started=started, log=log)
+        outcome.duration_seconds = round(outcome.duration_seconds + shared, 3)
 
 
 @contextlib.contextmanager
