@@ -74,3 +74,15 @@ def test_ticks_read_the_latest_days_and_walk_the_history_a_chunk_at_a_time(mongo
             "2024-01-03": "0 events", "2024-02-20": "1 events, newest 2024-02-20T09:00:00+00:00",
             "2024-04-29": "1 events, newest 2024-04-29T08:00:00+00:00",
             "2024-04-30": "2 events, newest 2024-04-30T23:00:00+00:00"}
+
+
+def test_a_full_pass_forgets_a_removed_source_and_never_reads_before_start_date(mongo, project):
+    from mining_platform.sensors.observe import ObserveCursor, observe_tick
+
+    now = dt.datetime(2024, 5, 1, 12, tzinfo=UTC)
+    cursor = ObserveCursor(sweep={"orders": "2023-06-01", "gone": "2024-01-01"}, sweep_started=now.timestamp())
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"mongo": mongo})
+        _, read = observe_tick(context, mongo, project, cursor, now)
+    assert cursor.sweep == {"orders": "2024-02-01"}  # clamped to start_date 2024-01-01, then one chunk
+    assert any("2024-01-01..2024-01-31 (full pass)" in line for line in read)

@@ -61,6 +61,9 @@ def observe_tick(context, mongo: MongoResource, project: ProjectConfig, cursor: 
     last = _last_partition(project, now)
     if last < project.start_date:
         return [], [f"no partition yet (start_date {project.start_date})"]
+    # A source removed from the project leaves the full pass; a pass never reads before the (moved) start_date.
+    cursor.sweep = {key: max(day, project.start_date.isoformat()) for key, day in cursor.sweep.items()
+                    if key in project.sources}
     if not cursor.sweep and (cursor.sweep_started is None
                              or now.timestamp() - cursor.sweep_started >= SWEEP_EVERY.total_seconds()):
         cursor.sweep = {key: project.start_date.isoformat() for key in project.sources}
