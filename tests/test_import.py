@@ -201,3 +201,10 @@ def test_a_collection_filled_by_the_earlier_importer_is_not_imported_into_twice(
     with pytest.raises(ImportFailed, match="filled by an earlier version of import"):
         import_file(mongo.db(), project, "orders", path)
     assert mongo.db()["orders"].count_documents({}) == 1
+
+
+def test_a_csv_time_of_day_column_is_kept_as_text(mongo, project, tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("user_id,ordered_at,slot\n1,2024-01-01,10:30:00\n2,2024-01-02,23:59:59\n")
+    import_file(mongo.db(), project, "orders", path)
+    assert [d["slot"] for d in documents(mongo)] == ["10:30:00", "23:59:59"]

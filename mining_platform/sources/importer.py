@@ -125,8 +125,8 @@ class _File:
                 head = head[:head.rfind(b"\n") + 1]
         try:
             if self.kind == "csv":
-                return csv.read_csv(pa.BufferReader(head), convert_options=csv.ConvertOptions(
-                    column_types=self.text_columns or None, strings_can_be_null=True)).schema
+                return _text_times_of_day(csv.read_csv(pa.BufferReader(head), convert_options=csv.ConvertOptions(
+                    column_types=self.text_columns or None, strings_can_be_null=True)).schema)
             return json.read_json(pa.BufferReader(head)).schema
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             return None  # e.g. a quoted line break at the cut: the reader infers from its first block
@@ -145,7 +145,12 @@ class _File:
                 table = json.read_json(self.path)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
             raise ImportFailed(f"{self.path}: cannot read it as {self.kind}: {exc}") from None
-        self.schema = table.schema
+        self.schema = _text_times_of_day(table.schema) if self.kind == "csv" else table.schema
+
+
+def _text_times_of_day(schema: pa.Schema) -> pa.Schema:
+    """A CSV column of times of day ("10:30:00", inferred as time32) stays text: BSON has no time-of-day type."""
+    return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_time(f.type) else f for f in schema])
 
 
 class _Progress:
