@@ -219,11 +219,12 @@ def main() -> None:
                 "validation_days": 7, "embargo_days": HORIZON, "use_sample_cache": False}}}})
             seconds["deployment"] = runs.run("deployment")
             started = time.perf_counter()
-            tails = [d["tailnum"] for d in mongo.db()["flights"].aggregate(
-                [{"$sort": {"time_hour": -1}}, {"$limit": 2000}, {"$group": {"_id": "$tailnum"}},
-                 {"$limit": 100}, {"$project": {"tailnum": "$_id"}}])]
+            # 100 aircraft of the last feature day (an aircraft idle for 30 days has no features: a 404).
+            tails = [d["tailnum"] for d in mongo.project_db(NAME)[f"features_{SET}"].find(
+                {}, {"tailnum": 1, "_id": 0}).sort("as_of", -1).limit(100)]
             answer = httpx.post(f"{url}/v1/{NAME}/predict", json={"entities": tails}, timeout=60)
-            answer.raise_for_status()
+            if answer.status_code != 200:
+                raise RuntimeError(f"/v1/{NAME}/predict answered {answer.status_code}: {answer.text[:2000]}")
             seconds["prediction"] = time.perf_counter() - started
             scored = answer.json()
         database = mongo.project_db(NAME)

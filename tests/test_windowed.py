@@ -12,7 +12,7 @@ import yaml
 
 from mining_platform.assets.features import build_feature_assets, build_tiles_asset
 from mining_platform.features.pipeline import run_feature_pipeline
-from mining_platform.features.windowed import run_tiles, run_windows
+from mining_platform.features.windowed import run_tiles, run_windows, window_stages
 from mining_platform.spec.definition import (FeatureDefinition, FeatureDefinitionError, load_feature_definition,
                                              load_feature_definitions)
 from mining_platform.store import markers
@@ -181,7 +181,26 @@ def published_frame(db, definition) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("user_id").sort_index()[list(definition.features)]
 
 
-def test_windows_from_tiles_equal_pandas_over_the_raw_events(mongo, project, windowed):
+# The same ops without count_by: the window is then combined by one $group per entity instead of three.
+WITHOUT_COUNT_BY = {
+    **WINDOWED, "name": "activity_plain", "post": [],
+    "aggregations": {n: a for n, a in WINDOWED["aggregations"].items() if a["op"] != "count_by"},
+    "features": {f: c for f, c in WINDOWED["features"].items()
+                 if f not in ("distinct_modules_7d", "home_values_7d", "top_module_share_7d")},
+}
+
+
+@pytest.fixture(params=["with count_by", "without count_by"])
+def every_op(request, tmp_path, project, windowed):
+    if request.param == "with count_by":
+        return windowed
+    path = tmp_path / project.name / "features" / "activity_plain.yaml"
+    path.write_text(yaml.safe_dump(WITHOUT_COUNT_BY, sort_keys=False))
+    return load_feature_definition(path, project)
+
+
+def test_windows_from_tiles_equal_pandas_over_the_raw_events(mongo, project, every_op):
+    windowed = every_op
     mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
     report = build(mongo, project, windowed)
     assert not report.failed, [o.error for o in report.failed]
@@ -202,7 +221,9 @@ def test_windows_from_tiles_equal_pandas_over_the_raw_events(mongo, project, win
     assert tiles.count_documents({"cb": ""}) == len({(e["user_id"], e["timestamp"].date()) for e in EVENTS
                                                        if e["event_type"] != "app_launch" and e["timestamp"] < AS_OF})
     # Per count_by value and day one row: u1 clicked "home" on 01-03, 01-04 and 01-09, "search" on 01-10.
-    assert tiles.count_documents({"user_id": "u1", "cb": "modules"}) == 4
+    assert tiles.count_documents({"user_id": "u1", "cb": "modules"}) == (4 if "modules" in windowed.aggregations else 0)
+    stages = window_stages(windowed, entity="user_id", as_of=AS_OF, tiles={AS_OF: "run"})
+    assert sum("$group" in stage for stage in stages) == (3 if "modules" in windowed.aggregations else 1)
 
 
 EQUIVALENT_PIPELINE = {

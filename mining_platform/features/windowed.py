@@ -194,6 +194,7 @@ def window_stages(definition: WindowedDefinition, *, entity: str, as_of: dt.date
     per_value: dict = {"_id": {"e": "$_id.e", "cb": "$_id.cb", "v": "$_id.v"}}
     per_entity: dict = {"_id": "$_id.e"}
     final: dict = {}
+    cells: list[tuple[str, str, str, object, int]] = []  # (output, accumulator, bucket partial, neutral, window)
 
     def partial(key: str, accumulator: dict) -> str:
         by_bucket[key] = accumulator
@@ -226,6 +227,8 @@ def window_stages(definition: WindowedDefinition, *, entity: str, as_of: dt.date
             for suffix, (accumulator, value, neutral) in partials.items():
                 per_value[key + suffix] = {accumulator: {"$cond": [inside, value, neutral]}}
                 if agg.op != "count_by":
+                    cells.append((key + suffix, accumulator, value[1:], neutral, w))
+                if agg.op != "count_by":
                     per_entity[key + suffix] = {accumulator: f"${key}{suffix}"}
             if agg.op in ("count", "active_days", "sum"):
                 final[out] = f"${key}"
@@ -248,14 +251,30 @@ def window_stages(definition: WindowedDefinition, *, entity: str, as_of: dt.date
     match = ({"as_of": {"$gte": min(tiles), "$lte": max(tiles)}, "run_id": {"$in": list(tiles.values())}} if tiles
              else {"as_of": {"$in": []}})  # a window wholly before the project's first day: no tiles, no entity
     values = {"as_of": as_of, **definition.parameters}
+    if any(agg.op == "count_by" for agg in definition.aggregations.values()):
+        groups = [by_bucket, per_value, per_entity]
+    else:
+        groups = [_per_entity_only(by_bucket, cells, entity=entity, as_of=as_of, longest=windows[-1])]
     return [
         {"$match": match},
-        {"$group": by_bucket},
-        {"$group": per_value},
-        {"$group": per_entity},
+        *({"$group": group} for group in groups),
         {"$project": {"_id": 1, **final}},
         *substitute(definition.post, values),
     ]
+
+
+def _per_entity_only(by_bucket: dict, cells: list, *, entity: str, as_of: dt.datetime, longest: int) -> dict:
+    """Without count_by every tile is a main tile, so one $group per entity does what the three do: each window's
+    output takes the tiles of its days directly (the read holds the longest window's days only, so its outputs
+    take every tile, and only the shorter windows evaluate a condition per tile). Same accumulators, same
+    neutral values: the same numbers and types as the bucketed path."""
+    group: dict = {"_id": f"${entity}"}
+    for output, accumulator, partial, neutral, w in cells:
+        [per_tile] = by_bucket[partial].values()  # what the bucket added up from each tile
+        if w < longest:
+            per_tile = {"$cond": [{"$gte": ["$day", {"$literal": as_of - w * DAY}]}, per_tile, neutral]}
+        group[output] = {accumulator: per_tile}
+    return group
 
 
 def window_days_needed(definition: WindowedDefinition, as_of: dt.datetime, first_day: dt.date) -> list[dt.date]:
