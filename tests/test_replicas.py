@@ -134,10 +134,12 @@ def stack(tmp_path, mongo, mlflow_resource):
 
 
 def _up(replica: Replica) -> bool:
+    """Answering and known to the deployer: a replica that has not beaten yet is not waited for (by design)."""
     try:
-        return httpx.get(f"{replica.url}/health", timeout=2).status_code == 200
+        answer = httpx.get(f"{replica.url}/health", timeout=2, headers={"Authorization": f"Bearer {TOKEN}"})
     except httpx.HTTPError:
         return False
+    return answer.status_code == 200 and (answer.json().get("replica") or {}).get("heartbeats", 0) >= 1
 
 
 def deploy(project, mongo, mlflow_resource, url: str, instance, version: str):

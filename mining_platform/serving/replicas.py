@@ -29,6 +29,7 @@ from mining_platform.spec.names import SERVING_DESIRED, SERVING_REPLICAS
 from mining_platform.spec.replicas import EXPIRE_SECONDS, LoadError, Served, heartbeat_document
 
 log = logging.getLogger("mining_platform.serving")
+STOP_SECONDS = 3.0  # how long stopping waits for a heartbeat in flight, then for the heartbeats' removal
 
 
 def replica_id() -> str:
@@ -54,6 +55,7 @@ class Follower:
         self.host = socket.gethostname()
         self.started_at = dt.datetime.now(dt.timezone.utc)
         self.tasks: list[asyncio.Task] = []
+        self.stopping = asyncio.Event()
         self.watching: dict[str, bool] = {}  # project -> whether its change stream is open
         self.beats = 0
         self.last_error: str | None = None
@@ -64,16 +66,22 @@ class Follower:
             self.tasks.append(asyncio.create_task(self._watch(project), name=f"watch-{project}"))
 
     async def stop(self) -> None:
+        # The loops finish the write they are in: a heartbeat cancelled on the wire can still reach the server
+        # after the removal below and bring the replica back for EXPIRE_SECONDS. A loop stuck in a load is cancelled
+        # after STOP_SECONDS.
+        self.stopping.set()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=STOP_SECONDS)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        # A replica that stops is gone at once, not after its heartbeats age; with MongoDB down, stopping waits a
-        # second at most (the heartbeats then age out).
+        # A replica that stops is gone at once, not after its heartbeats age; with MongoDB down, stopping waits
+        # STOP_SECONDS at most (the heartbeats then age out).
         removals = [db[SERVING_REPLICAS].delete_one({"_id": self.replica}) for db in self.namespaces.values()]
         with contextlib.suppress(PyMongoError, TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*removals, return_exceptions=True), timeout=1.0)
+            await asyncio.wait_for(asyncio.gather(*removals, return_exceptions=True), timeout=STOP_SECONDS)
 
     def describe(self) -> dict:
         return {"replica": self.replica, "interval_seconds": self.interval, "watching": dict(self.watching),
@@ -96,25 +104,28 @@ class Follower:
             log.warning(f"{project}: cannot write this replica's heartbeat: {exc}")
 
     async def _sync(self, project: str) -> None:
-        if await self.sync(project):
+        if await self.sync(project) and not self.stopping.is_set():
             await self.beat(project)
 
     async def _beat(self, project: str) -> None:
         with contextlib.suppress(PyMongoError):
             await self.namespaces[project][SERVING_REPLICAS].create_index("at", expireAfterSeconds=EXPIRE_SECONDS)
-        while True:
+        while not self.stopping.is_set():
             await self.sync(project)
+            if self.stopping.is_set():
+                return
             await self.beat(project)
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=self.interval)
 
     async def _watch(self, project: str) -> None:
         collection = self.namespaces[project][SERVING_DESIRED]
-        while True:
+        while not self.stopping.is_set():
             try:
                 async with await collection.watch(max_await_time_ms=1000) as stream:
                     self.watching[project] = True
                     await self._sync(project)  # whatever changed before the stream opened
-                    while stream.alive:
+                    while stream.alive and not self.stopping.is_set():
                         if await stream.try_next() is not None:
                             await self._sync(project)
             except PyMongoError as exc:
@@ -122,4 +133,5 @@ class Follower:
                     log.info(f"{project}: no change stream on {SERVING_DESIRED} ({exc}); polling every "
                              f"{self.interval:g} s")
                 self.watching[project] = False
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=self.interval)
