@@ -179,12 +179,12 @@ def window_stages(definition: WindowedDefinition, *, entity: str, as_of: dt.date
                   tiles: dict[dt.datetime, str]) -> list[dict]:
     """The committed tiles of the window's days -> one document per entity with the declared features, after `post`.
 
-    `tiles`: the as_of of each tile day of the window -> the run id of its committed tiles. With a count_by, three
-    $group stages, each over fewer documents than the one before: per (entity, count_by name, value, bucket) the day tiles'
-    partials are added up with plain accumulators, where a day's bucket is the shortest declared window holding
-    it (the only expression evaluated per tile); per (entity, count_by name, value) each window takes the buckets
-    it holds; per entity the count_by values are collected (a count_by value's rows only carry `n`, the main
-    tiles everything else). Without one, a single $group per entity (`_per_entity_only`).
+    `tiles`: the as_of of each tile day of the window -> the run id of its committed tiles. With a count_by,
+    three $group stages, each over fewer documents than the one before: per (entity, count_by name, value,
+    bucket) the day tiles' partials are added up with plain accumulators, where a day's bucket is the shortest
+    declared window holding it (the only expression evaluated per tile); per (entity, count_by name, value) each
+    window takes the buckets it holds; per entity the count_by values are collected (a count_by value's rows only
+    carry `n`, the main tiles everything else). Without one, a single $group per entity (`_per_entity_only`).
     """
     windows = definition.windows
     bucket = {"$switch": {"branches": [{"case": {"$gte": ["$day", {"$literal": as_of - w * DAY}]}, "then": w}

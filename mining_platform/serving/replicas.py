@@ -103,6 +103,11 @@ class Follower:
             self.last_error = f"{now.isoformat()}: heartbeat of {project}: {exc}"
             log.warning(f"{project}: cannot write this replica's heartbeat: {exc}")
 
+    async def _rest(self) -> None:
+        """One heartbeat interval, or less when the replica stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=self.interval)
+
     async def _sync(self, project: str) -> None:
         if await self.sync(project) and not self.stopping.is_set():
             await self.beat(project)
@@ -115,8 +120,7 @@ class Follower:
             if self.stopping.is_set():
                 return
             await self.beat(project)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=self.interval)
+            await self._rest()
 
     async def _watch(self, project: str) -> None:
         collection = self.namespaces[project][SERVING_DESIRED]
@@ -133,5 +137,4 @@ class Follower:
                     log.info(f"{project}: no change stream on {SERVING_DESIRED} ({exc}); polling every "
                              f"{self.interval:g} s")
                 self.watching[project] = False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=self.interval)
+            await self._rest()
