@@ -161,13 +161,13 @@ def _provision(args: argparse.Namespace) -> int:
     from mining_platform.access.provision import provision
     from mining_platform.spec.project import ProjectConfigError, load_project, project_names
 
-    projects = []
+    projects, skipped = [], []
     for name in project_names(settings.projects_dir()):
         try:
             projects.append(load_project(settings.projects_dir() / name))
-        except ProjectConfigError as exc:
-            print(f"mining-platform provision: {exc}", file=sys.stderr)
-            return 1
+        except ProjectConfigError as exc:  # skipped with its reason; the others are provisioned
+            print(f"mining-platform provision: project {name} skipped, nothing granted: {exc}", file=sys.stderr)
+            skipped.append(name)
     client, _ = _mongo_database(args.mongo_timeout)
     try:
         done = provision(client, platform=settings.setting("MINING_MONGO_DB"), projects=projects,
@@ -183,6 +183,11 @@ def _provision(args: argparse.Namespace) -> int:
         print(line)
     print(f"passwords are in {path} (readable by you only); `mining-platform mongo-uri --as <who>` prints a "
           "connection string")
+    skipped += list(done.skipped)
+    if skipped:
+        print(f"mining-platform provision: skipped {', '.join(skipped)} (see above): fix the project files and run "
+              "it again", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -188,10 +188,9 @@ def secure_embedded_mongo(env: dict[str, str], home: Path, *, log: Callable[[str
     projects = []
     for name in project_names(Path(env["MINING_PROJECTS_DIR"])):
         try:
-            projects.append(load_project(Path(env["MINING_PROJECTS_DIR"]) / name))
-        except ProjectConfigError:
-            log(f"[dev] project {name}: project.yaml does not load, so it gets no MongoDB user this time (its code "
-                "location shows why)")
+            projects.append(load_project(Path(env["MINING_PROJECTS_DIR"]) / name, platform=env["MINING_MONGO_DB"]))
+        except ProjectConfigError as exc:
+            log(f"[dev] project {name}: skipped, it gets no MongoDB privileges this time: {exc}")
     storage = home / "mongo"
     with embedded_mongo.running_server(storage, auth=False) as open_uri, \
             MongoClient(open_uri, serverSelectionTimeoutMS=30_000) as client:
@@ -251,11 +250,18 @@ def stack_environment(home: Path) -> dict[str, str]:
 
 
 def prepare_home(home: Path) -> None:
-    for sub in ("mongo", "mlflow/artifacts", "dagster"):
-        (home / sub).mkdir(parents=True, exist_ok=True)
+    """The stack's home, private to its user (0700 folders, 0600 files; an older home is tightened, saying so)."""
+    tightened = settings.private_home(home)
+    if tightened:
+        shown = "; ".join(tightened[:5]) + (f"; and {len(tightened) - 5} more" if len(tightened) > 5 else "")
+        print(f"[dev] {home} was readable by other accounts: tightened {len(tightened)} path(s) to the owner only "
+              f"({shown})", flush=True)
+    for sub in ("mongo", "mlflow", "mlflow/artifacts", "dagster"):  # each level: `parents` would not apply the mode
+        (home / sub).mkdir(exist_ok=True, mode=0o700)
     instance_yaml = home / "dagster" / "dagster.yaml"
     if not instance_yaml.exists():
-        instance_yaml.write_text(DAGSTER_INSTANCE_YAML)
+        with os.fdopen(os.open(instance_yaml, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(DAGSTER_INSTANCE_YAML)
     elif "run_retries" not in (yaml.safe_load(instance_yaml.read_text()) or {}):
         # A home from before run retries: add them, keep everything the user wrote (the file is theirs: the daemon's
         # intervals of DAEMON_YAML reach only a new home's file).
@@ -315,6 +321,7 @@ def _report_readiness(
 
 def run_dev_stack(*, dagster_port: int = 3000, ready_timeout: float = 300.0) -> int:
     home = settings.mining_home()
+    os.umask(settings.PRIVATE)  # inherited by every service: the files they create are 0600, their folders 0700
     prepare_home(home)
     env = stack_environment(home)
     services = plan_services(env, home, dagster_port=dagster_port)

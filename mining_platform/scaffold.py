@@ -16,8 +16,10 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from mining_platform import settings
 from mining_platform.spec import load_spec
-from mining_platform.spec.project import PROJECT_FILE, PROJECT_NAME, SourceConfig
+from mining_platform.spec.names import max_project_name_bytes
+from mining_platform.spec.project import PROJECT_FILE, PROJECT_NAME, RESERVED_PROJECT_NAMES, SourceConfig
 from mining_platform.spec.strict import describe_validation_error
 
 SOURCE_KEY = "events"
@@ -133,9 +135,15 @@ def scaffold(projects_dir: Path, name: str, *, collection: str, entity: str, tim
              task: str = "binary", database: str | None = None, workspace: Path | None = None,
              end_date: dt.date | None = None) -> Scaffolded:
     """Write and load a new project; raises ScaffoldFailed, leaving nothing behind, when anything is off."""
-    if not re.fullmatch(PROJECT_NAME, name) or len(name) > 40:
-        raise ScaffoldFailed(f"project name {name!r}: lowercase letters, digits and _, starting with a letter, "
-                             "at most 40 characters")
+    if not re.fullmatch(PROJECT_NAME, name):
+        raise ScaffoldFailed(f"project name {name!r}: lowercase letters, digits and _, starting with a letter")
+    if name in RESERVED_PROJECT_NAMES:
+        raise ScaffoldFailed(f"project name {name!r} is reserved (an attribute of mining_platform.definitions, which "
+                             "code locations are looked up in): choose another")
+    limit = max_project_name_bytes(settings.setting("MINING_MONGO_DB"))
+    if len(name) > limit:
+        raise ScaffoldFailed(f"project name {name!r}: at most {limit} characters with MINING_MONGO_DB "
+                             f"{settings.setting('MINING_MONGO_DB')!r} (its databases stay under 64 bytes)")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", entity):
         raise ScaffoldFailed(f"--entity {entity!r}: a top-level field name (letters, digits, _)")
     try:

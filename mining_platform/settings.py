@@ -18,11 +18,16 @@ DEFAULTS: dict[str, str] = {
     "MINING_ENDPOINT_URL": "http://127.0.0.1:8080",
     "MINING_DAGSTER_PORT": "3000",
     "MINING_PREDICTION_LOG_SAMPLE_RATE": "0.1",
+    "MINING_PREDICTION_LOG_RETENTION_DAYS": "30",  # a TTL index removes older records
+    "MINING_PREDICTION_LOG_MAX_ROWS": "100",  # rows of one request logged at most
     "MINING_MAX_BATCH": "1000",
     "MINING_STEP_RETRIES": "3",
     "MINING_STEP_RETRY_DELAY_SECONDS": "15",
     # Every endpoint replica syncs with the serving records and writes its heartbeat this often.
     "MINING_ENDPOINT_HEARTBEAT_SECONDS": "5",
+    # Events dated later than now plus this are ignored by the watermark (a clock or parse error in one row must not
+    # mature every label window) and refused by `import`.
+    "MINING_FUTURE_TOLERANCE_MINUTES": "60",
     # How long `<p>/deployment` waits for every live replica to serve the new version.
     "MINING_DEPLOY_CONVERGE_SECONDS": "120",
 }
@@ -61,11 +66,31 @@ def console_script(name: str) -> str:
     return str(path)
 
 
+PRIVATE = 0o077  # the group and other permission bits: none under MINING_HOME
+
+
+def private_home(home: Path) -> list[str]:
+    """Create `home` (0700) or tighten an existing one: every folder under it 0700 and every file 0600 at most
+    (the embedded MongoDB's files, MLflow's database and artifacts, Dagster's home, logins and tokens hold every
+    project's data, readable around MongoDB's authentication otherwise). Returns a note per path tightened.
+    (`make dev` also sets its umask to 077, so what the services it starts create later is private too.)"""
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tightened = []
+    for path in [home, *home.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode & 0o777
+        if mode & PRIVATE:
+            path.chmod(mode & ~PRIVATE)
+            tightened.append(f"{path}: {mode:04o} -> {mode & ~PRIVATE:04o}")
+    return tightened
+
+
 def ensure_admin_token(home: Path) -> str:
     """The endpoint's admin bearer token: generated once into `<home>/admin_token` (mode 0600)."""
     path = home / "admin_token"
     if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Write a private temp file, then link it into place: the token is complete
         # before anyone can read it, and of two processes starting together the
         # first link wins and both return that token.

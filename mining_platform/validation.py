@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pymongo.database import Database
 
-from mining_platform.sources.observe import SourceProblem, complete_through, shown, watermark
+from mining_platform.sources.observe import SourceProblem, complete_through, ignored_future, shown, watermark
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.definition import (
     FEATURES_DIR, FeatureDefinitionError, load_feature_definition, load_feature_files,
@@ -90,6 +90,9 @@ def validate(
                 state = ("holds no events yet" if newest is None else
                          f"newest event {newest.isoformat()}, complete through "
                          f"{complete_through(newest, source.lateness_days)}")
+                ignored = ignored_future(registry, source)
+                if ignored:
+                    state += f"; {ignored}"
                 report(f"ok  source {key} ({shown(source, registry)}): {state}")
         # The registry of a project's versions lives in the project's namespace.
         namespace = registry.client[project_database(registry.name, project.name)] if registry is not None else None

@@ -59,13 +59,13 @@ def test_a_shadow_challenger_scores_the_logged_requests_and_never_answers(churn_
         loaded(url, challenger=challenger.version)
         answer = predict(url, "churn", {"rows": as_rows(X)}).json()
         version = httpx.get(f"{url}/v1/churn/version").json()
-        wait_until(lambda: mongo.project_db("churn")["prediction_log"].count_documents({}) == 10, timeout=10,
+        wait_until(lambda: mongo.endpoint_db("churn")["prediction_log"].count_documents({}) == 10, timeout=10,
                    what="10 log records")
     assert answer["model"]["version"] == champion.version and "versions" not in answer
     assert answer["predictions"] == reference_scores(mlflow_resource, champion, X)
     assert answer["challenger"] == {"name": challenger.name, "version": challenger.version, "mode": "shadow"}
     assert version["challenger"]["version"] == challenger.version and version["challenger"]["mode"] == "shadow"
-    docs = list(mongo.project_db("churn")["prediction_log"].find({}, {"_id": 0}))
+    docs = list(mongo.endpoint_db("churn")["prediction_log"].find({}, {"_id": 0}))
     answered = [d for d in docs if d["answered"]]
     shadow = [d for d in docs if not d["answered"]]
     assert {(d["role"], d["model"]["version"]) for d in answered} == {("champion", champion.version)}
@@ -92,7 +92,7 @@ def test_a_canary_answers_its_share_of_entities_the_same_way_every_time(churn_pr
         keyed = [predict(url, "churn", {"rows": as_rows(X[:1])}, headers={**JSON, "X-Request-Key": key}).json()
                  for key in ("order-1", "order-2", "order-1")]
         too_long = predict(url, "churn", {"rows": as_rows(X[:1])}, headers={**JSON, "X-Request-Key": "k" * 300})
-        wait_until(lambda: mongo.project_db("churn")["prediction_log"].count_documents({"entity": {"$exists": True}})
+        wait_until(lambda: mongo.endpoint_db("churn")["prediction_log"].count_documents({"entity": {"$exists": True}})
                    == 400, timeout=10, what="400 entity log records")
     expected = [challenger.version if routes_to_challenger("churn", e, challenger.version, 0.3) else champion.version
                 for e in entities]
@@ -109,7 +109,7 @@ def test_a_canary_answers_its_share_of_entities_the_same_way_every_time(churn_pr
         challenger.version if routes_to_challenger("churn", key, challenger.version, 0.3) else champion.version
         for key in ("order-1", "order-2")]
     assert too_long.status_code == 422 and "X-Request-Key" in too_long.json()["detail"]
-    docs = list(mongo.project_db("churn")["prediction_log"].find({"entity": {"$exists": True}}, {"_id": 0}))
+    docs = list(mongo.endpoint_db("churn")["prediction_log"].find({"entity": {"$exists": True}}, {"_id": 0}))
     assert all(d["answered"] and d["as_of"] == dt.datetime(2024, 1, 11, tzinfo=UTC) for d in docs)
     assert {(d["entity"], d["role"], d["model"]["version"]) for d in docs} == {
         (e, "challenger" if v == challenger.version else "champion", v) for e, v in zip(entities, expected)}

@@ -20,6 +20,17 @@ def workspace_locations() -> list[dict]:
     return [entry["python_module"] for entry in workspace["load_from"]]
 
 
+def test_no_project_name_can_be_one_of_the_modules_own_attributes():
+    """A code location is `-a <project>`, a module attribute: a project named like one of the module's own names
+    would resolve to that name instead of its definitions, so load_project refuses those names."""
+    import re
+
+    from mining_platform.spec.project import PROJECT_NAME, RESERVED_PROJECT_NAMES
+
+    possible = {name for name in vars(definitions) if re.match(PROJECT_NAME, name)}
+    assert possible and possible <= RESERVED_PROJECT_NAMES, possible - RESERVED_PROJECT_NAMES
+
+
 def test_workspace_lists_every_project():
     attributes = sorted(location["attribute"] for location in workspace_locations())
     assert attributes == project_names(REPO / "projects")

@@ -74,7 +74,12 @@ def test_the_endpoint_chart_runs_replicas_that_follow_the_serving_records():
     env = {e["name"]: e for e in container["env"]}
     assert env["MINING_ENDPOINT_REPLICA"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert container["envFrom"] == [{"secretRef": {"name": "mining-endpoint"}}]  # credentials never in values
-    unknown = {name for name in env if name.startswith("MINING_")} - set(settings.DEFAULTS) - {"MINING_ENDPOINT_REPLICA"}
+    token = next(e for e in container["env"] if e["name"] == "MINING_PREDICT_TOKEN")  # on in production
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "mining-endpoint", "key": "MINING_PREDICT_TOKEN"}
+    open_container = by_kind(rendered("mining-endpoint", {"predictToken": {"required": False}}))["Deployment"][
+        "spec"]["template"]["spec"]["containers"][0]
+    assert "MINING_PREDICT_TOKEN" not in {e["name"] for e in open_container["env"]}
+    unknown = {name for name in env if name.startswith("MINING_")} - set(settings.DEFAULTS) - {"MINING_ENDPOINT_REPLICA", "MINING_PREDICT_TOKEN"}
     assert not unknown, f"the chart sets settings the platform does not read: {unknown}"
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0

@@ -141,7 +141,7 @@ def test_a_stale_replica_or_none_at_all_fails_the_deployment(project, mongo, mlf
 
     current, new = register(project, mlflow_resource, 5), register(project, mlflow_resource, 6)
     promote_to_champion(client, project.model.name, current.version)
-    replicas = mongo.project_db(project.name)[SERVING_REPLICAS]
+    replicas = mongo.endpoint_db(project.name)[SERVING_REPLICAS]
     now = dt.datetime.now(dt.timezone.utc)
     replicas.insert_one(heartbeat_document("stale-pod:1", host="stale-pod", pid=1, started_at=now, now=now,
                                            interval_seconds=60, served={"champion": Served("999")}, errors={}))

@@ -79,6 +79,24 @@ def test_a_new_home_dequeues_runs_every_second_and_ticks_sensors_in_threads(tmp_
         assert dagster_instance.get_settings("schedules") == {"use_threads": True, "num_workers": 2}
 
 
+def test_prepare_home_makes_an_older_home_private(tmp_path, capsys):
+    home = tmp_path / "home"
+    before = os.umask(0o022)
+    try:
+        (home / "mongo").mkdir(parents=True, mode=0o755)
+        (home / "mongo" / "collection-0.wt").write_text("data")
+        (home / "mongo" / "collection-0.wt").chmod(0o644)
+        prepare_home(home)
+        assert "tightened 3 path(s)" in capsys.readouterr().out
+        modes = {p.relative_to(home).as_posix(): p.stat().st_mode & 0o777 for p in [home, *home.rglob("*")]}
+        assert modes["."] == 0o700 and modes["mongo"] == 0o700 and modes["mongo/collection-0.wt"] == 0o600
+        assert modes["dagster"] == 0o700 and modes["dagster/dagster.yaml"] == 0o600
+        prepare_home(home)
+        assert "tightened" not in capsys.readouterr().out
+    finally:
+        os.umask(before)
+
+
 def test_prepare_home_adds_run_retries_to_an_older_instance_file(tmp_path):
     instance = tmp_path / "dagster" / "dagster.yaml"
     instance.parent.mkdir(parents=True)
@@ -196,6 +214,12 @@ def test_dev_stack_starts_serves_and_stops_cleanly_then_reuses_its_data(dev_env)
     assert survivors(started) == []
     assert not any(port_in_use(p) for p in ports)
     assert (home / "admin_token").exists() and (home / "dagster" / "dagster.yaml").exists()
+    # Everything the stack wrote (MongoDB's files, MLflow's database and artifacts, Dagster's home) is its user's.
+    readable = [f"{p} {p.stat().st_mode & 0o777:04o}" for p in [home, *home.rglob("*")]
+                if not p.is_symlink() and p.stat().st_mode & 0o077]
+    assert readable == [], readable[:10]
+    assert any((home / "mongo").rglob("*.wt")) or any((home / "mongo").iterdir())
+    (home / "mongo").chmod(0o755)  # an older home: tightened at the next start, saying so
 
     # The second start also has a broken feature file: the stack runs, and says why churn is missing.
     projects = Path(dev_env["MINING_HOME"]).parent / "projects"
@@ -211,6 +235,7 @@ def test_dev_stack_starts_serves_and_stops_cleanly_then_reuses_its_data(dev_env)
         wait_until(lambda: any("failed to load" in line for line in again.lines), timeout=120,
                    what="the code location error report")
         output = "".join(again.lines)
+        assert f"{home} was readable by other accounts: tightened 1 path(s)" in output
         assert "code location 'churn' failed to load" in output
         assert f"{broken}: 1 problem" in output and "owner: missing required key" in output
     finally:

@@ -168,7 +168,7 @@ def test_the_report_compares_logged_scores_of_the_champion_for_that_day(spec, mo
     publish_day(mongo, spec, QUIET, quiet_rows())
     start = as_of(QUIET) - dt.timedelta(days=1)
     rng = np.random.default_rng(5)
-    mongo.project_db(spec.name)[PREDICTION_LOG].insert_many([
+    mongo.endpoint_db(spec.name)[PREDICTION_LOG].insert_many([
         {"project": spec.project.name, "model": {"name": champion.name, "version": version},
          "time": start + dt.timedelta(minutes=i), "score": float(score)}
         for i, (version, score) in enumerate(

@@ -127,7 +127,7 @@ def test_every_committed_day_is_scored_by_champion_and_challenger_and_judged_onc
 
         # The endpoint's log: entity predictions made from day 1's features, one of them by a stale version.
         logged_at = dt.datetime.now(UTC)
-        db[PREDICTION_LOG].insert_many([
+        mongo.endpoint_db(spec.name)[PREDICTION_LOG].insert_many([
             {"project": spec.name, "model": {"name": champion.name, "version": champion.version if i < 20 else "999"},
              "role": "champion", "answered": True, "time": logged_at, "score": 0.5, "features": {},
              "entity": f"u{i:07d}", "as_of": as_of(DAYS[0])} for i in range(21)])

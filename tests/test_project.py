@@ -97,6 +97,56 @@ def test_a_source_is_never_a_platform_collection_or_a_server_database(tmp_path, 
     assert problem in str(error.value)
 
 
+@pytest.mark.parametrize("source, problem", [
+    # Another project's tiles, features, samples, markers: named by database and platform collection.
+    ({"database": "mining_churn", "collection": "tiles_user_activity"}, "sources.user_events.collection: Value error, "
+     "'tiles_user_activity' is a platform collection"),
+    ({"collection": "features_user_activity"}, "'features_user_activity' is a platform collection"),
+    ({"database": "elsewhere", "collection": "samples_churn"}, "'samples_churn' is a platform collection"),
+    ({"collection": "predictions_x"}, "'predictions_x' is a platform collection"),
+    ({"collection": "labels_churn"}, "'labels_churn' is a platform collection"),
+    ({"collection": "serving_desired"}, "'serving_desired' is a platform collection"),
+    # A namespace (or endpoint) database, with an ordinary collection name, in any case.
+    ({"database": "mining_churn", "collection": "anything"}, "'mining_churn' is named like a project's namespace"),
+    ({"database": "MINING_churn", "collection": "anything"}, "'MINING_churn' is named like a project's namespace"),
+    ({"database": "mining_churn-endpoint", "collection": "anything"}, "named like a project's namespace"),
+    ({"database": "Mining"}, "'Mining' is named like a project's namespace (mining_<project>) or like the platform"),
+    ({"database": "Admin"}, "'Admin' is one of MongoDB's own databases"),
+    ({"database": "LOCAL"}, "'LOCAL' is one of MongoDB's own databases"),
+    ({"database": "Config"}, "'Config' is one of MongoDB's own databases"),
+    ({"collection": "system.profile"}, "a system collection cannot be a source"),
+], ids=str)
+def test_the_project_boundary_is_checked_when_the_file_loads(tmp_path, churn_raw, monkeypatch, source, problem):
+    monkeypatch.delenv("MINING_MONGO_DB", raising=False)  # the platform database: `mining`
+    churn_raw["sources"]["user_events"].update(source)
+    with pytest.raises(ProjectConfigError) as error:
+        load_project(write_project(tmp_path, "churn", churn_raw))
+    assert problem in str(error.value)
+
+
+def test_the_boundary_follows_the_platform_database(tmp_path, churn_raw, monkeypatch):
+    churn_raw["sources"]["user_events"]["database"] = "team_spend"
+    folder = write_project(tmp_path, "churn", churn_raw)
+    assert load_project(folder, platform="mining").sources["user_events"].database == "team_spend"
+    with pytest.raises(ProjectConfigError, match="'team_spend' is named like a project's namespace"):
+        load_project(folder, platform="team")
+    monkeypatch.setenv("MINING_MONGO_DB", "team")
+    with pytest.raises(ProjectConfigError, match="named like a project's namespace"):
+        load_project(folder)
+
+
+def test_a_project_name_fits_its_databases_and_is_not_a_module_attribute(tmp_path, churn_raw, monkeypatch):
+    monkeypatch.delenv("MINING_MONGO_DB", raising=False)
+    longest = "p" * (63 - len("mining_") - len("-endpoint"))
+    assert load_project(write_project(tmp_path, longest, {**churn_raw, "name": longest})).name == longest
+    too_long = longest + "q"
+    with pytest.raises(ProjectConfigError, match=f"is {len(too_long)} bytes; with MINING_MONGO_DB 'mining' a project "
+                                                 f"name has at most {len(longest)}"):
+        load_project(write_project(tmp_path, too_long, {**churn_raw, "name": too_long}))
+    with pytest.raises(ProjectConfigError, match="name 'settings' is reserved"):
+        load_project(write_project(tmp_path, "settings", {**churn_raw, "name": "settings"}))
+
+
 def test_unknown_key_names_file_and_key(tmp_path, churn_raw):
     churn_raw["model"]["min_acu"] = 0.7  # a typo must not be silently ignored
     folder = write_project(tmp_path, "churn", churn_raw)

@@ -200,4 +200,4 @@ def test_a_move_reaches_every_replica_under_load_and_a_replica_that_cannot_load_
     assert moves[1]["moved_by"]["run_id"] == second.run_id and moves[1]["evidence"]["mining.gate"] == "passed"
     assert run_tags["mining.promotion.to"] == v2 and run_tags["mining.promotion.kind"] == "deployment"
     # Stopped replicas remove their heartbeats: a deployment after them waits for nobody that is gone.
-    assert namespace[SERVING_REPLICAS].count_documents({}) == 0, errors
+    assert mongo.endpoint_db(project.name)[SERVING_REPLICAS].count_documents({}) == 0, errors

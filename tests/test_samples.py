@@ -11,6 +11,7 @@ from mining_platform.demo.store import ensure_event_indexes
 from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.samples.build import build_sample_partitions
 from mining_platform.samples.pipeline import SamplesPipeline
+from mining_platform.sources.observe import watermark
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import SAMPLE_MARKERS
@@ -180,6 +181,24 @@ def test_lateness_days_hold_a_window_open_past_its_end(mongo, project, spec, chu
     assert not outcome.committed and "plus lateness_days 1" in outcome.error
     mongo.db()["user_events"].insert_one({"user_id": "u9", **at(10, 0, 0)})
     assert build(mongo, late)[0].committed
+
+
+def test_one_far_future_event_does_not_mature_a_label_window(mongo, spec, samples, churn_db):
+    """A row dated 9999-12-31 (or a clock far ahead) is ignored by the watermark, and the refusal says so."""
+    publish_features(mongo, spec)
+    events = mongo.db()["user_events"]
+    events.find_one_and_delete({"user_id": "u4", "timestamp": at(9, 0, 0)["timestamp"]})
+    events.insert_one({"user_id": "u7", "type": "click", "timestamp": dt.datetime(9999, 12, 31, tzinfo=dt.timezone.utc)})
+    source = spec.project.sources["user_events"]
+    assert watermark(mongo.db(), source) == at(8, 23, 59)["timestamp"]
+    [outcome] = build(mongo, spec)
+    assert not outcome.committed
+    assert "holds events up to 2024-01-08T23:59:00+00:00" in outcome.error
+    assert "1 event(s) dated after" in outcome.error and "up to 9999-12-31T00:00:00+00:00, are ignored" in outcome.error
+    # An event within the tolerance counts: the clocks of two machines differ by seconds, not years.
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=30)
+    events.insert_one({"user_id": "u8", "type": "click", "timestamp": soon})
+    assert abs(watermark(mongo.db(), source) - soon) < dt.timedelta(milliseconds=1)
 
 
 def test_partition_without_committed_features_is_refused(mongo, spec, samples, churn_db):

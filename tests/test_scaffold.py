@@ -37,6 +37,12 @@ def test_two_scaffolded_projects_load_and_never_share_a_registry_name(tmp_path):
     ("shop", {"entity": "customer.id"}, "--entity 'customer.id'"),
     ("shop", {"collection": "system.users"}, "system collection"),
     ("shop", {"timestamp": "$when"}, "timestamp"),
+    ("load_spec", {}, "project name 'load_spec' is reserved"),
+    ("settings", {}, "project name 'settings' is reserved"),
+    ("s" * 48, {}, "at most 47 characters with MINING_MONGO_DB 'mining'"),
+    ("shop", {"database": "mining_churn"}, "'mining_churn' is named like a project's namespace"),
+    ("shop", {"database": "Admin"}, "'Admin' is one of MongoDB's own databases"),
+    ("shop", {"collection": "tiles_user_activity"}, "'tiles_user_activity' is a platform collection"),
 ])
 def test_bad_names_are_refused_before_anything_is_written(tmp_path, name, changes, problem):
     with pytest.raises(ScaffoldFailed, match=problem.replace("$", r"\$").replace(".", r"\.")):

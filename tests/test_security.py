@@ -6,6 +6,7 @@ import uuid
 
 import dagster as dg
 import pytest
+import yaml
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
@@ -17,7 +18,8 @@ from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.resources import MongoResource
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import (
-    FEATURE_PIPELINES, PREDICTION_LOG, PROMOTIONS, SERVING_DESIRED, SERVING_REPLICAS, project_database,
+    FEATURE_PIPELINES, PREDICTION_LOG, PROMOTIONS, SERVING_DESIRED, SERVING_REPLICAS, endpoint_database,
+    project_database,
 )
 from mining_platform.store import markers
 from tests.conftest import REPO
@@ -95,31 +97,99 @@ def test_only_a_demo_project_writes_its_demo_source_and_the_claims(mongo, two_pr
     assert not refused(lambda: platform["alpha_events"].delete_many({"demo": True}))
 
 
-def test_the_endpoint_reads_namespaces_and_only_inserts_into_the_log(mongo, two_projects):
-    alpha, _, _, clients = two_projects
+def test_the_endpoint_reads_namespaces_and_writes_only_its_own_databases(mongo, two_projects):
+    alpha, beta, _, clients = two_projects
     endpoint = clients["endpoint"]
     namespace = endpoint[project_database(mongo.database, alpha.name)]
-    mongo.project_db(alpha.name)["feature_partitions"].insert_one({"_id": "m"})
+    written = endpoint[endpoint_database(mongo.database, alpha.name)]
+    admin_namespace = mongo.project_db(alpha.name)
+    admin_namespace["feature_partitions"].insert_one({"_id": "m"})
+    admin_namespace[SERVING_DESIRED].insert_one({"_id": "champion", "version": "1"})
     assert namespace["feature_partitions"].find_one() == {"_id": "m"}
-    namespace[PREDICTION_LOG].insert_one({"project": alpha.name})
+    # Its replicas follow the serving records (a change stream, closed again: killCursors) and write the prediction
+    # log and their heartbeats in the endpoint database.
+    with namespace[SERVING_DESIRED].watch(max_await_time_ms=200) as stream:
+        admin_namespace[SERVING_DESIRED].replace_one({"_id": "champion"}, {"version": "2"})
+        assert stream.try_next()["fullDocument"]["version"] == "2"
+    written[PREDICTION_LOG].insert_one({"project": alpha.name})
+    written[PREDICTION_LOG].create_index("time", expireAfterSeconds=60)
+    written[SERVING_REPLICAS].replace_one({"_id": "pod-a"}, {"at": 1}, upsert=True)
+    written[SERVING_REPLICAS].delete_one({"_id": "pod-a"})
+    list(written[PREDICTION_LOG].find().batch_size(1).limit(5))
+
+    # Nothing that decides what is served can be written by it, on the embedded server too (every grant is a
+    # database's): the serving record, markers, the registry, run records, the promotion audit, features.
+    for collection in (SERVING_DESIRED, "feature_partitions", FEATURE_PIPELINES, "pipeline_runs", PROMOTIONS,
+                       "features_x", PREDICTION_LOG, SERVING_REPLICAS):
+        assert refused(lambda: namespace[collection].insert_one({"_id": "forged"})), collection
+        assert refused(lambda: namespace[collection].update_one({}, {"$set": {"version": "3"}}, upsert=True)), collection
+        assert refused(lambda: namespace[collection].delete_many({})), collection
     assert refused(lambda: endpoint[mongo.database]["alpha_events"].find_one())  # no source data
     assert refused(lambda: endpoint[mongo.database]["alpha_events"].insert_one({}))
     assert refused(lambda: endpoint["elsewhere"]["x"].insert_one({}))
-    # Its replicas follow the serving records (a change stream) and write their own heartbeats, nothing else.
-    with namespace[SERVING_DESIRED].watch(max_await_time_ms=200) as stream:
-        mongo.project_db(alpha.name)[SERVING_DESIRED].insert_one({"_id": "champion", "version": "1"})
-        assert stream.try_next()["fullDocument"]["version"] == "1"
-    namespace[SERVING_REPLICAS].replace_one({"_id": "pod-a"}, {"at": 1}, upsert=True)
-    namespace[SERVING_REPLICAS].delete_one({"_id": "pod-a"})
-    # Writes are granted on those two collections alone. SecantusDB applies a collection's privilege to the whole
-    # database (an insert into any collection of the namespace passes), so the grant is read back, not probed.
-    role = mongo.client().admin.command("rolesInfo", {"role": ENDPOINT_USER, "db": "admin"},
+    assert refused(lambda: endpoint[endpoint_database(mongo.database, "unprovisioned")]["x"].insert_one({}))
+    assert admin_namespace[SERVING_DESIRED].find_one() == {"_id": "champion", "version": "2"}
+    assert admin_namespace[PROMOTIONS].count_documents({}) == 0
+
+    # A project reads what the endpoint wrote for it (drift, performance, convergence), writes none of it, and
+    # reads nothing the endpoint wrote for another project.
+    beta_client = clients["beta"]
+    mongo.endpoint_db(beta.name)[PREDICTION_LOG].insert_one({"project": beta.name})
+    assert beta_client[endpoint_database(mongo.database, beta.name)][PREDICTION_LOG].count_documents({}) == 1
+    assert refused(lambda: beta_client[endpoint_database(mongo.database, beta.name)][PREDICTION_LOG].insert_one({}))
+    assert refused(lambda: beta_client[endpoint_database(mongo.database, beta.name)][SERVING_REPLICAS].insert_one({}))
+    assert refused(lambda: beta_client[endpoint_database(mongo.database, alpha.name)][PREDICTION_LOG].find_one())
+
+
+def test_provision_skips_a_project_that_names_another_projects_data_and_provisions_the_rest(
+        mongo, tmp_path, monkeypatch, capsys):
+    """The takeover through `provision`: a project file naming churn's namespace (or any platform collection) as
+    a source is refused when it is loaded; it gets no user and no privileges, and churn is provisioned as usual."""
+    projects = tmp_path / "projects"
+    churn = yaml.safe_load((REPO / "projects/churn/project.yaml").read_text())
+    for name, source in [("churn", None),
+                         ("intruder", {"collection": "user_activity", "database": f"{mongo.database}_churn"}),
+                         ("thief", {"collection": "tiles_user_activity", "database": "elsewhere"})]:
+        config = {**copy.deepcopy(churn), "name": name}
+        if source:
+            config.pop("demo")
+            config["sources"]["user_events"].update(source)
+        (projects / name).mkdir(parents=True)
+        (projects / name / "project.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("MINING_PROJECTS_DIR", str(projects))
+    monkeypatch.setenv("MINING_MONGO_URI", mongo.uri)
+    monkeypatch.setenv("MINING_MONGO_DB", mongo.database)
+    assert cli.main(["provision"]) == 1
+    out, err = capsys.readouterr()
+    assert "project churn: role" in out
+    assert (f"project intruder skipped, nothing granted" in err
+            and f"'{mongo.database}_churn' is named like a project's namespace" in err), err
+    assert "project thief skipped" in err and "'tiles_user_activity' is a platform collection" in err
+    stored = credentials.load()
+    assert set(stored["projects"]) == {"churn"}
+    admin = mongo.client().admin
+    for name in ("intruder", "thief"):
+        assert not admin.command("usersInfo", {"user": project_user(name), "db": "admin"})["users"]
+    endpoint = admin.command("rolesInfo", {"role": ENDPOINT_USER, "db": "admin"}, showPrivileges=True)["roles"][0]
+    assert {p["resource"]["db"] for p in endpoint["privileges"]} == {
+        project_database(mongo.database, "churn"), endpoint_database(mongo.database, "churn")}
+
+
+def test_provision_grants_nothing_to_a_project_built_past_the_loader(mongo, churn_project):
+    """A ProjectConfig made in code (model_copy skips validation) is checked again: its earlier role is emptied."""
+    good = project_named(churn_project, f"gamma_{uuid.uuid4().hex[:6]}", demo=False)
+    done = provision(mongo.client(), platform=mongo.database, projects=[good], logins={"projects": {}})
+    source = good.sources["user_events"].model_copy(update={"database": f"{mongo.database}_churn"})
+    bad = good.model_copy(update={"sources": {"user_events": source}})
+    again = provision(mongo.client(), platform=mongo.database, projects=[bad], logins=done.logins)
+    assert good.name in again.skipped and "named like a project's namespace" in again.skipped[good.name]
+    role = mongo.client().admin.command("rolesInfo", {"role": project_user(good.name), "db": "admin"},
                                         showPrivileges=True)["roles"][0]
-    writes = {p["resource"]["collection"]: set(p["actions"]) for p in role["privileges"]
-              if p["resource"]["db"] == namespace.name and set(p["actions"]) & {"insert", "update", "remove"}}
-    assert writes == {PREDICTION_LOG: {"insert", "createIndex", "listIndexes"},
-                      SERVING_REPLICAS: {"find", "insert", "update", "remove", "createIndex", "listIndexes"}}
-    assert PROMOTIONS not in writes and SERVING_DESIRED not in writes
+    assert role["privileges"] == [] and role["roles"] == []
+    with MongoClient(credentials.with_login(mongo.uri, done.logins["projects"][good.name]),
+                     serverSelectionTimeoutMS=5000) as client:
+        assert refused(lambda: client[project_database(mongo.database, "churn")]["features_x"].find_one())
+        assert refused(lambda: client[project_database(mongo.database, good.name)]["x"].insert_one({}))
 
 
 def test_a_project_builds_its_features_with_its_own_least_privileged_user(mongo, two_projects):

@@ -247,11 +247,33 @@ def test_a_champion_that_cannot_be_loaded_leaves_the_old_one_serving(project, de
         answer = predict(url, "churn", {"rows": as_rows(X)})
         assert answer.status_code == 200 and answer.json()["model"]["version"] == good.version
 
+        # A serving record naming a version the registry does not have: 409 naming it (MLflow is up), not 502.
+        mongo.project_db("churn")["serving_desired"].insert_one({"_id": "champion", "version": "977", "set_at": 1})
+        unknown = admin(url, "churn")
+        assert unknown.status_code == 409, unknown.text
+        assert "version '977' of " in unknown.json()["detail"] and "does not exist" in unknown.json()["detail"]
+        mongo.project_db("churn")["serving_desired"].delete_one({"_id": "champion"})
+
         # No champion at all: the reload says so and the old model still serves.
         client.delete_registered_model_alias(good.name, aliases.CHAMPION)
         gone = admin(url, "churn")
         assert gone.status_code == 409 and "no 'champion' alias" in gone.json()["detail"]
         assert predict(url, "churn", {"rows": as_rows(X)}).json()["model"]["version"] == good.version
+
+
+def test_predict_needs_the_predict_token_when_one_is_set(project, definitions, mongo, mlflow_resource):
+    promote(mlflow_resource, register(project, mlflow_resource, seed=13))
+    config = serving_config(project, definitions, mongo, mlflow_resource, predict_token="predict-secret")
+    body = {"rows": [ROW]}
+    with endpoint_server.running(create_app(config)) as url:
+        wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["version"], timeout=30, what="load")
+        missing = httpx.post(f"{url}/v1/churn/predict", json=body)
+        wrong = httpx.post(f"{url}/v1/churn/predict", json=body, headers={"Authorization": "Bearer nope"})
+        right = httpx.post(f"{url}/v1/churn/predict", json=body, headers={"Authorization": "Bearer predict-secret"})
+        admin_too = httpx.post(f"{url}/v1/churn/predict", json=body, headers=ADMIN)
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == "Bearer"
+    assert "MINING_PREDICT_TOKEN" in missing.json()["detail"]
+    assert wrong.status_code == 403 and right.status_code == 200 and admin_too.status_code == 200
 
 
 def test_reload_needs_the_admin_token(project, definitions, mongo, mlflow_resource):
@@ -371,9 +393,9 @@ def test_sampled_predictions_are_logged_in_batches(project, definitions, mongo, 
         wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["version"], timeout=30, what="load")
         scores = [predict(url, "churn", {"rows": as_rows(X)}).json()["predictions"] for _ in range(4)]
         assert predict(url, "churn", {"rows": [{"events": 3, "clicks": 1, "spend": None}]}).status_code == 200
-        wait_until(lambda: mongo.project_db("churn")["prediction_log"].count_documents({}) == 13, timeout=10, what="13 log records")
+        wait_until(lambda: mongo.endpoint_db("churn")["prediction_log"].count_documents({}) == 13, timeout=10, what="13 log records")
         stats = httpx.get(f"{url}/health", headers=ADMIN).json()["prediction_log"]
-    docs = list(mongo.project_db("churn")["prediction_log"].find({}, {"_id": 0}).sort("time", 1))
+    docs = list(mongo.endpoint_db("churn")["prediction_log"].find({}, {"_id": 0}).sort("time", 1))
     assert stats["written"] == 13 and stats["dropped"] == {}
     # Logged as the model saw them: floats, missing as null, whatever JSON type was sent.
     assert docs[-1]["features"] == {"events": 3.0, "clicks": 1.0, "spend": None}
@@ -382,6 +404,32 @@ def test_sampled_predictions_are_logged_in_batches(project, definitions, mongo, 
     assert all(d["model"] == {"name": logged.name, "version": logged.version} for d in docs)
     assert [d["score"] for d in docs[:3]] == scores[0]
     assert docs[0]["features"] == as_rows(X)[0] and isinstance(docs[0]["time"], dt.datetime)
+
+
+def test_the_prediction_log_is_bounded_in_time_and_per_request(project, definitions, mongo, mlflow_resource):
+    """Large requests cannot fill the log or outweigh the others: at most `log_max_rows` rows of a request are
+    logged (a random subset, the same rows for every model), and a TTL index removes records after the retention."""
+    promote(mlflow_resource, register(project, mlflow_resource, seed=12))
+    X = synthetic_rows(FEATURES, 50, seed=4)
+    config = serving_config(project, definitions, mongo, mlflow_resource, log_sample_rate=1.0, log_max_rows=7,
+                            log_retention_days=2.0)
+    log = mongo.endpoint_db("churn")["prediction_log"]
+    with endpoint_server.running(create_app(config)) as url:
+        wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["version"], timeout=30, what="load")
+        for _ in range(3):
+            assert predict(url, "churn", {"rows": as_rows(X)}).status_code == 200
+        wait_until(lambda: log.count_documents({}) == 21, timeout=10, what="3 x 7 log records")
+        stats = httpx.get(f"{url}/health", headers=ADMIN).json()["prediction_log"]
+    assert stats["capped"] == 3 * 43 and stats["max_rows_per_request"] == 7 and stats["retention_days"] == 2.0
+    ttl = {i["name"]: i.get("expireAfterSeconds") for i in log.list_indexes()}
+    assert ttl["time_1"] == 2 * 86400
+    # Another retention at the next start changes the index in place.
+    with endpoint_server.running(create_app(serving_config(project, definitions, mongo, mlflow_resource,
+                                                           log_sample_rate=1.0, log_retention_days=5.0))):
+        wait_until(lambda: {i["name"]: i.get("expireAfterSeconds") for i in log.list_indexes()}["time_1"] == 5 * 86400,
+                   timeout=10, what="the retention changed")
+    with pytest.raises(ValueError, match="MINING_PREDICTION_LOG_RETENTION_DAYS"):
+        serving_config(project, definitions, mongo, mlflow_resource, log_retention_days=float("nan"))
 
 
 def test_requests_succeed_and_drops_are_counted_when_mongodb_is_down(project, definitions, mlflow_resource):

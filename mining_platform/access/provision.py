@@ -2,10 +2,18 @@
 
 - `mining_project_<p>` (a role of the same name): read the source collections `project.yaml`
   names (nothing else of their databases); read and write the namespace `<MINING_MONGO_DB>_<p>`;
-  with a `demo:` block, also write the demo source and record it in `demo_collections`.
-- `mining_endpoint`: read every project's namespace (commit markers, features); insert into
-  each project's `prediction_log`; watch its `serving_desired` and write its own heartbeats
-  in `serving_replicas`.
+  read what the endpoint writes for it (`<namespace>-endpoint`: the prediction log, the
+  replicas' heartbeats); with a `demo:` block, also write the demo source and record it in
+  `demo_collections`.
+- `mining_endpoint`: read every project's namespace (commit markers, features, serving records,
+  with a change stream on `serving_desired`); write only each project's endpoint database
+  (`prediction_log`, `serving_replicas`), which holds nothing that decides what is served.
+
+Every grant is a database-level grant or a collection of a database the grantee may hold
+whole, so the embedded server (which applies a collection's privilege to its whole database)
+enforces the same boundary as MongoDB. A project whose file reaches past its namespace and
+declared sources (`boundary_problems`) gets no privileges: it is skipped, with its reason,
+and the others are provisioned.
 - `mining_admin`: the platform's own setup (this command, imports); created when the embedded
   server first starts; in production, the platform team's administrator.
 
@@ -22,13 +30,15 @@ from pymongo import MongoClient
 
 from mining_platform.access.credentials import ADMIN, ENDPOINT, Login
 from mining_platform.spec.names import (
-    DEMO_COLLECTIONS, PREDICTION_LOG, SERVING_DESIRED, SERVING_REPLICAS, project_database,
+    DEMO_COLLECTIONS, PREDICTION_LOG, SERVING_DESIRED, SERVING_REPLICAS, endpoint_database, project_database,
 )
-from mining_platform.spec.project import ProjectConfig
+from mining_platform.spec.project import ProjectConfig, boundary_problems
 
 ROLE_DB = "admin"
-SOURCE_READ = ["find", "listIndexes", "collStats"]
+SOURCE_READ = ["find", "listIndexes", "collStats", "killCursors"]
 DEMO_WRITE = ["find", "insert", "update", "remove", "createCollection", "createIndex", "listIndexes", "collStats"]
+ENDPOINT_WRITE = ["find", "insert", "update", "remove", "createCollection", "createIndex", "listIndexes",
+                  "killCursors"]
 ADMIN_USER = "mining_admin"
 ENDPOINT_USER = "mining_endpoint"
 
@@ -41,6 +51,7 @@ def project_user(project: str) -> str:
 class Provisioned:
     logins: dict
     lines: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # project -> why it got no privileges
 
 
 def project_privileges(project: ProjectConfig, platform: str) -> list[dict]:
@@ -61,7 +72,8 @@ def project_privileges(project: ProjectConfig, platform: str) -> list[dict]:
 def project_role(project: ProjectConfig, platform: str) -> dict:
     return {
         "privileges": project_privileges(project, platform),
-        "roles": [{"role": "readWrite", "db": project_database(platform, project.name)}],
+        "roles": [{"role": "readWrite", "db": project_database(platform, project.name)},
+                  {"role": "read", "db": endpoint_database(platform, project.name)}],
     }
 
 
@@ -69,14 +81,13 @@ def endpoint_role(projects: list[ProjectConfig], platform: str) -> dict:
     privileges = []
     for project in projects:
         namespace = project_database(platform, project.name)
-        privileges.append({"resource": {"db": namespace, "collection": ""}, "actions": ["find"]})
-        privileges.append({"resource": {"db": namespace, "collection": PREDICTION_LOG},
-                           "actions": ["insert", "createIndex", "listIndexes"]})
-        # Each replica follows the serving records (a change stream) and reports what it serves (a heartbeat).
+        # Read only: features, markers and the serving records it follows (a change stream); its cursors it closes.
+        privileges.append({"resource": {"db": namespace, "collection": ""}, "actions": ["find", "killCursors"]})
         privileges.append({"resource": {"db": namespace, "collection": SERVING_DESIRED},
-                           "actions": ["find", "changeStream"]})
-        privileges.append({"resource": {"db": namespace, "collection": SERVING_REPLICAS},
-                           "actions": ["find", "insert", "update", "remove", "createIndex", "listIndexes"]})
+                           "actions": ["find", "changeStream", "killCursors"]})
+        # Written: its sampled predictions and its replicas' heartbeats, in a database holding nothing else.
+        privileges.append({"resource": {"db": endpoint_database(platform, project.name), "collection": ""},
+                           "actions": ENDPOINT_WRITE})
     return {"privileges": privileges, "roles": []}
 
 
@@ -85,6 +96,14 @@ def _put_role(admin_db, name: str, role: dict) -> str:
     command = "updateRole" if exists else "createRole"
     admin_db.command(command, name, privileges=role["privileges"], roles=role["roles"])
     return "updated" if exists else "created"
+
+
+def _revoke_role(admin_db, name: str) -> str:
+    """Empty the role of a project that is skipped now: what an earlier run granted does not outlive its file."""
+    if not admin_db.command("rolesInfo", {"role": name, "db": ROLE_DB})["roles"]:
+        return ""
+    admin_db.command("updateRole", name, privileges=[], roles=[])
+    return " (its earlier role now grants nothing)"
 
 
 def _put_user(admin_db, name: str, role: str, stored: Login | None, *, rotate: bool) -> tuple[Login, str]:
@@ -110,6 +129,12 @@ def provision(client: MongoClient, *, platform: str, projects: list[ProjectConfi
     result.logins["projects"] = dict(logins.get("projects", {}))
     for project in projects:
         name = project_user(project.name)
+        problems = boundary_problems(project, platform)
+        if problems:
+            result.skipped[project.name] = "; ".join(problems)
+            revoked = _revoke_role(admin_db, name)
+            result.lines.append(f"project {project.name}: skipped, nothing granted{revoked}: {'; '.join(problems)}")
+            continue
         role_state = _put_role(admin_db, name, project_role(project, platform))
         login, user_state = _put_user(admin_db, name, name, result.logins["projects"].get(project.name), rotate=rotate)
         result.logins["projects"][project.name] = login
@@ -117,12 +142,13 @@ def provision(client: MongoClient, *, platform: str, projects: list[ProjectConfi
                             f"{', '.join(f'{s.database or platform}.{s.collection}' for s in project.sources.values())}"
                             f", writes {project_database(platform, project.name)}"
                             + (f" and its demo source {project.demo.source}" if project.demo else ""))
-    role_state = _put_role(admin_db, ENDPOINT_USER, endpoint_role(projects, platform))
+    served = [p for p in projects if p.name not in result.skipped]
+    role_state = _put_role(admin_db, ENDPOINT_USER, endpoint_role(served, platform))
     login, user_state = _put_user(admin_db, ENDPOINT_USER, ENDPOINT_USER, result.logins.get(ENDPOINT), rotate=rotate)
     result.logins[ENDPOINT] = login
     result.lines.append(f"endpoint: role {role_state}, user {ENDPOINT_USER} {user_state}; reads the namespaces of "
-                        f"{', '.join(p.name for p in projects) or 'no project'}, inserts into their {PREDICTION_LOG}, "
-                        f"follows {SERVING_DESIRED} and writes its heartbeats in {SERVING_REPLICAS}")
+                        f"{', '.join(p.name for p in served) or 'no project'} and follows their {SERVING_DESIRED}; "
+                        f"writes only their endpoint databases ({PREDICTION_LOG}, {SERVING_REPLICAS})")
     return result
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from mining_platform.spec.names import SERVING_DESIRED, SERVING_REPLICAS
+from mining_platform.spec.names import SERVING_DESIRED, SERVING_REPLICAS, endpoint_database_of
 from mining_platform.spec.replicas import Heartbeat, desired_document, parse_heartbeat
 from mining_platform.transient import ClassifiedError
 
@@ -42,6 +42,8 @@ class ServingRecords:
 
     def __init__(self, db: Database, model_name: str, *, now: Callable[[], dt.datetime] | None = None):
         self.db = db
+        # The replicas' heartbeats, in the endpoint database beside the namespace (the endpoint writes only there).
+        self.replicas = db.client[endpoint_database_of(db.name)][SERVING_REPLICAS]
         self.model_name = model_name
         self.now = now or (lambda: dt.datetime.now(dt.timezone.utc))
 
@@ -69,7 +71,7 @@ class ServingRecords:
             self.set(role, before, set_by=set_by, reason=reason)
 
     def heartbeats(self) -> list[Heartbeat]:
-        return [parse_heartbeat(document) for document in self.db[SERVING_REPLICAS].find()]
+        return [parse_heartbeat(document) for document in self.replicas.find()]
 
     def live(self) -> list[Heartbeat]:
         now = self.now()
@@ -102,7 +104,7 @@ class ServingRecords:
             if time.monotonic() >= deadline:
                 if not live:
                     raise ReplicasDidNotConverge(
-                        f"no live endpoint replica reports to {self.db.name}.{SERVING_REPLICAS} (none wrote a "
+                        f"no live endpoint replica reports to {self.replicas.database.name}.{SERVING_REPLICAS} (none wrote a "
                         f"heartbeat within {timeout_seconds:g} s): is the endpoint running, with this MongoDB, and "
                         f"may its user write there (`mining-platform provision`)? Its /health (admin) shows the "
                         f"replica's last heartbeat error",

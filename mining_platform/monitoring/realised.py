@@ -22,10 +22,10 @@ from pymongo.database import Database
 
 from mining_platform.monitoring.performance import COMPARED_ON, Interval, Realised, compare, realised
 from mining_platform.samples.pipeline import immature_label_problem, label_stages
-from mining_platform.sources.observe import shown, source_database, watermark
+from mining_platform.sources.observe import ignored_future, shown, source_database, watermark
 from mining_platform.spec import ProjectSpec, names
 from mining_platform.spec.clock import as_utc
-from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_LOG, PREDICTION_MARKERS
+from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_LOG, PREDICTION_MARKERS, endpoint_database_of
 from mining_platform.store import markers
 
 MAX_LOGGED = 1_000_000  # logged predictions read per day, at most
@@ -103,7 +103,8 @@ def require_matured(sources: Database, spec: ProjectSpec, *, partition: str, as_
     problem = immature_label_problem(spec, partition=partition, as_of=as_of, newest=watermark(sources, source),
                                      source_name=f"{spec.label_definition.source} ({shown(source, sources)})")
     if problem:
-        raise PerformanceInputMissing(problem)
+        ignored = ignored_future(sources, source)
+        raise PerformanceInputMissing(f"{problem} ({ignored}.)" if ignored else problem)
 
 
 def day_labels(db: Database, sources: Database, spec: ProjectSpec, *, partition: str, as_of: dt.datetime,
@@ -195,7 +196,8 @@ def evaluate_performance(db: Database, sources: Database, spec: ProjectSpec, *, 
         group["entities"].append(doc[entity])
         group["scores"].append(doc["score"])
     logged_by: dict[tuple[str, str], dict] = {}
-    for doc in db[PREDICTION_LOG].find(
+    log = db.client[endpoint_database_of(db.name)][PREDICTION_LOG]  # written by the endpoint, beside the namespace
+    for doc in log.find(
             {"as_of": as_of, "project": spec.name, "entity": {"$exists": True}}, {"_id": 0, "entity": 1, "role": 1, "model": 1, "score": 1},
             max_time_ms=max_time_ms).limit(MAX_LOGGED):
         key = (doc.get("role", CHAMPION), (doc.get("model") or {}).get("version"))
@@ -225,7 +227,7 @@ def evaluate_performance(db: Database, sources: Database, spec: ProjectSpec, *, 
 
     # The day's answers: entity predictions made from T's features, and row predictions made during day T.
     day_start = as_of - dt.timedelta(days=1)
-    answered = list(db[PREDICTION_LOG].find(
+    answered = list(log.find(
         {"project": spec.name, "answered": {"$ne": False},
          "$or": [{"as_of": as_of}, {"as_of": {"$exists": False}, "time": {"$gte": day_start, "$lt": as_of}}]},
         {"_id": 0, "time": 1, "role": 1, "model": 1}, max_time_ms=max_time_ms).limit(MAX_LOGGED))

@@ -13,7 +13,7 @@ from mining_platform.monitoring.distributions import Comparison, compare
 from mining_platform.registry.aliases import Champion
 from mining_platform.registry.reference import ModelReference
 from mining_platform.spec import ProjectSpec, names
-from mining_platform.spec.names import PREDICTION_LOG
+from mining_platform.spec.names import PREDICTION_LOG, endpoint_database_of
 from mining_platform.spec.project import DriftConfig
 from mining_platform.store import markers
 from mining_platform.store.columns import NUMERIC_TYPES, Schema, find_arrow_all
@@ -85,7 +85,7 @@ def read_day(db: Database, spec: ProjectSpec, features: list[str], *, partition:
 
 def logged_scores(db: Database, project: str, model: Champion, *, start: dt.datetime, end: dt.datetime) -> np.ndarray:
     """Scores the endpoint answered with this version in [start, end)."""
-    cursor = db[PREDICTION_LOG].find(
+    cursor = db.client[endpoint_database_of(db.name)][PREDICTION_LOG].find(
         {"project": project, "model.name": model.name, "model.version": model.version,
          "time": {"$gte": start, "$lt": end}, "answered": {"$ne": False}},  # not its scores as a shadow challenger
         {"_id": 0, "score": 1},

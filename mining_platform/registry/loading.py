@@ -71,6 +71,10 @@ def load_version(tracking_uri: str, model_name: str, version: str) -> LoadedVers
     try:
         details = mlflow_client.get_model_version(model_name, version)
     except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            # The registry answered: there is no such version (or model). Not an outage: it will not load later.
+            raise VersionUnusable(f"version {version!r} of {model_name} does not exist in the registry "
+                                  f"({exc.message})") from None
         raise RegistryUnavailable(f"cannot read {uri} from the registry: {exc.message}") from None
     except OSError as exc:
         raise RegistryUnavailable(f"cannot reach the MLflow registry: {exc}") from None

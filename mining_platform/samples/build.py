@@ -10,7 +10,7 @@ from pymongo.database import Database
 from mining_platform.samples.pipeline import (
     SamplesPipeline, SamplesRefused, feature_markers, immature_label_problem, label_counts, label_stages, sample_stages,
 )
-from mining_platform.sources.observe import shown, source_database, watermark
+from mining_platform.sources.observe import ignored_future, shown, source_database, watermark
 from mining_platform.spec import ProjectSpec, names
 from mining_platform.spec.definition import OutputBoundExceeded
 from mining_platform.spec.names import SAMPLE_MARKERS
@@ -69,7 +69,8 @@ class SampleJob:
             self.spec, partition=outcome.partition, as_of=outcome.as_of, newest=self.newest_event(),
             source_name=f"{label_source} ({shown(self.spec.label_source, self.sources)})")
         if problem:
-            return problem
+            ignored = ignored_future(self.sources, self.spec.label_source)
+            return f"{problem} ({ignored}.)" if ignored else problem
         try:
             feature_markers(db, self.spec, partition=outcome.partition, as_of=outcome.as_of)
         except SamplesRefused as exc:

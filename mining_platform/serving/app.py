@@ -53,7 +53,9 @@ from mining_platform.serving.served_model import (
     ChampionLoadFailed, NoChampion, RegistryUnavailable, ServedModel, aliased, champion_version, load_version,
 )
 from mining_platform.spec import ProjectSpec
-from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_LOG, ROLES, project_database
+from mining_platform.spec.names import (
+    CHALLENGER, CHAMPION, PREDICTION_LOG, ROLES, endpoint_database, project_database,
+)
 from mining_platform.spec.project import ChallengerConfig, ProjectConfigError
 from mining_platform.spec.replicas import LoadError, Served
 from mining_platform.spec.routing import routes_to_challenger
@@ -246,16 +248,19 @@ def create_app(config: ServingConfig) -> FastAPI:
         client = AsyncMongoClient(config.mongo_uri, tz_aware=True, appname="mining-platform-endpoint",
                                   serverSelectionTimeoutMS=config.mongo_timeout_ms,
                                   timeoutMS=config.mongo_timeout_ms * 2)
-        # Each project's features and log live in its own namespace (`<database>_<project>`).
+        # Each project's features and serving records live in its namespace (`<database>_<project>`), read only;
+        # what the endpoint writes (the prediction log, the heartbeats) in `<namespace>-endpoint`.
         namespaces = {spec.name: client[project_database(config.database, spec.name)] for spec in config.projects}
+        written = {spec.name: client[endpoint_database(config.database, spec.name)] for spec in config.projects}
         for spec in config.projects:
             states[spec.name] = ProjectState(spec, OnlineFeatures(
                 namespaces[spec.name], project=spec.name, entity=spec.entity, definitions=list(spec.definitions)))
-        prediction_log = PredictionLog({p: db[PREDICTION_LOG] for p, db in namespaces.items()},
-                                       sample_rate=config.log_sample_rate)
+        prediction_log = PredictionLog({p: db[PREDICTION_LOG] for p, db in written.items()},
+                                       sample_rate=config.log_sample_rate, retention_days=config.log_retention_days,
+                                       max_rows_per_request=config.log_max_rows)
         prediction_log.start()
         # The first sync loads each role as soon as MLflow answers (it may start after the endpoint).
-        follower = Follower(namespaces, interval_seconds=config.heartbeat_seconds, sync=sync, report=report)
+        follower = Follower(namespaces, written, interval_seconds=config.heartbeat_seconds, sync=sync, report=report)
         follower.start()
         try:
             yield
@@ -278,6 +283,8 @@ def create_app(config: ServingConfig) -> FastAPI:
         response = _json({"detail": str(exc)}, exc.status)
         if exc.status == 408:  # the rest of the body may still trickle in: end the connection
             response.headers["Connection"] = "close"
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
     @app.exception_handler(FeatureStoreUnavailable)
@@ -307,6 +314,18 @@ def create_app(config: ServingConfig) -> FastAPI:
                                 headers={"WWW-Authenticate": "Bearer"})
         if not secrets.compare_digest(credentials.credentials.encode(), config.admin_token.encode()):
             raise HTTPException(403, "admin call: the bearer token is not the endpoint's admin token")
+
+    def require_predict_token(header: str | None) -> None:
+        """With MINING_PREDICT_TOKEN set, `/predict` needs `Authorization: Bearer <it>` (the admin token passes too)."""
+        if config.predict_token is None:
+            return
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise BadRequest(401, "this endpoint needs `Authorization: Bearer <MINING_PREDICT_TOKEN>` to predict")
+        given = token.strip().encode()
+        if not (secrets.compare_digest(given, config.predict_token.encode())
+                or secrets.compare_digest(given, config.admin_token.encode())):
+            raise BadRequest(403, "the bearer token is not the endpoint's predict token")
 
     @app.get("/health")
     async def health(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict:
@@ -367,6 +386,7 @@ def create_app(config: ServingConfig) -> FastAPI:
             return None
 
     async def predict(request: Request) -> Response:
+        require_predict_token(request.headers.get("authorization"))
         project = request.path_params["project"]
         state = project_state(project)
         model = serving_model(state)  # this request's models, whatever a reload does meanwhile
@@ -423,7 +443,8 @@ def create_app(config: ServingConfig) -> FastAPI:
                 background = BackgroundTask(shadow_scores, state, challenger, model, X, parsed, scorings, newest)
                 sampled = False  # the task records both
         if sampled:
-            prediction_log.record(log_documents(project, parsed, scorings, as_of=newest))
+            prediction_log.record(log_documents(project, parsed, scorings, as_of=newest,
+                                                only=prediction_log.cap(len(X))))
         payload = {"model": {"name": model.name, "version": model.version, "task": model.task},
                    "predictions": scores.tolist()}
         if challenger is not None:
@@ -440,7 +461,8 @@ def create_app(config: ServingConfig) -> FastAPI:
         if X_challenger is not None:
             scorings = [*scorings, Scoring(challenger, CHALLENGER, X_challenger, challenger.predict(X_challenger),
                                            range(len(X_challenger)), answered=False)]
-        prediction_log.record(log_documents(state.spec.name, parsed, scorings, as_of=newest))
+        prediction_log.record(log_documents(state.spec.name, parsed, scorings, as_of=newest,
+                                            only=prediction_log.cap(len(X))))
 
     # The hot path is a plain Starlette route, matched before FastAPI's: it skips FastAPI's
     # per-request dependency solving, ~20% more throughput (bench/serving.py). The FastAPI

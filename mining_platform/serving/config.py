@@ -1,6 +1,7 @@
 """What the endpoint serves and how: every project under MINING_PROJECTS_DIR and the MINING_* / MLFLOW_* settings."""
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,8 +19,11 @@ class ServingConfig:
     mongo_uri: str
     database: str
     admin_token: str
+    predict_token: str | None = None  # MINING_PREDICT_TOKEN: with it, /predict needs `Authorization: Bearer <it>`
     unavailable: dict[str, str] = field(default_factory=dict)  # project -> why its files did not load
     log_sample_rate: float = 0.1
+    log_retention_days: float = 30.0  # the prediction log's TTL
+    log_max_rows: int = 100  # rows of one request logged at most (a random subset of a larger one)
     max_batch: int = 1000
     max_body_bytes: int = 4 * 1024 * 1024
     mongo_timeout_ms: int = 2000
@@ -32,6 +36,11 @@ class ServingConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.log_sample_rate <= 1.0:
             raise ValueError(f"MINING_PREDICTION_LOG_SAMPLE_RATE must be within [0, 1], got {self.log_sample_rate}")
+        if not 1 / 24 <= self.log_retention_days <= 3650:
+            raise ValueError(f"MINING_PREDICTION_LOG_RETENTION_DAYS must be within [1/24, 3650], got "
+                             f"{self.log_retention_days}")
+        if self.log_max_rows < 1:
+            raise ValueError(f"MINING_PREDICTION_LOG_MAX_ROWS must be at least 1, got {self.log_max_rows}")
         if self.max_batch < 1:
             raise ValueError(f"MINING_MAX_BATCH must be at least 1, got {self.max_batch}")
         if not 0.05 <= self.heartbeat_seconds <= 300:
@@ -67,8 +76,11 @@ def serving_config_from_environment() -> ServingConfig:
         mongo_uri=settings.setting("MINING_MONGO_URI"),
         database=settings.setting("MINING_MONGO_DB"),
         admin_token=settings.admin_token(),
+        predict_token=os.environ.get("MINING_PREDICT_TOKEN") or None,
         unavailable=unavailable,
         log_sample_rate=number("MINING_PREDICTION_LOG_SAMPLE_RATE", float),
+        log_retention_days=number("MINING_PREDICTION_LOG_RETENTION_DAYS", float),
+        log_max_rows=number("MINING_PREDICTION_LOG_MAX_ROWS", int),
         max_batch=number("MINING_MAX_BATCH", int),
         heartbeat_seconds=number("MINING_ENDPOINT_HEARTBEAT_SECONDS", float),
     )

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 import numpy as np
 
@@ -34,6 +34,7 @@ class LogStats:
     written: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     last_error: str | None = None
+    capped: int = 0  # rows of large requests left out by design (max_rows_per_request)
 
     def drop(self, reason: str, count: int) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + count
@@ -41,9 +42,14 @@ class LogStats:
 
 class PredictionLog:
     def __init__(self, collections: Mapping[str, AsyncCollection], *, sample_rate: float, capacity: int = 20_000,
-                 batch_size: int = 500, flush_seconds: float = 1.0, warn_every_seconds: float = 30.0):
-        self.collections = dict(collections)  # project -> its `prediction_log`, in the project's namespace
+                 batch_size: int = 500, flush_seconds: float = 1.0, warn_every_seconds: float = 30.0,
+                 retention_days: float = 30.0, max_rows_per_request: int = 100):
+        self.collections = dict(collections)  # project -> its `prediction_log`, in its endpoint database
         self.sample_rate = sample_rate
+        # Bounded in time (a TTL index on `time`) and per request: a client sending large batches cannot fill the
+        # log, nor outweigh every other request in the drift report, realised performance and the hit rate.
+        self.retention_days = retention_days
+        self.max_rows_per_request = max_rows_per_request
         self.capacity = capacity
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
@@ -91,6 +97,7 @@ class PredictionLog:
                 await collection.create_index([("project", ASCENDING), ("time", ASCENDING)], name="project_1_time_1")
                 # Realised performance reads the entity predictions made from one feature day.
                 await collection.create_index([("as_of", ASCENDING)], name="as_of_1", sparse=True)
+                await self._retention(collection)
             except PyMongoError as exc:  # the log works without it; the next start tries again
                 log.warning(f"prediction log of {project}: could not create its index: {exc}")
         while not self._stopping:
@@ -100,6 +107,24 @@ class PredictionLog:
                 pass
             self._batch_full.clear()
             await self.flush()
+
+    async def _retention(self, collection: AsyncCollection) -> None:
+        """The TTL index that removes records older than `retention_days` (changed in place when the setting is)."""
+        seconds = int(self.retention_days * 86400)
+        try:
+            await collection.create_index([("time", ASCENDING)], name="time_1", expireAfterSeconds=seconds)
+        except OperationFailure as exc:
+            if exc.code not in (85, 86):  # IndexOptionsConflict / IndexKeySpecsConflict: another retention before
+                raise
+            await collection.database.command("collMod", collection.name,
+                                              index={"name": "time_1", "expireAfterSeconds": seconds})
+
+    def cap(self, rows: int) -> list[int] | None:
+        """The positions of a request's rows to log (a random `max_rows_per_request` of them), None for all."""
+        if rows <= self.max_rows_per_request:
+            return None
+        self.stats.capped += rows - self.max_rows_per_request
+        return sorted(random.sample(range(rows), self.max_rows_per_request))
 
     async def flush(self) -> None:
         while self._buffer:
@@ -152,6 +177,9 @@ class PredictionLog:
     def describe(self) -> dict:
         return {
             "sample_rate": self.sample_rate,
+            "retention_days": self.retention_days,
+            "max_rows_per_request": self.max_rows_per_request,
+            "capped": self.stats.capped,
             "buffered": len(self._buffer) + self._in_flight,
             "written": self.stats.written,
             "dropped": dict(self.stats.dropped),
@@ -173,17 +201,21 @@ class Scoring:
 
 
 def log_documents(project: str, parsed: RowsRequest | EntitiesRequest, scorings: list[Scoring], *,
-                  as_of: dt.datetime | None = None) -> list[dict]:
+                  as_of: dt.datetime | None = None, only: list[int] | None = None) -> list[dict]:
     """One record per scored row and model: the features as the model saw them (floats; missing as null), its
     version and role, and whether it was the answer. Entity requests also record the entity and `as_of`, the
-    feature day the score was made from (its label is judged over the horizon after it)."""
+    feature day the score was made from (its label is judged over the horizon after it). `only`: the request
+    positions to log (every model's score of those rows), None for all."""
     now = dt.datetime.now(dt.timezone.utc)
+    kept = None if only is None else set(only)
     entities = parsed.entities if isinstance(parsed, EntitiesRequest) else None
     documents = []
     for scoring in scorings:
         model = scoring.model
         model_ref = {"name": model.name, "version": model.version}
         for row, score, position in zip(scoring.X.tolist(), scoring.scores.tolist(), scoring.rows):
+            if kept is not None and position not in kept:
+                continue
             document = {"project": project, "model": model_ref, "role": scoring.role, "answered": scoring.answered,
                         "time": now, "score": score,
                         "features": {f: (None if v != v else v) for f, v in zip(model.features, row)}}  # NaN != NaN

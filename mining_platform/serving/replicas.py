@@ -44,10 +44,12 @@ class Follower:
     serves; `report(project)` says what the replica serves and its latest failed loads, for the heartbeat.
     """
 
-    def __init__(self, namespaces: dict[str, AsyncDatabase], *, interval_seconds: float,
+    def __init__(self, namespaces: dict[str, AsyncDatabase], written: dict[str, AsyncDatabase], *,
+                 interval_seconds: float,
                  sync: Callable[[str], Awaitable[bool]],
                  report: Callable[[str], tuple[dict[str, Served], dict[str, LoadError]]]):
-        self.namespaces = namespaces
+        self.namespaces = namespaces  # per project, where its serving records are read
+        self.written = written  # per project, the endpoint database its heartbeats are written to
         self.interval = interval_seconds
         self.sync = sync
         self.report = report
@@ -79,7 +81,7 @@ class Follower:
                 await task
         # A replica that stops is gone at once, not after its heartbeats age; with MongoDB down, stopping waits
         # STOP_SECONDS at most (the heartbeats then age out).
-        removals = [db[SERVING_REPLICAS].delete_one({"_id": self.replica}) for db in self.namespaces.values()]
+        removals = [db[SERVING_REPLICAS].delete_one({"_id": self.replica}) for db in self.written.values()]
         with contextlib.suppress(PyMongoError, TimeoutError):
             await asyncio.wait_for(asyncio.gather(*removals, return_exceptions=True), timeout=STOP_SECONDS)
 
@@ -97,7 +99,7 @@ class Follower:
         document = heartbeat_document(self.replica, host=self.host, pid=os.getpid(), started_at=self.started_at,
                                       now=now, interval_seconds=self.interval, served=served, errors=errors)
         try:
-            await self.namespaces[project][SERVING_REPLICAS].replace_one({"_id": self.replica}, document, upsert=True)
+            await self.written[project][SERVING_REPLICAS].replace_one({"_id": self.replica}, document, upsert=True)
             self.beats += 1
         except PyMongoError as exc:
             self.last_error = f"{now.isoformat()}: heartbeat of {project}: {exc}"
@@ -114,7 +116,7 @@ class Follower:
 
     async def _beat(self, project: str) -> None:
         with contextlib.suppress(PyMongoError):
-            await self.namespaces[project][SERVING_REPLICAS].create_index("at", expireAfterSeconds=EXPIRE_SECONDS)
+            await self.written[project][SERVING_REPLICAS].create_index("at", expireAfterSeconds=EXPIRE_SECONDS)
         while not self.stopping.is_set():
             await self.sync(project)
             if self.stopping.is_set():

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pymongo import DESCENDING
 from pymongo.database import Database
 
+from mining_platform import settings
 from mining_platform.spec.clock import as_utc
-from mining_platform.spec.names import is_namespace_of_some_project
+from mining_platform.spec.names import source_problem
 from mining_platform.spec.project import SourceConfig
 
 ONE_DAY = dt.timedelta(days=1)
@@ -29,14 +30,15 @@ class SourceProblem(ValueError):
 def source_database(platform: Database, source: SourceConfig) -> Database:
     """The database a source lives in, on the connection `platform` (the platform database) came from.
 
-    Refused: a project's namespace (`<MINING_MONGO_DB>_…`) is never a source, so no project reads
+    The project file was checked against the same rule when it was loaded (`source_problem`); it is
+    checked again here, against the platform database this connection uses, so no project reads
     another's features, samples or log by naming its database.
     """
+    problem = source_problem(platform.name, source.database, source.collection)
+    if problem:
+        raise SourceProblem(problem)
     if source.database in (None, platform.name):
         return platform
-    if is_namespace_of_some_project(platform.name, source.database):
-        raise SourceProblem(f"database {source.database!r} is named like a project's namespace "
-                            f"({platform.name}_<project>): it cannot hold a source")
     return platform.client[source.database]
 
 
@@ -44,14 +46,22 @@ def shown(source: SourceConfig, database: Database) -> str:
     return f"{source.database or database.name}.{source.collection}"
 
 
-def watermark(database: Database, source: SourceConfig) -> dt.datetime | None:
-    """The newest event time in the source (a BSON date in its timestamp field), or None when it has none.
+def future_bound(now: dt.datetime | None = None) -> dt.datetime:
+    """The latest event time the platform believes: now plus MINING_FUTURE_TOLERANCE_MINUTES."""
+    minutes = settings.int_setting("MINING_FUTURE_TOLERANCE_MINUTES")
+    return (now or dt.datetime.now(dt.timezone.utc)) + dt.timedelta(minutes=minutes)
+
+
+def watermark(database: Database, source: SourceConfig, *, now: dt.datetime | None = None) -> dt.datetime | None:
+    """The newest believable event time in the source (a BSON date in its timestamp field, at most `future_bound`),
+    or None when it has none. Events dated later (a row of year 9999, a clock far ahead) are ignored: one of them
+    would otherwise mature every label window at once.
 
     Raises SourceProblem when the collection has documents but none holds a date in the
     timestamp field: a misnamed field would otherwise look like an empty source.
     """
     events = source_database(database, source)[source.collection]
-    newest = events.find_one({source.timestamp: {"$type": "date"}}, {source.timestamp: 1},
+    newest = events.find_one({source.timestamp: {"$type": "date", "$lte": future_bound(now)}}, {source.timestamp: 1},
                              sort=[(source.timestamp, DESCENDING)])
     if newest is not None:
         value = newest
@@ -59,13 +69,27 @@ def watermark(database: Database, source: SourceConfig) -> dt.datetime | None:
             value = value[part]
         return as_utc(value)
     sample = events.find_one({}, {source.timestamp: 1})
-    if sample is not None:
+    if sample is not None and events.find_one({source.timestamp: {"$type": "date"}}, {"_id": 1}) is None:
         raise SourceProblem(
             f"{shown(source, database)}: no document has a date in {source.timestamp!r} (e.g. _id {sample['_id']!r}: "
             f"{_field(sample, source.timestamp)!r}); set sources.<key>.timestamp to the event-time field, stored as a "
             "BSON date (mining-platform import parses text timestamps)"
         )
     return None
+
+
+def ignored_future(database: Database, source: SourceConfig, *, now: dt.datetime | None = None) -> str:
+    """A sentence on the events the watermark ignores because they are dated past `future_bound`, or ""."""
+    bound = future_bound(now)
+    events = source_database(database, source)[source.collection]
+    count = events.count_documents({source.timestamp: {"$gt": bound}}, limit=10_000)
+    if not count:
+        return ""
+    furthest = events.find_one({source.timestamp: {"$gt": bound}}, {source.timestamp: 1},
+                               sort=[(source.timestamp, DESCENDING)])
+    return (f"{count if count < 10_000 else 'at least 10000'} event(s) dated after {bound.isoformat()} (now plus "
+            f"MINING_FUTURE_TOLERANCE_MINUTES), up to {as_utc(_field(furthest, source.timestamp)).isoformat()}, are "
+            f"ignored by the watermark")
 
 
 def _field(document: dict, path: str):

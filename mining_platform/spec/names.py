@@ -11,10 +11,10 @@ FEATURE_PIPELINES = "feature_pipelines"  # one immutable document per feature/la
 PIPELINE_RUNS = "pipeline_runs"  # the audit record of every partition run
 FEATURE_MARKERS = "feature_partitions"  # commit markers of feature partitions
 SAMPLE_MARKERS = "sample_partitions"  # commit markers of sample partitions
-PREDICTION_LOG = "prediction_log"  # the endpoint's sampled predictions
+PREDICTION_LOG = "prediction_log"  # the endpoint's sampled predictions (in the endpoint database)
 PREDICTION_MARKERS = "prediction_partitions"  # commit markers of batch prediction partitions
 SERVING_DESIRED = "serving_desired"  # per role, the version every endpoint replica must serve
-SERVING_REPLICAS = "serving_replicas"  # one heartbeat per endpoint replica: what it serves
+SERVING_REPLICAS = "serving_replicas"  # one heartbeat per endpoint replica: what it serves (endpoint database)
 PROMOTIONS = "promotions"  # the audit of every champion/challenger move
 # Platform-wide, in MINING_MONGO_DB itself (keyed by project):
 DEMO_COLLECTIONS = "demo_collections"  # the collections the demo generator created (the only ones it writes)
@@ -25,9 +25,14 @@ PLATFORM_COLLECTIONS = frozenset({
     FEATURE_PIPELINES, PIPELINE_RUNS, FEATURE_MARKERS, SAMPLE_MARKERS, PREDICTION_MARKERS, PREDICTION_LOG,
     SERVING_DESIRED, SERVING_REPLICAS, PROMOTIONS, DEMO_COLLECTIONS})
 PLATFORM_PREFIXES = ("features_", "samples_", "labels_", "tiles_", "predictions_", "system.")
-# MongoDB's own databases, never a source.
+# MongoDB's own databases, never a source (in any case: MongoDB refuses database names that differ only in case).
 SERVER_DATABASES = frozenset({"admin", "local", "config"})
 MAX_DATABASE_NAME = 63  # MongoDB database names are shorter than 64 bytes
+# What the endpoint writes for a project (its sampled predictions, its replicas' heartbeats) lives in a database of
+# its own, `<namespace>-endpoint`: MongoDB grants are per collection, but the embedded server applies them to the
+# whole database, so the one database the endpoint may write holds nothing that decides what is served. The
+# hyphen cannot occur in a project name, so this is never another project's namespace.
+ENDPOINT_SUFFIX = "-endpoint"
 
 # MLflow: the alias the endpoint serves, the one it replaced, and the tag naming the feature set
 # versions a model version was trained on.
@@ -61,14 +66,60 @@ def project_database(platform: str, project: str) -> str:
     return name
 
 
+def endpoint_database(platform: str, project: str) -> str:
+    """The database the endpoint writes for a project: `<MINING_MONGO_DB>_<project>-endpoint`."""
+    return project_database(platform, project + ENDPOINT_SUFFIX)
+
+
+def endpoint_database_of(namespace: str) -> str:
+    """The endpoint database beside a namespace database name (readers that hold the namespace)."""
+    return namespace + ENDPOINT_SUFFIX
+
+
+def max_project_name_bytes(platform: str) -> int:
+    """The longest project name whose databases (`<platform>_<p>`, `<platform>_<p>-endpoint`) MongoDB accepts."""
+    return MAX_DATABASE_NAME - len(platform.encode()) - 1 - len(ENDPOINT_SUFFIX)
+
+
 def is_namespace_of_some_project(platform: str, database: str) -> bool:
-    """True for a database named like a project namespace of this platform (`<MINING_MONGO_DB>_…`)."""
-    return database.startswith(f"{platform}_")
+    """True for a database named like a project namespace of this platform (`<MINING_MONGO_DB>_…`, in any case)."""
+    return database.lower().startswith(f"{platform.lower()}_")
 
 
 def is_platform_collection(collection: str) -> bool:
     """A collection the platform writes or the server keeps (`system.*`): never a definition's to read."""
     return collection in PLATFORM_COLLECTIONS or collection.startswith(PLATFORM_PREFIXES)
+
+
+def collection_problem(collection: str) -> str | None:
+    """Why a source may not name `collection` (in any database), or None: never a platform collection, by name or
+    prefix, and never `system.*`."""
+    if collection.startswith("system."):
+        return f"{collection!r}: a system collection cannot be a source"
+    if is_platform_collection(collection):
+        return (f"{collection!r} is a platform collection (or named like one: "
+                f"{', '.join(PLATFORM_PREFIXES[:-1])}…): it cannot be a source")
+    return None
+
+
+def database_problem(platform: str | None, database: str | None) -> str | None:
+    """Why a source may not live in `database`, or None: never MongoDB's own databases (in any case), and, given the
+    platform database, never a project's namespace or endpoint database (`<platform>_…`, in any case)."""
+    if database is None or database == platform:
+        return None
+    if database.lower() in SERVER_DATABASES:
+        return f"{database!r} is one of MongoDB's own databases: it cannot hold a source"
+    if platform is not None and (is_namespace_of_some_project(platform, database)
+                                 or database.lower() == platform.lower()):
+        return (f"{database!r} is named like a project's namespace ({platform}_<project>) or like the platform "
+                f"database in another case: it cannot hold a source")
+    return None
+
+
+def source_problem(platform: str, database: str | None, collection: str) -> str | None:
+    """Why a source may not name `database.collection`, or None: the one rule `load_project`, `provision` and the
+    readers apply."""
+    return collection_problem(collection) or database_problem(platform, database)
 
 
 def feature_collection(feature_set: str) -> str:

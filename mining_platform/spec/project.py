@@ -4,15 +4,25 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from mining_platform.spec.names import PLATFORM_COLLECTIONS, SERVER_DATABASES
+from mining_platform import settings
+from mining_platform.spec.names import collection_problem, database_problem, max_project_name_bytes
 from mining_platform.spec.strict import Strict, UnreadableFile, describe_validation_error, read_mapping
 
 # A project name is an asset-key prefix, a Python attribute of
-# mining_platform.definitions and part of collection names.
+# mining_platform.definitions and part of database names.
 PROJECT_NAME = r"^[a-z][a-z0-9_]*$"
 PROJECT_FILE = "project.yaml"
+# Names a code location cannot be looked up by: `-a <p>` resolves a module attribute of
+# mining_platform.definitions, and these are attributes it has (tests/test_definitions.py keeps the list whole).
+RESERVED_PROJECT_NAMES = frozenset({
+    "build_definitions", "project_definitions", "dg", "functools", "warnings", "settings", "load_spec",
+    "plan_sized_executor", "build_jobs", "platform_resources", "build_demo_asset", "build_deployment_asset",
+    "build_drift_report_asset", "build_feature_assets", "build_model_asset", "build_performance_asset",
+    "build_predictions_asset", "build_samples_asset", "build_source_assets", "build_champion_sensor",
+    "build_drift_sensor", "build_performance_sensor", "build_observe_sensor",
+})
 
 
 class ProjectConfigError(ValueError):
@@ -39,17 +49,18 @@ class SourceConfig(Strict):
     @field_validator("collection")
     @classmethod
     def _not_platform(cls, collection: str) -> str:
-        if collection.startswith("system."):
-            raise ValueError("a system collection cannot be a source")
-        if collection in PLATFORM_COLLECTIONS:
-            raise ValueError(f"{collection!r} is a platform collection: it cannot be a source")
+        problem = collection_problem(collection)
+        if problem:
+            raise ValueError(problem)
         return collection
 
     @field_validator("database")
     @classmethod
-    def _not_server(cls, database: str | None) -> str | None:
-        if database in SERVER_DATABASES:
-            raise ValueError(f"{database!r} is one of MongoDB's own databases: it cannot hold a source")
+    def _not_server(cls, database: str | None, info: ValidationInfo) -> str | None:
+        problem = database_problem((info.context or {}).get("platform") or settings.setting("MINING_MONGO_DB"),
+                                   database)
+        if problem:
+            raise ValueError(problem)
         return database
 
 
@@ -230,6 +241,16 @@ class ProjectConfig(Strict):
         return raw
 
     @model_validator(mode="after")
+    def _boundary(self, info: ValidationInfo) -> "ProjectConfig":
+        """What a project may name is decided here, when its file is loaded, not when a source is read: every
+        command (validate, new, provision, a code location, the endpoint) refuses the same file the same way."""
+        platform = (info.context or {}).get("platform") or settings.setting("MINING_MONGO_DB")
+        problems = boundary_problems(self, platform)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _dates(self) -> "ProjectConfig":
         if self.end_date is not None and self.end_date < self.start_date:
             raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
@@ -249,15 +270,36 @@ class ProjectConfig(Strict):
         return self.sources[key]
 
 
-def load_project(project_dir: Path) -> ProjectConfig:
-    """Read and validate `<project_dir>/project.yaml`; the folder name must equal `name`."""
+def boundary_problems(project: ProjectConfig, platform: str) -> list[str]:
+    """Every way `project` reaches past its own namespace and declared sources on platform database `platform`."""
+    problems = []
+    if project.name in RESERVED_PROJECT_NAMES:
+        problems.append(f"name {project.name!r} is reserved (an attribute of mining_platform.definitions, which a "
+                        "code location is looked up in): choose another")
+    limit = max_project_name_bytes(platform)
+    if len(project.name.encode()) > limit:
+        problems.append(f"name {project.name!r} is {len(project.name.encode())} bytes; with MINING_MONGO_DB "
+                        f"{platform!r} a project name has at most {limit} (its databases {platform}_<name> and "
+                        f"{platform}_<name>-endpoint must stay under 64 bytes)")
+    for key, source in project.sources.items():
+        for field, problem in [("collection", collection_problem(source.collection)),
+                               ("database", database_problem(platform, source.database))]:
+            if problem:
+                problems.append(f"sources.{key}.{field}: {problem}")
+    return problems
+
+
+def load_project(project_dir: Path, *, platform: str | None = None) -> ProjectConfig:
+    """Read and validate `<project_dir>/project.yaml`; the folder name must equal `name`.
+
+    `platform` is the platform database the project is checked against (default MINING_MONGO_DB)."""
     path = project_dir / PROJECT_FILE
     try:
         raw = read_mapping(path)
     except UnreadableFile as exc:
         raise ProjectConfigError(f"{path}: {exc}") from None
     try:
-        project = ProjectConfig.model_validate(raw)
+        project = ProjectConfig.model_validate(raw, context={"platform": platform} if platform else None)
     except ValidationError as exc:
         listed = "\n".join(f"  {line}" for line in describe_validation_error(exc))
         raise ProjectConfigError(f"{path}: invalid project file:\n{listed}") from None
