@@ -212,12 +212,26 @@ def _import(args: argparse.Namespace) -> int:
     from mining_platform.sources.observe import historical_end
     from mining_platform.spec.project import PROJECT_FILE, load_project
 
+    import re
+
+    from mining_platform.spec.project import PROJECT_NAME
+
+    if not re.fullmatch(PROJECT_NAME, args.project):
+        print(f"mining-platform import: --project {args.project!r}: a project name (a folder of "
+              f"{settings.projects_dir()}), not a path", file=sys.stderr)
+        return 1
+    try:
+        earliest = dt.datetime.combine(dt.date.fromisoformat(args.earliest), dt.time(), dt.timezone.utc)
+    except ValueError:
+        print(f"mining-platform import: --earliest {args.earliest!r}: a date, YYYY-MM-DD", file=sys.stderr)
+        return 1
     project_dir = settings.projects_dir() / args.project
     project = load_project(project_dir)
     client, db = _mongo_database(args.mongo_timeout)
     try:
         report = import_file(db, project, args.source, Path(args.file), timestamp_format=args.timestamp_format,
-                             progress=lambda line: print(line, file=sys.stderr, flush=True))
+                             progress=lambda line: print(line, file=sys.stderr, flush=True),
+                             earliest=earliest)
     except ImportFailed as exc:
         print(f"mining-platform import: {exc}", file=sys.stderr)
         return 1
@@ -348,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--source", required=True, help="the key of one of the project's sources")
     load.add_argument("--timestamp-format", help="strptime format of a text event time (default: ISO 8601), "
                       "e.g. %%Y%%m%%d or '%%d/%%m/%%Y %%H:%%M'")
+    load.add_argument("--earliest", default="1970-01-01", metavar="YYYY-MM-DD",
+                      help="refuse events before this day (default 1970-01-01); the latest accepted is now plus "
+                      "MINING_FUTURE_TOLERANCE_MINUTES")
     load.add_argument("--set-end-date", action="store_true",
                       help="for a historical file (its events end over a week ago) with no end_date in project.yaml: "
                       "set end_date to its last complete day (default: print the proposal)")

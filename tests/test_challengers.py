@@ -84,7 +84,7 @@ def test_a_canary_answers_its_share_of_entities_the_same_way_every_time(churn_pr
     publish_feature_day(mongo.project_db("churn"), spec, partition="2024-01-10",
                         as_of=dt.datetime(2024, 1, 11, tzinfo=UTC), columns={f: X[:, i] for i, f in enumerate(FEATURES)})
     entities = [f"u{i:07d}" for i in range(200)]
-    config = serving_config(project, definitions, mongo, mlflow_resource, log_sample_rate=1.0)
+    config = serving_config(project, definitions, mongo, mlflow_resource, log_sample_rate=1.0, log_max_rows=1000)
     with endpoint_server.running(create_app(config)) as url:
         loaded(url, challenger=challenger.version)
         first = predict(url, "churn", {"entities": entities}).json()

@@ -38,6 +38,7 @@ class Replica:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.env = env
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mining_platform.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             env={**env, "MINING_ENDPOINT_REPLICA": name}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -201,3 +202,26 @@ def test_a_move_reaches_every_replica_under_load_and_a_replica_that_cannot_load_
     assert run_tags["mining.promotion.to"] == v2 and run_tags["mining.promotion.kind"] == "deployment"
     # Stopped replicas remove their heartbeats: a deployment after them waits for nobody that is gone.
     assert mongo.endpoint_db(project.name)[SERVING_REPLICAS].count_documents({}) == 0, errors
+
+
+def test_replicas_started_later_together_and_alone_serve_within_seconds(stack, churn_project, mongo, mlflow_resource):
+    """A new pod on a server that has served a while, after a deployment: started two at once, then one alone, each
+    beats and serves the deployed version within seconds (they once stayed "loading" with no heartbeat)."""
+    model_name, (v1, v2, _), replicas = stack
+    project = churn_project.model_copy(update={"model": churn_project.model.model_copy(update={"name": model_name})})
+    env = replicas[0].env
+    with dg.instance_for_test() as instance:
+        assert deploy(project, mongo, mlflow_resource, replicas[0].url, instance, v2).success
+        for batch in (["later-1", "later-2"], ["later-3"]):
+            started = [Replica(name, env) for name in batch]
+            try:
+                wait_until(lambda: all(_up(r) and r.version() == v2 for r in started), timeout=60,
+                           what=f"{', '.join(batch)} serving v{v2}")
+                health = httpx.get(f"{started[0].url}/health", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+                assert health["replica"]["last_error"] is None, health["replica"]
+            finally:
+                errors = [r.stop() for r in started]
+            assert not any("killCursors" in e or "Traceback" in e for e in errors), errors
+        # The replicas that stopped are gone from the heartbeats: the next deployment waits for the three only.
+        done = deploy(project, mongo, mlflow_resource, replicas[0].url, instance, v1)
+        assert done.success and metadata(done)["replica_count"] == 3

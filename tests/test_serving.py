@@ -481,3 +481,31 @@ def test_a_body_that_trickles_in_is_cut_off_with_408(served_small):
     status_line, _, rest = answer.partition(b"\r\n")
     assert b" 408 " in status_line and b"the body did not arrive within 1 s (9 bytes so far)" in rest
     assert predict(served_small, "churn", {"rows": [ROW]}).status_code == 200
+
+
+
+def test_the_endpoint_imports_mlflow_only_under_one_lock():
+    """Replicas started together stayed "loading" for good: the first loads of every project and role ran at once in
+    worker threads, each importing MLflow, and concurrent first imports of MLflow deadlock or see a partially
+    initialised module (AttributeError: partially initialized module 'mlflow' has no attribute 'version'), which
+    also ended the replica's loops. Every import of MLflow or the registry in the endpoint goes through
+    `served_model._registry`, which holds a lock."""
+    import ast
+    import inspect
+
+    from mining_platform import serving
+    from mining_platform.serving import served_model
+
+    found = []
+    for path in Path(serving.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                if any(n.split(".")[0] == "mlflow" or n.startswith("mining_platform.registry") for n in names):
+                    found.append(f"{path.name}:{node.lineno}")
+    source = inspect.getsource(served_model._registry)
+    lines = {f"served_model.py:{served_model._registry.__code__.co_firstlineno + i}"
+             for i, text in enumerate(source.splitlines()) if "import" in text}
+    assert found and set(found) <= lines, set(found) - lines
+    assert "with _REGISTRY_IMPORT:" in source

@@ -1,14 +1,18 @@
 """How one endpoint replica follows the serving records and reports what it serves (`mining_platform.spec.replicas`).
 
-Per project, two loops run next to the requests:
+Per project, three loops run next to the requests:
 
 - **watch**: a change stream on `serving_desired`; every change asks the replica to sync
   (load what the records name). Where the server offers no change streams (a standalone
   mongod) or the stream breaks, it is reopened after one heartbeat interval: the poll
   below covers the gap.
-- **beat**: every heartbeat interval, sync (the polling fallback) and write the replica's
-  heartbeat document: what it serves per role and its latest failed load.
+- **poll**: every heartbeat interval, sync (the polling fallback).
+- **beat**: every heartbeat interval from the start, write the replica's heartbeat document
+  (what it serves per role and its latest failed load) into the project's endpoint database.
+  It never waits for a load, so a replica still loading its first version is visible.
 
+Every MongoDB call of the loops is bounded (MONGO_SECONDS) and every sync (SYNC_SECONDS);
+a failure is logged and shown as `replica.last_error` in the admin `/health`.
 A sync that changes something writes a heartbeat at once, so a deployer waiting for every
 replica sees the swap within a round trip, not an interval. MongoDB being down never
 touches the requests: the replica keeps serving what it has and tries again.
@@ -30,6 +34,8 @@ from mining_platform.spec.replicas import EXPIRE_SECONDS, LoadError, Served, hea
 
 log = logging.getLogger("mining_platform.serving")
 STOP_SECONDS = 3.0  # how long stopping waits for a heartbeat in flight, then for the heartbeats' removal
+MONGO_SECONDS = 10.0  # the longest any one MongoDB call of the loops may take (the client's own timeout is shorter)
+SYNC_SECONDS = 300.0  # the longest a sync (reading the records, downloading and checking a version) may take
 
 
 def replica_id() -> str:
@@ -65,6 +71,7 @@ class Follower:
     def start(self) -> None:
         for project in self.namespaces:
             self.tasks.append(asyncio.create_task(self._beat(project), name=f"beat-{project}"))
+            self.tasks.append(asyncio.create_task(self._poll(project), name=f"poll-{project}"))
             self.tasks.append(asyncio.create_task(self._watch(project), name=f"watch-{project}"))
 
     async def stop(self) -> None:
@@ -99,11 +106,17 @@ class Follower:
         document = heartbeat_document(self.replica, host=self.host, pid=os.getpid(), started_at=self.started_at,
                                       now=now, interval_seconds=self.interval, served=served, errors=errors)
         try:
-            await self.written[project][SERVING_REPLICAS].replace_one({"_id": self.replica}, document, upsert=True)
+            await asyncio.wait_for(
+                self.written[project][SERVING_REPLICAS].replace_one({"_id": self.replica}, document, upsert=True),
+                timeout=MONGO_SECONDS)
             self.beats += 1
-        except PyMongoError as exc:
-            self.last_error = f"{now.isoformat()}: heartbeat of {project}: {exc}"
-            log.warning(f"{project}: cannot write this replica's heartbeat: {exc}")
+        except (PyMongoError, TimeoutError) as exc:
+            self._failed(f"heartbeat of {project}", exc)
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        text = str(exc) or f"no answer within {MONGO_SECONDS:g} s"
+        self.last_error = f"{dt.datetime.now(dt.timezone.utc).isoformat()}: {what}: {type(exc).__name__}: {text}"
+        log.warning(f"{what}: {type(exc).__name__}: {text}")
 
     async def _rest(self) -> None:
         """One heartbeat interval, or less when the replica stops."""
@@ -111,32 +124,49 @@ class Follower:
             await asyncio.wait_for(self.stopping.wait(), timeout=self.interval)
 
     async def _sync(self, project: str) -> None:
-        if await self.sync(project) and not self.stopping.is_set():
+        """Load what the records name (bounded: a load stuck on MLflow or MongoDB is abandoned after SYNC_SECONDS,
+        shown in /health, and tried again); a change is reported at once."""
+        try:
+            changed = await asyncio.wait_for(self.sync(project), timeout=SYNC_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - a loop that died here would never load or beat again
+            self._failed(f"sync of {project} (loading what the serving records name)", exc)
+            return
+        if changed and not self.stopping.is_set():
             await self.beat(project)
 
     async def _beat(self, project: str) -> None:
-        with contextlib.suppress(PyMongoError):
-            await self.written[project][SERVING_REPLICAS].create_index("at", expireAfterSeconds=EXPIRE_SECONDS)
+        """The heartbeat alone, every interval from the start: never behind a load, so a replica that is still
+        loading is seen (serving nothing yet) instead of missing."""
+        try:
+            await asyncio.wait_for(
+                self.written[project][SERVING_REPLICAS].create_index("at", expireAfterSeconds=EXPIRE_SECONDS),
+                timeout=MONGO_SECONDS)
+        except (PyMongoError, TimeoutError) as exc:
+            self._failed(f"TTL index of {project}'s {SERVING_REPLICAS}", exc)
         while not self.stopping.is_set():
-            await self.sync(project)
-            if self.stopping.is_set():
-                return
             await self.beat(project)
+            await self._rest()
+
+    async def _poll(self, project: str) -> None:
+        """The polling fallback of the change stream: sync every interval."""
+        while not self.stopping.is_set():
+            await self._sync(project)
             await self._rest()
 
     async def _watch(self, project: str) -> None:
         collection = self.namespaces[project][SERVING_DESIRED]
         while not self.stopping.is_set():
             try:
-                async with await collection.watch(max_await_time_ms=1000) as stream:
+                async with await asyncio.wait_for(collection.watch(max_await_time_ms=1000),
+                                                  timeout=MONGO_SECONDS) as stream:
                     self.watching[project] = True
                     await self._sync(project)  # whatever changed before the stream opened
                     while stream.alive and not self.stopping.is_set():
-                        if await stream.try_next() is not None:
+                        if await asyncio.wait_for(stream.try_next(), timeout=MONGO_SECONDS) is not None:
                             await self._sync(project)
-            except PyMongoError as exc:
+            except (PyMongoError, TimeoutError) as exc:
                 if self.watching.get(project, True):
-                    log.info(f"{project}: no change stream on {SERVING_DESIRED} ({exc}); polling every "
-                             f"{self.interval:g} s")
+                    log.info(f"{project}: no change stream on {SERVING_DESIRED} ({type(exc).__name__}: {exc}); "
+                             f"polling every {self.interval:g} s")
                 self.watching[project] = False
             await self._rest()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -89,15 +90,31 @@ def _smoke_test(model: ServedModel, rows: np.ndarray) -> None:
         )
 
 
+_REGISTRY_IMPORT = threading.Lock()
+
+
+def _registry():
+    """The registry modules (and so MLflow and XGBoost), imported by one thread at a time.
+
+    They are imported on the first load, in the loaders' threads: MLflow and XGBoost take seconds to import, and
+    the endpoint answers /health (each project "loading") before that. The loads of every project and role start
+    together, and MLflow's package imports itself circularly: several threads importing it at once deadlock on
+    Python's module locks, or one of them sees a partially initialised `mlflow` (AttributeError: partially
+    initialized module 'mlflow' has no attribute 'version'). That is why replicas started together on a busy
+    machine stayed "loading" for good; the lock makes the first import one import."""
+    with _REGISTRY_IMPORT:
+        from mlflow.exceptions import MlflowException
+
+        from mining_platform.registry import aliases, client, loading
+    return loading, aliases, client, MlflowException
+
+
 def load_version(tracking_uri: str, model_name: str, version: str, *, alias: str = CHAMPION) -> ServedModel:
     """Load one registered version and check that it can be served; raises ChampionLoadFailed saying why.
 
     A version whose quality gate did not pass is never served, whatever alias names it (an alias
     moved by hand in the MLflow UI included)."""
-    # Imported on the first load, in the loader's thread: MLflow and XGBoost take seconds to
-    # import, and the endpoint answers /health (each project "loading") before that.
-    from mining_platform.registry import loading
-
+    loading, _, _, _ = _registry()
     try:
         loaded = loading.load_version(tracking_uri, model_name, version)
     except loading.RegistryUnavailable as exc:
@@ -139,13 +156,9 @@ def load_version(tracking_uri: str, model_name: str, version: str, *, alias: str
 
 def aliased(tracking_uri: str, model_name: str, alias: str) -> str | None:
     """The version `alias` points at, or None; RegistryUnavailable when MLflow cannot be asked."""
-    from mlflow.exceptions import MlflowException
-
-    from mining_platform.registry.aliases import alias_version
-    from mining_platform.registry.client import client
-
+    _, aliases, client, MlflowException = _registry()
     try:
-        return alias_version(client(tracking_uri), model_name, alias)
+        return aliases.alias_version(client.client(tracking_uri), model_name, alias)
     except MlflowException as exc:
         raise RegistryUnavailable(f"cannot read {model_name}@{alias} from the registry: {exc.message}") from None
     except OSError as exc:

@@ -3,20 +3,27 @@
 The file is read twice in record batches, never whole. The first pass checks every row
 before anything is written: each needs the project's entity and a parseable event time
 (a date without a time is 00:00 UTC; text is parsed as ISO 8601, or with
-`--timestamp-format`), and every value must be storable in MongoDB. Any bad row fails
-the import, listed by line, with nothing written. The second pass builds each batch's
-BSON documents column by column (`bson_rows`) and inserts them.
+`--timestamp-format`) within [--earliest (1970-01-01), now + MINING_FUTURE_TOLERANCE_MINUTES],
+and every value must be storable in MongoDB as it was written: a column whose values
+change kind (numbers, then text), a number beyond float64 or an integer past 2^53 read
+as a float are refused. Any bad row fails the import, listed by line, with nothing
+written. The second pass builds each batch's BSON documents column by column
+(`bson_rows`) and writes them all or nothing (`_write`): into a new collection through a
+staging collection renamed onto it, into one with events by inserting and, on a failure,
+removing again what this import inserted.
 
 Each row's `_id` is a digest of its content (and, for identical rows, its occurrence
 number in the file), so importing the same file twice, or an export that grew, leaves
-each row once: rows already there are counted, not rewritten. A write interrupted
-midway is completed by running the same import again.
+each row once: rows already there are counted, not rewritten. A collection holding
+another project's demo events (`demo_collections`) is never imported into.
 """
 
+import contextlib
 import datetime as dt
 import hashlib
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +34,11 @@ import pyarrow.compute as pc
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from mining_platform.sources import bson_rows
-from mining_platform.sources.observe import shown, source_database
+from mining_platform.sources.observe import future_bound, shown, source_database
+from mining_platform.spec.names import DEMO_COLLECTIONS
 from mining_platform.spec.project import ProjectConfig
 
 SHOWN_PROBLEMS = 20
@@ -237,8 +245,11 @@ def _event_times(values: pa.Array, fmt: str | None, name: str) -> tuple[pa.Array
 class _Rows:
     """What the two passes share: the file's columns, and how each becomes BSON."""
 
-    def __init__(self, file: _File, schema: pa.Schema, entity: str, timestamp: str, fmt: str | None, source_key: str):
+    def __init__(self, file: _File, schema: pa.Schema, entity: str, timestamp: str, fmt: str | None, source_key: str,
+                 earliest: dt.datetime, latest: dt.datetime):
         self.file, self.entity, self.timestamp, self.fmt = file, entity, timestamp, fmt
+        self.earliest, self.latest = earliest, latest
+        self.window = (scalar_ms(earliest), scalar_ms(latest))
         names = schema.names
         problems = [f"column {name!r}: a MongoDB field name cannot start with $ or contain a dot or a NUL"
                     for name in names if name.startswith("$") or "." in name or "\x00" in name or not name]
@@ -277,16 +288,50 @@ class _Rows:
             bad.setdefault(i, f"no {self.timestamp}")
         for i in bson_rows.out_of_range(times):
             bad.setdefault(i, f"{self.timestamp} is outside years 1-9999")
+        millis = times.cast(pa.int64())
+        outside = pc.fill_null(pc.or_(pc.less(millis, self.window[0]), pc.greater(millis, self.window[1])),
+                               bson_rows.FALSE)
+        for i in pc.indices_nonzero(outside).to_pylist():
+            bad.setdefault(i, f"{self.timestamp} {times[i].as_py().isoformat()} is outside "
+                              f"[{self.earliest.isoformat()}, {self.latest.isoformat()}] (--earliest; the latest is "
+                              "now plus MINING_FUTURE_TOLERANCE_MINUTES): a clock or parse error would move the "
+                              "source's watermark")
         for i in pc.indices_nonzero(pc.is_null(batch.column(self.entity))).to_pylist():
             bad.setdefault(i, f"no {self.entity}")
         elements = {self.timestamp: bson_rows.encoder(pa.field(self.timestamp, times.type))(times).values}
         for name, encode in self.encoders.items():
             if encode is not None:
-                encoded = encode(batch.column(name))
+                column = batch.column(name)
+                encoded = encode(column)
                 elements[name] = encoded.values
                 for i, reason in encoded.bad.items():
                     bad.setdefault(i, reason)
+                if self.file.kind != "parquet" and pa.types.is_floating(column.type):
+                    for i, reason in _lossy_numbers(name, column).items():
+                        bad.setdefault(i, reason)
         return elements, times, bad
+
+
+def scalar_ms(moment: dt.datetime) -> pa.Scalar:
+    return bson_rows.scalar((moment - EPOCH) // dt.timedelta(milliseconds=1), pa.int64())
+
+
+FLOAT_EXACT = 2.0**53  # integers beyond this are not all exact as float64
+
+
+def _lossy_numbers(name: str, column: pa.Array) -> dict[int, str]:
+    """Rows of a number column read from text that float64 cannot hold as written: beyond its range (read as
+    infinity) or an integer past 2^53 (a 26-digit id would be stored as 1e+26)."""
+    values = column.cast(pa.float64())
+    infinite = pc.fill_null(pc.is_inf(values), bson_rows.FALSE)
+    big = pc.fill_null(pc.and_(pc.greater(pc.abs(values), FLOAT_EXACT), pc.equal(pc.floor(values), values)),
+                       bson_rows.FALSE)
+    bad = {i: f"{name} is beyond the range of a float64 (read as {values[i].as_py()})"
+           for i in pc.indices_nonzero(infinite).to_pylist()}
+    for i in pc.indices_nonzero(big).to_pylist():
+        bad.setdefault(i, f"{name} {values[i].as_py():.17g} is an integer past 2^53: as a float64 it loses digits; "
+                          "quote it as text, or store it as a smaller number")
+    return bad
 
 
 def _check(file: _File, columns: dict, progress: _Progress) -> tuple[_Rows, _Checked]:
@@ -314,6 +359,51 @@ def _check(file: _File, columns: dict, progress: _Progress) -> tuple[_Rows, _Che
     return rows, checked
 
 
+def _widens(before: pa.DataType, after: pa.DataType) -> bool:
+    return (before == after or pa.types.is_null(before)
+            or (pa.types.is_integer(before) and pa.types.is_floating(after)))
+
+
+def _refuse_mixed_types(file: _File, head: pa.Schema) -> None:
+    """ImportFailed naming the first line of each column whose values changed kind after the file's head."""
+    from pyarrow import csv
+
+    whole = file.schema
+    changed = [(f.name, f.type, whole.field(f.name).type) for f in head
+               if f.name in whole.names and not _widens(f.type, whole.field(f.name).type)]
+    if not changed:
+        return
+    problems = []
+    for name, before, after in changed:
+        line = None
+        if file.kind == "csv":
+            with open(file.path, "rb") as handle:
+                reader = csv.open_csv(handle, read_options=csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+                                      convert_options=csv.ConvertOptions(column_types={name: pa.string()},
+                                                                         include_columns=[name],
+                                                                         strings_can_be_null=True))
+                seen = 0
+                for batch in reader:
+                    texts = batch.column(0)
+                    try:
+                        pc.cast(texts, before)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                        for i, text in enumerate(texts.to_pylist()):
+                            try:
+                                pc.cast(pa.array([text], pa.string()), before)
+                            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                                line = (seen + i + file.first_line, text)
+                                break
+                    if line:
+                        break
+                    seen += batch.num_rows
+        where = f"line {line[0]} holds {line[1]!r}" if line else "a later line holds another kind of value"
+        problems.append(f"column {name!r}: the rows before hold {before} values, {where} ({after} for the whole "
+                        "column); a column's values must share one type: fix the line, or quote the column as text "
+                        "throughout")
+    raise ImportFailed(f"{file.path}: " + "; ".join(problems) + "; nothing was written")
+
+
 def _ids(digests: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Each row's digest as hex text and its occurrence among identical rows before it (0, 1, …)."""
     pairs = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 2)
@@ -335,9 +425,16 @@ def _id_array(pairs: np.ndarray, occurrence: np.ndarray) -> pa.Array:
     return pc.binary_join_element_wise(digest.cast(pa.string()), suffix, empty)
 
 
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+STAGING_PREFIX = "mining_import_"  # a collection of the source's database, removed when the import ends
+
+
 def import_file(db: Database, project: ProjectConfig, source_key: str, path: Path, *,
-                timestamp_format: str | None = None, progress: Callable[[str], None] | None = None) -> ImportReport:
-    """Check the whole file, then insert every row not already in the source (see the module docstring)."""
+                timestamp_format: str | None = None, progress: Callable[[str], None] | None = None,
+                earliest: dt.datetime = EARLIEST, now: dt.datetime | None = None) -> ImportReport:
+    """Check the whole file, then write every row not already in the source, all or nothing (module docstring).
+
+    Event times before `earliest` or after now plus MINING_FUTURE_TOLERANCE_MINUTES are refused by line."""
     if source_key not in project.sources:
         raise ImportFailed(f"project {project.name} has no source {source_key!r} (its sources: "
                            f"{', '.join(project.sources)})")
@@ -351,14 +448,25 @@ def import_file(db: Database, project: ProjectConfig, source_key: str, path: Pat
     started = time.monotonic()
     file, notes = _File(path, timestamp, as_text=timestamp_format is not None), []
     say = _Progress(progress, path.name)
-    columns = {"entity": entity, "timestamp": timestamp, "fmt": timestamp_format, "source_key": source_key}
+    columns = {"entity": entity, "timestamp": timestamp, "fmt": timestamp_format, "source_key": source_key,
+               "earliest": earliest, "latest": future_bound(now)}
+    events = source_database(db, source)[source.collection]
+    claim = db[DEMO_COLLECTIONS].find_one({"_id": f"{events.database.name}.{events.name}"})
+    if claim is not None:
+        raise ImportFailed(f"{shown(source, db)} holds the demo events of project {claim['project']!r} (the demo "
+                           "generator replaces its days): import into a collection of your own; nothing was written")
     try:
         rows, checked = _check(file, columns, say)
     except _Unreadable:
         if file.kind == "parquet":
             raise
-        # A column whose later rows do not fit the type inferred from the file's head: infer from all rows.
+        # A column whose later rows do not fit the type inferred from the file's head: infer from all rows, and
+        # accept only a widening (empty so far, or integers that turn decimal); a column whose values disagree in
+        # kind (numbers, then text) is refused, naming the first line that disagrees.
+        head = file.schema
         file.infer_whole()
+        if head is not None:
+            _refuse_mixed_types(file, head)
         notes.append(f"column types inferred from the first {SAMPLE_BYTES >> 20} MB did not fit later rows: the "
                      "file was read whole once to infer them")
         rows, checked = _check(file, columns, say)
@@ -369,7 +477,6 @@ def import_file(db: Database, project: ProjectConfig, source_key: str, path: Pat
     if checked.rows == 0:
         raise ImportFailed(f"{path}: no rows")
 
-    events = source_database(db, source)[source.collection]
     earlier = events.find_one({}, {"_id": 1})
     if earlier is not None and isinstance(earlier["_id"], str) and EARLIER_ID.fullmatch(earlier["_id"]):
         raise ImportFailed(
@@ -378,16 +485,7 @@ def import_file(db: Database, project: ProjectConfig, source_key: str, path: Pat
             "the whole file; nothing was written")
     pairs, occurrence = _ids(checked.digests)
     del checked.digests
-    inserted = offset = 0
-    for batch in file.batches():
-        elements, _, _ = rows.elements(batch)
-        ids = _id_array(pairs[offset:offset + batch.num_rows], occurrence[offset:offset + batch.num_rows])
-        present = [elements[name] for name in rows.order if name in elements]
-        docs = [RawBSONDocument(doc) for doc in bson_rows.documents(ids, present).to_pylist()]
-        offset += batch.num_rows
-        inserted += _insert(events, docs, path)
-        say(lambda seconds: f"wrote {offset:,} of {checked.rows:,} rows ({offset / checked.rows:.0%}), "
-                            f"{offset / max(seconds, 1e-9):,.0f} rows/s")
+    inserted = _write(events, file, rows, pairs, occurrence, checked.rows, path, say, empty=earlier is None)
     # Time-range scans (feature windows, the watermark) and per-entity history; built after a first load,
     # which is faster than keeping them up to date row by row.
     events.create_index([(timestamp, ASCENDING)], name=f"{timestamp}_1")
@@ -399,21 +497,73 @@ def import_file(db: Database, project: ProjectConfig, source_key: str, path: Pat
                         seconds=seconds, notes=notes)
 
 
+def _write(events, file: _File, rows: _Rows, pairs, occurrence, total: int, path: Path, say: _Progress, *,
+           empty: bool) -> int:
+    """Write the checked rows so that a failure leaves `events` exactly as it was; returns how many were new.
+
+    Into an empty (or absent) collection: every batch goes to a staging collection of the same database, which is
+    renamed onto the target in one step once complete (a crash leaves only the staging collection, removed by the
+    next import). Into a collection that holds events: the rows not there yet are inserted, and a failure removes
+    every row this import inserted (their ids are known: a row's id is its content) before reporting it."""
+    database = events.database
+    for stale in database.list_collection_names(filter={"name": {"$regex": f"^{STAGING_PREFIX}"}}):
+        if stale.startswith(f"{STAGING_PREFIX}{events.name}."):
+            database.drop_collection(stale)  # left by an import that crashed
+    target = database[f"{STAGING_PREFIX}{events.name}.{uuid.uuid4().hex[:12]}"] if empty else events
+    written: list[str] = []
+    inserted = offset = 0
+    try:
+        for batch in file.batches():
+            elements, _, _ = rows.elements(batch)
+            ids = _id_array(pairs[offset:offset + batch.num_rows], occurrence[offset:offset + batch.num_rows])
+            present = [elements[name] for name in rows.order if name in elements]
+            docs = [RawBSONDocument(doc) for doc in bson_rows.documents(ids, present).to_pylist()]
+            offset += batch.num_rows
+            new = _insert(target, docs, path)
+            inserted += len(new)
+            if not empty:
+                written.extend(new)
+            say(lambda seconds: f"wrote {offset:,} of {total:,} rows ({offset / total:.0%}), "
+                                f"{offset / max(seconds, 1e-9):,.0f} rows/s")
+        if empty:
+            if events.name in database.list_collection_names(filter={"name": events.name}):
+                if events.find_one({}, {"_id": 1}) is not None:
+                    raise ImportFailed(f"{path}: {database.name}.{events.name} received events while the file was "
+                                       "imported; import again (nothing was written)")
+                events.drop()
+            target.rename(events.name)
+    except BaseException as exc:
+        if empty:
+            with contextlib.suppress(PyMongoError):
+                target.drop()
+        else:
+            for i in range(0, len(written), 10_000):
+                with contextlib.suppress(PyMongoError):
+                    events.delete_many({"_id": {"$in": written[i:i + 10_000]}})
+        if isinstance(exc, PyMongoError):
+            raise ImportFailed(f"{path}: MongoDB failed during the write ({exc}); nothing of this file was "
+                               "kept, the collection is as it was") from None
+        raise
+    return inserted
+
+
 def _day(millis: int | None) -> dt.date | None:
     return None if millis is None else (EPOCH + dt.timedelta(milliseconds=millis)).date()
 
 
-def _insert(events, docs: list[RawBSONDocument], path: Path) -> int:
-    """Insert a batch; rows already there (same _id) are skipped. Returns how many were new."""
+def _insert(events, docs: list[RawBSONDocument], path: Path) -> list[str]:
+    """Insert a batch; rows already there (same _id) are skipped. Returns the ids that were new."""
     if not docs:
-        return 0
+        return []
+    ids = [doc["_id"] for doc in docs]
     try:
         events.insert_many(docs, ordered=False)
-        return len(docs)
+        return ids
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         other = [error for error in errors if error.get("code") != DUPLICATE_KEY]
         if other:
-            raise ImportFailed(f"{path}: MongoDB refused a row ({other[0].get('errmsg')}); rows written so far stay, "
-                               "and running the same import again completes it") from None
-        return exc.details.get("nInserted", len(docs) - len(errors))
+            raise ImportFailed(f"{path}: MongoDB refused a row ({other[0].get('errmsg')}); nothing of this file was "
+                               "kept, the collection is as it was") from None
+        there = {error["index"] for error in errors}
+        return [doc_id for i, doc_id in enumerate(ids) if i not in there]
