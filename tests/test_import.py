@@ -208,3 +208,85 @@ def test_a_csv_time_of_day_column_is_kept_as_text(mongo, project, tmp_path):
     path.write_text("user_id,ordered_at,slot\n1,2024-01-01,10:30:00\n2,2024-01-02,23:59:59\n")
     import_file(mongo.db(), project, "orders", path)
     assert [d["slot"] for d in documents(mongo)] == ["10:30:00", "23:59:59"]
+
+
+def test_a_failure_during_the_write_leaves_the_collection_as_it_was(mongo, project, tmp_path, small_blocks,
+                                                                     monkeypatch):
+    from pymongo.errors import AutoReconnect
+
+    from mining_platform.sources import importer
+
+    path = tmp_path / "orders.csv"
+    path.write_text("user_id,ordered_at,amount\n" + "".join(f"u{i},2024-01-0{1 + i % 5},{i}\n" for i in range(30)))
+    real, calls = importer._insert, []
+
+    def failing(events, docs, where):
+        calls.append(len(docs))
+        if len(calls) == 2:  # after the first batch was written
+            raise AutoReconnect("connection reset by the test")
+        return real(events, docs, where)
+
+    monkeypatch.setattr(importer, "_insert", failing)
+    with pytest.raises(ImportFailed, match="nothing of this file was kept, the collection is as it was"):
+        import_file(mongo.db(), project, "orders", path)
+    assert mongo.db()["orders"].count_documents({}) == 0
+    assert not [n for n in mongo.db().list_collection_names() if n.startswith("mining_import_")]
+
+    # Into a collection that holds events: the rows this import inserted are removed again.
+    first = tmp_path / "first.csv"
+    first.write_text("user_id,ordered_at,amount\nold,2024-01-01,1\nu0,2024-01-01,0\n")
+    monkeypatch.setattr(importer, "_insert", real)
+    import_file(mongo.db(), project, "orders", first)
+    before = documents(mongo)
+    calls.clear()
+    monkeypatch.setattr(importer, "_insert", failing)
+    with pytest.raises(ImportFailed, match="the collection is as it was"):
+        import_file(mongo.db(), project, "orders", path)
+    assert documents(mongo) == before  # u0's row, also in the file, is kept: it was there before
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ("user_id,ordered_at,amount\n" + "".join(f"u{i},2024-01-01,{i}\n" for i in range(40)) + "u9,2024-01-01,abc\n",
+     "column 'amount': the rows before hold int64 values, line 42 holds 'abc'"),
+    ("user_id,ordered_at,amount\nu1,2024-01-01,1e400\n", "amount is beyond the range of a float64 (read as inf)"),
+    ("user_id,ordered_at,amount\nu1,2024-01-01,12345678901234567890123456\n",
+     "amount 1.2345678901234568e+25 is an integer past 2^53"),
+    ("user_id,ordered_at\nu1,2024-01-01\nu2,9999-12-31\n", "line 3: ordered_at 9999-12-31T00:00:00+00:00 is outside"),
+    ("user_id,ordered_at\nu1,1969-12-31\n", "line 2: ordered_at 1969-12-31T00:00:00+00:00 is outside [1970-01-01"),
+    ("user_id,ordered_at\nu1,0001-01-01T00:30:00+01:00\n", "line 2: ordered_at is outside years 1-9999"),
+], ids=["mixed types", "overflow", "precision", "far future", "before 1970", "before year 1 in UTC"])
+def test_values_that_would_be_stored_other_than_written_are_refused_by_line(mongo, project, tmp_path, small_blocks,
+                                                                            content, problem):
+    path = tmp_path / "orders.csv"
+    path.write_text(content)
+    with pytest.raises(ImportFailed, match=re.escape(problem)):
+        import_file(mongo.db(), project, "orders", path)
+    assert mongo.db()["orders"].count_documents({}) == 0
+
+
+def test_the_accepted_time_range_is_settable(mongo, project, tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("user_id,ordered_at\nu1,1950-06-01\n")
+    report = import_file(mongo.db(), project, "orders", path, earliest=dt.datetime(1900, 1, 1, tzinfo=UTC))
+    assert report.inserted == 1 and report.first_day == dt.date(1950, 6, 1)
+
+
+def test_another_projects_demo_collection_is_never_imported_into(mongo, project, tmp_path):
+    mongo.db()["demo_collections"].insert_one({"_id": f"{mongo.database}.orders", "project": "churn"})
+    path = tmp_path / "orders.csv"
+    path.write_text("user_id,ordered_at\nu1,2024-01-01\n")
+    spend = project.model_copy(update={"name": "spend", "demo": None})
+    with pytest.raises(ImportFailed, match="holds the demo events of project 'churn'"):
+        import_file(mongo.db(), spend, "orders", path)
+    assert mongo.db()["orders"].count_documents({}) == 0
+
+
+def test_the_import_command_takes_a_project_name_not_a_path(tmp_path, capsys):
+    from mining_platform import cli
+
+    path = tmp_path / "orders.csv"
+    path.write_text("user_id,ordered_at\nu1,2024-01-01\n")
+    assert cli.main(["import", str(path), "--project", "../../x", "--source", "orders"]) == 1
+    assert "--project '../../x': a project name" in capsys.readouterr().err
+    assert cli.main(["import", str(path), "--project", "churn", "--source", "orders", "--earliest", "soon"]) == 1
+    assert "--earliest 'soon': a date" in capsys.readouterr().err

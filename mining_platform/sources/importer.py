@@ -223,9 +223,9 @@ def _iso(text: str | None) -> int | None:
         return None
     try:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        value = value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: a zoned time that is before year 1 in UTC
         return None
-    value = value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
     return (value - EPOCH) // dt.timedelta(milliseconds=1)
 
 
@@ -292,6 +292,8 @@ class _Rows:
         outside = pc.fill_null(pc.or_(pc.less(millis, self.window[0]), pc.greater(millis, self.window[1])),
                                bson_rows.FALSE)
         for i in pc.indices_nonzero(outside).to_pylist():
+            if i in bad:  # outside years 1-9999 already: not a Python datetime
+                continue
             bad.setdefault(i, f"{self.timestamp} {times[i].as_py().isoformat()} is outside "
                               f"[{self.earliest.isoformat()}, {self.latest.isoformat()}] (--earliest; the latest is "
                               "now plus MINING_FUTURE_TOLERANCE_MINUTES): a clock or parse error would move the "
