@@ -42,8 +42,8 @@ def _dev(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pymongo import MongoClient
-    from pymongo.errors import PyMongoError
+    from pymongo import MongoClient, uri_parser
+    from pymongo.errors import OperationFailure, PyMongoError
 
     from mining_platform.access.credentials import connection_string, redacted
     from mining_platform.validation import ValidationFailed, validate
@@ -111,8 +111,8 @@ def _print_impact(paths) -> None:
 
 def _mongo_database(timeout: float):
     """(client, database) of MINING_MONGO_URI / MINING_MONGO_DB, or raise OSError saying it is unreachable."""
-    from pymongo import MongoClient
-    from pymongo.errors import PyMongoError
+    from pymongo import MongoClient, uri_parser
+    from pymongo.errors import OperationFailure, PyMongoError
 
     from mining_platform.access.credentials import connection_string, redacted
 
@@ -120,6 +120,15 @@ def _mongo_database(timeout: float):
     client = MongoClient(uri, serverSelectionTimeoutMS=timeout * 1000, tz_aware=True)
     try:
         client.admin.command("ping")
+        if uri_parser.parse_uri(uri)["username"]:
+            client.admin.command("connectionStatus")  # the ping needs no login: this one authenticates
+    except OperationFailure as exc:
+        client.close()
+        if exc.code == 18:  # AuthenticationFailed
+            raise OSError(f"MongoDB at {redacted(uri)}: authentication failed for user "
+                          f"{uri_parser.parse_uri(uri)['username']!r} (its password or authSource is wrong; "
+                          "`mining-platform provision` sets the stored ones)") from None
+        raise OSError(f"MongoDB at {redacted(uri)} refused the connection: {exc}") from None
     except PyMongoError as exc:
         client.close()
         raise OSError(f"cannot reach MongoDB at {redacted(uri)} ({type(exc).__name__}); start `make dev` or set "

@@ -1,6 +1,7 @@
 """project.yaml: loading, and errors that name the file and the key."""
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,16 @@ def test_end_date_closes_the_partitions_where_the_data_ends(tmp_path, churn_raw)
     assert open_ended.end_date is None
     with pytest.raises(ProjectConfigError, match="end_date 2023-12-31 is before start_date 2024-01-01"):
         load_project(write_project(tmp_path / "c", "churn", {**churn_raw, "end_date": "2023-12-31"}))
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    (("model", "gate", "min"), float("nan")), (("model", "gate", "max_regression"), float("inf")),
+    (("serving", "challenger", "traffic"), float("nan")), (("drift", "psi_threshold"), float("inf")),
+])
+def test_no_number_of_a_project_file_is_nan_or_infinite(tmp_path, churn_raw, path, value):
+    node = churn_raw
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    with pytest.raises(ProjectConfigError, match=re.escape(".".join(path))):
+        load_project(write_project(tmp_path, "churn", churn_raw))

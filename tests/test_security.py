@@ -292,3 +292,21 @@ def test_a_login_goes_into_a_connection_string_escaped(uri, expected):
     assert "p%2Fw%3A" not in credentials.redacted(expected) and "u%40x:***@" in credentials.redacted(expected)
     assert credentials.with_login(expected, None).startswith(uri.split("://")[0] + "://127.0.0.1") or "@" not in \
         credentials.with_login(expected, None)
+
+
+def test_a_wrong_password_is_named_and_a_uri_without_a_user_gets_the_stored_login(mongo, monkeypatch, capsys):
+    from pymongo import uri_parser
+
+    monkeypatch.setenv("MINING_MONGO_URI", credentials.with_login(mongo.uri, credentials.Login("nobody", "wrong")))
+    assert cli.main(["provision"]) == 2
+    assert "authentication failed for user 'nobody'" in capsys.readouterr().err
+    # The README's way of moving the dev stack's port: a URI without a user, and the stack's stored logins.
+    parsed = uri_parser.parse_uri(mongo.uri)
+    host, port = parsed["nodelist"][0]
+    admin = credentials.Login(parsed["username"], parsed["password"])
+    credentials.save({credentials.ADMIN: admin, "projects": {}})
+    monkeypatch.setenv("MINING_MONGO_URI", f"mongodb://{host}:{port}/?directConnection=true")
+    assert uri_parser.parse_uri(credentials.connection_string())["username"] == admin.user
+    monkeypatch.setenv("MINING_MONGO_DB", mongo.database)
+    monkeypatch.setenv("MINING_PROJECTS_DIR", str(REPO / "projects"))
+    assert cli.main(["provision"]) == 0, capsys.readouterr().err

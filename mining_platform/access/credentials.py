@@ -99,9 +99,18 @@ def connection_string(who: str = ADMIN) -> str:
     """The connection string for a command run by hand: MINING_MONGO_URI as set (it carries its own user);
     unset, the dev stack's default with the stored login of `who` (when the stack has made one)."""
     configured = os.environ.get("MINING_MONGO_URI")
-    if configured:
-        return configured
     logins = load()
+    if configured:
+        # A URI without a user (the README's way of moving the dev stack's port) gets the stack's stored login,
+        # as the stack's own services do; one with a user is the operator's.
+        from pymongo import uri_parser
+
+        if uri_parser.parse_uri(configured)["username"]:
+            return configured
+        try:
+            return with_login(configured, login_for(who, logins))
+        except CredentialsMissing:  # no stack has stored a login: the URI as it is
+            return configured
     default = settings.setting("MINING_MONGO_URI")
     if who == ADMIN and ADMIN not in logins:
         return default  # a stack that has not started yet: no users exist

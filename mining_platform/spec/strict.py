@@ -7,9 +7,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class Strict(BaseModel):
-    """Unknown keys are errors and loaded values never change."""
+    """Unknown keys are errors, loaded values never change, and no number is NaN or infinite (`.nan` would
+    remove a gate's floor)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class UnreadableFile(ValueError):
