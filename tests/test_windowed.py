@@ -316,6 +316,13 @@ REFUSALS = {
                                               "post stage 1: only $addFields, $project, $set, $unset may follow"),
     "a post stage reading another collection": (changed(post=[{"$lookup": {"from": "x", "as": "y", "pipeline": []}}]),
                                                 "post stage 1: only $addFields"),
+    "a post stage setting the entity": (changed(post=[{"$addFields": {"user_id": "x"}}]),
+                                        "post stage 1 ($addFields): sets or removes user_id"),
+    "a post stage setting the run": (changed(post=[{"$set": {"run_id": "forged", "as_of.x": 1}}]),
+                                     "post stage 1 ($set): sets or removes as_of, run_id"),
+    "a post stage removing _id": (changed(post=[{"$unset": ["_id"]}]), "post stage 1 ($unset): sets or removes _id"),
+    "a post stage projecting pipeline_version": (changed(post=[{"$project": {"pipeline_version": "v9"}}]),
+                                                 "post stage 1 ($project): sets or removes pipeline_version"),
     "JavaScript in the filter": (changed(filter={"$where": "true"}), "filter: stage 1 ($match): $where runs JavaScript"),
     "JavaScript in a where": (changed(aggregations={"x": {"op": "count", "windows_days": [7], "where": {
         "$function": {"body": "return true", "args": [], "lang": "js"}}}}),

@@ -312,6 +312,19 @@ class WindowedDefinition(VersionedDefinition):
         return self.model_dump(mode="json")["parameters"]
 
 
+def _post_touches(operator: str, spec) -> set[str]:
+    """The top-level fields a `post` stage sets ($addFields/$set, $project with a computed value) or removes
+    ($unset, $project exclusion)."""
+    if operator == "$unset":
+        fields = [spec] if isinstance(spec, str) else spec if isinstance(spec, list) else []
+        return {str(f).split(".")[0] for f in fields}
+    if not isinstance(spec, dict):
+        return set()
+    if operator == "$project":
+        return {str(f).split(".")[0] for f, value in spec.items() if value not in (1, True)}
+    return {str(f).split(".")[0] for f in spec}
+
+
 def _windowed_problems(raw: dict, path: Path, project: ProjectConfig) -> list[str]:
     problems = common_problems(raw, path, project, BUILTIN_PARAMETERS) + feature_name_problems(raw, project)
     declared = {str(k) for k in raw.get("parameters", {})} if isinstance(raw.get("parameters"), dict) else set()
@@ -324,6 +337,12 @@ def _windowed_problems(raw: dict, path: Path, project: ProjectConfig) -> list[st
             if operator not in POST_STAGES:
                 problems.append(f"post stage {number}: only {', '.join(sorted(POST_STAGES))} may follow the windows "
                                 f"(got {operator or stage!r})")
+                continue
+            reserved = sorted(_post_touches(operator, stage[operator]) & (names.RESERVED_FEATURE_FIELDS
+                                                                        | {project.entity}))
+            if reserved:
+                problems.append(f"post stage {number} ({operator}): sets or removes {', '.join(reserved)}, which the "
+                                f"platform writes ({project.entity}, as_of, run_id, pipeline_version, _id)")
         problems += [f"post: {p}" for p in pipeline_problems(post, declared | set(POST_PARAMETERS))]
     aggregations = raw.get("aggregations") if isinstance(raw.get("aggregations"), dict) else {}
     for name, spec in aggregations.items():
