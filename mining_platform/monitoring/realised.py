@@ -22,7 +22,7 @@ from pymongo.database import Database
 
 from mining_platform.monitoring.performance import COMPARED_ON, Interval, Realised, compare, realised
 from mining_platform.samples.pipeline import immature_label_problem, label_stages
-from mining_platform.sources.observe import ignored_future, shown, source_database, watermark
+from mining_platform.sources.observe import source_database, watermark
 from mining_platform.spec import ProjectSpec, names
 from mining_platform.spec.clock import as_utc
 from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_LOG, PREDICTION_MARKERS, endpoint_database_of
@@ -101,10 +101,9 @@ def require_matured(sources: Database, spec: ProjectSpec, *, partition: str, as_
     """PerformanceInputMissing while T's label window has not elapsed in the label source (its watermark)."""
     source = spec.label_source
     problem = immature_label_problem(spec, partition=partition, as_of=as_of, newest=watermark(sources, source),
-                                     source_name=f"{spec.label_definition.source} ({shown(source, sources)})")
+                                     sources=sources)
     if problem:
-        ignored = ignored_future(sources, source)
-        raise PerformanceInputMissing(f"{problem} ({ignored}.)" if ignored else problem)
+        raise PerformanceInputMissing(problem)
 
 
 def day_labels(db: Database, sources: Database, spec: ProjectSpec, *, partition: str, as_of: dt.datetime,

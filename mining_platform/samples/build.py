@@ -10,7 +10,7 @@ from pymongo.database import Database
 from mining_platform.samples.pipeline import (
     SamplesPipeline, SamplesRefused, feature_markers, immature_label_problem, label_counts, label_stages, sample_stages,
 )
-from mining_platform.sources.observe import ignored_future, shown, source_database, watermark
+from mining_platform.sources.observe import source_database, watermark
 from mining_platform.spec import ProjectSpec, names
 from mining_platform.spec.definition import OutputBoundExceeded
 from mining_platform.spec.names import SAMPLE_MARKERS
@@ -64,13 +64,10 @@ class SampleJob:
 
     def refusal(self, db: Database, outcome: SampleOutcome) -> str | None:
         """An immature label window (judged from the source's watermark), or a feature set not committed at as_of."""
-        label_source = self.spec.label_definition.source
-        problem = immature_label_problem(
-            self.spec, partition=outcome.partition, as_of=outcome.as_of, newest=self.newest_event(),
-            source_name=f"{label_source} ({shown(self.spec.label_source, self.sources)})")
+        problem = immature_label_problem(self.spec, partition=outcome.partition, as_of=outcome.as_of,
+                                         newest=self.newest_event(), sources=self.sources)
         if problem:
-            ignored = ignored_future(self.sources, self.spec.label_source)
-            return f"{problem} ({ignored}.)" if ignored else problem
+            return problem
         try:
             feature_markers(db, self.spec, partition=outcome.partition, as_of=outcome.as_of)
         except SamplesRefused as exc:

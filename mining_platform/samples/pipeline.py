@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from mining_platform.sources.observe import complete_through
+from mining_platform.sources.observe import complete_through, ignored_future, shown
 from mining_platform.spec import ProjectSpec, names
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.parameters import label_parameter_values, substitute
@@ -81,11 +81,13 @@ class SamplesPipeline:
 
 
 def immature_label_problem(spec: ProjectSpec, *, partition: str, as_of: dt.datetime,
-                           newest: dt.datetime | None, source_name: str) -> str | None:
+                           newest: dt.datetime | None, sources: Database) -> str | None:
     """Why partition T cannot be labelled yet (its label window is not complete in the source), or None.
 
     The window [T, horizon_end) is complete once the source's watermark (its newest event
-    time) reaches horizon_end plus the source's lateness_days.
+    time) reaches horizon_end plus the source's lateness_days. `sources` is the platform
+    database the label source is read from; a refusal also says which far-future events the
+    watermark ignored.
     """
     start, end = spec.label_window(as_of)
     lateness = spec.label_source.lateness_days
@@ -95,12 +97,15 @@ def immature_label_problem(spec: ProjectSpec, *, partition: str, as_of: dt.datet
     last_day = (end - dt.timedelta(days=1)).date().isoformat()
     seen = ("holds no events" if newest is None else
             f"holds events up to {newest.isoformat()} (complete through {complete_through(newest, lateness)})")
-    return (
+    source_name = f"{spec.label_definition.source} ({shown(spec.label_source, sources)})"
+    problem = (
         f"{partition}: the label window [{start.date().isoformat()}, {end.date().isoformat()}) has not fully "
         f"elapsed in source {source_name}: it {seen}; the window is complete once it holds an event at or after "
         f"{needed.isoformat()} (the end of {last_day}" + (f" plus lateness_days {lateness}" if lateness else "")
         + "). Labelling now would judge entities on a partial window."
     )
+    ignored = ignored_future(sources, spec.label_source)
+    return f"{problem} ({ignored}.)" if ignored else problem
 
 
 def feature_markers(db: Database, spec: ProjectSpec, *, partition: str, as_of: dt.datetime) -> dict[str, dict]:

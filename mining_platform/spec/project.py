@@ -36,6 +36,11 @@ DATABASE_NAME = r"^[A-Za-z0-9_-]{1,63}$"
 KEY_NAME = r"^[a-z][a-z0-9_]*$"
 
 
+def _platform(info: ValidationInfo) -> str:
+    """The platform database a project file is checked against: `load_project(platform=…)`, else MINING_MONGO_DB."""
+    return (info.context or {}).get("platform") or settings.setting("MINING_MONGO_DB")
+
+
 class SourceConfig(Strict):
     """A collection of events the platform observes and never writes (except a demo source it created)."""
 
@@ -57,8 +62,7 @@ class SourceConfig(Strict):
     @field_validator("database")
     @classmethod
     def _not_server(cls, database: str | None, info: ValidationInfo) -> str | None:
-        problem = database_problem((info.context or {}).get("platform") or settings.setting("MINING_MONGO_DB"),
-                                   database)
+        problem = database_problem(_platform(info), database)
         if problem:
             raise ValueError(problem)
         return database
@@ -244,8 +248,7 @@ class ProjectConfig(Strict):
     def _boundary(self, info: ValidationInfo) -> "ProjectConfig":
         """What a project may name is decided here, when its file is loaded, not when a source is read: every
         command (validate, new, provision, a code location, the endpoint) refuses the same file the same way."""
-        platform = (info.context or {}).get("platform") or settings.setting("MINING_MONGO_DB")
-        problems = boundary_problems(self, platform)
+        problems = boundary_problems(self, _platform(info))
         if problems:
             raise ValueError("; ".join(problems))
         return self
