@@ -58,8 +58,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, secured_server(Path(tmp) / "mongo") as uri:
         mongo = MongoResource(uri=uri, database="bench")
-        plain, raw, events = (mongo.db()[name] for name in ("plain", "raw", project.sources["user_events"].collection))
-        claim_collection(mongo.db(), events, project=project.name)  # as the demo asset does before its first write
+        demo = mongo.demo_db(project.name)
+        plain, raw, events = (demo[name] for name in ("plain", "raw", project.sources["user_events"].collection))
+        claim_collection(events, project=project.name)  # as the demo asset does before its first write
         ensure_event_indexes(events, entity_field=project.entity)
         replace_day(events, day=DAY, documents=documents)  # so every replace replaces a full day
         for _ in range(args.repeat):

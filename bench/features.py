@@ -70,7 +70,7 @@ def users_for(project, target_events: int) -> int:
 
 def load_events(mongo: MongoResource, project, users: int) -> int:
     """Generate January for `users` users; returns the events in the partition's window."""
-    events = mongo.db()[project.sources["user_events"].collection]
+    events = mongo.demo_db(project.name)[project.sources["user_events"].collection]
     events.drop()
     for documents in january(project, users):
         if documents:
@@ -102,7 +102,7 @@ def user_activity_in_pandas(raw: pd.DataFrame) -> pd.DataFrame:
 def bench_size(mongo: MongoResource, project, definitions, target_events: int, repeat: int) -> None:
     users = users_for(project, target_events)
     in_window = load_events(mongo, project, users)
-    events = mongo.db()[project.sources["user_events"].collection]
+    events = mongo.demo_db(project.name)[project.sources["user_events"].collection]
     print(f"\n{in_window} events in the 30-day window ({users} users), median of {repeat}")
 
     window = {"timestamp": {"$gte": AS_OF - dt.timedelta(days=30), "$lt": AS_OF}}

@@ -36,7 +36,8 @@ if kind == "streaming":
 else:
     from bench.baselines.row_dicts_importer import import_file
 project = load_project(Path("projects/churn"))
-source = project.sources["user_events"].model_copy(update={"collection": collection, "timestamp": "time_hour"})
+source = project.sources["user_events"].model_copy(update={"collection": collection, "timestamp": "time_hour",
+                                                          "demo_of": None})
 project = project.model_copy(update={"entity": "tailnum", "demo": None, "sources": {"flights": source}})
 from pymongo.collection import Collection
 waited = [0.0]

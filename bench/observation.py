@@ -52,7 +52,7 @@ def measure(mongo: MongoResource, days: int, per_day: int, ticks: int) -> tuple[
     alone}, seconds of one full observation) over `days` days of history."""
     name = f"history_{days}"
     base = load_project(REPO / "projects" / "churn")
-    source = base.sources["user_events"].model_copy(update={"collection": name, "timestamp": "at"})
+    source = base.sources["user_events"].model_copy(update={"collection": name, "timestamp": "at", "demo_of": None})
     project = base.model_copy(update={
         "entity": "aircraft", "demo": None, "sources": {"flights": source}, "start_date": START,
         "end_date": START + dt.timedelta(days=days - 1), "automation": AutomationConfig(follow_days=3)})

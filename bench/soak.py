@@ -201,7 +201,7 @@ def reclaim_after_kill(mongo_uri: str, scratch: Path) -> float:
 
     project = load_project(REPO / "projects" / "churn")
     mongo = MongoResource(uri=mongo_uri, database="soak")
-    events = mongo.db()["user_events"]
+    events = mongo.demo_db("churn")["user_events"]
     day = dt.datetime(2024, 1, 3, tzinfo=dt.timezone.utc)
     events.insert_many([{"user_id": f"u{i % 5000}", "timestamp": day + dt.timedelta(seconds=i), "event_type": "click"}
                         for i in range(60_000)])

@@ -67,7 +67,7 @@ def main() -> None:
     population = make_population(args.users, project.demo.seed)
     with tempfile.TemporaryDirectory() as tmp, secured_server(Path(tmp) / "mongo") as uri:
         mongo = MongoResource(uri=uri, database="bench")
-        events = mongo.db()["user_events"]
+        events = mongo.demo_db("churn")["user_events"]
         ensure_event_indexes(events, entity_field=project.entity)
         for k in range(args.days + 1):
             day = project.start_date + dt.timedelta(days=k)

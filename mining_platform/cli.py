@@ -234,21 +234,32 @@ def _import(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"mining-platform import: --earliest {args.earliest!r}: a date, YYYY-MM-DD", file=sys.stderr)
         return 1
+    report_path = Path(args.drop_bad_rows) if args.drop_bad_rows else None
+    if report_path is not None and (report_path.resolve() == Path(args.file).resolve() or report_path.is_dir()):
+        print(f"mining-platform import: --drop-bad-rows {report_path}: a new file for the report, not the input "
+              "or a folder", file=sys.stderr)
+        return 1
     project_dir = settings.projects_dir() / args.project
     project = load_project(project_dir)
     client, db = _mongo_database(args.mongo_timeout)
     try:
         report = import_file(db, project, args.source, Path(args.file), timestamp_format=args.timestamp_format,
                              progress=lambda line: print(line, file=sys.stderr, flush=True),
-                             earliest=earliest)
+                             earliest=earliest, drop_bad_rows=report_path is not None,
+                             replace_days=args.replace_days)
     except ImportFailed as exc:
         print(f"mining-platform import: {exc}", file=sys.stderr)
         return 1
     finally:
         client.close()
+    replaced = (f"; days {report.first_day} to {report.last_day} replaced, {report.removed} rows the file no longer "
+                "has removed" if args.replace_days else "")
     print(f"imported {report.rows} rows of {args.file} into {report.target} (source {args.source} of {args.project}): "
-          f"{report.inserted} new, {report.already_there} already there; events from {report.first_day} to "
+          f"{report.inserted} new, {report.already_there} already there{replaced}; events from {report.first_day} to "
           f"{report.last_day} ({report.seconds:.1f} s)")
+    if report_path is not None:
+        _write_dropped(report_path, report.dropped)
+        print(f"{len(report.dropped)} rows dropped (--drop-bad-rows), each with its line and reason in {report_path}")
     for note in report.notes:
         print(f"note: {note}")
     if report.last_day is None:
@@ -270,6 +281,19 @@ def _import(args: argparse.Namespace) -> int:
         print(f"the events run to {report.last_day}, after end_date {project.end_date}: the days after it are no "
               f"partitions; raise end_date in {project_dir / PROJECT_FILE} to compute them")
     return 0
+
+
+def _write_dropped(path, dropped: list[tuple[str, str]]) -> None:
+    """The report of `import --drop-bad-rows`: one CSV row per dropped line (`where,reason`), written whole."""
+    import csv
+    import os
+
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["where", "reason"])  # "line 12" (CSV, JSON lines) or "row 12" (Parquet)
+        writer.writerows(dropped)
+    os.replace(partial, path)
 
 
 def _append_line(path, line: str) -> None:
@@ -377,6 +401,12 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--set-end-date", action="store_true",
                       help="for a historical file (its events end over a week ago) with no end_date in project.yaml: "
                       "set end_date to its last complete day (default: print the proposal)")
+    load.add_argument("--replace-days", action="store_true",
+                      help="a corrected export: replace every event of the days the file covers (its first to its "
+                      "last UTC day), removing rows it no longer has, in one publish (default: add new rows only)")
+    load.add_argument("--drop-bad-rows", metavar="REPORT.csv",
+                      help="leave out rows that fail a row check (no entity or time, an unparseable or out-of-range "
+                      "value) and write each dropped line and why to REPORT.csv (default: refuse the file)")
     load.add_argument("--mongo-timeout", type=float, default=5.0, help="seconds to wait for MongoDB (default 5)")
     load.set_defaults(run=_import)
 

@@ -25,7 +25,7 @@ USERS = 120
 def published_features(mongo, churn_project):
     project = churn_project.model_copy(update={"demo": churn_project.demo.model_copy(update={"users": USERS})})
     population = make_population(USERS, project.demo.seed)
-    events = mongo.db()[project.sources["user_events"].collection]
+    events = mongo.demo_db(project.name)[project.sources["user_events"].collection]
     ensure_event_indexes(events, entity_field=project.entity)
     for offset in range(DAYS + 1):  # the day after as_of too: it must not leak in
         day = project.start_date + dt.timedelta(days=offset)

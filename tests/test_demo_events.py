@@ -106,7 +106,7 @@ def stored_day(collection, day):
 
 
 def test_replace_day_failing_midway_keeps_the_old_day(mongo, population):
-    events = mongo.db()["user_events"]
+    events = mongo.demo_db("churn")["user_events"]
     replace_day(events, day=DAY, documents=day_events(population))
     before = stored_day(events, DAY)
     broken = day_events(population, drift=0.5)
@@ -117,7 +117,7 @@ def test_replace_day_failing_midway_keeps_the_old_day(mongo, population):
 
 
 def test_replace_day_refuses_documents_of_another_day(mongo, population):
-    events = mongo.db()["user_events"]
+    events = mongo.demo_db("churn")["user_events"]
     stray = day_events(population, day=DAY + dt.timedelta(days=1))[:1]
     with pytest.raises(ValueError, match=f"lie outside {DAY}"):
         replace_day(events, day=DAY, documents=day_events(population) + stray)
@@ -137,7 +137,7 @@ def materialize_day(asset, mongo, day: dt.date, drift: float | None = None) -> d
 
 def test_partition_writes_its_day_and_a_rerun_is_identical(mongo, small_project):
     asset = build_demo_asset(small_project)
-    events = mongo.db()["user_events"]
+    events = mongo.demo_db("churn")["user_events"]
     other_day = DAY - dt.timedelta(days=1)
 
     assert materialize_day(asset, mongo, other_day).success
@@ -163,7 +163,7 @@ def test_partition_writes_its_day_and_a_rerun_is_identical(mongo, small_project)
 
 def test_drift_config_changes_only_that_day(mongo, small_project):
     asset = build_demo_asset(small_project)
-    events = mongo.db()["user_events"]
+    events = mongo.demo_db("churn")["user_events"]
     other_day = DAY + dt.timedelta(days=1)
     assert materialize_day(asset, mongo, other_day).success
     assert materialize_day(asset, mongo, DAY).success
@@ -181,7 +181,7 @@ def test_drift_config_changes_only_that_day(mongo, small_project):
 def test_a_range_of_days_is_one_run_that_writes_each_day(mongo, small_project):
     asset = build_demo_asset(small_project)
     assert asset.backfill_policy == dg.BackfillPolicy.single_run()
-    events = mongo.db()["user_events"]
+    events = mongo.demo_db("churn")["user_events"]
     days = [DAY + dt.timedelta(days=i) for i in range(3)]
     result = dg.materialize(
         [asset], resources={"mongo": mongo},
@@ -205,11 +205,11 @@ def test_invalid_drift_config_fails_and_writes_nothing(mongo, small_project):
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert "drift" in str(failure) and "less than or equal to 1" in str(failure)
-    assert mongo.db()["user_events"].count_documents({}) == 0
+    assert mongo.demo_db("churn")["user_events"].count_documents({}) == 0
 
 
 def test_the_generator_refuses_a_collection_it_did_not_create_and_leaves_it_intact(mongo, small_project):
-    events = mongo.db()["user_events"]
+    events = mongo.demo_db("churn")["user_events"]
     events.insert_one({"_id": "real-1", "user_id": 42, "timestamp": dt.datetime(2024, 2, 5, 12, tzinfo=dt.timezone.utc)})
     result = materialize_day(build_demo_asset(small_project), mongo, DAY)
     assert not result.success
@@ -220,13 +220,14 @@ def test_the_generator_refuses_a_collection_it_did_not_create_and_leaves_it_inta
 
 
 def test_a_claimed_collection_is_only_the_claiming_projects(mongo):
-    events = mongo.db()["shared_events"]
-    claim_collection(mongo.db(), events, project="churn")
-    claim_collection(mongo.db(), events, project="churn")  # its own: fine, again and again
+    events = mongo.demo_db("churn")["shared_events"]
+    claim_collection(events, project="churn")
+    claim_collection(events, project="churn")  # its own: fine, again and again
     events.insert_one({"x": 1})
-    claim_collection(mongo.db(), events, project="churn")
+    claim_collection(events, project="churn")
+    assert mongo.demo_db("churn")["demo_collections"].find_one()["project"] == "churn"  # the claim lives beside it
     with pytest.raises(ForeignCollection, match="holds the demo events of project 'churn'"):
-        claim_collection(mongo.db(), events, project="other")
+        claim_collection(events, project="other")
 
 
 def test_written_days_are_recorded_as_observations_of_the_source(mongo, small_project):
@@ -236,5 +237,5 @@ def test_written_days_are_recorded_as_observations_of_the_source(mongo, small_pr
     assert result.success
     observed = instance.fetch_observations(dg.AssetKey(["churn", "sources", "user_events"]), limit=10).records
     assert [r.partition_key for r in observed] == [DAY.isoformat()]
-    written = len(stored_day(mongo.db()["user_events"], DAY))
+    written = len(stored_day(mongo.demo_db("churn")["user_events"], DAY))
     assert observed[0].asset_observation.data_version.startswith(f"{written} events, newest ")

@@ -64,7 +64,7 @@ def definition(**changes) -> FeatureDefinition:
 @pytest.fixture
 def churn_db(mongo, churn_project):
     """The test events in the platform database (the source), and churn's namespace, where its features go."""
-    events = mongo.db()["user_events"]
+    events = mongo.demo_db("churn")["user_events"]
     ensure_event_indexes(events, entity_field=churn_project.entity)
     events.insert_many([dict(e) for e in EVENTS])
     return mongo.project_db(churn_project.name)
@@ -199,7 +199,7 @@ def test_a_run_killed_after_writing_is_never_read_and_is_cleaned_up(churn_db, mo
     runs.start(churn_db, dead, lease=lease)
     stages = substitute(feature.pipeline, parameter_values(as_of=AS_OF, window_days=3, declared={}))
     stages += write_stages(feature, entity="user_id", as_of=AS_OF, run_id=dead, database=churn_db.name)
-    mongo.db()["user_events"].aggregate(stages)
+    mongo.demo_db("churn")["user_events"].aggregate(stages)
     assert churn_db[feature.target].count_documents({"run_id": dead}) == 2
 
     assert {d["run_id"] for d in markers.read_committed(churn_db, feature, AS_OF)} == {committed}

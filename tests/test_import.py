@@ -10,6 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mining_platform.sources.importer import ImportFailed, import_file
+from mining_platform.spec.project import load_project
+from tests.conftest import REPO
 
 UTC = dt.timezone.utc
 
@@ -17,7 +19,8 @@ UTC = dt.timezone.utc
 @pytest.fixture
 def project(churn_project):
     """The churn project with a second source, `orders`, keyed by `ordered_at` (demo sources refuse imports)."""
-    orders = churn_project.sources["user_events"].model_copy(update={"collection": "orders", "timestamp": "ordered_at"})
+    orders = churn_project.sources["user_events"].model_copy(update={"collection": "orders", "timestamp": "ordered_at",
+                                                                          "demo_of": None})
     return churn_project.model_copy(update={"sources": {**churn_project.sources, "orders": orders}})
 
 
@@ -61,9 +64,20 @@ def test_bad_rows_are_listed_by_line_and_nothing_is_written(mongo, project, tmp_
 
 def test_a_timestamp_format_parses_text_and_numbers_need_one(mongo, project, tmp_path):
     path = tmp_path / "orders.csv"
-    path.write_text("user_id,ordered_at\n1,19970101\n2,19970102\n")
-    with pytest.raises(ImportFailed, match="pass --timestamp-format %Y%m%d"):
+    path.write_text("user_id,ordered_at\n1,1700000000\n2,1700086400\n")
+    with pytest.raises(ImportFailed, match="line 2: ordered_at '1700000000' is not a ISO 8601 date or time "
+                                           "\\(a number: pass --timestamp-format, e.g. %s"):
         import_file(mongo.db(), project, "orders", path)
+    import_file(mongo.db(), project, "orders", path, timestamp_format="%s")
+    assert [d["ordered_at"] for d in documents(mongo)] == [dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
+                                                          dt.datetime(2023, 11, 15, 22, 13, 20, tzinfo=UTC)]
+    mongo.db()["orders"].drop()
+    path.write_text("user_id,ordered_at\n1,19970101\n2,19970102T0930\n")  # ISO 8601's basic format
+    import_file(mongo.db(), project, "orders", path)
+    assert [d["ordered_at"] for d in documents(mongo)] == [dt.datetime(1997, 1, 1, tzinfo=UTC),
+                                                          dt.datetime(1997, 1, 2, 9, 30, tzinfo=UTC)]
+    mongo.db()["orders"].drop()
+    path.write_text("user_id,ordered_at\n1,19970101\n2,19970102\n")
     import_file(mongo.db(), project, "orders", path, timestamp_format="%Y%m%d")
     assert [d["ordered_at"] for d in documents(mongo)] == [dt.datetime(1997, 1, 1, tzinfo=UTC),
                                                           dt.datetime(1997, 1, 2, tzinfo=UTC)]
@@ -253,7 +267,7 @@ def test_a_failure_during_the_write_leaves_the_collection_as_it_was(mongo, proje
      "amount 1.2345678901234568e+25 is an integer past 2^53"),
     ("user_id,ordered_at\nu1,2024-01-01\nu2,9999-12-31\n", "line 3: ordered_at 9999-12-31T00:00:00+00:00 is outside"),
     ("user_id,ordered_at\nu1,1969-12-31\n", "line 2: ordered_at 1969-12-31T00:00:00+00:00 is outside [1970-01-01"),
-    ("user_id,ordered_at\nu1,0001-01-01T00:30:00+01:00\n", "line 2: ordered_at is outside years 1-9999"),
+    ("user_id,ordered_at\nu1,0001-01-01T00:30:00+01:00\n", "line 2: ordered_at '0001-01-01T00:30:00+01:00' is outside years 1-9999"),
 ], ids=["mixed types", "overflow", "precision", "far future", "before 1970", "before year 1 in UTC"])
 def test_values_that_would_be_stored_other_than_written_are_refused_by_line(mongo, project, tmp_path, small_blocks,
                                                                             content, problem):
@@ -271,14 +285,15 @@ def test_the_accepted_time_range_is_settable(mongo, project, tmp_path):
     assert report.inserted == 1 and report.first_day == dt.date(1950, 6, 1)
 
 
-def test_another_projects_demo_collection_is_never_imported_into(mongo, project, tmp_path):
-    mongo.db()["demo_collections"].insert_one({"_id": f"{mongo.database}.orders", "project": "churn"})
-    path = tmp_path / "orders.csv"
-    path.write_text("user_id,ordered_at\nu1,2024-01-01\n")
-    spend = project.model_copy(update={"name": "spend", "demo": None})
-    with pytest.raises(ImportFailed, match="holds the demo events of project 'churn'"):
-        import_file(mongo.db(), spend, "orders", path)
-    assert mongo.db()["orders"].count_documents({}) == 0
+def test_another_projects_demo_collection_is_never_imported_into(mongo, tmp_path, monkeypatch):
+    """spend's `app_events` is churn's demo events (`demo_of: churn`): import refuses it, writing nothing."""
+    monkeypatch.setenv("MINING_MONGO_DB", mongo.database)
+    spend = load_project(REPO / "projects" / "spend")
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,timestamp\nu1,2024-01-01\n")
+    with pytest.raises(ImportFailed, match="is project 'churn'.s demo events .*_churn-demo.user_events"):
+        import_file(mongo.db(), spend, "app_events", path)
+    assert mongo.demo_db("churn")["user_events"].count_documents({}) == 0
 
 
 def test_the_import_command_takes_a_project_name_not_a_path(tmp_path, capsys):
@@ -290,3 +305,128 @@ def test_the_import_command_takes_a_project_name_not_a_path(tmp_path, capsys):
     assert "--project '../../x': a project name" in capsys.readouterr().err
     assert cli.main(["import", str(path), "--project", "churn", "--source", "orders", "--earliest", "soon"]) == 1
     assert "--earliest 'soon': a date" in capsys.readouterr().err
+
+
+def test_a_corrected_export_replaces_the_days_it_covers(mongo, project, tmp_path):
+    """v2 of an export with amounts changed and rows dropped: with --replace-days the covered days hold exactly
+    the file's rows (no old version beside the new one, no dropped row left); days outside it are untouched, and
+    so are the collection's own indexes."""
+    first = tmp_path / "orders.csv"
+    rows = [f"c{i},2024-05-0{1 + i % 3}T10:00:00Z,{i}.25" for i in range(30)]
+    first.write_text("user_id,ordered_at,amount\n" + "\n".join(rows + ["z,2024-04-20,99.5"]) + "\n")
+    import_file(mongo.db(), project, "orders", first)
+    mongo.db()["orders"].create_index("amount", name="by_amount")
+    corrected = [row if i % 3 else row.rsplit(",", 1)[0] + f",{i + 0.5}" for i, row in enumerate(rows) if i % 6 != 5]
+    second = tmp_path / "orders_v2.csv"
+    second.write_text("user_id,ordered_at,amount\n" + "\n".join(corrected) + "\n")
+    report = import_file(mongo.db(), project, "orders", second, replace_days=True)
+    assert (report.first_day, report.last_day) == (dt.date(2024, 5, 1), dt.date(2024, 5, 3))
+    changed, dropped = 10, 5
+    assert (report.rows, report.inserted, report.already_there, report.removed) == (
+        25, changed, 25 - changed, changed + dropped)
+    stored = documents(mongo)
+    assert len(stored) == 26 and stored[0] == {"user_id": "z", "ordered_at": dt.datetime(2024, 4, 20, tzinfo=UTC),
+                                               "amount": 99.5}
+    may = sorted((d["user_id"], d["amount"]) for d in stored[1:])
+    assert may == sorted((r.split(",")[0], float(r.rsplit(",", 1)[1])) for r in corrected)
+    assert {"by_amount", "ordered_at_1", "user_id_1_ordered_at_1"} <= set(mongo.db()["orders"].index_information())
+    assert not [n for n in mongo.db().list_collection_names() if n.startswith("mining_import_")]
+    # Replacing again with the same file changes nothing.
+    again = import_file(mongo.db(), project, "orders", second, replace_days=True)
+    assert (again.inserted, again.already_there, again.removed) == (0, 25, 0)
+    assert documents(mongo) == stored
+
+
+def test_a_replace_that_fails_leaves_the_collection_as_it_was(mongo, project, tmp_path, monkeypatch):
+    from mining_platform.sources import importer
+
+    path = tmp_path / "orders.csv"
+    path.write_text("user_id,ordered_at,amount\na,2024-05-01,1\nb,2024-05-02,2\n")
+    import_file(mongo.db(), project, "orders", path)
+    before = documents(mongo)
+    path.write_text("user_id,ordered_at,amount\na,2024-05-01,5\n")
+    real_insert = importer._insert
+
+    def failing(target, docs, where):
+        real_insert(target, docs, where)
+        raise importer.ImportFailed("injected failure after the first batch")
+
+    monkeypatch.setattr(importer, "_insert", failing)
+    with pytest.raises(ImportFailed, match="injected"):
+        import_file(mongo.db(), project, "orders", path, replace_days=True)
+    assert documents(mongo) == before
+    assert not [n for n in mongo.db().list_collection_names() if n.startswith("mining_import_")]
+
+
+def test_bad_rows_can_be_dropped_and_each_is_reported(mongo, project, tmp_path):
+    """A real export with rows lacking the entity: --drop-bad-rows imports the rest and lists every dropped line."""
+    path = tmp_path / "orders.csv"
+    lines = [f"u{i},2024-01-0{1 + i % 5},{i}" if i % 4 else f",2024-01-0{1 + i % 5},{i}" for i in range(40)]
+    lines[7] = "u7,not a time,7"
+    lines[9] = "u9,2999-01-01,9"
+    path.write_text("user_id,ordered_at,amount\n" + "\n".join(lines) + "\n")
+    with pytest.raises(ImportFailed, match="--drop-bad-rows"):
+        import_file(mongo.db(), project, "orders", path)
+    report = import_file(mongo.db(), project, "orders", path, drop_bad_rows=True)
+    assert report.rows == report.inserted == 40 - 10 - 2
+    where = dict(report.dropped)
+    assert len(where) == 12 and where["line 2"] == "no user_id" and "not a ISO 8601" in where["line 9"]
+    assert "is outside" in where["line 11"]
+    assert mongo.db()["orders"].count_documents({}) == 28
+    assert mongo.db()["orders"].count_documents({"user_id": {"$in": ["u7", "u9", None]}}) == 0
+    # The same file again: the same rows, nothing added.
+    again = import_file(mongo.db(), project, "orders", path, drop_bad_rows=True)
+    assert (again.inserted, again.already_there, len(again.dropped)) == (0, 28, 12)
+    nothing = tmp_path / "nothing.csv"
+    nothing.write_text("user_id,ordered_at\n,2024-01-01\n")
+    with pytest.raises(ImportFailed, match="no rows left: all 1 were dropped"):
+        import_file(mongo.db(), project, "orders", nothing, drop_bad_rows=True)
+
+
+def test_the_import_command_writes_the_report_of_dropped_rows_and_replaces_days(mongo, tmp_path, monkeypatch,
+                                                                                 capsys):
+    import csv
+
+    from mining_platform import cli
+
+    projects = tmp_path / "projects"
+    (projects / "shop").mkdir(parents=True)
+    (projects / "shop" / "project.yaml").write_text((REPO / "projects" / "churn" / "project.yaml").read_text()
+                                                    .replace("name: churn", "name: shop").replace("demo:", "# demo:"))
+    monkeypatch.setenv("MINING_PROJECTS_DIR", str(projects))
+    monkeypatch.setenv("MINING_MONGO_URI", mongo.uri)
+    monkeypatch.setenv("MINING_MONGO_DB", mongo.database)
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,timestamp,n\nu1,2024-01-01,1\n,2024-01-01,2\nu3,2024-01-02,3\n")
+    report = tmp_path / "dropped.csv"
+    assert cli.main(["import", str(path), "--project", "shop", "--source", "user_events",
+                     "--drop-bad-rows", str(report)]) == 0
+    assert "1 rows dropped" in capsys.readouterr().out
+    assert list(csv.reader(report.open())) == [["where", "reason"], ["line 3", "no user_id"]]
+    path.write_text("user_id,timestamp,n\nu1,2024-01-01,5\n")
+    assert cli.main(["import", str(path), "--project", "shop", "--source", "user_events", "--replace-days"]) == 0
+    out = capsys.readouterr().out
+    assert "days 2024-01-01 to 2024-01-01 replaced, 1 rows the file no longer has removed" in out
+    assert sorted(d["n"] for d in mongo.db()["user_events"].find()) == [3, 5]
+    assert cli.main(["import", str(path), "--project", "shop", "--source", "user_events",
+                     "--drop-bad-rows", str(path)]) == 1
+    assert "a new file for the report" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_a_time_past_the_nanosecond_range_is_named_by_line(mongo, project, tmp_path, small_blocks, kind):
+    """Times Arrow reads as nanoseconds (1677-2262) among others: the reader's own conversion would give up on
+    the whole file; the importer parses the column itself and names the line."""
+    times = ["2024-01-01T00:00:00.123456789"] * 6 + ["2300-01-01T00:00:00.123456789", "1600-01-01T00:00:00"]
+    path = tmp_path / f"orders.{kind}"
+    if kind == "csv":
+        path.write_text("user_id,ordered_at\n" + "".join(f"u{i},{t}\n" for i, t in enumerate(times)))
+    else:
+        path.write_text("".join(json.dumps({"user_id": f"u{i}", "ordered_at": t}) + "\n" for i, t in enumerate(times)))
+    first = 2 if kind == "csv" else 1
+    with pytest.raises(ImportFailed) as error:
+        import_file(mongo.db(), project, "orders", path)
+    assert f"line {first + 6}: ordered_at 2300-01-01T00:00:00.123000+00:00 is outside" in str(error.value)
+    assert f"line {first + 7}: ordered_at 1600-01-01T00:00:00+00:00 is outside" in str(error.value)
+    report = import_file(mongo.db(), project, "orders", path, drop_bad_rows=True)
+    assert report.inserted == 6 and [w for w, _ in report.dropped] == [f"line {first + 6}", f"line {first + 7}"]

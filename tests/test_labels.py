@@ -67,7 +67,7 @@ def labels_of(mongo, spec):
 
 
 def test_a_regression_label_is_the_value_of_the_definition_and_default_fills_the_rest(mongo, churn_project):
-    insert_events(mongo.db())
+    insert_events(mongo.demo_db("churn"))
     spec = make_spec(task(churn_project, "regression"), definitions(), churn_label(**SPEND_LABEL))
     publish_features(mongo, spec)
     outcome = build(mongo, spec)
@@ -81,7 +81,7 @@ def test_a_regression_label_is_the_value_of_the_definition_and_default_fills_the
 
 
 def test_a_null_default_leaves_unlabelled_entities_out(mongo, churn_project):
-    insert_events(mongo.db())
+    insert_events(mongo.demo_db("churn"))
     spec = make_spec(task(churn_project, "regression"), definitions(), churn_label(**{**SPEND_LABEL, "default": None}))
     publish_features(mongo, spec)
     assert build(mongo, spec).committed
@@ -89,7 +89,7 @@ def test_a_null_default_leaves_unlabelled_entities_out(mongo, churn_project):
 
 
 def test_a_boolean_label_is_stored_as_0_or_1(mongo, churn_project):
-    insert_events(mongo.db())
+    insert_events(mongo.demo_db("churn"))
     bought = {**SPEND_LABEL, "name": "buys", "default": 0,
               "pipeline": SPEND_LABEL["pipeline"][:1] + [{"$group": {"_id": "$user_id", "value": {"$max": True}}}]}
     spec = make_spec(churn_project, definitions(), churn_label(**bought))
@@ -100,7 +100,7 @@ def test_a_boolean_label_is_stored_as_0_or_1(mongo, churn_project):
 
 
 def test_a_binary_label_outside_0_and_1_fails_the_run_and_publishes_nothing(mongo, churn_project):
-    insert_events(mongo.db())
+    insert_events(mongo.demo_db("churn"))
     spec = make_spec(churn_project, definitions(), churn_label(**{**SPEND_LABEL, "name": "spent"}))
     publish_features(mongo, spec)
     outcome = build(mongo, spec)
@@ -111,7 +111,7 @@ def test_a_binary_label_outside_0_and_1_fails_the_run_and_publishes_nothing(mong
 
 
 def test_a_label_version_is_immutable(mongo, churn_project):
-    insert_events(mongo.db())
+    insert_events(mongo.demo_db("churn"))
     spec = make_spec(churn_project, definitions(), churn_label(horizon_days=3))
     publish_features(mongo, spec)
     assert build(mongo, spec).committed
@@ -129,7 +129,7 @@ def test_a_source_in_another_database_is_read_there_and_never_written(mongo, chu
     shop = mongo.client()[f"shop_{mongo.database}"]
     try:
         insert_events(shop)
-        source = churn_project.sources["user_events"].model_copy(update={"database": shop.name})
+        source = churn_project.sources["user_events"].model_copy(update={"database": shop.name, "demo_of": None})
         project = task(churn_project.model_copy(update={"sources": {"user_events": source}}), "regression")
         spec = make_spec(project, definitions(), churn_label(**SPEND_LABEL))
         before = sorted(map(str, shop["user_events"].find()))

@@ -16,7 +16,8 @@ UTC = dt.timezone.utc
 @pytest.fixture
 def project(churn_project):
     """A project over `orders` (no demo), partitions 2024-01-01..2024-04-30, following its last 3 days."""
-    orders = churn_project.sources["user_events"].model_copy(update={"collection": "orders", "timestamp": "ordered_at"})
+    orders = churn_project.sources["user_events"].model_copy(update={"collection": "orders", "timestamp": "ordered_at",
+                                                                          "demo_of": None})
     return churn_project.model_copy(update={
         "sources": {"orders": orders}, "demo": None, "end_date": dt.date(2024, 4, 30),
         "automation": AutomationConfig(follow_days=3)})

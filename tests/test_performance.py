@@ -76,7 +76,7 @@ def world(spec, mongo):
                             columns={f: X[:, i] for i, f in enumerate(FEATURES)})
     rng = np.random.default_rng(22)
     churned = np.nan_to_num(X[:, 0], nan=6.0) + rng.normal(0, 3, ENTITIES) > 6
-    events = mongo.db()["user_events"]
+    events = mongo.demo_db("churn")["user_events"]
     ensure_event_indexes(events, entity_field="user_id")
     events.insert_many([{"user_id": f"u{i:07d}", "timestamp": dt.datetime(2024, 1, 12, 12, tzinfo=UTC),
                          "event_type": "click"} for i in range(ENTITIES) if not churned[i]]
@@ -100,7 +100,7 @@ def metadata(result) -> dict:
 
 def churn_labels(mongo, day: str) -> dict[str, int]:
     """The churn label recomputed with pandas from the raw events: 1 when no event in [as_of, as_of + horizon)."""
-    events = pd.DataFrame(list(mongo.db()["user_events"].find({}, {"_id": 0, "user_id": 1, "timestamp": 1})))
+    events = pd.DataFrame(list(mongo.demo_db("churn")["user_events"].find({}, {"_id": 0, "user_id": 1, "timestamp": 1})))
     start = as_of(day)
     times = pd.to_datetime(events.timestamp, utc=True)
     active = set(events[(times >= start) & (times < start + dt.timedelta(days=HORIZON))].user_id)

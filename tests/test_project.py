@@ -50,6 +50,29 @@ def test_demo_section_is_optional_and_names_a_source(tmp_path, churn_raw):
         load_project(write_project(tmp_path, "churn", churn_raw))
 
 
+def test_a_demo_source_lives_in_its_projects_demo_database(tmp_path, churn_raw, monkeypatch):
+    """The generator's one writable database holds nothing but its events: the platform places the demo source
+    there (`demo_of` its own project); other projects read it by `demo_of`, never by naming the database."""
+    monkeypatch.delenv("MINING_MONGO_DB", raising=False)
+    churn = load_project(write_project(tmp_path, "churn", churn_raw))
+    assert churn.sources["user_events"].demo_of == "churn"
+    assert churn.sources["user_events"].database_name("mining") == "mining_churn-demo"
+    spend = load_project(REPO / "projects" / "spend")
+    assert spend.sources["app_events"].database_name("team") == "team_churn-demo"
+    for i, (source, problem) in enumerate([({"database": "events"}, "the demo generator writes only this project's demo database"),
+                            ({"demo_of": "spend"}, "the demo generator writes only this project's demo database"),
+                            ({"demo_of": "spend", "database": "events"}, "set database or demo_of, not both"),
+                            ({"demo_of": "Spend"}, "demo_of")]):
+        raw = {**churn_raw, "sources": {"user_events": {**churn_raw["sources"]["user_events"], **source}}}
+        with pytest.raises(ProjectConfigError, match=problem):
+            load_project(write_project(tmp_path / str(i), "churn", raw))
+    # What a source may not name directly: a demo database is reached by demo_of only.
+    raw = {**churn_raw, "demo": None,
+           "sources": {"user_events": {**churn_raw["sources"]["user_events"], "database": "mining_spend-demo"}}}
+    with pytest.raises(ProjectConfigError, match="named like a project's namespace"):
+        load_project(write_project(tmp_path / "direct", "churn", raw))
+
+
 def test_moved_keys_say_where_they_went(tmp_path, churn_raw):
     old = {**churn_raw, "events": "user_events", "label": {"name": "churned", "horizon_days": 14}}
     old["model"] = {**churn_raw["model"], "min_auc": 0.7}
@@ -126,6 +149,7 @@ def test_the_project_boundary_is_checked_when_the_file_loads(tmp_path, churn_raw
 
 
 def test_the_boundary_follows_the_platform_database(tmp_path, churn_raw, monkeypatch):
+    del churn_raw["demo"]
     churn_raw["sources"]["user_events"]["database"] = "team_spend"
     folder = write_project(tmp_path, "churn", churn_raw)
     assert load_project(folder, platform="mining").sources["user_events"].database == "team_spend"

@@ -87,7 +87,7 @@ def samples(spec):
 @pytest.fixture
 def churn_db(mongo, project):
     """The events in the platform database (the source); returns the project's namespace, where it writes."""
-    source = mongo.db()["user_events"]
+    source = mongo.demo_db("churn")["user_events"]
     ensure_event_indexes(source, entity_field=project.entity)
     source.insert_many([{"user_id": user, **e} for user, events in EVENTS.items() for e in events])
     return mongo.project_db(project.name)
@@ -142,7 +142,7 @@ def test_rerun_publishes_again_and_leaves_one_run_after_the_grace_period(mongo, 
     publish_features(mongo, spec)
     first = build(mongo, spec)[0].run_id
     # A later event of u2 inside the label window flips its label on the rebuild.
-    mongo.db()["user_events"].insert_one({"user_id": "u2", **at(8)})
+    mongo.demo_db("churn")["user_events"].insert_one({"user_id": "u2", **at(8)})
     second = build(mongo, spec)[0].run_id
     assert first != second
     assert committed_rows(churn_db, spec)["u2"]["churned"] == 0
@@ -156,7 +156,7 @@ def test_rerun_publishes_again_and_leaves_one_run_after_the_grace_period(mongo, 
 def test_a_label_window_the_source_has_not_passed_is_refused_until_its_events_arrive(mongo, spec, samples, churn_db):
     publish_features(mongo, spec)
     # Without u4's event at 01-09 00:00 the newest event is u6's at 01-08 23:59: the window [01-06, 01-09) is open.
-    late = mongo.db()["user_events"].find_one_and_delete({"user_id": "u4", "timestamp": at(9, 0, 0)["timestamp"]})
+    late = mongo.demo_db("churn")["user_events"].find_one_and_delete({"user_id": "u4", "timestamp": at(9, 0, 0)["timestamp"]})
     [outcome] = build(mongo, spec)
     assert not outcome.committed and outcome.run_id is None
     assert "label window [2024-01-06, 2024-01-09) has not fully elapsed in source user_events" in outcome.error
@@ -166,7 +166,7 @@ def test_a_label_window_the_source_has_not_passed_is_refused_until_its_events_ar
     assert churn_db[SAMPLE_MARKERS].count_documents({}) == 0
     assert churn_db[runs.RUNS].count_documents({"pipeline.name": samples.name}) == 0
 
-    mongo.db()["user_events"].insert_one(late)  # the late day's events arrive
+    mongo.demo_db("churn")["user_events"].insert_one(late)  # the late day's events arrive
     [outcome] = build(mongo, spec)
     assert outcome.committed, outcome.error
     assert committed_rows(churn_db, spec)["u4"]["churned"] == 1
@@ -179,14 +179,14 @@ def test_lateness_days_hold_a_window_open_past_its_end(mongo, project, spec, chu
                      spec.label_definition)
     [outcome] = build(mongo, late)
     assert not outcome.committed and "plus lateness_days 1" in outcome.error
-    mongo.db()["user_events"].insert_one({"user_id": "u9", **at(10, 0, 0)})
+    mongo.demo_db("churn")["user_events"].insert_one({"user_id": "u9", **at(10, 0, 0)})
     assert build(mongo, late)[0].committed
 
 
 def test_one_far_future_event_does_not_mature_a_label_window(mongo, spec, samples, churn_db):
     """A row dated 9999-12-31 (or a clock far ahead) is ignored by the watermark, and the refusal says so."""
     publish_features(mongo, spec)
-    events = mongo.db()["user_events"]
+    events = mongo.demo_db("churn")["user_events"]
     events.find_one_and_delete({"user_id": "u4", "timestamp": at(9, 0, 0)["timestamp"]})
     events.insert_one({"user_id": "u7", "type": "click", "timestamp": dt.datetime(9999, 12, 31, tzinfo=dt.timezone.utc)})
     source = spec.project.sources["user_events"]
@@ -223,8 +223,8 @@ def test_samples_asset_commits_mature_days_and_fails_naming_the_immature_one(mon
     publish_features(mongo, spec, partitions=day_before)
     # Events up to 01-08 00:00 only: enough for 2024-01-04's label window [01-05, 01-08), not for 2024-01-05's.
     # No Dagster materialisation or observation of the source: the samples read its watermark themselves.
-    mongo.db()["user_events"].delete_many({"timestamp": {"$gt": dt.datetime(2024, 1, 8, tzinfo=UTC)}})
-    mongo.db()["user_events"].insert_one({"user_id": "u7", **at(8, 0, 0)})
+    mongo.demo_db("churn")["user_events"].delete_many({"timestamp": {"$gt": dt.datetime(2024, 1, 8, tzinfo=UTC)}})
+    mongo.demo_db("churn")["user_events"].insert_one({"user_id": "u7", **at(8, 0, 0)})
     instance = dg.DagsterInstance.ephemeral()
     asset = build_samples_asset(spec)
     result = dg.materialize([asset], resources={"mongo": mongo}, instance=instance, raise_on_error=False,

@@ -18,8 +18,8 @@ from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.resources import MongoResource
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import (
-    FEATURE_PIPELINES, PREDICTION_LOG, PROMOTIONS, SERVING_DESIRED, SERVING_REPLICAS, endpoint_database,
-    project_database,
+    FEATURE_PIPELINES, PREDICTION_LOG, PROMOTIONS, SERVING_DESIRED, SERVING_REPLICAS, demo_database,
+    endpoint_database, project_database,
 )
 from mining_platform.store import markers
 from tests.conftest import REPO
@@ -29,7 +29,8 @@ UNAUTHORIZED = 13
 
 
 def project_named(churn_project, name, *, collection="user_events", demo=True):
-    source = churn_project.sources["user_events"].model_copy(update={"collection": collection})
+    source = churn_project.sources["user_events"].model_copy(
+        update={"collection": collection, "demo_of": name if demo else None})
     demo_block = churn_project.demo.model_copy(update={"source": "user_events"}) if demo else None
     return churn_project.model_copy(update={"name": name, "sources": {"user_events": source}, "demo": demo_block})
 
@@ -50,9 +51,8 @@ def two_projects(mongo, churn_project):
     suffix = uuid.uuid4().hex[:6]
     alpha = project_named(churn_project, f"alpha_{suffix}", collection="alpha_events")
     beta = project_named(churn_project, f"beta_{suffix}", collection="beta_events", demo=False)
-    platform = mongo.db()
-    platform["alpha_events"].insert_many([dict(e) for e in EVENTS])
-    platform["beta_events"].insert_many([dict(e) for e in EVENTS])
+    mongo.demo_db(alpha.name)["alpha_events"].insert_many([dict(e) for e in EVENTS])
+    mongo.db()["beta_events"].insert_many([dict(e) for e in EVENTS])
     done = provision(mongo.client(), platform=mongo.database, projects=[alpha, beta], logins={"projects": {}})
     clients = {
         who: MongoClient(credentials.with_login(mongo.uri, login), serverSelectionTimeoutMS=5000, tz_aware=True)
@@ -89,12 +89,42 @@ def test_a_project_user_reads_its_sources_writes_its_namespace_and_nothing_else(
     assert list(mongo.project_db(alpha.name)["features_x"].find()) == [{"_id": "alpha's"}]
 
 
-def test_only_a_demo_project_writes_its_demo_source_and_the_claims(mongo, two_projects):
-    alpha, _, _, clients = two_projects
+def test_a_demo_project_writes_its_demo_database_and_no_other_projects_source(mongo, two_projects):
+    alpha, beta, _, clients = two_projects
+    demo = clients["alpha"][demo_database(mongo.database, alpha.name)]
+    demo["alpha_events"].insert_one({"demo": True})
+    demo["demo_collections"].insert_one({"_id": f"{demo.name}.alpha_events", "project": alpha.name})
+    assert not refused(lambda: demo["alpha_events"].delete_many({"demo": True}))
+    # The platform database (where beta's real events and imports live) is not written, on the embedded server
+    # too, where a collection's grant would cover its whole database; nor is beta's namespace or another demo.
     platform = clients["alpha"][mongo.database]
-    platform["alpha_events"].insert_one({"demo": True})
-    platform["demo_collections"].insert_one({"_id": f"{mongo.database}.alpha_events", "project": alpha.name})
-    assert not refused(lambda: platform["alpha_events"].delete_many({"demo": True}))
+    assert refused(lambda: platform["beta_events"].insert_one({"forged": True}))
+    assert refused(lambda: platform["beta_events"].delete_many({}))
+    assert refused(lambda: platform["demo_collections"].insert_one({"_id": "x"}))
+    assert refused(lambda: platform["beta_events"].find_one())  # not its source: not even read
+    assert refused(lambda: clients["alpha"][demo_database(mongo.database, beta.name)]["x"].insert_one({}))
+    assert mongo.db()["beta_events"].count_documents({}) == len(EVENTS)
+    # beta reads nothing of alpha's demo database it did not declare.
+    assert refused(lambda: clients["beta"][demo.name]["alpha_events"].find_one())
+
+
+def test_a_project_reads_another_projects_demo_events_and_writes_none(mongo, churn_project):
+    """spend's case: a source `demo_of: <project>` is read in that project's demo database, never written."""
+    suffix = uuid.uuid4().hex[:6]
+    owner = project_named(churn_project, f"gen_{suffix}", collection="shared_events")
+    reader_source = churn_project.sources["user_events"].model_copy(
+        update={"collection": "shared_events", "demo_of": owner.name})
+    reader = churn_project.model_copy(update={"name": f"reader_{suffix}", "sources": {"user_events": reader_source},
+                                              "demo": None})
+    mongo.demo_db(owner.name)["shared_events"].insert_many([dict(e) for e in EVENTS])
+    done = provision(mongo.client(), platform=mongo.database, projects=[owner, reader], logins={"projects": {}})
+    with MongoClient(credentials.with_login(mongo.uri, done.logins["projects"][reader.name]),
+                     serverSelectionTimeoutMS=5000) as client:
+        shared = client[demo_database(mongo.database, owner.name)]["shared_events"]
+        assert shared.count_documents({}) == len(EVENTS)
+        assert refused(lambda: shared.insert_one({"forged": True}))
+        assert refused(lambda: shared.delete_many({}))
+    assert mongo.demo_db(owner.name)["shared_events"].count_documents({}) == len(EVENTS)
 
 
 def test_the_endpoint_reads_namespaces_and_writes_only_its_own_databases(mongo, two_projects):
@@ -124,8 +154,9 @@ def test_the_endpoint_reads_namespaces_and_writes_only_its_own_databases(mongo, 
         assert refused(lambda: namespace[collection].insert_one({"_id": "forged"})), collection
         assert refused(lambda: namespace[collection].update_one({}, {"$set": {"version": "3"}}, upsert=True)), collection
         assert refused(lambda: namespace[collection].delete_many({})), collection
-    assert refused(lambda: endpoint[mongo.database]["alpha_events"].find_one())  # no source data
-    assert refused(lambda: endpoint[mongo.database]["alpha_events"].insert_one({}))
+    assert refused(lambda: endpoint[mongo.database]["beta_events"].find_one())  # no source data
+    assert refused(lambda: endpoint[mongo.database]["beta_events"].insert_one({}))
+    assert refused(lambda: endpoint[demo_database(mongo.database, alpha.name)]["alpha_events"].insert_one({}))
     assert refused(lambda: endpoint["elsewhere"]["x"].insert_one({}))
     assert refused(lambda: endpoint[endpoint_database(mongo.database, "unprovisioned")]["x"].insert_one({}))
     assert admin_namespace[SERVING_DESIRED].find_one() == {"_id": "champion", "version": "2"}
@@ -179,7 +210,7 @@ def test_provision_grants_nothing_to_a_project_built_past_the_loader(mongo, chur
     """A ProjectConfig made in code (model_copy skips validation) is checked again: its earlier role is emptied."""
     good = project_named(churn_project, f"gamma_{uuid.uuid4().hex[:6]}", demo=False)
     done = provision(mongo.client(), platform=mongo.database, projects=[good], logins={"projects": {}})
-    source = good.sources["user_events"].model_copy(update={"database": f"{mongo.database}_churn"})
+    source = good.sources["user_events"].model_copy(update={"database": f"{mongo.database}_churn", "demo_of": None})
     bad = good.model_copy(update={"sources": {"user_events": source}})
     again = provision(mongo.client(), platform=mongo.database, projects=[bad], logins=done.logins)
     assert good.name in again.skipped and "named like a project's namespace" in again.skipped[good.name]

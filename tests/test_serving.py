@@ -122,7 +122,7 @@ def publish(mongo, project, definitions, days: list[str]) -> None:
 
 
 def test_entities_are_scored_on_their_latest_committed_features(project, definitions, mongo, mlflow_resource):
-    db = mongo.db()
+    db = mongo.demo_db("churn")
     ensure_event_indexes(db["user_events"], entity_field="user_id")
     db["user_events"].insert_many([
         {"user_id": "u1", **at(3)}, {"user_id": "u1", **at(4, event_type="purchase", amount=7.5)},
@@ -172,7 +172,7 @@ def test_entities_are_scored_on_their_latest_committed_features(project, definit
 
 
 def test_integer_entity_ids_are_looked_up_as_they_are_stored(project, definitions, mongo, mlflow_resource):
-    db = mongo.db()
+    db = mongo.demo_db("churn")
     db["user_events"].insert_many([{"user_id": 101, **at(4)}, {"user_id": 102, **at(4, event_type="purchase", amount=3.0)}])
     publish(mongo, project, definitions, ["2024-01-04"])
     promote(mlflow_resource, register(project, mlflow_resource, seed=2, definitions=definitions))

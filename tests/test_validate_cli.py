@@ -142,7 +142,7 @@ def test_a_source_whose_timestamp_holds_no_dates_is_refused(capsys, projects, mo
     code, out, err = run(capsys, projects / "churn")
     assert code == 0, err
     assert "ok  source user_events (" in out and "holds no events yet" in out
-    mongo.db()["user_events"].insert_one({"user_id": 1, "timestamp": "2024-01-05 10:00"})
+    mongo.demo_db("churn")["user_events"].insert_one({"user_id": 1, "timestamp": "2024-01-05 10:00"})
     code, _, err = run(capsys, projects / "churn")
     assert code == 1 and "sources.user_events.timestamp" in err and "no document has a date in 'timestamp'" in err
     assert "'2024-01-05 10:00'" in err

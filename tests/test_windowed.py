@@ -201,7 +201,7 @@ def every_op(request, tmp_path, project, windowed):
 
 def test_windows_from_tiles_equal_pandas_over_the_raw_events(mongo, project, every_op):
     windowed = every_op
-    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    mongo.demo_db("churn")["user_events"].insert_many(copy.deepcopy(EVENTS))
     report = build(mongo, project, windowed)
     assert not report.failed, [o.error for o in report.failed]
     got = published_frame(mongo.project_db(project.name), windowed)
@@ -254,7 +254,7 @@ EQUIVALENT_PIPELINE = {
 
 
 def test_a_windowed_definition_and_the_equivalent_pipeline_definition_publish_the_same(mongo, project, windowed):
-    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    mongo.demo_db("churn")["user_events"].insert_many(copy.deepcopy(EVENTS))
     assert not build(mongo, project, windowed).failed
     raw = FeatureDefinition.model_validate(copy.deepcopy(EQUIVALENT_PIPELINE))
     db = mongo.project_db(project.name)
@@ -269,7 +269,7 @@ def test_a_windowed_definition_and_the_equivalent_pipeline_definition_publish_th
 
 
 def test_a_window_is_refused_until_the_tiles_of_its_days_are_committed(mongo, project, windowed):
-    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    mongo.demo_db("churn")["user_events"].insert_many(copy.deepcopy(EVENTS))
     report = build(mongo, project, windowed, tile_days=[START + dt.timedelta(days=k) for k in range(DAYS) if k != 5])
     [outcome] = report.outcomes
     assert not outcome.committed and outcome.run_id is None  # refused before a run was recorded
@@ -278,7 +278,7 @@ def test_a_window_is_refused_until_the_tiles_of_its_days_are_committed(mongo, pr
 
 
 def test_a_replaced_source_day_changes_its_tiles_and_the_windows_holding_it(mongo, project, windowed):
-    events = mongo.db()["user_events"]
+    events = mongo.demo_db("churn")["user_events"]
     events.insert_many(copy.deepcopy(EVENTS))
     assert not build(mongo, project, windowed).failed
     events.insert_one(event("u3", at(5), "purchase", amount=7.0))  # a late event on an older day
@@ -358,7 +358,7 @@ def test_a_windowed_definition_loads_with_its_windows(windowed):
 
 
 def test_tiles_and_windows_as_assets_with_the_window_s_days_upstream(mongo, project, windowed):
-    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    mongo.demo_db("churn")["user_events"].insert_many(copy.deepcopy(EVENTS))
     assets = build_feature_assets(project, [windowed])
     tiles_asset, feature_asset = assets
     assert tiles_asset.key == dg.AssetKey(["churn", "tiles", "activity"])
@@ -401,7 +401,7 @@ def test_the_asset_catalog_is_the_feature_catalog():
 
 
 def test_a_tile_day_over_its_output_limit_fails_and_publishes_nothing(mongo, project, tmp_path):
-    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    mongo.demo_db("churn")["user_events"].insert_many(copy.deepcopy(EVENTS))
     bounded = load_feature_definition(write(tmp_path, project, changed(limits={"max_documents": 1})), project)
     report = run_tiles(db=mongo.project_db(project.name), analytics=mongo.analytics_project_db(project.name),
                        sources=mongo.analytics_db(), project=project, definition=bounded,
@@ -425,7 +425,7 @@ def test_one_run_of_the_demo_days_and_their_tiles_writes_the_days_before_tiling_
         result = dg.materialize([demo, tiles], resources={"mongo": mongo}, instance=instance, tags={
             "dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": "2024-01-02"})
     assert result.success
-    events = mongo.db()["user_events"]
+    events = mongo.demo_db("churn")["user_events"]
     for day in ("2024-01-01", "2024-01-02"):
         as_of = dt.datetime.fromisoformat(day).replace(tzinfo=UTC) + dt.timedelta(days=1)
         marker = mongo.project_db(project.name)[markers.FEATURE_MARKERS].find_one(
@@ -445,7 +445,7 @@ def test_spend_purchase_history_from_tiles_equals_its_pipeline_version(mongo, tm
         yaml.safe_load((REPO / "tests/fixtures/purchase_history_pipeline.yaml").read_text()))
     population = make_population(60, 7)
     for k in range(6):
-        mongo.db()["user_events"].insert_many(generate_day(population, start_date=START, day=START + dt.timedelta(
+        mongo.demo_db("churn")["user_events"].insert_many(generate_day(population, start_date=START, day=START + dt.timedelta(
             days=k), seed=7))
     days = [START + dt.timedelta(days=k) for k in range(6)]
     db, analytics = mongo.project_db("spend"), mongo.analytics_project_db("spend")
@@ -470,7 +470,7 @@ def test_tiles_of_a_range_in_one_pass_equal_tiles_day_by_day(mongo, project, win
     from mining_platform.features.windowed import TilesPipeline
 
     monkeypatch.setattr(windowed_module.TileJob, "range_days", 4)  # passes of 4 days: 01-01..04, 06..09, 10
-    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    mongo.demo_db("churn")["user_events"].insert_many(copy.deepcopy(EVENTS))
     days = [START + dt.timedelta(days=k) for k in range(DAYS)]
     tiles = TilesPipeline(windowed)
 
@@ -510,7 +510,7 @@ def test_tiles_of_a_range_in_one_pass_equal_tiles_day_by_day(mongo, project, win
 
 def test_a_day_over_its_limit_in_a_range_fails_alone_and_a_pass_at_its_limit_publishes_nothing(mongo, project,
                                                                                                tmp_path):
-    mongo.db()["user_events"].insert_many(copy.deepcopy(EVENTS))
+    mongo.demo_db("churn")["user_events"].insert_many(copy.deepcopy(EVENTS))
     days = [START + dt.timedelta(days=k) for k in range(DAYS)]
 
     def tile_with(limit):

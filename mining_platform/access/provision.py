@@ -3,8 +3,8 @@
 - `mining_project_<p>` (a role of the same name): read the source collections `project.yaml`
   names (nothing else of their databases); read and write the namespace `<MINING_MONGO_DB>_<p>`;
   read what the endpoint writes for it (`<namespace>-endpoint`: the prediction log, the
-  replicas' heartbeats); with a `demo:` block, also write the demo source and record it in
-  `demo_collections`.
+  replicas' heartbeats); with a `demo:` block, also write its demo database `<namespace>-demo`
+  (the generated events and the claim `demo_collections`, nothing else).
 - `mining_endpoint`: read every project's namespace (commit markers, features, serving records,
   with a change stream on `serving_desired`); write only each project's endpoint database
   (`prediction_log`, `serving_replicas`), which holds nothing that decides what is served.
@@ -30,13 +30,14 @@ from pymongo import MongoClient
 
 from mining_platform.access.credentials import ADMIN, ENDPOINT, Login
 from mining_platform.spec.names import (
-    DEMO_COLLECTIONS, PREDICTION_LOG, SERVING_DESIRED, SERVING_REPLICAS, endpoint_database, project_database,
+    PREDICTION_LOG, SERVING_DESIRED, SERVING_REPLICAS, demo_database, endpoint_database, project_database,
 )
 from mining_platform.spec.project import ProjectConfig, boundary_problems
 
 ROLE_DB = "admin"
 SOURCE_READ = ["find", "listIndexes", "collStats", "killCursors"]
-DEMO_WRITE = ["find", "insert", "update", "remove", "createCollection", "createIndex", "listIndexes", "collStats"]
+DEMO_WRITE = ["find", "insert", "update", "remove", "createCollection", "createIndex", "listIndexes", "collStats",
+              "killCursors"]
 ENDPOINT_WRITE = ["find", "insert", "update", "remove", "createCollection", "createIndex", "listIndexes",
                   "killCursors"]
 ADMIN_USER = "mining_admin"
@@ -55,17 +56,17 @@ class Provisioned:
 
 
 def project_privileges(project: ProjectConfig, platform: str) -> list[dict]:
-    """Read on each source collection; write on the demo source (and its claim) when the project has one."""
+    """Read on each source collection; with a demo block, write on the project's demo database (its events and
+    claims, nothing else), a database-level grant the embedded server enforces as MongoDB does."""
     privileges = []
     demo_source = project.sources[project.demo.source] if project.demo else None
     for source in project.sources.values():
-        database = source.database or platform
-        writes = source is demo_source
-        privileges.append({"resource": {"db": database, "collection": source.collection},
-                           "actions": DEMO_WRITE if writes else SOURCE_READ})
+        if source is not demo_source:
+            privileges.append({"resource": {"db": source.database_name(platform), "collection": source.collection},
+                               "actions": SOURCE_READ})
     if demo_source is not None:
-        privileges.append({"resource": {"db": platform, "collection": DEMO_COLLECTIONS},
-                           "actions": ["find", "insert", "update", "createIndex"]})
+        privileges.append({"resource": {"db": demo_database(platform, project.name), "collection": ""},
+                           "actions": DEMO_WRITE})
     return privileges
 
 
@@ -139,9 +140,9 @@ def provision(client: MongoClient, *, platform: str, projects: list[ProjectConfi
         login, user_state = _put_user(admin_db, name, name, result.logins["projects"].get(project.name), rotate=rotate)
         result.logins["projects"][project.name] = login
         result.lines.append(f"project {project.name}: role {role_state}, user {name} {user_state}; reads "
-                            f"{', '.join(f'{s.database or platform}.{s.collection}' for s in project.sources.values())}"
+                            f"{', '.join(f'{s.database_name(platform)}.{s.collection}' for s in project.sources.values())}"
                             f", writes {project_database(platform, project.name)}"
-                            + (f" and its demo source {project.demo.source}" if project.demo else ""))
+                            + (f" and its demo database {demo_database(platform, project.name)}" if project.demo else ""))
     served = [p for p in projects if p.name not in result.skipped]
     role_state = _put_role(admin_db, ENDPOINT_USER, endpoint_role(served, platform))
     login, user_state = _put_user(admin_db, ENDPOINT_USER, ENDPOINT_USER, result.logins.get(ENDPOINT), rotate=rotate)

@@ -51,7 +51,8 @@ def build_demo_asset(project: ProjectConfig) -> dg.AssetsDefinition:
         kinds={"mongodb"},
         description=f"Demo data only: a seeded population of {demo.users} users writing behaviour events into source "
         f"`{demo.source}` (`{source.collection}`), one day per partition (a rerun replaces exactly that day). It "
-        "writes only a collection it created itself; real data is never generated over.",
+        "writes only the project's demo database (`<MINING_MONGO_DB>_<project>-demo`), and there only a collection it "
+        "created itself; real data is never generated over.",
     )
     def demo_events(context: dg.AssetExecutionContext, config: DemoEventsConfig, mongo: MongoResource):
         # The generator needs numpy: loaded by the step, not by the code location.
@@ -64,7 +65,7 @@ def build_demo_asset(project: ProjectConfig) -> dg.AssetsDefinition:
             window = context.partition_time_window
             days = [window.start.date() + dt.timedelta(days=i) for i in range((window.end - window.start).days)]
             events = source_database(mongo.db(), source)[source.collection]
-            claim_collection(mongo.db(), events, project=project.name)  # ForeignCollection fails the run for good
+            claim_collection(events, project=project.name)  # ForeignCollection fails the run for good
             written = write_days(events, population, start_date=project.start_date, days=days, seed=demo.seed,
                                  drift=config.drift, entity_field=project.entity, log=context.log)
             counts = day_counts(mongo.db(), source, start=days[0], end=days[-1] + dt.timedelta(days=1))

@@ -17,6 +17,7 @@ from mining_platform.partitions import daily_partitions
 from mining_platform.resilience import failures_classified
 from mining_platform.resources import MongoResource
 from mining_platform.sources.observe import changed_versions, complete_through, day_counts, shown
+from mining_platform.spec.names import DEMO_SUFFIX
 from mining_platform.spec.project import ProjectConfig
 
 
@@ -41,17 +42,19 @@ def observe_source(context, mongo: MongoResource, project: ProjectConfig, key: s
 def build_source_asset(project: ProjectConfig, key: str) -> dg.SourceAsset:
     source = project.sources[key]
     partitions_def = daily_partitions(project)
+    database = (f"<MINING_MONGO_DB>_{source.demo_of}{DEMO_SUFFIX}" if source.demo_of
+                else source.database or "<MINING_MONGO_DB>")
 
     @dg.observable_source_asset(
         key=source_key(project.name, key),
         partitions_def=partitions_def,
         group_name="sources",
-        description=f"Events in `{source.database or '<MINING_MONGO_DB>'}.{source.collection}`, observed and never "
+        description=f"Events in `{database}.{source.collection}`, observed and never "
         f"written by the platform. Each day's data version is its event count and newest `{source.timestamp}`, "
         "computed in MongoDB; feature days follow a day whose version changed. Samples read this source's watermark "
         f"(its newest event) directly: a day is complete once it holds events {source.lateness_days} day(s) past "
         "the day's end.",
-        metadata={"collection": source.collection, "database": source.database or "(MINING_MONGO_DB)",
+        metadata={"collection": source.collection, "database": database,
                   "timestamp_field": source.timestamp, "lateness_days": source.lateness_days},
     )
     def source_asset(context, mongo: MongoResource) -> dg.DataVersionsByPartition:

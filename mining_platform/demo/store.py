@@ -1,8 +1,9 @@
 """Writing a generated day into the demo source's collection, replacing what it held.
 
 The generator replaces whole days, so it must never touch a collection that holds
-someone's real events: it writes only collections it created itself, recorded in
-`demo_collections` of the platform database when it first writes them.
+someone's real events: it writes only its project's demo database (`<namespace>-demo`, which
+nothing else writes), and there only collections it created itself, recorded in that
+database's `demo_collections` when it first writes them.
 """
 
 import datetime as dt
@@ -12,7 +13,6 @@ from dataclasses import dataclass, field
 
 from pymongo import ASCENDING
 from pymongo.collection import Collection
-from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from mining_platform.demo.events import Population, generate_day
@@ -31,11 +31,11 @@ class ForeignCollection(RuntimeError):
     """The demo generator was asked to write into a collection it did not create."""
 
 
-def claim_collection(platform: Database, events: Collection, *, project: str) -> None:
-    """Allow the generator to write `events`: a collection it created (recorded in `demo_collections`), or a new
-    or empty one, which it records now. Anything else holds data it does not own: ForeignCollection."""
+def claim_collection(events: Collection, *, project: str) -> None:
+    """Allow the generator to write `events`: a collection it created (recorded in `demo_collections` beside it), or
+    a new or empty one, which it records now. Anything else holds data it does not own: ForeignCollection."""
     namespace = f"{events.database.name}.{events.name}"
-    owners = platform[DEMO_COLLECTIONS]
+    owners = events.database[DEMO_COLLECTIONS]
     claim = owners.find_one({"_id": namespace})
     if claim is not None:
         if claim["project"] != project:
@@ -51,7 +51,7 @@ def claim_collection(platform: Database, events: Collection, *, project: str) ->
     try:
         owners.insert_one({"_id": namespace, "project": project, "created_at": dt.datetime.now(dt.timezone.utc)})
     except DuplicateKeyError:  # claimed concurrently: check whose it is
-        claim_collection(platform, events, project=project)
+        claim_collection(events, project=project)
 
 
 def ensure_event_indexes(events: Collection, *, entity_field: str) -> None:

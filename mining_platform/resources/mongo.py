@@ -8,7 +8,7 @@ from pydantic import Field
 from pymongo import MongoClient, uri_parser
 from pymongo.database import Database
 
-from mining_platform.spec.names import endpoint_database, project_database
+from mining_platform.spec.names import demo_database, endpoint_database, project_database
 from mining_platform.store.traffic import REPLY_BYTES_LISTENER
 
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
@@ -93,6 +93,10 @@ class MongoResource(dg.ConfigurableResource):
     def project_db(self, project: str) -> Database:
         """A project's namespace on the write connection: everything the project writes lives there."""
         return self.client()[project_database(self.database, project)]
+
+    def demo_db(self, project: str) -> Database:
+        """A project's demo database: the seeded events its demo generator writes (a `demo_of` source)."""
+        return self.client()[demo_database(self.database, project)]
 
     def endpoint_db(self, project: str) -> Database:
         """What the endpoint writes for a project (its prediction log, its replicas' heartbeats): read here."""

@@ -64,12 +64,15 @@ class SamplesPipeline:
         """What defines a sample row: the feature definitions' hashes, the entity, the label definition and its source."""
         project = self.spec.project
         label = self.spec.label_definition
+        # `demo_of` only where it is set, so a source that is no project's demo keeps the hash it always had.
+        source = self.spec.label_source.model_dump(mode="json", exclude=None if self.spec.label_source.demo_of
+                                                   else {"demo_of"})
         canonical = json.dumps({
             "format": SAMPLES_FORMAT,
             "entity": project.entity,
             "task": project.model.task,
             "label": {"name": label.name, "hash": label.content_hash,
-                      "source": self.spec.label_source.model_dump(mode="json")},
+                      "source": source},
             "features": {d.name: d.content_hash for d in self.spec.definitions},
         }, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()

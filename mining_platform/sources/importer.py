@@ -15,7 +15,7 @@ removing again what this import inserted.
 Each row's `_id` is a digest of its content (and, for identical rows, its occurrence
 number in the file), so importing the same file twice, or an export that grew, leaves
 each row once: rows already there are counted, not rewritten. A collection holding
-another project's demo events (`demo_collections`) is never imported into.
+another project's demo events (a `demo_of` source) is never imported into.
 """
 
 import contextlib
@@ -38,7 +38,6 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from mining_platform.sources import bson_rows
 from mining_platform.sources.observe import future_bound, shown, source_database
-from mining_platform.spec.names import DEMO_COLLECTIONS
 from mining_platform.spec.project import ProjectConfig
 
 SHOWN_PROBLEMS = 20
@@ -64,7 +63,7 @@ class _Unreadable(ImportFailed):
 
 @dataclass
 class ImportReport:
-    rows: int
+    rows: int  # rows written or already there (the file's rows less those dropped)
     inserted: int
     already_there: int
     first_day: dt.date | None
@@ -72,19 +71,25 @@ class ImportReport:
     target: str
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (line, why) of each row left out: drop_bad_rows
+    removed: int = 0  # rows of the replaced days the file no longer holds: replace_days
 
 
 class _File:
     """The file as a stream of record batches; `fraction` says how far through it a pass is."""
 
-    def __init__(self, path: Path, timestamp: str, as_text: bool):
+    def __init__(self, path: Path, timestamp: str):
         self.path, self.kind = path, FORMATS.get(path.suffix.lower())
         if self.kind is None:
             raise ImportFailed(f"{path}: unknown file type {path.suffix!r}; import reads {', '.join(sorted(FORMATS))}")
         if not path.is_file():
             raise ImportFailed(f"{path}: file not found")
         self.first_line = 2 if self.kind == "csv" else 1
-        self.text_columns = {timestamp: pa.string()} if as_text else {}
+        # The event time of a text file is read as text and parsed here, row by row where Arrow cannot (a value
+        # past the nanosecond range, mixed zones): a reader's own conversion would refuse the whole file at the
+        # first value it cannot convert, without a line.
+        self.timestamp = timestamp
+        self.text_columns = {timestamp: pa.string()}
         self.size, self._handle = max(path.stat().st_size, 1), None
         self.schema = None if self.kind == "parquet" else self._sample_schema()
 
@@ -134,8 +139,8 @@ class _File:
         try:
             if self.kind == "csv":
                 return _text_times_of_day(csv.read_csv(pa.BufferReader(head), convert_options=csv.ConvertOptions(
-                    column_types=self.text_columns or None, strings_can_be_null=True)).schema)
-            return json.read_json(pa.BufferReader(head)).schema
+                    column_types=self.text_columns, strings_can_be_null=True)).schema)
+            return self._json_times_as_text(json.read_json(pa.BufferReader(head)).schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             return None  # e.g. a quoted line break at the cut: the reader infers from its first block
         finally:
@@ -148,12 +153,20 @@ class _File:
         try:
             if self.kind == "csv":
                 table = csv.read_csv(self.path, convert_options=csv.ConvertOptions(
-                    column_types=self.text_columns or None, strings_can_be_null=True))
+                    column_types=self.text_columns, strings_can_be_null=True))
             else:
                 table = json.read_json(self.path)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
             raise ImportFailed(f"{self.path}: cannot read it as {self.kind}: {exc}") from None
-        self.schema = _text_times_of_day(table.schema) if self.kind == "csv" else table.schema
+        self.schema = (_text_times_of_day(table.schema) if self.kind == "csv"
+                       else self._json_times_as_text(table.schema))
+
+    def _json_times_as_text(self, schema: pa.Schema) -> pa.Schema:
+        """JSON event times Arrow read as timestamps stay text (numbers stay numbers: refused by name later)."""
+        if self.timestamp in schema.names and pa.types.is_timestamp(schema.field(self.timestamp).type):
+            index = schema.get_field_index(self.timestamp)
+            return schema.set(index, pa.field(self.timestamp, pa.string()))
+        return schema
 
 
 def _text_times_of_day(schema: pa.Schema) -> pa.Schema:
@@ -179,12 +192,17 @@ class _Checked:
     shown: list[str] = field(default_factory=list)
     first: int | None = None  # event times, UTC milliseconds
     last: int | None = None
-    digests: list[bytes] = field(default_factory=list)  # 16 bytes a row, one item a batch
+    digests: list[bytes] = field(default_factory=list)  # 16 bytes a kept row, one item a batch
+    drop: bool = False  # leave bad rows out (and list each in `dropped`) instead of refusing the file
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    dropped_rows: dict[int, np.ndarray] = field(default_factory=dict)  # batch number -> mask of the rows kept
 
     def refuse(self, where: str, reason: str) -> None:
         self.bad += 1
         if len(self.shown) < SHOWN_PROBLEMS:
             self.shown.append(f"{where}: {reason}")
+        if self.drop:
+            self.dropped.append((where, reason))
 
 
 def _parse_text(values: pa.Array, fmt: str | None) -> tuple[pa.Array, list[int]]:
@@ -283,7 +301,10 @@ class _Rows:
         raw_times = batch.column(self.timestamp)
         times, unparsed = _event_times(raw_times, self.fmt, self.timestamp)
         how = f"time in format {self.fmt!r}" if self.fmt else "ISO 8601 date or time"
-        bad = {i: f"{self.timestamp} {raw_times[i].as_py()!r} is not a {how}" for i in unparsed}
+        bad = {i: (f"{self.timestamp} {raw_times[i].as_py()!r} is outside years 1-9999 in UTC"
+                   if _beyond_years(raw_times[i].as_py()) else
+                   f"{self.timestamp} {raw_times[i].as_py()!r} is not a {how}{_number_hint(raw_times[i].as_py(), self.fmt)}")
+               for i in unparsed}
         for i in pc.indices_nonzero(pc.is_null(times)).to_pylist():
             bad.setdefault(i, f"no {self.timestamp}")
         for i in bson_rows.out_of_range(times):
@@ -314,6 +335,26 @@ class _Rows:
         return elements, times, bad
 
 
+def _beyond_years(text) -> bool:
+    """An ISO 8601 time that is valid where it was written but before year 1 or after 9999 in UTC."""
+    try:
+        value = dt.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    try:
+        value.astimezone(dt.timezone.utc) if value.tzinfo is not None else None
+    except OverflowError:
+        return True
+    return False
+
+
+def _number_hint(value, fmt: str | None) -> str:
+    """For a time written as digits (19970101, an epoch) read without a format: how to read it."""
+    if fmt is None and isinstance(value, str) and value.strip().isdigit():
+        return " (a number: pass --timestamp-format, e.g. %s for seconds since 1970 or %Y%m%d)"
+    return ""
+
+
 def scalar_ms(moment: dt.datetime) -> pa.Scalar:
     return bson_rows.scalar((moment - EPOCH) // dt.timedelta(milliseconds=1), pa.int64())
 
@@ -336,26 +377,34 @@ def _lossy_numbers(name: str, column: pa.Array) -> dict[int, str]:
     return bad
 
 
-def _check(file: _File, columns: dict, progress: _Progress) -> tuple[_Rows, _Checked]:
-    """The first pass: every row checked, each good row's content digest kept (16 bytes a row)."""
-    rows, checked = None, _Checked()
-    for batch in file.batches():
+def _check(file: _File, columns: dict, progress: _Progress, *, drop: bool) -> tuple[_Rows, _Checked]:
+    """The first pass: every row checked, each good row's content digest kept (16 bytes a row). With `drop`, the
+    bad rows are recorded (line and reason) and left out instead of refusing the file."""
+    rows, checked = None, _Checked(drop=drop)
+    for number, batch in enumerate(file.batches()):
         if rows is None:
             rows = _Rows(file, batch.schema, **columns)
         elements, times, bad = rows.elements(batch)
         for i, reason in sorted(bad.items()):
             checked.refuse(file.where(checked.rows + i), reason)
-        if not checked.bad:
+        if drop or not checked.bad:
             present = [elements[name] for name in rows.sorted if name in elements]
-            checked.digests.append(b"".join(hashlib.blake2b(row, digest_size=16).digest()
-                                            for row in bson_rows.content(present, batch.num_rows).to_pylist()))
-        if batch.num_rows:
+            contents = bson_rows.content(present, batch.num_rows).to_pylist()
+            if bad:
+                keep = np.ones(batch.num_rows, dtype=bool)
+                keep[list(bad)] = False
+                checked.dropped_rows[number] = keep
+                contents = [row for row, kept in zip(contents, keep) if kept]
+                times = times.filter(pa.array(keep))
+            checked.digests.append(b"".join(hashlib.blake2b(row, digest_size=16).digest() for row in contents))
+        if len(times):
             low, high = (value.as_py() for value in pc.min_max(times.cast(pa.int64())).values())
             if low is not None:
                 checked.first = min(low, checked.first if checked.first is not None else low)
                 checked.last = max(high, checked.last if checked.last is not None else high)
         checked.rows += batch.num_rows
         progress(lambda _: f"checked {checked.rows:,} rows ({file.fraction():.0%} of the file)")
+    checked.rows -= len(checked.dropped)
     if rows is None:
         raise ImportFailed(f"{file.path}: no rows")
     return rows, checked
@@ -433,10 +482,14 @@ STAGING_PREFIX = "mining_import_"  # a collection of the source's database, remo
 
 def import_file(db: Database, project: ProjectConfig, source_key: str, path: Path, *,
                 timestamp_format: str | None = None, progress: Callable[[str], None] | None = None,
-                earliest: dt.datetime = EARLIEST, now: dt.datetime | None = None) -> ImportReport:
+                earliest: dt.datetime = EARLIEST, now: dt.datetime | None = None, drop_bad_rows: bool = False,
+                replace_days: bool = False) -> ImportReport:
     """Check the whole file, then write every row not already in the source, all or nothing (module docstring).
 
-    Event times before `earliest` or after now plus MINING_FUTURE_TOLERANCE_MINUTES are refused by line."""
+    Event times before `earliest` or after now plus MINING_FUTURE_TOLERANCE_MINUTES are refused by line.
+    `drop_bad_rows`: rows that fail a row check are left out and listed in the report (`dropped`) instead.
+    `replace_days`: the file replaces every event of the days it covers (its first to its last UTC day), for a
+    corrected export: rows it no longer has are removed, changed rows replaced, in one publish."""
     if source_key not in project.sources:
         raise ImportFailed(f"project {project.name} has no source {source_key!r} (its sources: "
                            f"{', '.join(project.sources)})")
@@ -448,17 +501,16 @@ def import_file(db: Database, project: ProjectConfig, source_key: str, path: Pat
         raise ImportFailed(f"sources.{source_key}.timestamp {timestamp!r} is a nested field; import writes top-level "
                            "columns, so name a column of the file")
     started = time.monotonic()
-    file, notes = _File(path, timestamp, as_text=timestamp_format is not None), []
+    file, notes = _File(path, timestamp), []
     say = _Progress(progress, path.name)
     columns = {"entity": entity, "timestamp": timestamp, "fmt": timestamp_format, "source_key": source_key,
                "earliest": earliest, "latest": future_bound(now)}
+    if source.demo_of is not None:
+        raise ImportFailed(f"source {source_key!r} is project {source.demo_of!r}'s demo events ({shown(source, db)}, "
+                           "written only by its demo generator): import into a source of your own; nothing was written")
     events = source_database(db, source)[source.collection]
-    claim = db[DEMO_COLLECTIONS].find_one({"_id": f"{events.database.name}.{events.name}"})
-    if claim is not None:
-        raise ImportFailed(f"{shown(source, db)} holds the demo events of project {claim['project']!r} (the demo "
-                           "generator replaces its days): import into a collection of your own; nothing was written")
     try:
-        rows, checked = _check(file, columns, say)
+        rows, checked = _check(file, columns, say, drop=drop_bad_rows)
     except _Unreadable:
         if file.kind == "parquet":
             raise
@@ -471,13 +523,18 @@ def import_file(db: Database, project: ProjectConfig, source_key: str, path: Pat
             _refuse_mixed_types(file, head)
         notes.append(f"column types inferred from the first {SAMPLE_BYTES >> 20} MB did not fit later rows: the "
                      "file was read whole once to infer them")
-        rows, checked = _check(file, columns, say)
-    if checked.bad:
+        rows, checked = _check(file, columns, say, drop=drop_bad_rows)
+    if checked.bad and not drop_bad_rows:
         more = f" and {checked.bad - SHOWN_PROBLEMS} more" if checked.bad > SHOWN_PROBLEMS else ""
         raise ImportFailed(f"{path}: {checked.bad} of {checked.rows} rows cannot be imported, nothing was written: "
-                           f"{'; '.join(checked.shown)}{more}")
+                           f"{'; '.join(checked.shown)}{more} (--drop-bad-rows leaves such rows out and reports "
+                           "each)")
     if checked.rows == 0:
-        raise ImportFailed(f"{path}: no rows")
+        raise ImportFailed(f"{path}: no rows" + (f" left: all {checked.bad} were dropped ({'; '.join(checked.shown)})"
+                                                 if checked.bad else ""))
+    if checked.dropped:
+        notes.append(f"{len(checked.dropped)} rows failed a row check and were left out (--drop-bad-rows): "
+                     f"{'; '.join(checked.shown[:3])}{' …' if len(checked.dropped) > 3 else ''}")
 
     earlier = events.find_one({}, {"_id": 1})
     if earlier is not None and isinstance(earlier["_id"], str) and EARLIER_ID.fullmatch(earlier["_id"]):
@@ -487,7 +544,12 @@ def import_file(db: Database, project: ProjectConfig, source_key: str, path: Pat
             "the whole file; nothing was written")
     pairs, occurrence = _ids(checked.digests)
     del checked.digests
-    inserted = _write(events, file, rows, pairs, occurrence, checked.rows, path, say, empty=earlier is None)
+    covered = None
+    if replace_days and earlier is not None:
+        start = EPOCH + dt.timedelta(days=checked.first // DAY_MS)
+        covered = {timestamp: {"$gte": start, "$lt": EPOCH + dt.timedelta(days=checked.last // DAY_MS + 1)}}
+    inserted, removed = _write(events, file, rows, pairs, occurrence, checked, path, say, empty=earlier is None,
+                               covered=covered)
     # Time-range scans (feature windows, the watermark) and per-entity history; built after a first load,
     # which is faster than keeping them up to date row by row.
     events.create_index([(timestamp, ASCENDING)], name=f"{timestamp}_1")
@@ -496,38 +558,61 @@ def import_file(db: Database, project: ProjectConfig, source_key: str, path: Pat
     say(lambda _: f"{checked.rows:,} rows in {seconds:.1f} s", done=True)
     return ImportReport(rows=checked.rows, inserted=inserted, already_there=checked.rows - inserted,
                         first_day=_day(checked.first), last_day=_day(checked.last), target=shown(source, db),
-                        seconds=seconds, notes=notes)
+                        seconds=seconds, notes=notes, dropped=checked.dropped, removed=removed)
 
 
-def _write(events, file: _File, rows: _Rows, pairs, occurrence, total: int, path: Path, say: _Progress, *,
-           empty: bool) -> int:
-    """Write the checked rows so that a failure leaves `events` exactly as it was; returns how many were new.
+def _write(events, file: _File, rows: _Rows, pairs, occurrence, checked: _Checked, path: Path, say: _Progress, *,
+           empty: bool, covered: dict | None) -> tuple[int, int]:
+    """Write the checked rows so that a failure leaves `events` exactly as it was; returns (rows that were new, rows
+    of the covered days removed).
 
     Into an empty (or absent) collection: every batch goes to a staging collection of the same database, which is
     renamed onto the target in one step once complete (a crash leaves only the staging collection, removed by the
     next import). Into a collection that holds events: the rows not there yet are inserted, and a failure removes
-    every row this import inserted (their ids are known: a row's id is its content) before reporting it."""
+    every row this import inserted (their ids are known: a row's id is its content) before reporting it. Replacing
+    the `covered` days: the staging collection gets the events outside those days (copied inside the server), the
+    file's rows and the collection's indexes, and is renamed over it in one step."""
     database = events.database
     for stale in database.list_collection_names(filter={"name": {"$regex": f"^{STAGING_PREFIX}"}}):
         if stale.startswith(f"{STAGING_PREFIX}{events.name}."):
             database.drop_collection(stale)  # left by an import that crashed
-    target = database[f"{STAGING_PREFIX}{events.name}.{uuid.uuid4().hex[:12]}"] if empty else events
+    staged = empty or covered is not None
+    target = database[f"{STAGING_PREFIX}{events.name}.{uuid.uuid4().hex[:12]}"] if staged else events
+    total = checked.rows
     written: list[str] = []
-    inserted = offset = 0
+    inserted = offset = kept = replaced = 0
     try:
-        for batch in file.batches():
+        if covered is not None:
+            before = events.count_documents({})
+            replaced = events.count_documents(covered)
+            events.aggregate([{"$match": {"$nor": [covered]}}, {"$out": target.name}])
+            say(lambda _: f"kept {before - replaced:,} rows outside the replaced days", done=True)
+        for number, batch in enumerate(file.batches()):
+            if number in checked.dropped_rows:
+                batch = batch.filter(pa.array(checked.dropped_rows[number]))
             elements, _, _ = rows.elements(batch)
             ids = _id_array(pairs[offset:offset + batch.num_rows], occurrence[offset:offset + batch.num_rows])
             present = [elements[name] for name in rows.order if name in elements]
             docs = [RawBSONDocument(doc) for doc in bson_rows.documents(ids, present).to_pylist()]
             offset += batch.num_rows
             new = _insert(target, docs, path)
+            if covered is not None:  # rows the replaced days already held, unchanged
+                kept += events.count_documents({"_id": {"$in": new}, **covered})
             inserted += len(new)
-            if not empty:
+            if not staged:
                 written.extend(new)
             say(lambda seconds: f"wrote {offset:,} of {total:,} rows ({offset / total:.0%}), "
                                 f"{offset / max(seconds, 1e-9):,.0f} rows/s")
-        if empty:
+        if covered is not None:
+            for index in events.list_indexes():  # published with the indexes it had, never unindexed
+                if index["name"] != "_id_":
+                    options = {k: v for k, v in index.items() if k not in ("key", "v", "ns")}
+                    target.create_index(list(index["key"].items()), **options)
+            if events.count_documents({}) != before:
+                raise ImportFailed(f"{path}: {database.name}.{events.name} received events while the file was "
+                                   "imported; import again (nothing was written)")
+            target.rename(events.name, dropTarget=True)
+        elif empty:
             if events.name in database.list_collection_names(filter={"name": events.name}):
                 if events.find_one({}, {"_id": 1}) is not None:
                     raise ImportFailed(f"{path}: {database.name}.{events.name} received events while the file was "
@@ -535,7 +620,7 @@ def _write(events, file: _File, rows: _Rows, pairs, occurrence, total: int, path
                 events.drop()
             target.rename(events.name)
     except BaseException as exc:
-        if empty:
+        if staged:
             with contextlib.suppress(PyMongoError):
                 target.drop()
         else:
@@ -546,7 +631,10 @@ def _write(events, file: _File, rows: _Rows, pairs, occurrence, total: int, path
             raise ImportFailed(f"{path}: MongoDB failed during the write ({exc}); nothing of this file was "
                                "kept, the collection is as it was") from None
         raise
-    return inserted
+    return inserted - kept, replaced - kept
+
+
+DAY_MS = 86_400_000
 
 
 def _day(millis: int | None) -> dt.date | None:

@@ -37,13 +37,12 @@ def source_database(platform: Database, source: SourceConfig) -> Database:
     problem = source_problem(platform.name, source.database, source.collection)
     if problem:
         raise SourceProblem(problem)
-    if source.database in (None, platform.name):
-        return platform
-    return platform.client[source.database]
+    name = source.database_name(platform.name)
+    return platform if name == platform.name else platform.client[name]
 
 
 def shown(source: SourceConfig, database: Database) -> str:
-    return f"{source.database or database.name}.{source.collection}"
+    return f"{source.database_name(database.name)}.{source.collection}"
 
 
 def future_bound(now: dt.datetime | None = None) -> dt.datetime:

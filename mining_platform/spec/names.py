@@ -16,8 +16,8 @@ PREDICTION_MARKERS = "prediction_partitions"  # commit markers of batch predicti
 SERVING_DESIRED = "serving_desired"  # per role, the version every endpoint replica must serve
 SERVING_REPLICAS = "serving_replicas"  # one heartbeat per endpoint replica: what it serves (endpoint database)
 PROMOTIONS = "promotions"  # the audit of every champion/challenger move
-# Platform-wide, in MINING_MONGO_DB itself (keyed by project):
-DEMO_COLLECTIONS = "demo_collections"  # the collections the demo generator created (the only ones it writes)
+# In a demo project's demo database (below): the collections its generator created, the only ones it writes.
+DEMO_COLLECTIONS = "demo_collections"
 
 # Collections of a namespace by prefix (one per feature set or project), and every name above: what a
 # definition may never read, and what `source` may never name.
@@ -33,6 +33,10 @@ MAX_DATABASE_NAME = 63  # MongoDB database names are shorter than 64 bytes
 # whole database, so the one database the endpoint may write holds nothing that decides what is served. The
 # hyphen cannot occur in a project name, so this is never another project's namespace.
 ENDPOINT_SUFFIX = "-endpoint"
+# What a project's demo generator writes (its seeded events, its claims) lives in `<namespace>-demo`, for the same
+# reason: the one database the generator may write holds only demo events. Other projects read them as a source
+# with `demo_of: <project>`; no source names a `<MINING_MONGO_DB>_…` database directly.
+DEMO_SUFFIX = "-demo"
 
 # MLflow: the alias the endpoint serves, the one it replaced, and the tag naming the feature set
 # versions a model version was trained on.
@@ -69,6 +73,11 @@ def project_database(platform: str, project: str) -> str:
 def endpoint_database(platform: str, project: str) -> str:
     """The database the endpoint writes for a project: `<MINING_MONGO_DB>_<project>-endpoint`."""
     return project_database(platform, project + ENDPOINT_SUFFIX)
+
+
+def demo_database(platform: str, project: str) -> str:
+    """The database a project's demo generator writes: `<MINING_MONGO_DB>_<project>-demo`."""
+    return project_database(platform, project + DEMO_SUFFIX)
 
 
 def endpoint_database_of(namespace: str) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from mining_platform import settings
-from mining_platform.spec.names import collection_problem, database_problem, max_project_name_bytes
+from mining_platform.spec.names import collection_problem, database_problem, demo_database, max_project_name_bytes
 from mining_platform.spec.strict import Strict, UnreadableFile, describe_validation_error, read_mapping
 
 # A project name is an asset-key prefix, a Python attribute of
@@ -47,6 +47,11 @@ class SourceConfig(Strict):
     collection: str = Field(pattern=COLLECTION_NAME, max_length=120)
     database: str | None = Field(default=None, pattern=DATABASE_NAME,
                                  description="Another database of the same cluster (default MINING_MONGO_DB).")
+    demo_of: str | None = Field(
+        default=None, pattern=PROJECT_NAME,
+        description="The demo events of this project or another one: the collection in that project's demo database "
+        "`<MINING_MONGO_DB>_<demo_of>-demo`, which only its demo generator writes. Set by the platform for the source "
+        "a `demo:` block names.")
     timestamp: str = Field(pattern=FIELD_PATH, description="The event-time field (a BSON date).")
     lateness_days: int = Field(default=0, ge=0, le=365,
                                description="A day is complete once the source holds events this many days past its end.")
@@ -66,6 +71,19 @@ class SourceConfig(Strict):
         if problem:
             raise ValueError(problem)
         return database
+
+    @model_validator(mode="after")
+    def _one_database(self) -> "SourceConfig":
+        if self.database is not None and self.demo_of is not None:
+            raise ValueError(f"set database or demo_of, not both: demo events live in their project's demo database "
+                             f"(<MINING_MONGO_DB>_{self.demo_of}-demo)")
+        return self
+
+    def database_name(self, platform: str) -> str:
+        """The database this source lives in, given the platform database (MINING_MONGO_DB)."""
+        if self.demo_of is not None:
+            return demo_database(platform, self.demo_of)
+        return self.database or platform
 
 
 Task = Literal["binary", "regression"]
@@ -267,6 +285,15 @@ class ProjectConfig(Strict):
             if self.sources[self.demo.source].timestamp != "timestamp":
                 raise ValueError(f"demo.source {self.demo.source!r}: the demo generator writes its event time to "
                                  "`timestamp`; set that source's timestamp: timestamp")
+            source = self.sources[self.demo.source]
+            if source.database is not None or source.demo_of not in (None, self.name):
+                raise ValueError(
+                    f"demo.source {self.demo.source!r}: the demo generator writes only this project's demo database "
+                    f"(<MINING_MONGO_DB>_{self.name}-demo), a database holding nothing but its events; remove "
+                    f"sources.{self.demo.source}.database / demo_of (other projects read it with demo_of: {self.name})")
+            sources = dict(self.sources)
+            sources[self.demo.source] = source.model_copy(update={"demo_of": self.name})
+            object.__setattr__(self, "sources", sources)  # frozen: the demo source's database is decided here, once
         return self
 
     def source(self, key: str) -> SourceConfig:
@@ -289,6 +316,9 @@ def boundary_problems(project: ProjectConfig, platform: str) -> list[str]:
                                ("database", database_problem(platform, source.database))]:
             if problem:
                 problems.append(f"sources.{key}.{field}: {problem}")
+        if source.demo_of is not None and len(source.demo_of.encode()) > limit:
+            problems.append(f"sources.{key}.demo_of: {source.demo_of!r} is longer than a project name may be with "
+                            f"MINING_MONGO_DB {platform!r} ({limit} bytes)")
     return problems
 
 
