@@ -1,5 +1,6 @@
 """`mining-platform validate PATH…`: the pre-flight checks, on the command line."""
 
+import datetime as dt
 import shutil
 
 import pytest
@@ -155,3 +156,47 @@ def test_a_non_utf8_feature_file_is_reported_under_its_own_name(capsys, projects
     code, _, err = run(capsys, projects / "churn", "--offline")
     assert code == 1
     assert f"{path}: 1 problem:" in err and "not UTF-8 text (byte 0xf9" in err and "project.yaml" not in err
+
+
+@pytest.mark.fast
+def test_validate_applies_the_expansion_bound_a_run_applies(capsys, projects):
+    """`$densify` bounds that are explicit but, once a partition's parameters are substituted, span more steps than
+    a run allows: refused by validate (offline), naming the partition, not first at run time."""
+    path = projects / "churn/features/hourly.yaml"
+    hourly = {
+        "name": "hourly", "version": 1, "owner": "team@example.com", "description": "Events per user, densified.",
+        "source": "user_events", "window_days": 7,
+        "pipeline": [
+            {"$match": {"timestamp": {"$gte": {"$param": "window_start"}, "$lt": {"$param": "as_of"}}}},
+            {"$densify": {"field": "timestamp", "range": {"step": 1, "unit": "second",
+                                                          "bounds": [{"$param": "window_start"},
+                                                                     {"$param": "as_of"}]}}},
+            {"$group": {"_id": "$user_id", "events": {"$sum": 1}}},
+        ],
+        "features": {"events": {"type": "int"}},
+    }
+    path.write_text(yaml.safe_dump(hourly, sort_keys=False))
+    code, _, err = run(capsys, path, "--offline")
+    assert code == 1
+    assert "stage 2 ($densify): its range spans 604,801 steps; at most 100,000 steps" in err
+    assert "(partition 2024-01-01, as a run substitutes its parameters)" in err
+    # From a literal day to as_of: fine at the first partition, too wide at the last one.
+    hourly["pipeline"][1]["$densify"]["range"] = {"step": 1, "unit": "minute",
+                                                  "bounds": [dt.date(2024, 1, 1), {"$param": "as_of"}]}
+    path.write_text(yaml.safe_dump(hourly, sort_keys=False))
+    code, _, err = run(capsys, path, "--offline")
+    assert code == 1 and "partition 2024-03-31" in err and "partition 2024-01-01" not in err
+    hourly["pipeline"][1]["$densify"]["range"]["unit"] = "day"
+    path.write_text(yaml.safe_dump(hourly, sort_keys=False))
+    assert run(capsys, path, "--offline")[0] == 0
+
+
+@pytest.mark.fast
+def test_validate_applies_the_expansion_bound_to_a_label(capsys, projects):
+    path = projects / "churn/labels/churned.yaml"
+    label = yaml.safe_load(path.read_text())
+    label["pipeline"].insert(1, {"$densify": {"field": "timestamp", "range": {
+        "step": 1, "unit": "millisecond", "bounds": [{"$param": "as_of"}, {"$param": "horizon_end"}]}}})
+    path.write_text(yaml.safe_dump(label, sort_keys=False))
+    code, _, err = run(capsys, projects / "churn", "--offline")
+    assert code == 1 and f"{path}" in err and "($densify): its range spans" in err

@@ -17,9 +17,9 @@ from pydantic import (
 )
 
 from mining_platform.spec import names
-from mining_platform.spec.parameters import BUILTIN_PARAMETERS
+from mining_platform.spec.parameters import BUILTIN_PARAMETERS, parameter_values, substitute
 from mining_platform.spec.project import FIELD_PATH, ProjectConfig
-from mining_platform.spec.stages import pipeline_problems
+from mining_platform.spec.stages import expansion_problems, pipeline_problems
 from mining_platform.spec.strict import Strict, UnreadableFile, describe_validation_error, read_mapping
 
 FEATURES_DIR = "features"
@@ -192,6 +192,22 @@ def common_problems(raw: dict, path: Path, project: ProjectConfig, builtins: tup
     if "pipeline" in raw:
         known = set(builtins) | {str(name) for name in declared}
         problems += pipeline_problems(raw["pipeline"], known)
+    return problems
+
+
+def partition_expansion_problems(pipeline: list[dict], values_at, project: ProjectConfig) -> list[str]:
+    """The bound a run applies to expanding stages (`$densify` steps, after parameters are substituted), checked
+    when the file loads at the project's first and last partition, so `validate` refuses what a run would.
+
+    `values_at(as_of)` gives the parameter values of a partition. A bound that grows with as_of (a literal lower
+    bound and `as_of` as the upper) is largest at one of the two ends."""
+    today = dt.datetime.now(dt.timezone.utc).date()
+    ends = [project.start_date, project.end_date or max(today, project.start_date)]
+    problems: list[str] = []
+    for day in dict.fromkeys(ends):
+        as_of = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+        for problem in expansion_problems(substitute(pipeline, values_at(as_of))):
+            problems.append(f"pipeline: {problem} (partition {day}, as a run substitutes its parameters)")
     return problems
 
 
@@ -410,6 +426,10 @@ def load_feature_definition(path: Path, project: ProjectConfig) -> FeatureDefini
         definition = FeatureDefinition.model_validate(raw)
     except ValidationError as exc:
         problems = describe_validation_error(exc) + problems
+    if problems:
+        raise FeatureDefinitionError(path, problems)
+    problems = partition_expansion_problems(definition.pipeline, lambda as_of: parameter_values(
+        as_of=as_of, window_days=definition.window_days, declared=definition.parameters), project)
     if problems:
         raise FeatureDefinitionError(path, problems)
     return definition

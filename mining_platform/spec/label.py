@@ -15,8 +15,10 @@ from typing import Any
 
 from pydantic import Field, StrictFloat, StrictInt, ValidationError
 
-from mining_platform.spec.definition import DefinitionError, VersionedDefinition, common_problems
-from mining_platform.spec.parameters import LABEL_PARAMETERS
+from mining_platform.spec.definition import (
+    DefinitionError, VersionedDefinition, common_problems, partition_expansion_problems,
+)
+from mining_platform.spec.parameters import LABEL_PARAMETERS, label_parameter_values
 from mining_platform.spec.project import ProjectConfig
 from mining_platform.spec.strict import UnreadableFile, describe_validation_error, read_mapping
 
@@ -62,4 +64,8 @@ def load_label_definition(project_dir: Path, project: ProjectConfig) -> LabelDef
         raise LabelDefinitionError(path, problems)
     if project.model.task == "binary" and definition.default not in (None, 0, 1):
         raise LabelDefinitionError(path, [f"default: a binary label is 0 or 1 (or null), got {definition.default!r}"])
+    problems = partition_expansion_problems(definition.pipeline, lambda as_of: label_parameter_values(
+        as_of=as_of, horizon_days=definition.horizon_days, declared=definition.parameters), project)
+    if problems:
+        raise LabelDefinitionError(path, problems)
     return definition
