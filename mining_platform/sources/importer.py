@@ -456,14 +456,22 @@ def _refuse_mixed_types(file: _File, head: pa.Schema) -> None:
 
 
 def _ids(digests: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's digest as hex text and its occurrence among identical rows before it (0, 1, …)."""
-    pairs = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 2)
+    """Each row's digest as hex text and its occurrence among identical rows before it (0, 1, …). Empties
+    `digests` (its bytes are joined once); the working arrays are 32-bit where a row number fits."""
+    joined = b"".join(digests)
+    digests.clear()
+    pairs = np.frombuffer(joined, dtype=">u8").reshape(-1, 2)
     order = np.lexsort((pairs[:, 1], pairs[:, 0]))
     ranked = pairs[order]
-    starts = np.r_[True, (ranked[1:] != ranked[:-1]).any(axis=1)]
-    position = np.arange(len(ranked))
-    occurrence = np.empty(len(ranked), dtype=np.int32)
-    occurrence[order] = position - np.maximum.accumulate(np.where(starts, position, 0))
+    starts = np.ones(len(ranked), dtype=bool)
+    starts[1:] = (ranked[1:] != ranked[:-1]).any(axis=1)
+    del ranked
+    position = np.arange(len(order), dtype=np.int32)
+    first = np.where(starts, position, np.int32(0))
+    np.maximum.accumulate(first, out=first)
+    position -= first
+    occurrence = np.empty(len(order), dtype=np.int32)
+    occurrence[order] = position
     return pairs, occurrence
 
 
@@ -543,7 +551,6 @@ def import_file(db: Database, project: ProjectConfig, source_key: str, path: Pat
             "again would add every row a second time. Import only rows it does not hold yet, or drop it and import "
             "the whole file; nothing was written")
     pairs, occurrence = _ids(checked.digests)
-    del checked.digests
     covered = None
     if replace_days and earlier is not None:
         start = EPOCH + dt.timedelta(days=checked.first // DAY_MS)
@@ -641,11 +648,21 @@ def _day(millis: int | None) -> dt.date | None:
     return None if millis is None else (EPOCH + dt.timedelta(milliseconds=millis)).date()
 
 
+def _raw_id(doc: RawBSONDocument) -> str:
+    """The `_id` of a document import built (a string, its first element), read from the bytes: `doc["_id"]` would
+    decode the whole document into a dict and keep it (a batch's documents would take several times their size)."""
+    raw = doc.raw
+    if raw[4] == 0x02 and raw[5:9] == b"_id\x00":
+        size = int.from_bytes(raw[9:13], "little")
+        return raw[13:13 + size - 1].decode()
+    return doc["_id"]
+
+
 def _insert(events, docs: list[RawBSONDocument], path: Path) -> list[str]:
     """Insert a batch; rows already there (same _id) are skipped. Returns the ids that were new."""
     if not docs:
         return []
-    ids = [doc["_id"] for doc in docs]
+    ids = [_raw_id(doc) for doc in docs]
     try:
         events.insert_many(docs, ordered=False)
         return ids
