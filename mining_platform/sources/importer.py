@@ -195,7 +195,7 @@ class _Checked:
     digests: list[bytes] = field(default_factory=list)  # 16 bytes a kept row, one item a batch
     drop: bool = False  # leave bad rows out (and list each in `dropped`) instead of refusing the file
     dropped: list[tuple[str, str]] = field(default_factory=list)
-    dropped_rows: dict[int, np.ndarray] = field(default_factory=dict)  # batch number -> mask of the rows kept
+    kept_rows: dict[int, np.ndarray] = field(default_factory=dict)  # batch number -> mask of the rows kept
 
     def refuse(self, where: str, reason: str) -> None:
         self.bad += 1
@@ -235,14 +235,22 @@ def _iso_times(values: pa.Array) -> pa.Array:
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
+def _iso_parse(text: str) -> dt.datetime | None:
+    """ISO 8601 text as written (zoned or not), or None."""
+    try:
+        return dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def _iso(text: str | None) -> int | None:
     """ISO 8601 text as UTC milliseconds since 1970."""
-    if text is None:
+    value = None if text is None else _iso_parse(text)
+    if value is None:
         return None
     try:
-        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         value = value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
-    except (ValueError, OverflowError):  # OverflowError: a zoned time that is before year 1 in UTC
+    except OverflowError:  # a zoned time that is before year 1 (or after 9999) in UTC
         return None
     return (value - EPOCH) // dt.timedelta(milliseconds=1)
 
@@ -337,12 +345,11 @@ class _Rows:
 
 def _beyond_years(text) -> bool:
     """An ISO 8601 time that is valid where it was written but before year 1 or after 9999 in UTC."""
-    try:
-        value = dt.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
-    except ValueError:
+    value = _iso_parse(str(text))
+    if value is None or value.tzinfo is None:
         return False
     try:
-        value.astimezone(dt.timezone.utc) if value.tzinfo is not None else None
+        value.astimezone(dt.timezone.utc)
     except OverflowError:
         return True
     return False
@@ -393,7 +400,7 @@ def _check(file: _File, columns: dict, progress: _Progress, *, drop: bool) -> tu
             if bad:
                 keep = np.ones(batch.num_rows, dtype=bool)
                 keep[list(bad)] = False
-                checked.dropped_rows[number] = keep
+                checked.kept_rows[number] = keep
                 contents = [row for row, kept in zip(contents, keep) if kept]
                 times = times.filter(pa.array(keep))
             checked.digests.append(b"".join(hashlib.blake2b(row, digest_size=16).digest() for row in contents))
@@ -595,8 +602,8 @@ def _write(events, file: _File, rows: _Rows, pairs, occurrence, checked: _Checke
             events.aggregate([{"$match": {"$nor": [covered]}}, {"$out": target.name}])
             say(lambda _: f"kept {before - replaced:,} rows outside the replaced days", done=True)
         for number, batch in enumerate(file.batches()):
-            if number in checked.dropped_rows:
-                batch = batch.filter(pa.array(checked.dropped_rows[number]))
+            if number in checked.kept_rows:
+                batch = batch.filter(pa.array(checked.kept_rows[number]))
             elements, _, _ = rows.elements(batch)
             ids = _id_array(pairs[offset:offset + batch.num_rows], occurrence[offset:offset + batch.num_rows])
             present = [elements[name] for name in rows.order if name in elements]
