@@ -37,7 +37,7 @@ from mlflow import MlflowClient
 from bench.serving import (
     CONNECTIONS, TOKEN, endpoint_env, load_with_aiohttp, load_with_wrk, start, two_versions, wait_for,
 )
-from mining_platform.embedded_mongo import free_port, secured_server
+from mining_platform.tools.embedded_mongo import free_port, secured_server
 from mining_platform.registry import aliases
 from mining_platform.registry.loading import load_version
 from mining_platform.settings import console_script

@@ -43,7 +43,7 @@ from pathlib import Path
 import yaml
 
 from bench.walkthrough import LAUNCH, REPO, Dagster, free_port, stack_environment, stop_stack
-from mining_platform import pools
+from assets import pools
 
 SENSORS = """query($selector: RepositorySelector!) { sensorsOrError(repositorySelector: $selector) {
   ... on Sensors { results { id name sensorState { status } } } } }"""
@@ -288,7 +288,7 @@ def main() -> None:
     env["MINING_PROJECTS_DIR"] = str(projects_dir)
     # The dev stack reads workspace.yaml from where it starts: one code location per team project.
     (home / "workspace.yaml").write_text(yaml.safe_dump({"load_from": [
-        {"python_module": {"module_name": "mining_platform.definitions", "attribute": name, "location_name": name,
+        {"python_module": {"module_name": "sensors.definitions", "attribute": name, "location_name": name,
                            "working_directory": str(REPO)}} for name in projects]}, sort_keys=False))
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     (home / "dagster" / "dagster.yaml").write_text(production_instance(postgres_port))

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from mining_platform.assets.demo import build_demo_asset
+from assets.demo import build_demo_asset
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import claim_collection, ensure_event_indexes, replace_day
-from mining_platform.embedded_mongo import secured_server
-from mining_platform.resources import MongoResource
+from mining_platform.tools.embedded_mongo import secured_server
+from resources import MongoResource
 from mining_platform.spec.project import load_project
 
 REPO = Path(__file__).resolve().parents[1]

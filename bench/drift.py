@@ -26,12 +26,12 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from mining_platform.definitions import project_definitions
-from mining_platform.embedded_mongo import secured_server
+from sensors.definitions import project_definitions
+from mining_platform.tools.embedded_mongo import secured_server
 from mining_platform.monitoring.report import evaluate_day
 from mining_platform.registry.aliases import champion
 from mining_platform.registry.reference import load_reference
-from mining_platform.resources import MlflowResource, MongoResource
+from resources import MlflowResource, MongoResource
 from mining_platform.spec import ProjectSpec, load_spec
 from mining_platform.spec.project import load_project
 from mining_platform.store import markers
@@ -91,7 +91,7 @@ def main() -> None:
 
 def sensor_tick(spec: ProjectSpec, mlflow: MlflowResource, mongo: MongoResource, report) -> float:
     """Seconds of one drift-sensor tick deciding on a freshly recorded report (median of 3)."""
-    from mining_platform.assets.drift_report import report_metadata
+    from assets.drift_report import report_metadata
 
     definitions = project_definitions(spec)
     sensor = definitions.resolve_sensor_def(f"{spec.project.name}_drift_sensor")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from mining_platform.embedded_mongo import free_port
+from mining_platform.tools.embedded_mongo import free_port
 from mining_platform.registry.aliases import promote_to_champion
 from mining_platform.registry.client import client
 from mining_platform.settings import console_script

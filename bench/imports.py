@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from bench.datasets.flights import write
-from mining_platform.embedded_mongo import secured_server
+from mining_platform.tools.embedded_mongo import secured_server
 
 REPO = Path(__file__).resolve().parent.parent
 SPEED_GOAL, MEMORY_GOAL = 10.0, 2.0

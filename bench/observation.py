@@ -21,11 +21,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from mining_platform.assets.sources import observe_source
-from mining_platform.embedded_mongo import secured_server
-from mining_platform.partitions import daily_partitions
-from mining_platform.resources import MongoResource
-from mining_platform.sensors import observe
+from assets.sources import observe_source
+from mining_platform.tools.embedded_mongo import secured_server
+from assets.partitions import daily_partitions
+from resources import MongoResource
+from sensors import observe
 from mining_platform.spec.project import AutomationConfig, load_project
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """What a run costs besides its work: a one-partition run end to end against the step's own compute, and the code
 location's import against `import dagster` alone.
 
-1. **Code location import**: a fresh interpreter importing `mining_platform.definitions` and building every
+1. **Code location import**: a fresh interpreter importing `sensors.definitions` and building every
    project's definitions (what each code server and run worker does first), against one importing `dagster`
    alone; medians of `--repeat`. Goals: at most 3 s, and at most 1.5x `import dagster`.
 2. **One-partition run**: on the dev stack (`mining-platform dev` in a fresh `MINING_HOME` on free ports, sensors
@@ -84,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
 
     projects = sorted(p.parent.name for p in (REPO / "projects").glob("*/project.yaml"))
-    location = import_seconds("import mining_platform.definitions as d\n" + "\n".join(f"d.{p}" for p in projects),
+    location = import_seconds("import sensors.definitions as d\n" + "\n".join(f"d.{p}" for p in projects),
                               args.repeat)
     dagster_alone = import_seconds("import dagster", args.repeat)
     print(f"run_start: code location import ({', '.join(projects)}), medians of {args.repeat}")

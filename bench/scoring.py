@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mining_platform.embedded_mongo import secured_server
+from mining_platform.tools.embedded_mongo import secured_server
 from mining_platform.predictions.batch import score_partitions
-from mining_platform.resources import MlflowResource, MongoResource
+from resources import MlflowResource, MongoResource
 from mining_platform.serving.served_model import load_version
 from mining_platform.spec import load_spec
 from tests.fixtures.feature_days import publish_feature_day

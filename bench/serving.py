@@ -44,7 +44,7 @@ import httpx
 import numpy as np
 from mlflow import MlflowClient
 
-from mining_platform.embedded_mongo import free_port, secured_server
+from mining_platform.tools.embedded_mongo import free_port, secured_server
 from mining_platform.registry import aliases
 from mining_platform.settings import console_script
 from mining_platform.spec.definition import load_feature_definitions

@@ -40,7 +40,7 @@ from mlflow import MlflowClient
 from pymongo import MongoClient
 
 from bench.serving import TOKEN, start, wait_for
-from mining_platform.embedded_mongo import free_port, secured_server
+from mining_platform.tools.embedded_mongo import free_port, secured_server
 from mining_platform.registry import aliases
 from mining_platform.settings import console_script
 from mining_platform.spec.definition import load_feature_definitions
@@ -179,7 +179,7 @@ KILLED_RUN = """
 import datetime as dt, sys
 from pathlib import Path
 from mining_platform.features.pipeline import run_feature_pipeline
-from mining_platform.resources import MongoResource
+from resources import MongoResource
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.project import load_project
 import json
@@ -196,7 +196,7 @@ run_feature_pipeline(db=mongo.project_db(project.name), analytics=mongo.analytic
 def reclaim_after_kill(mongo_uri: str, scratch: Path) -> float:
     """Seconds from SIGKILLing a RUNNING feature run to the same partition being built again."""
     from mining_platform.features.pipeline import run_feature_pipeline
-    from mining_platform.resources import MongoResource
+    from resources import MongoResource
     from mining_platform.spec.definition import FeatureDefinition
 
     project = load_project(REPO / "projects" / "churn")

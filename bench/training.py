@@ -34,9 +34,9 @@ import xgboost as xgb
 from bson import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
-from mining_platform.assets.model import build_model_asset
-from mining_platform.embedded_mongo import secured_server
-from mining_platform.resources import MlflowResource, MongoResource
+from assets.model import build_model_asset
+from mining_platform.tools.embedded_mongo import secured_server
+from resources import MlflowResource, MongoResource
 from mining_platform.samples.pipeline import committed_sample_markers
 from mining_platform.spec import load_spec
 from mining_platform.spec.project import load_project

@@ -36,13 +36,13 @@ import httpx
 import yaml
 
 from bench.datasets import flights
-from mining_platform import cli
-from mining_platform.assets.deployment import build_deployment_asset
-from mining_platform.assets.features import build_feature_assets
-from mining_platform.assets.model import build_model_asset
-from mining_platform.assets.samples import build_samples_asset
-from mining_platform.embedded_mongo import free_port, secured_server
-from mining_platform.resources import EndpointResource, MlflowResource, MongoResource
+from mining_platform.tools import cli
+from assets.deployment import build_deployment_asset
+from assets.features import build_feature_assets
+from assets.model import build_model_asset
+from assets.samples import build_samples_asset
+from mining_platform.tools.embedded_mongo import free_port, secured_server
+from resources import EndpointResource, MlflowResource, MongoResource
 from mining_platform.settings import console_script
 from mining_platform.spec import load_spec
 

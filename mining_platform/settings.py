@@ -1,7 +1,7 @@
 """The platform's environment variables and their defaults (the embedded dev stack).
 
 Plain functions read them here; Dagster resources read them through `dg.EnvVar`
-(`mining_platform.resources`), so the UI shows where a value came from.
+(`resources`), so the UI shows where a value came from.
 """
 
 import os

@@ -2,7 +2,7 @@
 an election in the replica set, a server briefly overloaded.
 
 The partition loop records it on a failed partition; the Dagster layer retries such
-steps with backoff (`mining_platform.resilience`) and fails everything else at once,
+steps with backoff (`assets.resilience`) and fails everything else at once,
 because running it again gives the same answer.
 """
 

@@ -5,7 +5,7 @@ import threading
 
 import uvicorn
 
-from mining_platform.embedded_mongo import free_port
+from mining_platform.tools.embedded_mongo import free_port
 from tests.conftest import wait_until
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from mining_platform.assets.deployment import build_deployment_asset
+from assets.deployment import build_deployment_asset
 from mining_platform.registry import aliases
-from mining_platform.resources import EndpointResource
+from resources import EndpointResource
 from mining_platform.serving.app import create_app
 from mining_platform.spec.names import PROMOTIONS
 from mining_platform.spec.routing import routes_to_challenger
@@ -241,7 +241,7 @@ def test_a_challenger_reload_reads_mode_and_traffic_again(churn_project, definit
 
 
 def test_the_champion_sensor_follows_a_challenger_alias_moved_by_hand(churn_project, definitions, mlflow_resource):
-    from mining_platform.definitions import project_definitions
+    from sensors.definitions import project_definitions
     from tests.fixtures.specs import make_spec
 
     project = with_challenger(churn_project, "shadow")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mining_platform.assets.features import build_feature_assets
+from assets.features import build_feature_assets
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import ensure_event_indexes, replace_day
 from mining_platform.spec.definition import load_feature_definitions

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from mining_platform import definitions
+from sensors import definitions
 from mining_platform.settings import console_script
 from mining_platform.spec import load_spec
 from mining_platform.spec.project import project_names

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 from pymongo.errors import PyMongoError
 
-from mining_platform.assets.demo import build_demo_asset
+from assets.demo import build_demo_asset
 from mining_platform.demo.events import DRIFT_MODULES, MODULES, generate_day, make_population
 from mining_platform.demo.store import ForeignCollection, claim_collection, day_bounds, replace_day
 

@@ -20,7 +20,11 @@ from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.utils import pg_url_from_config
 from mlflow.store.db.utils import create_sqlalchemy_engine
 
-from mining_platform import definitions, pools, settings
+from sensors import definitions
+
+from assets import pools
+
+from mining_platform import settings
 from mining_platform.spec.project import project_names
 
 pytestmark = pytest.mark.fast
@@ -195,7 +199,7 @@ def test_every_project_has_its_own_code_location_and_secret():
         name = deployment["name"]
         args = deployment["dagsterApiGrpcArgs"]
         module, attribute = args[args.index("--module-name") + 1], args[args.index("--attribute") + 1]
-        assert (module, attribute) == ("mining_platform.definitions", name)
+        assert (module, attribute) == ("sensors.definitions", name)
         assert getattr(definitions, attribute).resolve_asset_graph()  # the attribute the code server loads exists
         assert deployment["envSecrets"] == [{"name": f"mining-project-{name}"}]
         assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}

@@ -7,10 +7,10 @@ import pytest
 from fastapi import FastAPI
 from mlflow import MlflowClient
 
-from mining_platform.assets.deployment import build_deployment_asset
-from mining_platform.embedded_mongo import free_port
+from assets.deployment import build_deployment_asset
+from mining_platform.tools.embedded_mongo import free_port
 from mining_platform.registry.aliases import CHAMPION, FAILED, PASSED, PREVIOUS, alias_version, promote_to_champion
-from mining_platform.resources import EndpointResource
+from resources import EndpointResource
 from mining_platform.serving.app import ServingConfig, create_app
 from mining_platform.spec.names import PROMOTIONS, SERVING_DESIRED, SERVING_REPLICAS
 from mining_platform.spec.replicas import Served, heartbeat_document

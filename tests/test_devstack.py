@@ -16,7 +16,7 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
 from mining_platform.access import credentials
-from mining_platform.devstack import plan_services, port_in_use, prepare_home
+from mining_platform.tools.devstack import plan_services, port_in_use, prepare_home
 from mining_platform.settings import console_script
 
 from .conftest import REPO, free_port, wait_until

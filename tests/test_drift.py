@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from mining_platform.assets.drift_report import build_drift_report_asset
-from mining_platform.definitions import project_definitions
-from mining_platform.jobs import drift_report_job_name, retrain_job_name
+from assets.drift_report import build_drift_report_asset
+from sensors.definitions import project_definitions
+from sensors.jobs import drift_report_job_name, retrain_job_name
 from mining_platform.registry import aliases, versions
-from mining_platform.sensors.retrain import matured_sample_range
+from sensors.retrain import matured_sample_range
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import PREDICTION_LOG

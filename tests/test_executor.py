@@ -6,7 +6,7 @@ import os
 import dagster as dg
 import pytest
 
-from mining_platform.executor import plan_sized_executor
+from sensors.executor import plan_sized_executor
 
 # A run tag, not the environment: the fork server outlives a run in this test process, with the environment it
 # started with.

@@ -7,7 +7,7 @@ import time
 import dagster as dg
 import pytest
 
-from mining_platform.assets.features import build_feature_asset
+from assets.features import build_feature_asset
 from mining_platform.demo.store import ensure_event_indexes
 from mining_platform.features.pipeline import write_stages
 from mining_platform.spec.definition import FeatureDefinition

@@ -4,7 +4,7 @@ import shutil
 
 import yaml
 
-from mining_platform import cli
+from mining_platform.tools import cli
 from mining_platform.registry import aliases
 from mining_platform.registry.client import client as mlflow_client
 from mining_platform.spec.definition import load_feature_definition

@@ -297,7 +297,7 @@ def test_another_projects_demo_collection_is_never_imported_into(mongo, tmp_path
 
 
 def test_the_import_command_takes_a_project_name_not_a_path(tmp_path, capsys):
-    from mining_platform import cli
+    from mining_platform.tools import cli
 
     path = tmp_path / "orders.csv"
     path.write_text("user_id,ordered_at\nu1,2024-01-01\n")
@@ -387,7 +387,7 @@ def test_the_import_command_writes_the_report_of_dropped_rows_and_replaces_days(
                                                                                  capsys):
     import csv
 
-    from mining_platform import cli
+    from mining_platform.tools import cli
 
     projects = tmp_path / "projects"
     (projects / "shop").mkdir(parents=True)

@@ -17,18 +17,15 @@ pytestmark = pytest.mark.fast
 CONTRACTS = {c["id"]: c for c in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]}
 
 
-def top_level_modules() -> set[str]:
-    package = REPO / "mining_platform"
-    modules = {f"mining_platform.{p.stem}" for p in package.glob("*.py") if p.stem != "__init__"}
-    return modules | {f"mining_platform.{p.parent.name}" for p in package.glob("*/__init__.py")}
+def children(package: str) -> set[str]:
+    """The modules and packages directly inside a package of the repository (dotted names)."""
+    folder = REPO / package.replace(".", "/")
+    modules = {f"{package}.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__"}
+    return modules | {f"{package}.{p.parent.name}" for p in folder.glob("*/__init__.py")}
 
 
-def layered_modules() -> set[str]:
-    return {name.strip() for layer in CONTRACTS["layers"]["layers"] for name in layer.split("|")}
-
-
-def core_modules() -> list[str]:
-    return CONTRACTS["dagster-layer"]["source_modules"]
+def layered(contract: str) -> set[str]:
+    return {name.strip() for layer in CONTRACTS[contract]["layers"] for name in layer.split("|")}
 
 
 def imported_after(statement: str, names: list[str]) -> dict[str, bool]:
@@ -38,20 +35,21 @@ def imported_after(statement: str, names: list[str]) -> dict[str, bool]:
     return dict(zip(names, (v == "True" for v in out.stdout.strip().split(","))))
 
 
-def test_every_module_of_the_package_is_in_a_layer():
-    assert top_level_modules() == layered_modules()
+def test_every_module_is_in_a_layer():
+    """The Dagster layer's modules each in one layer of `dagster-layer`, over the core as one layer; every module
+    of the core (and of its tools) in one layer of `core`."""
+    dagster_layer = children("sensors") | children("assets") | {"resources", "mining_platform"}
+    assert layered("dagster-layer") == dagster_layer
+    core = (children("mining_platform") - {"mining_platform.tools"}) | children("mining_platform.tools")
+    assert layered("core") == core
 
 
-def test_the_core_is_everything_below_the_dagster_layer():
-    layers = CONTRACTS["layers"]["layers"]
-    first_core = next(i for i, layer in enumerate(layers) if layer.startswith("mining_platform.cli"))
-    below = {name.strip() for layer in layers[first_core:] for name in layer.split("|")}
-    assert set(core_modules()) == below
-
-
-def test_importing_the_core_loads_no_dagster():
-    loaded = imported_after("\n".join(f"import {module}" for module in core_modules()), ["dagster"])
-    assert loaded == {"dagster": False}
+def test_the_core_is_one_package_that_imports_no_dagster():
+    assert CONTRACTS["no-dagster-in-core"]["source_modules"] == ["mining_platform"]
+    statement = ("import importlib, pkgutil, mining_platform\n"
+                 "[importlib.import_module(m.name) for m in pkgutil.walk_packages(mining_platform.__path__, "
+                 "'mining_platform.')]")
+    assert imported_after(statement, ["dagster"]) == {"dagster": False}
 
 
 def test_the_endpoint_starts_without_dagster_training_mlflow_or_xgboost():
@@ -68,6 +66,6 @@ STEP_LIBRARIES = ["mlflow", "xgboost", "sklearn", "scipy", "pandas", "matplotlib
 
 def test_loading_every_code_location_loads_no_library_only_a_step_needs():
     projects = sorted(p.parent.name for p in (REPO / "projects").glob("*/project.yaml"))
-    loaded = imported_after("import mining_platform.definitions as d\n" + "\n".join(f"d.{p}" for p in projects),
+    loaded = imported_after("import sensors.definitions as d\n" + "\n".join(f"d.{p}" for p in projects),
                             STEP_LIBRARIES)
     assert loaded == {name: False for name in STEP_LIBRARIES}

@@ -5,9 +5,9 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from mining_platform.instance import observed_data_versions
-from mining_platform.keys import source_key
-from mining_platform.sensors import observe
+from assets.instance import observed_data_versions
+from assets.keys import source_key
+from sensors import observe
 from mining_platform.spec.project import AutomationConfig
 
 UTC = dt.timezone.utc
@@ -78,7 +78,7 @@ def test_ticks_read_the_latest_days_and_walk_the_history_a_chunk_at_a_time(mongo
 
 
 def test_a_full_pass_forgets_a_removed_source_and_never_reads_before_start_date(mongo, project):
-    from mining_platform.sensors.observe import ObserveCursor, observe_tick
+    from sensors.observe import ObserveCursor, observe_tick
 
     now = dt.datetime(2024, 5, 1, 12, tzinfo=UTC)
     cursor = ObserveCursor(sweep={"orders": "2023-06-01", "gone": "2024-01-01"}, sweep_started=now.timestamp())

@@ -16,9 +16,9 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
-from mining_platform.assets.performance import build_performance_asset
-from mining_platform.assets.predictions import build_predictions_asset
-from mining_platform.definitions import project_definitions
+from assets.performance import build_performance_asset
+from assets.predictions import build_predictions_asset
+from sensors.definitions import project_definitions
 from mining_platform.demo.store import ensure_event_indexes
 from mining_platform.monitoring.performance import compare, realised
 from mining_platform.monitoring.realised import Group, HitRate, PerformanceDay

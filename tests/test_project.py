@@ -220,7 +220,7 @@ def test_project_names_lists_folders_with_a_project_file(tmp_path, churn_raw):
 
 
 def test_end_date_closes_the_partitions_where_the_data_ends(tmp_path, churn_raw):
-    from mining_platform.partitions import daily_partitions
+    from assets.partitions import daily_partitions
 
     project = load_project(write_project(tmp_path, "churn", {**churn_raw, "end_date": "2024-02-10"}))
     partitions = daily_partitions(project)

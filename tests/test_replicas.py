@@ -19,10 +19,10 @@ import httpx
 import pytest
 import yaml
 
-from mining_platform.assets.deployment import build_deployment_asset
-from mining_platform.embedded_mongo import free_port
+from assets.deployment import build_deployment_asset
+from mining_platform.tools.embedded_mongo import free_port
 from mining_platform.registry.aliases import alias_version
-from mining_platform.resources import EndpointResource
+from resources import EndpointResource
 from mining_platform.spec.names import PROMOTIONS, SERVING_DESIRED, SERVING_REPLICAS
 from tests.conftest import wait_until
 from tests.model_versions import register_version, unique_model_name
@@ -40,7 +40,7 @@ class Replica:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mining_platform.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "mining_platform.tools.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             env={**env, "MINING_ENDPOINT_REPLICA": name}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)
 

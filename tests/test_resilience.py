@@ -10,9 +10,9 @@ from pymongo import MongoClient
 from pymongo.errors import AutoReconnect, OperationFailure, PyMongoError
 
 from mining_platform.deployment.endpoint import EndpointError
-from mining_platform.embedded_mongo import free_port
-from mining_platform.resilience import failures_classified, permanent
-from mining_platform.resources import EndpointResource
+from mining_platform.tools.embedded_mongo import free_port
+from assets.resilience import failures_classified, permanent
+from resources import EndpointResource
 from mining_platform.transient import is_transient
 
 

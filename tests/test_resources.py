@@ -8,7 +8,7 @@ import pytest
 from pymongo import ReadPreference
 
 from mining_platform.deployment.endpoint import EndpointError
-from mining_platform.resources import EndpointResource, MlflowResource, MongoResource
+from resources import EndpointResource, MlflowResource, MongoResource
 from mining_platform.settings import console_script
 
 from .conftest import REPO, free_port, wait_until

@@ -6,7 +6,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from mining_platform.assets.samples import build_samples_asset
+from assets.samples import build_samples_asset
 from mining_platform.demo.store import ensure_event_indexes
 from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.samples.build import build_sample_partitions

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 import yaml
 
-from mining_platform.scaffold import ScaffoldFailed, scaffold
+from mining_platform.tools.scaffold import ScaffoldFailed, scaffold
 from mining_platform.spec import load_spec
 
 pytestmark = pytest.mark.fast

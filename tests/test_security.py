@@ -10,12 +10,12 @@ import yaml
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
-from mining_platform import cli
+from mining_platform.tools import cli
 from mining_platform.access import credentials
 from mining_platform.access.provision import ENDPOINT_USER, project_user, provision
-from mining_platform.assets.features import build_feature_asset
+from assets.features import build_feature_asset
 from mining_platform.features.pipeline import run_feature_pipeline
-from mining_platform.resources import MongoResource
+from resources import MongoResource
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import (
     FEATURE_PIPELINES, PREDICTION_LOG, PROMOTIONS, SERVING_DESIRED, SERVING_REPLICAS, demo_database,

@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mining_platform.demo.store import ensure_event_indexes
-from mining_platform.embedded_mongo import free_port
+from mining_platform.tools.embedded_mongo import free_port
 from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.registry import aliases, versions
 from mining_platform.registry.client import tracking

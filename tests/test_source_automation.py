@@ -4,10 +4,10 @@ data version of that day."""
 import dagster as dg
 import pytest
 
-from mining_platform.assets.demo import DATA_VERSION_TAG
-from mining_platform.assets.features import build_tiles_asset
-from mining_platform.assets.sources import build_source_asset
-from mining_platform.resources import MongoResource
+from assets.demo import DATA_VERSION_TAG
+from assets.features import build_tiles_asset
+from assets.sources import build_source_asset
+from resources import MongoResource
 from mining_platform.spec import load_spec
 from tests.conftest import REPO
 
@@ -47,8 +47,8 @@ def test_a_tile_day_runs_when_its_source_day_changes_and_only_then():
 
 
 def test_a_day_is_scored_once_its_features_are_committed_and_a_champion_was_deployed():
-    from mining_platform.definitions import project_definitions
-    from mining_platform.keys import project_keys
+    from sensors.definitions import project_definitions
+    from assets.keys import project_keys
 
     spec = load_spec(REPO / "projects" / "spend")
     k = project_keys(spec)
@@ -86,7 +86,7 @@ def test_a_day_is_scored_once_its_features_are_committed_and_a_champion_was_depl
 
 
 def test_observed_changes_are_followed_only_on_the_latest_days_and_runs_upstream_always():
-    from mining_platform.assets.demo import build_demo_asset
+    from assets.demo import build_demo_asset
     from mining_platform.spec.project import AutomationConfig
 
     churn = load_spec(REPO / "projects" / "churn")  # automation.follow_days: 3 (the default); end_date 2024-03-31

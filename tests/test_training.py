@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from mlflow import MlflowClient
 
-from mining_platform.assets.model import GATE_CHECK, build_model_asset
+from assets.model import GATE_CHECK, build_model_asset
 from mining_platform.registry import aliases
 from mining_platform.registry.client import tracking
 from mining_platform.spec import ProjectSpec, load_spec

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import yaml
 
-from mining_platform import cli
+from mining_platform.tools import cli
 from mining_platform.spec.definition import load_feature_definition
 from mining_platform.store.versions import register
 
@@ -96,7 +96,7 @@ def test_a_connection_without_a_user_is_refused_with_a_way_out(capsys, projects,
 
 @pytest.mark.fast
 def test_an_unreachable_registry_is_an_error_not_a_pass(capsys, monkeypatch):
-    from mining_platform.embedded_mongo import free_port, loopback_uri
+    from mining_platform.tools.embedded_mongo import free_port, loopback_uri
 
     monkeypatch.setenv("MINING_MONGO_URI", loopback_uri(free_port()))
     code, _, err = run(capsys, REPO / "projects", "--mongo-timeout", "0.5")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mining_platform.assets.features import build_feature_assets, build_tiles_asset
+from assets.features import build_feature_assets, build_tiles_asset
 from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.features.windowed import run_tiles, run_windows, window_stages
 from mining_platform.spec.definition import (FeatureDefinition, FeatureDefinitionError, load_feature_definition,
@@ -382,7 +382,7 @@ def test_tiles_and_windows_as_assets_with_the_window_s_days_upstream(mongo, proj
 
 @pytest.mark.fast
 def test_the_asset_catalog_is_the_feature_catalog():
-    from mining_platform.definitions import build_definitions
+    from sensors.definitions import build_definitions
 
     definitions = build_definitions("churn")
     activity = definitions.resolve_assets_def(["churn", "features", "user_activity"])
@@ -413,7 +413,7 @@ def test_a_tile_day_over_its_output_limit_fails_and_publishes_nothing(mongo, pro
 
 def test_one_run_of_the_demo_days_and_their_tiles_writes_the_days_before_tiling_them(mongo, churn_project):
     """The README's backfill selects the demo generator and the tiles together: the tiles wait for the days."""
-    from mining_platform.assets.demo import build_demo_asset
+    from assets.demo import build_demo_asset
 
     project = churn_project.model_copy(update={"demo": churn_project.demo.model_copy(update={"users": 40})})
     definitions = {d.name: d for d in load_feature_definitions(REPO / "projects" / "churn", project)}

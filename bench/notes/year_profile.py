@@ -21,8 +21,8 @@ from pymongo import monitoring
 
 from bench import year
 from bench.datasets import flights
-from mining_platform.embedded_mongo import secured_server
-from mining_platform.resources import MlflowResource, MongoResource
+from mining_platform.tools.embedded_mongo import secured_server
+from resources import MlflowResource, MongoResource
 from mining_platform.spec import load_spec
 
 

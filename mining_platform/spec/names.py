@@ -1,7 +1,7 @@
 """Every name the platform gives a collection, a pipeline or an asset (the README lists them).
 
 Asset keys are paths of strings here; the Dagster layer turns them into `AssetKey`s
-(`mining_platform.keys`), and messages show them joined with "/".
+(`assets.keys`), and messages show them joined with "/".
 """
 
 # A project's namespace is its own database, `<MINING_MONGO_DB>_<project>`: everything the project writes

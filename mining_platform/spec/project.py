@@ -11,11 +11,11 @@ from mining_platform.spec.names import collection_problem, database_problem, dem
 from mining_platform.spec.strict import Strict, UnreadableFile, describe_validation_error, read_mapping
 
 # A project name is an asset-key prefix, a Python attribute of
-# mining_platform.definitions and part of database names.
+# sensors.definitions and part of database names.
 PROJECT_NAME = r"^[a-z][a-z0-9_]*$"
 PROJECT_FILE = "project.yaml"
 # Names a code location cannot be looked up by: `-a <p>` resolves a module attribute of
-# mining_platform.definitions, and these are attributes it has (tests/test_definitions.py keeps the list whole).
+# sensors.definitions, and these are attributes it has (tests/test_definitions.py keeps the list whole).
 RESERVED_PROJECT_NAMES = frozenset({
     "build_definitions", "project_definitions", "dg", "functools", "warnings", "settings", "load_spec",
     "plan_sized_executor", "build_jobs", "platform_resources", "build_demo_asset", "build_deployment_asset",
@@ -304,7 +304,7 @@ def boundary_problems(project: ProjectConfig, platform: str) -> list[str]:
     """Every way `project` reaches past its own namespace and declared sources on platform database `platform`."""
     problems = []
     if project.name in RESERVED_PROJECT_NAMES:
-        problems.append(f"name {project.name!r} is reserved (an attribute of mining_platform.definitions, which a "
+        problems.append(f"name {project.name!r} is reserved (an attribute of sensors.definitions, which a "
                         "code location is looked up in): choose another")
     limit = max_project_name_bytes(platform)
     if len(project.name.encode()) > limit:

@@ -4,12 +4,12 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from mining_platform import pools
-from mining_platform.keys import project_keys
+from assets import pools
+from assets.keys import project_keys
 from mining_platform.monitoring.decision import drift_summary
-from mining_platform.partitions import daily_partitions
-from mining_platform.resilience import failures_classified, permanent, retry_policy
-from mining_platform.resources import MlflowResource, MongoResource
+from assets.partitions import daily_partitions
+from assets.resilience import failures_classified, permanent, retry_policy
+from resources import MlflowResource, MongoResource
 from mining_platform.spec import ProjectSpec
 
 if TYPE_CHECKING:  # numpy, scipy, matplotlib and MLflow: loaded by the report's step, not by the code location

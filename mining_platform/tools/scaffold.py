@@ -124,7 +124,7 @@ default: {default}
 
 def _workspace_entry(name: str) -> str:
     return f"""  - python_module:
-      module_name: mining_platform.definitions
+      module_name: sensors.definitions
       attribute: {name}
       location_name: {name}
       working_directory: .
@@ -138,7 +138,7 @@ def scaffold(projects_dir: Path, name: str, *, collection: str, entity: str, tim
     if not re.fullmatch(PROJECT_NAME, name):
         raise ScaffoldFailed(f"project name {name!r}: lowercase letters, digits and _, starting with a letter")
     if name in RESERVED_PROJECT_NAMES:
-        raise ScaffoldFailed(f"project name {name!r} is reserved (an attribute of mining_platform.definitions, which "
+        raise ScaffoldFailed(f"project name {name!r} is reserved (an attribute of sensors.definitions, which "
                              "code locations are looked up in): choose another")
     limit = max_project_name_bytes(settings.setting("MINING_MONGO_DB"))
     if len(name) > limit:

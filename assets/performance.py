@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
-from mining_platform import pools
-from mining_platform.instance import materialization_history
-from mining_platform.keys import project_keys
-from mining_platform.partitions import daily_partitions
-from mining_platform.resilience import failures_classified, permanent, retry_policy
-from mining_platform.resources import MongoResource
+from assets import pools
+from assets.instance import materialization_history
+from assets.keys import project_keys
+from assets.partitions import daily_partitions
+from assets.resilience import failures_classified, permanent, retry_policy
+from resources import MongoResource
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CHALLENGER, CHAMPION
 

@@ -4,9 +4,9 @@ import os
 
 import dagster as dg
 
-from mining_platform.resources.endpoint import EndpointResource
-from mining_platform.resources.mlflow import MlflowResource
-from mining_platform.resources.mongo import MongoResource
+from resources.endpoint import EndpointResource
+from resources.mlflow import MlflowResource
+from resources.mongo import MongoResource
 from mining_platform.settings import DEFAULTS
 
 

@@ -12,11 +12,11 @@ import time
 import dagster as dg
 from pydantic import Field
 
-from mining_platform import pools
-from mining_platform.keys import demo_key, source_key
-from mining_platform.partitions import daily_partitions
-from mining_platform.resilience import failures_classified, retry_policy
-from mining_platform.resources import MongoResource
+from assets import pools
+from assets.keys import demo_key, source_key
+from assets.partitions import daily_partitions
+from assets.resilience import failures_classified, retry_policy
+from resources import MongoResource
 from mining_platform.sources.observe import day_counts, shown, source_database
 from mining_platform.spec.project import ProjectConfig
 

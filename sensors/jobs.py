@@ -4,7 +4,7 @@ from typing import Protocol
 
 import dagster as dg
 
-from mining_platform.keys import project_keys
+from assets.keys import project_keys
 from mining_platform.spec import ProjectSpec
 
 

@@ -20,11 +20,11 @@ import time
 
 import dagster as dg
 
-from mining_platform.assets.demo import DATA_VERSION_TAG
-from mining_platform.instance import observed_data_versions
-from mining_platform.keys import source_key
-from mining_platform.resources import MongoResource
-from mining_platform.sensors.cursor import dump_cursor, load_cursor
+from assets.demo import DATA_VERSION_TAG
+from assets.instance import observed_data_versions
+from assets.keys import source_key
+from resources import MongoResource
+from sensors.cursor import dump_cursor, load_cursor
 from mining_platform.sources.observe import (
     DayRange,
     changed_versions,

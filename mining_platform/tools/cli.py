@@ -33,7 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from mining_platform.devstack import run_dev_stack
+    from mining_platform.tools.devstack import run_dev_stack
 
     port = args.dagster_port or settings.int_setting("MINING_DAGSTER_PORT", minimum=1)
     return run_dev_stack(dagster_port=port, ready_timeout=args.ready_timeout)
@@ -46,7 +46,7 @@ def _validate(args: argparse.Namespace) -> int:
     from pymongo.errors import OperationFailure, PyMongoError
 
     from mining_platform.access.credentials import connection_string, redacted
-    from mining_platform.validation import ValidationFailed, validate
+    from mining_platform.tools.validation import ValidationFailed, validate
 
     registry, client = None, None
     if not args.offline:
@@ -81,7 +81,7 @@ def _print_impact(paths) -> None:
     import httpx
     from mlflow.exceptions import MlflowException
 
-    from mining_platform.impact import assess, definitions_under
+    from mining_platform.tools.impact import assess, definitions_under
     from mining_platform.registry.client import client as mlflow_client
 
     client, registry = _mongo_database(5.0)
@@ -139,10 +139,10 @@ def _mongo_database(timeout: float):
 def _impact(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mining_platform.impact import assess, definitions_under
+    from mining_platform.tools.impact import assess, definitions_under
     from mining_platform.registry.client import client as mlflow_client
     from mining_platform.spec.definition import DefinitionError
-    from mining_platform.validation import ValidationFailed
+    from mining_platform.tools.validation import ValidationFailed
 
     registry, client, mlflow = None, None, None
     if not args.offline:
@@ -313,7 +313,7 @@ def _new(args: argparse.Namespace) -> int:
     import datetime as dt
     from pathlib import Path
 
-    from mining_platform.scaffold import ScaffoldFailed, scaffold
+    from mining_platform.tools.scaffold import ScaffoldFailed, scaffold
 
     from mining_platform.sources.observe import historical_end
 
@@ -355,7 +355,7 @@ def _new(args: argparse.Namespace) -> int:
     if said:
         print(said)
     print(f"added code location {args.name} to {made.workspace}" if made.workspace else
-          f"no {workspace}: add the code location yourself (-m mining_platform.definitions -a {args.name})")
+          f"no {workspace}: add the code location yourself (-m sensors.definitions -a {args.name})")
     print(f"next: mining-platform validate {made.project_dir}, then `make dev` and materialise {args.name}/features")
     return 0
 

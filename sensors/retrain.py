@@ -5,9 +5,9 @@ import datetime as dt
 
 import dagster as dg
 
-from mining_platform.assets.model import GATE_CHECK
-from mining_platform.jobs import retrain_job_name
-from mining_platform.keys import project_keys
+from assets.model import GATE_CHECK
+from sensors.jobs import retrain_job_name
+from assets.keys import project_keys
 from mining_platform.spec import ProjectSpec
 
 # The run tags of a partition-range run (Dagster's documented backfill tags; RunRequest has no parameter for a range).

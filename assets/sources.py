@@ -11,11 +11,11 @@ import datetime as dt
 
 import dagster as dg
 
-from mining_platform.instance import observed_data_versions
-from mining_platform.keys import source_key
-from mining_platform.partitions import daily_partitions
-from mining_platform.resilience import failures_classified
-from mining_platform.resources import MongoResource
+from assets.instance import observed_data_versions
+from assets.keys import source_key
+from assets.partitions import daily_partitions
+from assets.resilience import failures_classified
+from resources import MongoResource
 from mining_platform.sources.observe import changed_versions, complete_through, day_counts, shown
 from mining_platform.spec.names import DEMO_SUFFIX
 from mining_platform.spec.project import ProjectConfig

@@ -3,12 +3,12 @@
 import dagster as dg
 from pydantic import Field
 
-from mining_platform import pools
-from mining_platform.instance import dagster_run_finished, partitions_with_as_of
-from mining_platform.keys import feature_key, project_keys
-from mining_platform.partitions import daily_partitions
-from mining_platform.resilience import failures_classified, retry_policy, unpublished
-from mining_platform.resources import MongoResource
+from assets import pools
+from assets.instance import dagster_run_finished, partitions_with_as_of
+from assets.keys import feature_key, project_keys
+from assets.partitions import daily_partitions
+from assets.resilience import failures_classified, retry_policy, unpublished
+from resources import MongoResource
 from mining_platform.samples.build import SampleOutcome, build_sample_partitions
 from mining_platform.samples.pipeline import SamplesPipeline
 from mining_platform.spec import ProjectSpec

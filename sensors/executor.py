@@ -20,7 +20,7 @@ import dagster as dg
 
 # What the fork server imports before forking step processes: the code location (Dagster itself and the light
 # core). Heavy libraries load in the steps that use them.
-PRELOAD = ["mining_platform.definitions"]
+PRELOAD = ["sensors.definitions"]
 
 
 PARTITION_TAG = "dagster/partition"

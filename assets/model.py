@@ -9,9 +9,9 @@ import dagster as dg
 from pydantic import Field
 
 from mining_platform import settings
-from mining_platform.keys import project_keys
-from mining_platform.resilience import failures_classified, permanent, retry_policy
-from mining_platform.resources import MlflowResource, MongoResource
+from assets.keys import project_keys
+from assets.resilience import failures_classified, permanent, retry_policy
+from resources import MlflowResource, MongoResource
 from mining_platform.samples.pipeline import SamplesPipeline
 from mining_platform.spec import ProjectSpec
 

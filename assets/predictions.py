@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
-from mining_platform import pools
-from mining_platform.instance import dagster_run_finished, partitions_with_as_of
-from mining_platform.keys import project_keys
-from mining_platform.partitions import daily_partitions
-from mining_platform.resilience import failure, failures_classified, permanent, retry_policy, unpublished
-from mining_platform.resources import MlflowResource, MongoResource
+from assets import pools
+from assets.instance import dagster_run_finished, partitions_with_as_of
+from assets.keys import project_keys
+from assets.partitions import daily_partitions
+from assets.resilience import failure, failures_classified, permanent, retry_policy, unpublished
+from resources import MlflowResource, MongoResource
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_MARKERS, predictions_collection
 

@@ -1,4 +1,4 @@
-"""One `Definitions` per project: `dagster dev -m mining_platform.definitions -a <project>`.
+"""One `Definitions` per project: `dagster dev -m sensors.definitions -a <project>`.
 
 Each project folder under MINING_PROJECTS_DIR is an attribute of this module,
 built on first access, so one code location never loads (or fails on) another
@@ -11,22 +11,22 @@ import warnings
 import dagster as dg
 
 from mining_platform import settings
-from mining_platform.assets.demo import build_demo_asset
-from mining_platform.assets.deployment import build_deployment_asset
-from mining_platform.assets.drift_report import build_drift_report_asset
-from mining_platform.assets.features import build_feature_assets
-from mining_platform.assets.model import build_model_asset
-from mining_platform.assets.performance import build_performance_asset
-from mining_platform.assets.predictions import build_predictions_asset
-from mining_platform.assets.samples import build_samples_asset
-from mining_platform.assets.sources import build_source_assets
-from mining_platform.executor import plan_sized_executor
-from mining_platform.jobs import build_jobs
-from mining_platform.resources import platform_resources
-from mining_platform.sensors.champion import build_champion_sensor
-from mining_platform.sensors.drift import build_drift_sensor
-from mining_platform.sensors.performance import build_performance_sensor
-from mining_platform.sensors.observe import build_observe_sensor
+from assets.demo import build_demo_asset
+from assets.deployment import build_deployment_asset
+from assets.drift_report import build_drift_report_asset
+from assets.features import build_feature_assets
+from assets.model import build_model_asset
+from assets.performance import build_performance_asset
+from assets.predictions import build_predictions_asset
+from assets.samples import build_samples_asset
+from assets.sources import build_source_assets
+from sensors.executor import plan_sized_executor
+from sensors.jobs import build_jobs
+from resources import platform_resources
+from sensors.champion import build_champion_sensor
+from sensors.drift import build_drift_sensor
+from sensors.performance import build_performance_sensor
+from sensors.observe import build_observe_sensor
 from mining_platform.spec import ProjectSpec, load_spec
 from mining_platform.spec.project import PROJECT_FILE
 

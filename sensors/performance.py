@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from mining_platform.instance import latest_partition_materializations, runs_in_flight
-from mining_platform.jobs import deploy_job_name, performance_job_name, retrain_job_name
-from mining_platform.keys import project_keys
+from assets.instance import latest_partition_materializations, runs_in_flight
+from sensors.jobs import deploy_job_name, performance_job_name, retrain_job_name
+from assets.keys import project_keys
 from mining_platform.registry.aliases import alias_version
-from mining_platform.resources import MlflowResource, MongoResource
-from mining_platform.sensors.champion import deployments_in_flight
-from mining_platform.sensors.cursor import dump_cursor, load_cursor
-from mining_platform.sensors.retrain import retrain_request
+from resources import MlflowResource, MongoResource
+from sensors.champion import deployments_in_flight
+from sensors.cursor import dump_cursor, load_cursor
+from sensors.retrain import retrain_request
 from mining_platform.sources.observe import complete_through, watermark
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CAUSE_TAG, CHALLENGER, CHAMPION, PERFORMANCE_TAG_PREFIX

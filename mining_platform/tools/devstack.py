@@ -22,7 +22,9 @@ import yaml
 from honcho.manager import Manager
 from pymongo import MongoClient, uri_parser
 
-from mining_platform import embedded_mongo, settings
+from mining_platform.tools import embedded_mongo
+
+from mining_platform import settings
 from mining_platform.access import credentials, provision
 from mining_platform.spec.project import ProjectConfigError, load_project, project_names
 

@@ -24,7 +24,7 @@ from mining_platform.spec.definition import FeatureDefinition, WindowedDefinitio
 from mining_platform.spec.label import LabelDefinition, load_label_definition
 from mining_platform.spec.project import ProjectConfig, load_project
 from mining_platform.store.versions import conflict
-from mining_platform.validation import resolve
+from mining_platform.tools.validation import resolve
 
 LABEL_TAG = "mining.label"
 

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Literal
 import dagster as dg
 from pydantic import Field
 
-from mining_platform.instance import latest_metadata_text, metadata_history
-from mining_platform.keys import asset_key
-from mining_platform.resilience import failure, failures_classified, permanent, retry_policy
-from mining_platform.resources import EndpointResource, MlflowResource, MongoResource
+from assets.instance import latest_metadata_text, metadata_history
+from assets.keys import asset_key
+from assets.resilience import failure, failures_classified, permanent, retry_policy
+from resources import EndpointResource, MlflowResource, MongoResource
 from mining_platform.spec.names import CHALLENGER, CHAMPION, GATE_TAG, PREVIOUS
 from mining_platform.spec.project import ProjectConfig
 
