@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test test-fast lint-imports bench constraints clean
+.PHONY: install dev test test-fast lint-imports lint bench constraints clean
 
 install: $(STAMP)
 
@@ -19,16 +19,19 @@ $(STAMP): pyproject.toml constraints.txt
 dev: install
 	$(BIN)/mining-platform dev
 
-# The import contracts (pyproject.toml [tool.importlinter]), then every test.
-test: install lint-imports
+# The import contracts (pyproject.toml [tool.importlinter]) and ruff ([tool.ruff]), then every test.
+test: install lint-imports lint
 	$(BIN)/python -m pytest
 
 # The contracts and the pure tests only (no MongoDB, MLflow or endpoint): seconds.
-test-fast: install lint-imports
+test-fast: install lint-imports lint
 	$(BIN)/python -m pytest -m fast
 
 lint-imports: install
 	$(BIN)/lint-imports
+
+lint: install
+	$(BIN)/ruff check .
 
 bench: install
 	@for bench in bench/[a-z]*.py; do echo "== $$bench"; $(BIN)/python -m bench.$$(basename $$bench .py) || exit 1; done

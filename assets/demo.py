@@ -16,9 +16,9 @@ from assets import pools
 from assets.keys import demo_key, source_key
 from assets.partitions import daily_partitions
 from assets.resilience import failures_classified, retry_policy
-from resources import MongoResource
 from mining_platform.sources.observe import day_counts, shown, source_database
 from mining_platform.spec.project import ProjectConfig
+from resources import MongoResource
 
 # The tag under which Dagster stores an observation's data version (what `DataVersionsByPartition` writes).
 DATA_VERSION_TAG = "dagster/data_version"

@@ -9,9 +9,9 @@ from pydantic import Field
 from assets.instance import latest_metadata_text, metadata_history
 from assets.keys import asset_key
 from assets.resilience import failure, failures_classified, permanent, retry_policy
-from resources import EndpointResource, MlflowResource, MongoResource
 from mining_platform.spec.names import CHALLENGER, CHAMPION, GATE_TAG, PREVIOUS
 from mining_platform.spec.project import ProjectConfig
+from resources import EndpointResource, MlflowResource, MongoResource
 
 if TYPE_CHECKING:
     from mining_platform.deployment.rollout import Deployed
@@ -57,7 +57,13 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
         from mining_platform.deployment import audit
         from mining_platform.deployment.convergence import ServingRecords
         from mining_platform.deployment.rollout import (
-            DeploymentFailed, Rollout, Target, choose_target, current_aliases, deploy, deploy_challenger,
+            DeploymentFailed,
+            Rollout,
+            Target,
+            choose_target,
+            current_aliases,
+            deploy,
+            deploy_challenger,
         )
         from mining_platform.registry.aliases import PromotionRefused
 

@@ -6,11 +6,11 @@ import dagster as dg
 
 from assets import pools
 from assets.keys import project_keys
-from mining_platform.monitoring.decision import drift_summary
 from assets.partitions import daily_partitions
 from assets.resilience import failures_classified, permanent, retry_policy
-from resources import MlflowResource, MongoResource
+from mining_platform.monitoring.decision import drift_summary
 from mining_platform.spec import ProjectSpec
+from resources import MlflowResource, MongoResource
 
 if TYPE_CHECKING:  # numpy, scipy, matplotlib and MLflow: loaded by the report's step, not by the code location
     from mining_platform.monitoring.distributions import Comparison

@@ -6,16 +6,17 @@ import dagster as dg
 from pydantic import Field
 
 from assets import pools
-from mining_platform.features.pipeline import ExecutionReport, run_feature_pipeline
-from mining_platform.features.windowed import run_tiles, run_windows
 from assets.instance import dagster_run_finished, partitions_with_as_of
 from assets.keys import demo_key, feature_key, source_key, tiles_key
 from assets.partitions import daily_partitions
 from assets.resilience import failures_classified, retry_policy, unpublished
-from resources import MongoResource
+from mining_platform.features.pipeline import ExecutionReport, run_feature_pipeline
+from mining_platform.features.windowed import run_tiles, run_windows
 from mining_platform.spec import names
 from mining_platform.spec.definition import FeatureDefinition, WindowedDefinition
 from mining_platform.spec.project import ProjectConfig
+from resources import MongoResource
+
 
 def follows_source_days(project: ProjectConfig) -> dg.AutomationCondition:
     """When automation computes a tile or feature day by itself.

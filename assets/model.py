@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
-from mining_platform import settings
 from assets.keys import project_keys
 from assets.resilience import failures_classified, permanent, retry_policy
-from resources import MlflowResource, MongoResource
+from mining_platform import settings
 from mining_platform.samples.pipeline import SamplesPipeline
 from mining_platform.spec import ProjectSpec
+from resources import MlflowResource, MongoResource
 
 if TYPE_CHECKING:
     from mining_platform.training.model import TrainingOutcome

@@ -11,9 +11,9 @@ from assets.instance import materialization_history
 from assets.keys import project_keys
 from assets.partitions import daily_partitions
 from assets.resilience import failures_classified, permanent, retry_policy
-from resources import MongoResource
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CHALLENGER, CHAMPION
+from resources import MongoResource
 
 if TYPE_CHECKING:  # numpy, scipy and matplotlib: loaded by the report's step, not by the code location
     from mining_platform.monitoring.realised import PerformanceDay, Served

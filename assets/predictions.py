@@ -11,9 +11,9 @@ from assets.instance import dagster_run_finished, partitions_with_as_of
 from assets.keys import project_keys
 from assets.partitions import daily_partitions
 from assets.resilience import failure, failures_classified, permanent, retry_policy, unpublished
-from resources import MlflowResource, MongoResource
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_MARKERS, predictions_collection
+from resources import MlflowResource, MongoResource
 
 if TYPE_CHECKING:  # numpy, XGBoost and MLflow: loaded by the scoring step, not by the code location
     from mining_platform.predictions.batch import PredictionOutcome

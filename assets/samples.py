@@ -8,11 +8,11 @@ from assets.instance import dagster_run_finished, partitions_with_as_of
 from assets.keys import feature_key, project_keys
 from assets.partitions import daily_partitions
 from assets.resilience import failures_classified, retry_policy, unpublished
-from resources import MongoResource
 from mining_platform.samples.build import SampleOutcome, build_sample_partitions
 from mining_platform.samples.pipeline import SamplesPipeline
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import SAMPLE_MARKERS
+from resources import MongoResource
 
 
 class SamplesRunConfig(dg.Config):

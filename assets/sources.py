@@ -15,10 +15,10 @@ from assets.instance import observed_data_versions
 from assets.keys import source_key
 from assets.partitions import daily_partitions
 from assets.resilience import failures_classified
-from resources import MongoResource
 from mining_platform.sources.observe import changed_versions, complete_through, day_counts, shown
 from mining_platform.spec.names import DEMO_SUFFIX
 from mining_platform.spec.project import ProjectConfig
+from resources import MongoResource
 
 
 def observe_source(context, mongo: MongoResource, project: ProjectConfig, key: str,

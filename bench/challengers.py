@@ -35,14 +35,21 @@ import yaml
 from mlflow import MlflowClient
 
 from bench.serving import (
-    CONNECTIONS, TOKEN, endpoint_env, load_with_aiohttp, load_with_wrk, start, two_versions, wait_for,
+    CONNECTIONS,
+    TOKEN,
+    endpoint_env,
+    load_with_aiohttp,
+    load_with_wrk,
+    start,
+    two_versions,
+    wait_for,
 )
-from mining_platform.tools.embedded_mongo import free_port, secured_server
 from mining_platform.registry import aliases
 from mining_platform.registry.loading import load_version
 from mining_platform.settings import console_script
 from mining_platform.spec.definition import load_feature_definitions
 from mining_platform.spec.project import load_project
+from mining_platform.tools.embedded_mongo import free_port, secured_server
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}

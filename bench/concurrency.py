@@ -42,8 +42,8 @@ from pathlib import Path
 
 import yaml
 
-from bench.walkthrough import LAUNCH, REPO, Dagster, free_port, stack_environment, stop_stack
 from assets import pools
+from bench.walkthrough import LAUNCH, REPO, Dagster, free_port, stack_environment, stop_stack
 
 SENSORS = """query($selector: RepositorySelector!) { sensorsOrError(repositorySelector: $selector) {
   ... on Sensors { results { id name sensorState { status } } } } }"""

@@ -23,9 +23,9 @@ import dagster as dg
 from assets.demo import build_demo_asset
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import claim_collection, ensure_event_indexes, replace_day
+from mining_platform.spec.project import load_project
 from mining_platform.tools.embedded_mongo import secured_server
 from resources import MongoResource
-from mining_platform.spec.project import load_project
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = dt.date(2024, 2, 5)

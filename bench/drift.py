@@ -26,15 +26,15 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from sensors.definitions import project_definitions
-from mining_platform.tools.embedded_mongo import secured_server
 from mining_platform.monitoring.report import evaluate_day
 from mining_platform.registry.aliases import champion
 from mining_platform.registry.reference import load_reference
-from resources import MlflowResource, MongoResource
 from mining_platform.spec import ProjectSpec, load_spec
 from mining_platform.spec.project import load_project
 from mining_platform.store import markers
+from mining_platform.tools.embedded_mongo import secured_server
+from resources import MlflowResource, MongoResource
+from sensors.definitions import project_definitions
 from tests.fixtures.feature_days import publish_feature_day
 from tests.fixtures.model_versions import register_synthetic_version, synthetic_rows
 

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import httpx
 
-from mining_platform.tools.embedded_mongo import free_port
 from mining_platform.registry.aliases import promote_to_champion
 from mining_platform.registry.client import client
 from mining_platform.settings import console_script
 from mining_platform.spec import load_spec
+from mining_platform.tools.embedded_mongo import free_port
 from tests.fixtures.model_versions import register_synthetic_version
 
 REPO = Path(__file__).resolve().parents[1]

@@ -31,13 +31,13 @@ import pandas as pd
 from assets.features import build_feature_asset
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import ensure_event_indexes
-from mining_platform.tools.embedded_mongo import secured_server
 from mining_platform.features.pipeline import run_feature_pipeline
-from resources import MongoResource
 from mining_platform.spec.definition import load_feature_definition
 from mining_platform.spec.parameters import parameter_values, substitute
 from mining_platform.spec.project import load_project
 from mining_platform.store.traffic import measure_reply_bytes
+from mining_platform.tools.embedded_mongo import secured_server
+from resources import MongoResource
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE_DEFINITIONS = Path(__file__).resolve().parent / "pipeline_definitions"

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.sources import observe_source
-from mining_platform.tools.embedded_mongo import secured_server
 from assets.partitions import daily_partitions
+from assets.sources import observe_source
+from mining_platform.spec.project import AutomationConfig, load_project
+from mining_platform.tools.embedded_mongo import secured_server
 from resources import MongoResource
 from sensors import observe
-from mining_platform.spec.project import AutomationConfig, load_project
 
 REPO = Path(__file__).resolve().parent.parent
 GOAL = 1.2

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mining_platform.tools.embedded_mongo import secured_server
 from mining_platform.predictions.batch import score_partitions
-from resources import MlflowResource, MongoResource
 from mining_platform.serving.served_model import load_version
 from mining_platform.spec import load_spec
+from mining_platform.tools.embedded_mongo import secured_server
+from resources import MlflowResource, MongoResource
 from tests.fixtures.feature_days import publish_feature_day
 from tests.fixtures.model_versions import register_synthetic_version, synthetic_rows
 

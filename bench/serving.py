@@ -44,11 +44,11 @@ import httpx
 import numpy as np
 from mlflow import MlflowClient
 
-from mining_platform.tools.embedded_mongo import free_port, secured_server
 from mining_platform.registry import aliases
 from mining_platform.settings import console_script
 from mining_platform.spec.definition import load_feature_definitions
 from mining_platform.spec.project import load_project
+from mining_platform.tools.embedded_mongo import free_port, secured_server
 from tests.fixtures.model_versions import register_synthetic_version
 
 REPO = Path(__file__).resolve().parents[1]

@@ -40,11 +40,11 @@ from mlflow import MlflowClient
 from pymongo import MongoClient
 
 from bench.serving import TOKEN, start, wait_for
-from mining_platform.tools.embedded_mongo import free_port, secured_server
 from mining_platform.registry import aliases
 from mining_platform.settings import console_script
 from mining_platform.spec.definition import load_feature_definitions
 from mining_platform.spec.project import load_project
+from mining_platform.tools.embedded_mongo import free_port, secured_server
 from tests.fixtures.model_versions import register_synthetic_version
 
 REPO = Path(__file__).resolve().parents[1]
@@ -196,8 +196,8 @@ run_feature_pipeline(db=mongo.project_db(project.name), analytics=mongo.analytic
 def reclaim_after_kill(mongo_uri: str, scratch: Path) -> float:
     """Seconds from SIGKILLing a RUNNING feature run to the same partition being built again."""
     from mining_platform.features.pipeline import run_feature_pipeline
-    from resources import MongoResource
     from mining_platform.spec.definition import FeatureDefinition
+    from resources import MongoResource
 
     project = load_project(REPO / "projects" / "churn")
     mongo = MongoResource(uri=mongo_uri, database="soak")

@@ -35,13 +35,13 @@ from bson import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
 from assets.model import build_model_asset
-from mining_platform.tools.embedded_mongo import secured_server
-from resources import MlflowResource, MongoResource
 from mining_platform.samples.pipeline import committed_sample_markers
 from mining_platform.spec import load_spec
 from mining_platform.spec.project import load_project
+from mining_platform.tools.embedded_mongo import secured_server
 from mining_platform.training.booster import BoosterSettings, cuda_available
 from mining_platform.training.dataset import load_training_data
+from resources import MlflowResource, MongoResource
 from tests.fixtures.sample_partitions import publish_synthetic_samples
 
 REPO = Path(__file__).resolve().parents[1]

@@ -35,16 +35,16 @@ import dagster as dg
 import httpx
 import yaml
 
-from bench.datasets import flights
-from mining_platform.tools import cli
 from assets.deployment import build_deployment_asset
 from assets.features import build_feature_assets
 from assets.model import build_model_asset
 from assets.samples import build_samples_asset
-from mining_platform.tools.embedded_mongo import free_port, secured_server
-from resources import EndpointResource, MlflowResource, MongoResource
+from bench.datasets import flights
 from mining_platform.settings import console_script
 from mining_platform.spec import load_spec
+from mining_platform.tools import cli
+from mining_platform.tools.embedded_mongo import free_port, secured_server
+from resources import EndpointResource, MlflowResource, MongoResource
 
 GOAL_SECONDS = 30 * 60
 GOAL_RATIO = 10.0

@@ -3,7 +3,12 @@ performance on matured labels): one definition for both, so the numbers compare.
 
 import numpy as np
 from sklearn.metrics import (
-    average_precision_score, log_loss, mean_absolute_error, r2_score, roc_auc_score, root_mean_squared_error,
+    average_precision_score,
+    log_loss,
+    mean_absolute_error,
+    r2_score,
+    roc_auc_score,
+    root_mean_squared_error,
 )
 
 

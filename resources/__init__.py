@@ -4,10 +4,10 @@ import os
 
 import dagster as dg
 
+from mining_platform.settings import DEFAULTS
 from resources.endpoint import EndpointResource
 from resources.mlflow import MlflowResource
 from resources.mongo import MongoResource
-from mining_platform.settings import DEFAULTS
 
 
 def env_or_default(name: str) -> dg.EnvVar | str | None:

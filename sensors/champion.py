@@ -19,13 +19,13 @@ import dataclasses
 import dagster as dg
 
 from assets.instance import latest_metadata_text, runs_in_flight
-from sensors.jobs import deploy_job_name, retrain_job_name
 from assets.keys import asset_key
 from mining_platform.registry.aliases import CHALLENGER, alias_version, champion
-from resources import MlflowResource
-from sensors.cursor import dump_cursor, load_cursor
 from mining_platform.spec.names import CAUSE_TAG
 from mining_platform.spec.project import ProjectConfig
+from resources import MlflowResource
+from sensors.cursor import dump_cursor, load_cursor
+from sensors.jobs import deploy_job_name, retrain_job_name
 
 
 @dataclasses.dataclass

@@ -10,7 +10,6 @@ import warnings
 
 import dagster as dg
 
-from mining_platform import settings
 from assets.demo import build_demo_asset
 from assets.deployment import build_deployment_asset
 from assets.drift_report import build_drift_report_asset
@@ -20,15 +19,16 @@ from assets.performance import build_performance_asset
 from assets.predictions import build_predictions_asset
 from assets.samples import build_samples_asset
 from assets.sources import build_source_assets
-from sensors.executor import plan_sized_executor
-from sensors.jobs import build_jobs
+from mining_platform import settings
+from mining_platform.spec import ProjectSpec, load_spec
+from mining_platform.spec.project import PROJECT_FILE
 from resources import platform_resources
 from sensors.champion import build_champion_sensor
 from sensors.drift import build_drift_sensor
-from sensors.performance import build_performance_sensor
+from sensors.executor import plan_sized_executor
+from sensors.jobs import build_jobs
 from sensors.observe import build_observe_sensor
-from mining_platform.spec import ProjectSpec, load_spec
-from mining_platform.spec.project import PROJECT_FILE
+from sensors.performance import build_performance_sensor
 
 # The beta APIs the platform uses on purpose (single-run backfills, observable sources, window mappings that start
 # before the first partition): their warnings would only clutter every code location's start-up output.

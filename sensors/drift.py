@@ -21,16 +21,17 @@ import datetime as dt
 import dagster as dg
 
 from assets.instance import new_materializations, runs_in_flight
-from sensors.jobs import drift_report_job_name, retrain_job_name
 from assets.keys import project_keys
 from mining_platform.monitoring.decision import drift_summary, drifted_features, needs_retrain
 from mining_platform.registry.aliases import champion
-from resources import MlflowResource, MongoResource
-from sensors.cursor import dump_cursor, load_cursor
-from sensors.retrain import committed_feature_days, retrain_request
 from mining_platform.sources.observe import complete_through, watermark
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CAUSE_TAG, DRIFT_TAG_PREFIX
+from resources import MlflowResource, MongoResource
+from sensors.cursor import dump_cursor, load_cursor
+from sensors.jobs import drift_report_job_name, retrain_job_name
+from sensors.retrain import committed_feature_days, retrain_request
+
 
 @dataclasses.dataclass
 class DriftCursor:

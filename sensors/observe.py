@@ -23,10 +23,7 @@ import dagster as dg
 from assets.demo import DATA_VERSION_TAG
 from assets.instance import observed_data_versions
 from assets.keys import source_key
-from resources import MongoResource
-from sensors.cursor import dump_cursor, load_cursor
 from mining_platform.sources.observe import (
-    DayRange,
     changed_versions,
     day_counts,
     next_sweep_range,
@@ -34,6 +31,8 @@ from mining_platform.sources.observe import (
     shown,
 )
 from mining_platform.spec.project import ProjectConfig
+from resources import MongoResource
+from sensors.cursor import dump_cursor, load_cursor
 
 TICK_SECONDS = 60
 SWEEP_EVERY = dt.timedelta(hours=1)

@@ -30,16 +30,16 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from assets.instance import latest_partition_materializations, runs_in_flight
-from sensors.jobs import deploy_job_name, performance_job_name, retrain_job_name
 from assets.keys import project_keys
 from mining_platform.registry.aliases import alias_version
-from resources import MlflowResource, MongoResource
-from sensors.champion import deployments_in_flight
-from sensors.cursor import dump_cursor, load_cursor
-from sensors.retrain import retrain_request
 from mining_platform.sources.observe import complete_through, watermark
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CAUSE_TAG, CHALLENGER, CHAMPION, PERFORMANCE_TAG_PREFIX
+from resources import MlflowResource, MongoResource
+from sensors.champion import deployments_in_flight
+from sensors.cursor import dump_cursor, load_cursor
+from sensors.jobs import deploy_job_name, performance_job_name, retrain_job_name
+from sensors.retrain import retrain_request
 
 if TYPE_CHECKING:  # numpy and scipy: loaded by the tick that pools evidence, not by the code location
     from mining_platform.monitoring.performance import Interval

@@ -5,10 +5,10 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.model import GATE_CHECK
-from sensors.jobs import retrain_job_name
 from assets.keys import project_keys
+from assets.model import GATE_CHECK
 from mining_platform.spec import ProjectSpec
+from sensors.jobs import retrain_job_name
 
 # The run tags of a partition-range run (Dagster's documented backfill tags; RunRequest has no parameter for a range).
 RANGE_START_TAG = "dagster/asset_partition_range_start"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from mining_platform.spec.project import ProjectConfig, load_project
 from mining_platform.tools import embedded_mongo
 from mining_platform.tools.embedded_mongo import free_port  # noqa: F401  (re-exported for tests)
 from resources import MlflowResource, MongoResource
-from mining_platform.spec.project import ProjectConfig, load_project
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,16 +11,26 @@ from mlflow import MlflowClient
 
 from assets.deployment import build_deployment_asset
 from mining_platform.registry import aliases
-from resources import EndpointResource
 from mining_platform.serving.app import create_app
 from mining_platform.spec.names import PROMOTIONS
 from mining_platform.spec.routing import routes_to_challenger
+from resources import EndpointResource
 from tests import endpoint_server
 from tests.conftest import wait_until
 from tests.fixtures.feature_days import publish_feature_day
 from tests.fixtures.model_versions import synthetic_rows
 from tests.test_serving import (
-    ADMIN, FEATURES, JSON, TOKEN, as_rows, definitions, predict, promote, reference_scores, register, serving_config,
+    ADMIN,
+    FEATURES,
+    JSON,
+    TOKEN,
+    as_rows,
+    definitions,
+    predict,
+    promote,
+    reference_scores,
+    register,
+    serving_config,
 )
 
 __all__ = ["definitions"]  # the fixture, imported from test_serving

@@ -7,10 +7,10 @@ import dagster as dg
 import pytest
 import yaml
 
-from sensors import definitions
 from mining_platform.settings import console_script
 from mining_platform.spec import load_spec
 from mining_platform.spec.project import project_names
+from sensors import definitions
 
 from .conftest import REPO
 

@@ -20,12 +20,10 @@ from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.utils import pg_url_from_config
 from mlflow.store.db.utils import create_sqlalchemy_engine
 
-from sensors import definitions
-
 from assets import pools
-
 from mining_platform import settings
 from mining_platform.spec.project import project_names
+from sensors import definitions
 
 pytestmark = pytest.mark.fast
 

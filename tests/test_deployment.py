@@ -8,12 +8,12 @@ from fastapi import FastAPI
 from mlflow import MlflowClient
 
 from assets.deployment import build_deployment_asset
-from mining_platform.tools.embedded_mongo import free_port
 from mining_platform.registry.aliases import CHAMPION, FAILED, PASSED, PREVIOUS, alias_version, promote_to_champion
-from resources import EndpointResource
 from mining_platform.serving.app import ServingConfig, create_app
 from mining_platform.spec.names import PROMOTIONS, SERVING_DESIRED, SERVING_REPLICAS
 from mining_platform.spec.replicas import Served, heartbeat_document
+from mining_platform.tools.embedded_mongo import free_port
+from resources import EndpointResource
 from tests import endpoint_server
 from tests.fixtures.specs import make_spec
 from tests.model_versions import register_version, unique_model_name

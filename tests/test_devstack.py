@@ -16,8 +16,8 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
 from mining_platform.access import credentials
-from mining_platform.tools.devstack import plan_services, port_in_use, prepare_home
 from mining_platform.settings import console_script
+from mining_platform.tools.devstack import plan_services, port_in_use, prepare_home
 
 from .conftest import REPO, free_port, wait_until
 

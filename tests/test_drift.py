@@ -15,13 +15,13 @@ import pytest
 from mlflow import MlflowClient
 
 from assets.drift_report import build_drift_report_asset
-from sensors.definitions import project_definitions
-from sensors.jobs import drift_report_job_name, retrain_job_name
 from mining_platform.registry import aliases, versions
-from sensors.retrain import matured_sample_range
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import PREDICTION_LOG
+from sensors.definitions import project_definitions
+from sensors.jobs import drift_report_job_name, retrain_job_name
+from sensors.retrain import matured_sample_range
 from tests.fixtures.feature_days import publish_feature_day
 from tests.fixtures.model_versions import register_synthetic_version, synthetic_rows
 from tests.fixtures.specs import make_spec

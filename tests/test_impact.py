@@ -4,11 +4,11 @@ import shutil
 
 import yaml
 
-from mining_platform.tools import cli
 from mining_platform.registry import aliases
 from mining_platform.registry.client import client as mlflow_client
 from mining_platform.spec.definition import load_feature_definition
 from mining_platform.store.versions import register
+from mining_platform.tools import cli
 from tests.conftest import REPO
 from tests.fixtures.model_versions import register_synthetic_version
 

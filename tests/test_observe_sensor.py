@@ -7,8 +7,8 @@ import pytest
 
 from assets.instance import observed_data_versions
 from assets.keys import source_key
-from sensors import observe
 from mining_platform.spec.project import AutomationConfig
+from sensors import observe
 
 UTC = dt.timezone.utc
 

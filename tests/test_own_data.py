@@ -11,12 +11,12 @@ import dagster as dg
 import pytest
 import yaml
 
-from mining_platform.tools import cli
 from assets.features import build_feature_asset
 from assets.model import build_model_asset
 from assets.samples import build_samples_asset
-from sensors.definitions import project_definitions
 from mining_platform.spec import load_spec
+from mining_platform.tools import cli
+from sensors.definitions import project_definitions
 from tests.conftest import REPO
 
 UTC = dt.timezone.utc

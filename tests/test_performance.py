@@ -18,13 +18,13 @@ from sklearn.metrics import roc_auc_score
 
 from assets.performance import build_performance_asset
 from assets.predictions import build_predictions_asset
-from sensors.definitions import project_definitions
 from mining_platform.demo.store import ensure_event_indexes
 from mining_platform.monitoring.performance import compare, realised
 from mining_platform.monitoring.realised import Group, HitRate, PerformanceDay
 from mining_platform.registry import aliases
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import PREDICTION_LOG
+from sensors.definitions import project_definitions
 from tests.fixtures.feature_days import publish_feature_day
 from tests.fixtures.model_versions import register_synthetic_version, synthetic_rows
 from tests.fixtures.specs import churn_label, make_spec

@@ -20,10 +20,10 @@ import pytest
 import yaml
 
 from assets.deployment import build_deployment_asset
-from mining_platform.tools.embedded_mongo import free_port
 from mining_platform.registry.aliases import alias_version
-from resources import EndpointResource
 from mining_platform.spec.names import PROMOTIONS, SERVING_DESIRED, SERVING_REPLICAS
+from mining_platform.tools.embedded_mongo import free_port
+from resources import EndpointResource
 from tests.conftest import wait_until
 from tests.model_versions import register_version, unique_model_name
 

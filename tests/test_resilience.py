@@ -9,11 +9,11 @@ from mlflow.exceptions import MlflowException
 from pymongo import MongoClient
 from pymongo.errors import AutoReconnect, OperationFailure, PyMongoError
 
+from assets.resilience import failures_classified, permanent
 from mining_platform.deployment.endpoint import EndpointError
 from mining_platform.tools.embedded_mongo import free_port
-from assets.resilience import failures_classified, permanent
-from resources import EndpointResource
 from mining_platform.transient import is_transient
+from resources import EndpointResource
 
 
 def raised(action) -> BaseException:

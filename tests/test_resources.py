@@ -8,8 +8,8 @@ import pytest
 from pymongo import ReadPreference
 
 from mining_platform.deployment.endpoint import EndpointError
-from resources import EndpointResource, MlflowResource, MongoResource
 from mining_platform.settings import console_script
+from resources import EndpointResource, MlflowResource, MongoResource
 
 from .conftest import REPO, free_port, wait_until
 

@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 import yaml
 
-from mining_platform.tools.scaffold import ScaffoldFailed, scaffold
 from mining_platform.spec import load_spec
+from mining_platform.tools.scaffold import ScaffoldFailed, scaffold
 
 pytestmark = pytest.mark.fast
 START = dt.date(2024, 3, 1)

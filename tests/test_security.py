@@ -10,18 +10,24 @@ import yaml
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
-from mining_platform.tools import cli
+from assets.features import build_feature_asset
 from mining_platform.access import credentials
 from mining_platform.access.provision import ENDPOINT_USER, project_user, provision
-from assets.features import build_feature_asset
 from mining_platform.features.pipeline import run_feature_pipeline
-from resources import MongoResource
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import (
-    FEATURE_PIPELINES, PREDICTION_LOG, PROMOTIONS, SERVING_DESIRED, SERVING_REPLICAS, demo_database,
-    endpoint_database, project_database,
+    FEATURE_PIPELINES,
+    PREDICTION_LOG,
+    PROMOTIONS,
+    SERVING_DESIRED,
+    SERVING_REPLICAS,
+    demo_database,
+    endpoint_database,
+    project_database,
 )
 from mining_platform.store import markers
+from mining_platform.tools import cli
+from resources import MongoResource
 from tests.conftest import REPO
 from tests.test_feature_pipelines import AS_OF, COUNTS, EVENTS, PARTITION
 
@@ -193,7 +199,7 @@ def test_provision_skips_a_project_that_names_another_projects_data_and_provisio
     assert cli.main(["provision"]) == 1
     out, err = capsys.readouterr()
     assert "project churn: role" in out
-    assert (f"project intruder skipped, nothing granted" in err
+    assert ("project intruder skipped, nothing granted" in err
             and f"'{mongo.database}_churn' is named like a project's namespace" in err), err
     assert "project thief skipped" in err and "'tiles_user_activity' is a platform collection" in err
     stored = credentials.load()

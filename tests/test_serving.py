@@ -17,13 +17,13 @@ import pytest
 from mlflow import MlflowClient
 
 from mining_platform.demo.store import ensure_event_indexes
-from mining_platform.tools.embedded_mongo import free_port
 from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.registry import aliases, versions
 from mining_platform.registry.client import tracking
 from mining_platform.serving.app import ServingConfig, create_app
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.store import markers
+from mining_platform.tools.embedded_mongo import free_port
 from tests import endpoint_server
 from tests.conftest import wait_until
 from tests.fixtures.model_versions import synthetic_rows

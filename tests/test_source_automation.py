@@ -7,8 +7,8 @@ import pytest
 from assets.demo import DATA_VERSION_TAG
 from assets.features import build_tiles_asset
 from assets.sources import build_source_asset
-from resources import MongoResource
 from mining_platform.spec import load_spec
+from resources import MongoResource
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.fast
@@ -47,8 +47,8 @@ def test_a_tile_day_runs_when_its_source_day_changes_and_only_then():
 
 
 def test_a_day_is_scored_once_its_features_are_committed_and_a_champion_was_deployed():
-    from sensors.definitions import project_definitions
     from assets.keys import project_keys
+    from sensors.definitions import project_definitions
 
     spec = load_spec(REPO / "projects" / "spend")
     k = project_keys(spec)

@@ -6,9 +6,9 @@ import shutil
 import pytest
 import yaml
 
-from mining_platform.tools import cli
 from mining_platform.spec.definition import load_feature_definition
 from mining_platform.store.versions import register
+from mining_platform.tools import cli
 
 from .conftest import REPO
 

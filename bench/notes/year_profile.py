@@ -10,9 +10,7 @@ for the first 50 days in one run each, samples for 5 days, then profiles one mor
 import argparse
 import collections
 import datetime as dt
-import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,9 +19,9 @@ from pymongo import monitoring
 
 from bench import year
 from bench.datasets import flights
+from mining_platform.spec import load_spec
 from mining_platform.tools.embedded_mongo import secured_server
 from resources import MlflowResource, MongoResource
-from mining_platform.spec import load_spec
 
 
 class Timer(monitoring.CommandListener):

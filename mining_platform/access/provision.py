@@ -30,7 +30,12 @@ from pymongo import MongoClient
 
 from mining_platform.access.credentials import ADMIN, ENDPOINT, Login
 from mining_platform.spec.names import (
-    PREDICTION_LOG, SERVING_DESIRED, SERVING_REPLICAS, demo_database, endpoint_database, project_database,
+    PREDICTION_LOG,
+    SERVING_DESIRED,
+    SERVING_REPLICAS,
+    demo_database,
+    endpoint_database,
+    project_database,
 )
 from mining_platform.spec.project import ProjectConfig, boundary_problems
 

@@ -17,7 +17,13 @@ from mlflow import MlflowClient
 from mining_platform.deployment.convergence import Converged, ReplicasDidNotConverge, ServingRecords
 from mining_platform.deployment.endpoint import EndpointClient, EndpointError
 from mining_platform.registry.aliases import (
-    CHALLENGER, CHAMPION, PREVIOUS, alias_version, promote_to_champion, restore_aliases, set_challenger,
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    alias_version,
+    promote_to_champion,
+    restore_aliases,
+    set_challenger,
 )
 from mining_platform.spec.routing import routes_to_challenger
 from mining_platform.transient import ClassifiedError, is_transient

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from pymongo.database import Database
 
 from mining_platform.samples.pipeline import (
-    SamplesPipeline, SamplesRefused, feature_markers, immature_label_problem, label_counts, label_stages, sample_stages,
+    SamplesPipeline,
+    SamplesRefused,
+    feature_markers,
+    immature_label_problem,
+    label_counts,
+    label_stages,
+    sample_stages,
 )
 from mining_platform.sources.observe import source_database, watermark
 from mining_platform.spec import ProjectSpec, names

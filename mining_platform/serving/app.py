@@ -50,11 +50,22 @@ from mining_platform.serving.payload import BadRequest, RowsRequest, parse_body,
 from mining_platform.serving.prediction_log import PredictionLog, Scoring, log_documents
 from mining_platform.serving.replicas import Follower
 from mining_platform.serving.served_model import (
-    ChampionLoadFailed, NoChampion, RegistryUnavailable, ServedModel, aliased, champion_version, load_version,
+    ChampionLoadFailed,
+    NoChampion,
+    RegistryUnavailable,
+    ServedModel,
+    aliased,
+    champion_version,
+    load_version,
 )
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import (
-    CHALLENGER, CHAMPION, PREDICTION_LOG, ROLES, endpoint_database, project_database,
+    CHALLENGER,
+    CHAMPION,
+    PREDICTION_LOG,
+    ROLES,
+    endpoint_database,
+    project_database,
 )
 from mining_platform.spec.project import ChallengerConfig, ProjectConfigError
 from mining_platform.spec.replicas import LoadError, Served

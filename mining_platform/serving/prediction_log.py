@@ -17,11 +17,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
-
-import numpy as np
 
 from mining_platform.serving.payload import EntitiesRequest, RowsRequest
 from mining_platform.serving.served_model import ServedModel

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator, model_validator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
 )
 
 from mining_platform.spec import names

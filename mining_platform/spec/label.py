@@ -16,7 +16,10 @@ from typing import Any
 from pydantic import Field, StrictFloat, StrictInt, ValidationError
 
 from mining_platform.spec.definition import (
-    DefinitionError, VersionedDefinition, common_problems, partition_expansion_problems,
+    DefinitionError,
+    VersionedDefinition,
+    common_problems,
+    partition_expansion_problems,
 )
 from mining_platform.spec.parameters import LABEL_PARAMETERS, label_parameter_values
 from mining_platform.spec.project import ProjectConfig

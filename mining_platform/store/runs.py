@@ -24,10 +24,10 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from mining_platform.spec.names import PIPELINE_RUNS
+
 LEASE = dt.timedelta(seconds=60)
 log = logging.getLogger(__name__)
-
-from mining_platform.spec.names import PIPELINE_RUNS
 
 RUNS = PIPELINE_RUNS
 ENQUEUED, RUNNING, SUCCEEDED, FAILED = "ENQUEUED", "RUNNING", "SUCCEEDED", "FAILED"

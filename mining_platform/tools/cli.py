@@ -42,8 +42,8 @@ def _dev(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pymongo import MongoClient, uri_parser
-    from pymongo.errors import OperationFailure, PyMongoError
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
 
     from mining_platform.access.credentials import connection_string, redacted
     from mining_platform.tools.validation import ValidationFailed, validate
@@ -81,8 +81,8 @@ def _print_impact(paths) -> None:
     import httpx
     from mlflow.exceptions import MlflowException
 
-    from mining_platform.tools.impact import assess, definitions_under
     from mining_platform.registry.client import client as mlflow_client
+    from mining_platform.tools.impact import assess, definitions_under
 
     client, registry = _mongo_database(5.0)
     tracking = settings.setting("MLFLOW_TRACKING_URI")
@@ -139,9 +139,9 @@ def _mongo_database(timeout: float):
 def _impact(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mining_platform.tools.impact import assess, definitions_under
     from mining_platform.registry.client import client as mlflow_client
     from mining_platform.spec.definition import DefinitionError
+    from mining_platform.tools.impact import assess, definitions_under
     from mining_platform.tools.validation import ValidationFailed
 
     registry, client, mlflow = None, None, None
@@ -215,15 +215,12 @@ def _mongo_uri(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     import datetime as dt
+    import re
     from pathlib import Path
 
     from mining_platform.sources.importer import ImportFailed, import_file
     from mining_platform.sources.observe import historical_end
-    from mining_platform.spec.project import PROJECT_FILE, load_project
-
-    import re
-
-    from mining_platform.spec.project import PROJECT_NAME
+    from mining_platform.spec.project import PROJECT_FILE, PROJECT_NAME, load_project
 
     if not re.fullmatch(PROJECT_NAME, args.project):
         print(f"mining-platform import: --project {args.project!r}: a project name (a folder of "
@@ -313,9 +310,8 @@ def _new(args: argparse.Namespace) -> int:
     import datetime as dt
     from pathlib import Path
 
-    from mining_platform.tools.scaffold import ScaffoldFailed, scaffold
-
     from mining_platform.sources.observe import historical_end
+    from mining_platform.tools.scaffold import ScaffoldFailed, scaffold
 
     start = dt.date.fromisoformat(args.start_date) if args.start_date else None
     end = None if args.end_date in (None, "none") else dt.date.fromisoformat(args.end_date)

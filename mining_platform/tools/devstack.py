@@ -22,11 +22,10 @@ import yaml
 from honcho.manager import Manager
 from pymongo import MongoClient, uri_parser
 
-from mining_platform.tools import embedded_mongo
-
 from mining_platform import settings
 from mining_platform.access import credentials, provision
 from mining_platform.spec.project import ProjectConfigError, load_project, project_names
+from mining_platform.tools import embedded_mongo
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 RUN_RETRIES_YAML = """\

@@ -19,7 +19,12 @@ from mining_platform.spec.names import FEATURES_TAG, TASK_TAG
 from mining_platform.spec.project import TrainingConfig
 from mining_platform.training import plots
 from mining_platform.training.booster import (
-    BoosterSettings, evaluate, predict, resolve_device, train_booster, train_metric,
+    BoosterSettings,
+    evaluate,
+    predict,
+    resolve_device,
+    train_booster,
+    train_metric,
 )
 from mining_platform.training.dataset import TrainingData, load_training_data
 from mining_platform.training.gate import GateResult, decide, score_champion
