@@ -1,4 +1,4 @@
-"""The README walkthrough, timed: from `mining-platform dev` to the endpoint serving the version retrained on drift,
+"""The walkthrough (docs/walkthrough.md), timed: from `mining-platform dev` to the endpoint serving the version retrained on drift,
 then the part after a model is live (batch predictions, a challenger in shadow and canary, realised performance).
 
 Starts the dev stack (`make dev`'s command) in a fresh `MINING_HOME` on free ports and

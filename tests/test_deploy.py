@@ -109,7 +109,7 @@ def test_the_mlflow_chart_keeps_its_secrets_in_a_secret_and_accepts_its_service_
 def test_the_documented_mlflow_backend_uri_names_a_driver_the_image_has():
     """MLflow opens its backend store through SQLAlchemy; a URI whose driver the image lacks fails every start."""
     documented = [m.group(1) for text in ((DEPLOY / "charts" / "mlflow" / "values.yaml").read_text(),
-                                          (REPO / "README.md").read_text())
+                                          (REPO / "docs" / "production.md").read_text())
                   for m in re.finditer(r"(postgresql[+\w]*://)\S+@", text)]
     assert documented, "the mlflow values and the README document MLFLOW_BACKEND_STORE_URI"
     for scheme in set(documented):

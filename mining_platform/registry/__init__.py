@@ -6,6 +6,6 @@ version whose gate passed may become champion); `versions` logs and registers a
 trained version; `loading` loads a registered version's booster and signature; and
 `distribution` / `reference` are the drift reference stored with every version.
 
-Names (README, "MLflow"): the experiment is the project name, the registered model is the
+Names (docs/configuration.md, "MLflow"): the experiment is the project name, the registered model is the
 project's `model.name`, and runs and versions carry `mining.*` tags.
 """

@@ -1,5 +1,5 @@
-"""The scoring endpoint: every project's champion (and challenger) behind `/v1/<p>/…` (API in the README,
-"Scoring endpoint").
+"""The scoring endpoint: every project's champion (and challenger) behind `/v1/<p>/…` (API in
+docs/endpoint.md).
 
 Each project holds one immutable `ServedModel` per role. A request takes references to
 them once and finishes on them; a reload loads and smoke-tests the new version in a

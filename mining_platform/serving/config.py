@@ -49,7 +49,7 @@ class ServingConfig:
 
 
 def serving_config_from_environment() -> ServingConfig:
-    """Every project under MINING_PROJECTS_DIR, with the MINING_* / MLFLOW_* settings (README, "Configuration")."""
+    """Every project under MINING_PROJECTS_DIR, with the MINING_* / MLFLOW_* settings (docs/configuration.md)."""
     root = settings.projects_dir()
     projects, unavailable = [], {}
     for name in project_names(root):

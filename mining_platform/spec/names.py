@@ -1,4 +1,4 @@
-"""Every name the platform gives a collection, a pipeline or an asset (the README lists them).
+"""Every name the platform gives a collection, a pipeline or an asset (docs/definitions.md and docs/configuration.md list them).
 
 Asset keys are paths of strings here; the Dagster layer turns them into `AssetKey`s
 (`assets.keys`), and messages show them joined with "/".

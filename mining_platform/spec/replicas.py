@@ -1,4 +1,4 @@
-"""The serving records every endpoint replica converges on, and what each replica reports back (README, "Production").
+"""The serving records every endpoint replica converges on, and what each replica reports back (docs/production.md).
 
 Both live in the project's namespace:
 
