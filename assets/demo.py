@@ -18,10 +18,10 @@ from assets.partitions import daily_partitions
 from assets.resilience import failures_classified, retry_policy
 from mining_platform.sources.observe import day_counts, shown, source_database
 from mining_platform.spec.project import ProjectConfig
+from mining_platform.spec.tags import DATA_VERSION_TAG
 from resources import MongoResource
 
 # The tag under which Dagster stores an observation's data version (what `DataVersionsByPartition` writes).
-DATA_VERSION_TAG = "dagster/data_version"
 
 
 class DemoEventsConfig(dg.Config):

@@ -9,8 +9,15 @@ from pydantic import Field
 from assets.instance import latest_metadata_text, metadata_history
 from assets.keys import asset_key
 from assets.resilience import failure, failures_classified, permanent, retry_policy
-from mining_platform.spec.names import CHALLENGER, CHAMPION, GATE_TAG, PREVIOUS
+from mining_platform.spec.names import CHALLENGER, CHAMPION, PREVIOUS
 from mining_platform.spec.project import ProjectConfig
+from mining_platform.spec.tags import (
+    DEPLOYED_AS_TAG,
+    DEPLOYED_BY_TAG,
+    GATE_TAG,
+    PROMOTION_TAG_PREFIX,
+    deployed_before_tag,
+)
 from resources import EndpointResource, MlflowResource, MongoResource
 
 if TYPE_CHECKING:
@@ -97,7 +104,7 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
             mover = audit.moved_by(tags, run_id=context.run.run_id, job=context.run.job_name, rollback=config.rollback)
             moved_from = before[config.role]
             if mover.kind == "hand":  # the alias already names the target: it moved from what was served
-                moved_from = tags.get(f"mining.{config.role}.deployed_before", moved_from)
+                moved_from = tags.get(deployed_before_tag(config.role), moved_from)
                 moved_from = None if moved_from == "none" else moved_from
             promotion = audit.Promotion(
                 project=project.name, model=model_name, role=config.role, from_version=moved_from,
@@ -127,13 +134,13 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
             promotion_id = audit.record(namespace, promotion)
             # The move on the run itself: the Runs page shows what each deployment run moved.
             context.instance.add_run_tags(context.run.run_id, {
-                "mining.promotion.role": config.role, "mining.promotion.from": moved_from or "none",
-                "mining.promotion.to": target.version or "none", "mining.promotion.kind": mover.kind})
+                f"{PROMOTION_TAG_PREFIX}role": config.role, f"{PROMOTION_TAG_PREFIX}from": moved_from or "none",
+                f"{PROMOTION_TAG_PREFIX}to": target.version or "none", f"{PROMOTION_TAG_PREFIX}kind": mover.kind})
             evidence = audit.evidence_of(tags)
             if target.version is not None and evidence:
                 # Why this version moved, on the version itself: the registry shows who promoted it on what evidence.
-                for key, value in {**evidence, "mining.deployed_by": context.run.run_id,
-                                   "mining.deployed_as": config.role}.items():
+                for key, value in {**evidence, DEPLOYED_BY_TAG: context.run.run_id,
+                                   DEPLOYED_AS_TAG: config.role}.items():
                     client.set_model_version_tag(model_name, target.version, key, value)
             return dg.MaterializeResult(metadata={
                 "live_version": dg.MetadataValue.text(deployed.version),

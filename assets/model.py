@@ -13,14 +13,13 @@ from assets.resilience import failures_classified, permanent, retry_policy
 from mining_platform import settings
 from mining_platform.samples.pipeline import SamplesPipeline
 from mining_platform.spec import ProjectSpec
+from mining_platform.spec.tags import PLATFORM_TAG_PREFIX  # run tags copied onto the version's run: why it was trained
 from resources import MlflowResource, MongoResource
 
 if TYPE_CHECKING:
     from mining_platform.training.model import TrainingOutcome
 
 GATE_CHECK = "gate"
-# Run tags copied onto the version's MLflow run: why it was trained (mining.cause, mining.drift.*).
-CAUSE_TAG_PREFIX = "mining."
 
 
 class Device(Enum):
@@ -148,7 +147,7 @@ def build_model_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
                 db=mongo.project_db(spec.name), spec=spec, training=config.resolve(spec), tracking_uri=mlflow.tracking_uri,
                 artifact_location=mlflow.artifact_location, dagster_run_id=context.run.run_id, log=context.log,
                 # Why this run trains (the drift sensor's cause tags) travels with the version.
-                cause_tags={k: v for k, v in context.run.tags.items() if k.startswith(CAUSE_TAG_PREFIX)},
+                cause_tags={k: v for k, v in context.run.tags.items() if k.startswith(PLATFORM_TAG_PREFIX)},
                 sample_cache=settings.mining_home() / "cache" / "samples" if config.use_sample_cache else None,
             )
             return dg.MaterializeResult(metadata=_metadata(outcome), check_results=[_gate_result(outcome)])

@@ -20,12 +20,18 @@ import dagster as dg
 
 from assets.instance import latest_metadata_text, runs_in_flight
 from assets.keys import asset_key
-from mining_platform.registry.aliases import CHALLENGER, alias_version, champion
-from mining_platform.spec.names import CAUSE_TAG
+from mining_platform.registry.aliases import CHALLENGER, CHAMPION, alias_version, champion
 from mining_platform.spec.project import ProjectConfig
+from mining_platform.spec.tags import (
+    CAUSE_TAG,
+    deploy_job,
+    deployed_before_tag,
+    moved_version_tag,
+    retrain_job,
+    sensor_name,
+)
 from resources import MlflowResource
 from sensors.cursor import dump_cursor, load_cursor
-from sensors.jobs import deploy_job_name, retrain_job_name
 
 
 @dataclasses.dataclass
@@ -44,7 +50,7 @@ def deployed_version(instance: dg.DagsterInstance, deployment_key: dg.AssetKey) 
 def deployments_in_flight(instance: dg.DagsterInstance, project: ProjectConfig) -> list[str]:
     """Runs queued or running that may materialise the deployment: its jobs, or a launch from the UI."""
     deployment_key = asset_key(project.name, "deployment")
-    jobs = {retrain_job_name(project), deploy_job_name(project)}
+    jobs = {retrain_job(project.name), deploy_job(project.name)}
     return [run.run_id for run in runs_in_flight(instance)
             if deployment_key in (run.asset_selection or ()) or (run.asset_selection is None and run.job_name in jobs)]
 
@@ -55,12 +61,12 @@ def build_champion_sensor(project: ProjectConfig, jobs: list) -> dg.SensorDefini
     op_name = deployment_key.to_python_identifier()
 
     @dg.sensor(
-        name=f"{project.name}_champion_sensor",
-        jobs=[job for job in jobs if job.name == deploy_job_name(project)],
+        name=sensor_name(project.name, "champion"),
+        jobs=[job for job in jobs if job.name == deploy_job(project.name)],
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"When `{model_name}@champion` (or `@challenger`) names a version the endpoint was not deployed "
-        f"with (moved in the MLflow UI or by a script), launches `{deploy_job_name(project)}` for it so the endpoint "
+        f"with (moved in the MLflow UI or by a script), launches `{deploy_job(project.name)}` for it so the endpoint "
         "hot-reloads.",
     )
     def champion_sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource) -> dg.SensorResult:
@@ -84,10 +90,10 @@ def build_champion_sensor(project: ProjectConfig, jobs: list) -> dg.SensorDefini
                     f"champion is v{version}, deployed v{deployed}; deployment run {busy[0]} in flight"), **result)
             return dg.SensorResult(run_requests=[dg.RunRequest(
                 run_key=f"champion:{project.name}:{version}:{cursor.moves}",
-                job_name=deploy_job_name(project),
+                job_name=deploy_job(project.name),
                 run_config={"ops": {op_name: {"config": {"version": version}}}},
-                tags={CAUSE_TAG: "champion_moved", "mining.champion.version": version,
-                      "mining.champion.deployed_before": deployed or "none"},
+                tags={CAUSE_TAG: "champion_moved", moved_version_tag(CHAMPION): version,
+                      deployed_before_tag(CHAMPION): deployed or "none"},
             )], **result)
         wanted = challenger if challenger != version else None  # the champion's own version is never its challenger
         running = latest_metadata_text(context.instance, deployment_key, "challenger_version")
@@ -103,10 +109,10 @@ def build_champion_sensor(project: ProjectConfig, jobs: list) -> dg.SensorDefini
         config = {"role": CHALLENGER, "version": wanted} if wanted else {"role": CHALLENGER, "retire": True}
         return dg.SensorResult(run_requests=[dg.RunRequest(
             run_key=f"challenger:{project.name}:{wanted or 'none'}:{cursor.challenger_moves}",
-            job_name=deploy_job_name(project),
+            job_name=deploy_job(project.name),
             run_config={"ops": {op_name: {"config": config}}},
-            tags={CAUSE_TAG: "challenger_moved", "mining.challenger.version": wanted or "none",
-                  "mining.challenger.deployed_before": running or "none"},
+            tags={CAUSE_TAG: "challenger_moved", moved_version_tag(CHALLENGER): wanted or "none",
+                  deployed_before_tag(CHALLENGER): running or "none"},
         )], **result)
 
     return champion_sensor

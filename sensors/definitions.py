@@ -22,6 +22,7 @@ from assets.sources import build_source_assets
 from mining_platform import settings
 from mining_platform.spec import ProjectSpec, load_spec
 from mining_platform.spec.project import PROJECT_FILE
+from mining_platform.spec.tags import sensor_name
 from resources import platform_resources
 from sensors.champion import build_champion_sensor
 from sensors.drift import build_drift_sensor
@@ -67,7 +68,7 @@ def project_definitions(spec: ProjectSpec) -> dg.Definitions:
             # Evaluates the assets' automation conditions (feature days follow source days); on by
             # default so the loop works out of the box. Stop it in the UI (Automation) to pause.
             dg.AutomationConditionSensorDefinition(
-                f"{project.name}_automation_sensor", target=dg.AssetSelection.all(),
+                sensor_name(project.name, "automation"), target=dg.AssetSelection.all(),
                 default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
             ),
         ],

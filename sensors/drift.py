@@ -26,10 +26,9 @@ from mining_platform.monitoring.decision import drift_summary, drifted_features,
 from mining_platform.registry.aliases import champion
 from mining_platform.sources.observe import complete_through, watermark
 from mining_platform.spec import ProjectSpec
-from mining_platform.spec.names import CAUSE_TAG, DRIFT_TAG_PREFIX
+from mining_platform.spec.tags import CAUSE_TAG, DRIFT_TAG_PREFIX, drift_report_job, retrain_job, sensor_name
 from resources import MlflowResource, MongoResource
 from sensors.cursor import dump_cursor, load_cursor
-from sensors.jobs import drift_report_job_name, retrain_job_name
 from sensors.retrain import committed_feature_days, retrain_request
 
 
@@ -59,13 +58,13 @@ def build_drift_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefinition:
     k = project_keys(spec)
 
     @dg.sensor(
-        name=f"{project.name}_drift_sensor",
-        jobs=[job for job in jobs if job.name in (drift_report_job_name(project), retrain_job_name(project))],
+        name=sensor_name(project.name, "drift"),
+        jobs=[job for job in jobs if job.name in (drift_report_job(project.name), retrain_job(project.name))],
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"When a feature day is committed, requests its `{project.name}/drift_report`; when the newest "
         f"report has at least {project.drift.min_drifted_features} features over PSI {project.drift.psi_threshold} "
-        f"against the champion it was measured with, launches `{retrain_job_name(project)}` tagged with the "
+        f"against the champion it was measured with, launches `{retrain_job(project.name)}` tagged with the "
         "drifted features and their PSI.",
     )
     def drift_sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource, mongo: MongoResource) -> dg.SensorResult:
@@ -93,7 +92,7 @@ def build_drift_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefinition:
                 else:
                     requests.append(dg.RunRequest(
                         run_key=f"report:{project.name}:{newest}:{cursor.features_event}",
-                        job_name=drift_report_job_name(project),
+                        job_name=drift_report_job(project.name),
                         partition_key=newest,
                         tags={CAUSE_TAG: "features_committed"},
                     ))
@@ -134,7 +133,7 @@ def build_drift_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefinition:
         if current is None or current.version != version:
             now = f"v{current.version}" if current else "no version"
             return f"{summary}, but the champion is {now} now: waiting for a report against it"
-        running = runs_in_flight(instance, job_name=retrain_job_name(project), limit=5)
+        running = runs_in_flight(instance, job_name=retrain_job(project.name), limit=5)
         if running:
             return f"{summary}, but retrain run {running[0].run_id} is still in flight"
         source = spec.label_source

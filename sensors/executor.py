@@ -18,13 +18,13 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from mining_platform.spec.tags import PARTITION_TAG, RANGE_TAGS
+
 # What the fork server imports before forking step processes: the code location (Dagster itself and the light
 # core). Heavy libraries load in the steps that use them.
 PRELOAD = ["sensors.definitions"]
 
 
-PARTITION_TAG = "dagster/partition"
-RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
 def vanished_partitions(run: dg.DagsterRun, job: dg.JobDefinition) -> str | None:

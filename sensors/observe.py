@@ -20,7 +20,6 @@ import time
 
 import dagster as dg
 
-from assets.demo import DATA_VERSION_TAG
 from assets.instance import observed_data_versions
 from assets.keys import source_key
 from mining_platform.sources.observe import (
@@ -31,6 +30,7 @@ from mining_platform.sources.observe import (
     shown,
 )
 from mining_platform.spec.project import ProjectConfig
+from mining_platform.spec.tags import DATA_VERSION_TAG, sensor_name
 from resources import MongoResource
 from sensors.cursor import dump_cursor, load_cursor
 
@@ -94,7 +94,7 @@ def observe_tick(context, mongo: MongoResource, project: ProjectConfig, cursor: 
 
 def build_observe_sensor(project: ProjectConfig) -> dg.SensorDefinition:
     @dg.sensor(
-        name=f"{project.name}_observe_sources_sensor",
+        name=sensor_name(project.name, "observe_sources"),
         minimum_interval_seconds=TICK_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Observes the project's sources in MongoDB: the latest days every minute, older days by a full "

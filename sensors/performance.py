@@ -34,11 +34,18 @@ from assets.keys import project_keys
 from mining_platform.registry.aliases import alias_version
 from mining_platform.sources.observe import complete_through, watermark
 from mining_platform.spec import ProjectSpec
-from mining_platform.spec.names import CAUSE_TAG, CHALLENGER, CHAMPION, PERFORMANCE_TAG_PREFIX
+from mining_platform.spec.names import CHALLENGER, CHAMPION
+from mining_platform.spec.tags import (
+    CAUSE_TAG,
+    PERFORMANCE_TAG_PREFIX,
+    deploy_job,
+    performance_job,
+    retrain_job,
+    sensor_name,
+)
 from resources import MlflowResource, MongoResource
 from sensors.champion import deployments_in_flight
 from sensors.cursor import dump_cursor, load_cursor
-from sensors.jobs import deploy_job_name, performance_job_name, retrain_job_name
 from sensors.retrain import retrain_request
 
 if TYPE_CHECKING:  # numpy and scipy: loaded by the tick that pools evidence, not by the code location
@@ -177,17 +184,17 @@ def decide(spec: ProjectSpec, evidence: dict[str, dict], *, champion: str | None
 def build_performance_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefinition:
     project = spec.project
     k = project_keys(spec)
-    wanted_jobs = (performance_job_name(project), deploy_job_name(project), retrain_job_name(project))
+    wanted_jobs = (performance_job(project.name), deploy_job(project.name), retrain_job(project.name))
     deploy_op = k.deployment.to_python_identifier()
 
     @dg.sensor(
-        name=f"{project.name}_performance_sensor",
+        name=sensor_name(project.name, "performance"),
         jobs=[job for job in jobs if job.name in wanted_jobs],
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Requests `{project.name}/performance` for each predicted day whose label window has elapsed; on "
         f"the newest {project.performance.min_days} reports promotes a challenger that beat the champion (interval "
-        f"clear of zero), retires one that lost, or launches `{retrain_job_name(project)}` when the champion's "
+        f"clear of zero), retires one that lost, or launches `{retrain_job(project.name)}` when the champion's "
         f"realised {project.model.gate.metric} is past the gate's bound.",
     )
     def performance_sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource,
@@ -202,7 +209,7 @@ def build_performance_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefiniti
         for day, predictions_event in due[:REPORTS_PER_TICK]:
             requests.append(dg.RunRequest(
                 run_key=f"performance:{project.name}:report:{day}:{predictions_event}",
-                job_name=performance_job_name(project), partition_key=day,
+                job_name=performance_job(project.name), partition_key=day,
                 tags={CAUSE_TAG: "labels_matured"}))
         if len(due) > REPORTS_PER_TICK:
             notes.append(f"{len(due) - REPORTS_PER_TICK} more matured days wait for the next tick")
@@ -218,7 +225,7 @@ def build_performance_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefiniti
             notes.append(decision)
         else:
             busy = deployments_in_flight(instance, project) + [
-                r.run_id for r in runs_in_flight(instance, job_name=retrain_job_name(project), limit=5)]
+                r.run_id for r in runs_in_flight(instance, job_name=retrain_job(project.name), limit=5)]
             if busy:
                 notes.append(f"{decision.reason}; waiting: run {busy[0]} is in flight")
             else:
@@ -230,7 +237,7 @@ def build_performance_sensor(spec: ProjectSpec, jobs: list) -> dg.SensorDefiniti
                     config = ({"version": decision.version} if decision.kind == "promote"
                               else {"role": CHALLENGER, "retire": True})
                     requests.append(dg.RunRequest(
-                        run_key=run_key, job_name=deploy_job_name(project),
+                        run_key=run_key, job_name=deploy_job(project.name),
                         run_config={"ops": {deploy_op: {"config": config}}}, tags=tags))
                 cursor.last_decision = run_key
                 context.log.info(decision.reason)

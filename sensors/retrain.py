@@ -8,11 +8,7 @@ import dagster as dg
 from assets.keys import project_keys
 from assets.model import GATE_CHECK
 from mining_platform.spec import ProjectSpec
-from sensors.jobs import retrain_job_name
-
-# The run tags of a partition-range run (Dagster's documented backfill tags; RunRequest has no parameter for a range).
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+from mining_platform.spec.tags import RANGE_TAGS, retrain_job
 
 
 def committed_feature_days(instance: dg.DagsterInstance, spec: ProjectSpec) -> set[str]:
@@ -53,10 +49,10 @@ def retrain_request(instance: dg.DagsterInstance, spec: ProjectSpec, *, run_key:
     matured = matured_sample_range(instance, spec, complete)
     if matured:
         selection.insert(0, k.samples)
-        tags[RANGE_START_TAG], tags[RANGE_END_TAG] = matured
+        tags[RANGE_TAGS[0]], tags[RANGE_TAGS[1]] = matured  # a range run's tags (RunRequest has no range)
     return dg.RunRequest(
         run_key=run_key,
-        job_name=retrain_job_name(spec),
+        job_name=retrain_job(spec.name),
         asset_selection=selection,
         asset_check_keys=[dg.AssetCheckKey(k.model, GATE_CHECK)],
         tags=tags,

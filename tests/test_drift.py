@@ -19,8 +19,8 @@ from mining_platform.registry import aliases, versions
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import PREDICTION_LOG
+from mining_platform.spec.tags import drift_report_job, retrain_job
 from sensors.definitions import project_definitions
-from sensors.jobs import drift_report_job_name, retrain_job_name
 from sensors.retrain import matured_sample_range
 from tests.fixtures.feature_days import publish_feature_day
 from tests.fixtures.model_versions import register_synthetic_version, synthetic_rows
@@ -223,7 +223,7 @@ def test_drift_sensor_reports_new_days_and_retrains_once_on_drift(spec, mongo, m
         commit_features_in_dagster(instance, spec, QUIET)
         asked = tick(drift_sensor, instance, mlflow_resource, first.cursor, mongo=mongo)
         [request] = asked.run_requests
-        assert request.job_name == drift_report_job_name(project) and request.partition_key == QUIET
+        assert request.job_name == drift_report_job(project.name) and request.partition_key == QUIET
         assert report(spec, mongo, mlflow_resource, instance, QUIET).success
         quiet = tick(drift_sensor, instance, mlflow_resource, asked.cursor, mongo=mongo)
         assert not quiet.run_requests
@@ -237,7 +237,7 @@ def test_drift_sensor_reports_new_days_and_retrains_once_on_drift(spec, mongo, m
         assert report(spec, mongo, mlflow_resource, instance, DRIFTED).success
         drifted = tick(drift_sensor, instance, mlflow_resource, asked.cursor, mongo=mongo)
         [retrain] = drifted.run_requests
-        assert retrain.job_name == retrain_job_name(project)
+        assert retrain.job_name == retrain_job(project.name)
         assert retrain.run_key == f"drift:{project.name}:{DRIFTED}:{champion.version}"
         assert retrain.tags["mining.cause"] == "drift"
         assert retrain.tags["mining.drift.partition"] == DRIFTED

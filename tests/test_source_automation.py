@@ -4,10 +4,10 @@ data version of that day."""
 import dagster as dg
 import pytest
 
-from assets.demo import DATA_VERSION_TAG
 from assets.features import build_tiles_asset
 from assets.sources import build_source_asset
 from mining_platform.spec import load_spec
+from mining_platform.spec.tags import DATA_VERSION_TAG
 from resources import MongoResource
 from tests.conftest import REPO
 

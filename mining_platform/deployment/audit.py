@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pymongo import DESCENDING
 from pymongo.database import Database
 
-from mining_platform.spec.names import CAUSE_TAG, DRIFT_TAG_PREFIX, PERFORMANCE_TAG_PREFIX, PROMOTIONS
+from mining_platform.spec.names import PROMOTIONS
+from mining_platform.spec.tags import CAUSE_TAG, DRIFT_TAG_PREFIX, PERFORMANCE_TAG_PREFIX, SENSOR_TAG
 
 HAND_CAUSES = frozenset({"champion_moved", "challenger_moved"})  # the champion sensor's causes
-SENSOR_TAG = "dagster/sensor_name"
 
 
 @dataclass(frozen=True)

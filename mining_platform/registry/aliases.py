@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mining_platform.spec.names import CHALLENGER, CHAMPION, FAILED, GATE_REASON_TAG, GATE_TAG, PASSED, PREVIOUS
+from mining_platform.spec.names import CHALLENGER, CHAMPION, PREVIOUS
+from mining_platform.spec.tags import FAILED, GATE_REASON_TAG, GATE_TAG, PASSED
 
 __all__ = ["CHALLENGER", "CHAMPION", "FAILED", "GATE_REASON_TAG", "GATE_TAG", "PASSED", "PREVIOUS", "Champion",
            "PromotionRefused", "alias_version", "aliased_version", "champion", "promote_to_champion",

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mining_platform.spec.names import CHAMPION, FEATURES_TAG, GATE_TAG, PASSED, TASK_TAG
+from mining_platform.spec.names import CHAMPION
+from mining_platform.spec.tags import FEATURES_TAG, GATE_TAG, PASSED, TASK_TAG
 
 TASKS = ("binary", "regression")
 

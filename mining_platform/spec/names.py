@@ -38,22 +38,12 @@ ENDPOINT_SUFFIX = "-endpoint"
 # with `demo_of: <project>`; no source names a `<MINING_MONGO_DB>_…` database directly.
 DEMO_SUFFIX = "-demo"
 
-# MLflow: the alias the endpoint serves, the one it replaced, and the tag naming the feature set
-# versions a model version was trained on.
+# MLflow aliases: the version the endpoint serves, the one it replaced, and the one it runs beside it. Tags (MLflow
+# and Dagster), job and sensor names live in `spec.tags`.
 CHAMPION = "champion"
 PREVIOUS = "previous"
-# The gate verdict tag of a version: only `passed` may be served, as champion or challenger.
-GATE_TAG = "mining.gate"
-GATE_REASON_TAG = "mining.gate_reason"
-PASSED, FAILED = "passed", "failed"
 CHALLENGER = "challenger"  # a version the endpoint runs next to the champion, in shadow or canary
 ROLES = (CHAMPION, CHALLENGER)
-FEATURES_TAG = "mining.features"
-# Why a run (and the version it trains) happened: Dagster run tags the model copies onto its MLflow run.
-CAUSE_TAG = "mining.cause"
-TASK_TAG = "mining.task"  # binary or regression: what the version's scores are
-DRIFT_TAG_PREFIX = "mining.drift."
-PERFORMANCE_TAG_PREFIX = "mining.performance."  # the realised-performance evidence of a sensor's decision
 
 # Fields the platform writes next to the features of every feature document.
 RESERVED_FEATURE_FIELDS = frozenset({"_id", "as_of", "run_id", "pipeline_version"})

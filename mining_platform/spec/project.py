@@ -21,7 +21,7 @@ RESERVED_PROJECT_NAMES = frozenset({
     "plan_sized_executor", "build_jobs", "platform_resources", "build_demo_asset", "build_deployment_asset",
     "build_drift_report_asset", "build_feature_assets", "build_model_asset", "build_performance_asset",
     "build_predictions_asset", "build_samples_asset", "build_source_assets", "build_champion_sensor",
-    "build_drift_sensor", "build_performance_sensor", "build_observe_sensor",
+    "build_drift_sensor", "build_performance_sensor", "build_observe_sensor", "sensor_name",
 })
 
 

@@ -23,10 +23,9 @@ from mining_platform.spec import names
 from mining_platform.spec.definition import FeatureDefinition, WindowedDefinition, load_feature_definition
 from mining_platform.spec.label import LabelDefinition, load_label_definition
 from mining_platform.spec.project import ProjectConfig, load_project
+from mining_platform.spec.tags import FEATURES_TAG, LABEL_TAG
 from mining_platform.store.versions import conflict
 from mining_platform.tools.validation import resolve
-
-LABEL_TAG = "mining.label"
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def _trained_on(tags: dict, definition) -> str | None:
         raw = tags.get(LABEL_TAG)
         used = json.loads(raw) if raw else None
     else:
-        raw = tags.get(names.FEATURES_TAG)
+        raw = tags.get(FEATURES_TAG)
         used = (json.loads(raw) if raw else {}).get(definition.name)
     if not used:
         return None

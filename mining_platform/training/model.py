@@ -15,8 +15,8 @@ from mining_platform.registry import versions
 from mining_platform.registry.client import client as mlflow_client
 from mining_platform.registry.reference import REFERENCE_ARTIFACT, ModelReference, build_reference
 from mining_platform.spec import ProjectSpec
-from mining_platform.spec.names import FEATURES_TAG, TASK_TAG
 from mining_platform.spec.project import TrainingConfig
+from mining_platform.spec.tags import DAGSTER_RUN_TAG, FEATURES_TAG, LABEL_TAG, PROJECT_TAG, SAMPLES_TAG, TASK_TAG
 from mining_platform.training import plots
 from mining_platform.training.booster import (
     BoosterSettings,
@@ -48,13 +48,13 @@ def lineage_tags(spec: ProjectSpec, data: TrainingData, *, dagster_run_id: str |
     train_from, train_to = data.train.partitions()
     validation_from, validation_to = data.validation.partitions()
     return {
-        "mining.project": spec.project.name,
-        "mining.dagster_run_id": dagster_run_id or "",
+        PROJECT_TAG: spec.project.name,
+        DAGSTER_RUN_TAG: dagster_run_id or "",
         TASK_TAG: spec.task,
-        "mining.label": json.dumps({"name": spec.label_definition.name, "version": spec.label_definition.version,
+        LABEL_TAG: json.dumps({"name": spec.label_definition.name, "version": spec.label_definition.version,
                                     "hash": spec.label_definition.content_hash}, sort_keys=True),
         FEATURES_TAG: json.dumps(data.feature_versions, sort_keys=True),
-        "mining.samples": json.dumps({
+        SAMPLES_TAG: json.dumps({
             "collection": spec.samples_collection,
             "from": data.sample_partitions[0],
             "to": data.sample_partitions[-1],
