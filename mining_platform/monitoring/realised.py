@@ -25,6 +25,7 @@ from mining_platform.samples.pipeline import immature_label_problem, label_stage
 from mining_platform.sources.observe import source_database, watermark
 from mining_platform.spec import ProjectSpec, names
 from mining_platform.spec.clock import as_utc
+from mining_platform.spec.committed import committed_rows
 from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_LOG, PREDICTION_MARKERS, endpoint_database_of
 from mining_platform.store import markers
 
@@ -189,7 +190,7 @@ def evaluate_performance(db: Database, sources: Database, spec: ProjectSpec, *, 
     entity = spec.entity
     batch: dict[str, dict] = {}  # role -> {"version", "entities", "scores"}
     for doc in db[names.predictions_collection(spec.name)].find(
-            {"as_of": as_of, "run_id": marker["run_id"]}, {"_id": 0, entity: 1, "role": 1, "model": 1, "score": 1},
+            committed_rows(marker), {"_id": 0, entity: 1, "role": 1, "model": 1, "score": 1},
             batch_size=10_000, max_time_ms=max_time_ms):
         group = batch.setdefault(doc["role"], {"version": doc["model"]["version"], "entities": [], "scores": []})
         group["entities"].append(doc[entity])

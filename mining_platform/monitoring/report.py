@@ -13,6 +13,7 @@ from mining_platform.monitoring.distributions import Comparison, compare
 from mining_platform.registry.aliases import Champion
 from mining_platform.registry.reference import ModelReference
 from mining_platform.spec import ProjectSpec, names
+from mining_platform.spec.committed import committed_rows
 from mining_platform.spec.names import PREDICTION_LOG, endpoint_database_of
 from mining_platform.spec.project import DriftConfig
 from mining_platform.store import markers
@@ -75,7 +76,7 @@ def read_day(db: Database, spec: ProjectSpec, features: list[str], *, partition:
                                     f"materialise {names.shown(spec.feature_path(definition.name))} for {partition}")
         runs[definition.name] = marker["run_id"]
         schema = Schema({entity: pa.string(), **{name: NUMERIC_TYPES[definition.features[name].type] for name in wanted}})
-        table = find_arrow_all(db[definition.target], {"as_of": as_of, "run_id": marker["run_id"]},
+        table = find_arrow_all(db[definition.target], committed_rows(marker),
                                schema=schema, projection={entity: 1, **{name: 1 for name in wanted}})
         joined = table if joined is None else joined.join(table, keys=entity, join_type="full outer",
                                                            coalesce_keys=True)

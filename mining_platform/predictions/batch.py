@@ -26,6 +26,7 @@ from pymongo.database import Database
 
 from mining_platform.serving.served_model import ServedModel
 from mining_platform.spec import ProjectSpec, names
+from mining_platform.spec.committed import committed_rows
 from mining_platform.spec.names import CHAMPION, PREDICTION_MARKERS
 from mining_platform.store import markers
 from mining_platform.store.loop import ClientStep, PartitionOutcome, run_partitions
@@ -132,8 +133,7 @@ def read_features(db: Database, spec: ProjectSpec, found: dict[str, dict], colum
         if not wanted:
             continue
         cursor = db[owner[wanted[0]].target].find(
-            {"as_of": marker["as_of"], "run_id": marker["run_id"]},
-            {"_id": 0, entity: 1, **{c: 1 for c in wanted}}, batch_size=READ_BATCH, max_time_ms=max_time_ms)
+            committed_rows(marker), {"_id": 0, entity: 1, **{c: 1 for c in wanted}}, batch_size=READ_BATCH, max_time_ms=max_time_ms)
         for doc in cursor:
             i = position.setdefault(doc[entity], len(position))
             for c in wanted:

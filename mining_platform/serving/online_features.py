@@ -21,6 +21,7 @@ from pymongo.errors import PyMongoError
 
 from mining_platform.serving.payload import BadRequest
 from mining_platform.serving.served_model import ServedModel
+from mining_platform.spec.committed import committed_rows, latest_markers
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import FEATURE_MARKERS
 
@@ -69,16 +70,12 @@ class OnlineFeatures:
         return self._plans[key]
 
     async def _latest_markers(self, names: list[str]) -> dict[str, dict]:
-        cursor = await self._db[FEATURE_MARKERS].aggregate([
-            {"$match": {"name": {"$in": names}}},
-            {"$sort": {"name": 1, "as_of": -1}},
-            {"$group": {"_id": "$name", "marker": {"$first": "$$ROOT"}}},
-        ])
+        cursor = await self._db[FEATURE_MARKERS].aggregate(latest_markers(names))
         return {doc["_id"]: doc["marker"] async for doc in cursor}
 
     async def _rows(self, plan: _SetPlan, marker: dict, entities: list) -> list[dict]:
         definition = plan.definition
-        query = {"as_of": marker["as_of"], "run_id": marker["run_id"], self._entity: {"$in": entities}}
+        query = committed_rows(marker, **{self._entity: {"$in": entities}})
         projection = {"_id": 0, self._entity: 1, **{feature: 1 for feature, _ in plan.columns}}
         return await self._db[definition.target].find(query, projection).to_list()
 

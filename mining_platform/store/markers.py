@@ -23,6 +23,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 
 from mining_platform.spec.clock import as_utc
+from mining_platform.spec.committed import committed_rows, marker_id
 from mining_platform.spec.names import FEATURE_MARKERS
 from mining_platform.store.runs import RUNNING, RUNS, Pipeline, mark_swept, superseded_before, terminal_runs
 
@@ -58,10 +59,6 @@ def merge_stage(collection: str, *, entity: str, database: str | None = None, ex
     }}
 
 
-def _marker_id(name: str, as_of: dt.datetime) -> str:
-    return f"{name}@{as_of.isoformat()}"
-
-
 def commit(
     db: Database,
     pipeline: Pipeline,
@@ -85,7 +82,7 @@ def commit(
         if not marked.modified_count:
             raise RuntimeError(f"pipeline run {run_id} is no longer RUNNING (marked FAILED as abandoned?); not published")
         previous = db[markers].find_one_and_update(
-            {"_id": _marker_id(pipeline.name, as_of)},
+            {"_id": marker_id(pipeline.name, as_of)},
             {"$set": {
                 **(marker_fields or {}),
                 "name": pipeline.name,
@@ -112,7 +109,7 @@ def commit(
 
 def committed_partition(db: Database, name: str, as_of: dt.datetime, *, markers: str = FEATURE_MARKERS) -> dict | None:
     """The marker of a committed partition (run_id, version, documents, ...), or None."""
-    return db[markers].find_one({"_id": _marker_id(name, as_of)})
+    return db[markers].find_one({"_id": marker_id(name, as_of)})
 
 
 def read_committed(db: Database, pipeline: Pipeline, as_of: dt.datetime, *, markers: str = FEATURE_MARKERS) -> list[dict]:
@@ -120,7 +117,7 @@ def read_committed(db: Database, pipeline: Pipeline, as_of: dt.datetime, *, mark
     marker = committed_partition(db, pipeline.name, as_of, markers=markers)
     if marker is None:
         return []
-    return list(db[pipeline.target].find({"as_of": as_of, "run_id": marker["run_id"]}, {"_id": 0}))
+    return list(db[pipeline.target].find(committed_rows(marker), {"_id": 0}))
 
 
 def sweep(db: Database, pipeline: Pipeline, as_of: dt.datetime, *, markers: str = FEATURE_MARKERS) -> int:

@@ -13,6 +13,7 @@ from pymongo.database import Database
 
 from mining_platform.samples.pipeline import committed_sample_markers
 from mining_platform.spec import ProjectSpec, names
+from mining_platform.spec.committed import committed_rows
 from mining_platform.store.columns import NUMERIC_TYPES, Schema, find_arrow_all
 from mining_platform.training.partition_cache import PartitionCache
 
@@ -186,7 +187,7 @@ def _read_partitions(
     each partition is read in that field's order.
     """
     def read(marker: dict) -> pa.Table:
-        table = find_arrow_all(collection, {"as_of": marker["as_of"], "run_id": marker["run_id"]},
+        table = find_arrow_all(collection, committed_rows(marker),
                                schema=schema, projection=None, batch_size=10_000,
                                sort=[(sort_by, 1)] if sort_by else None)
         if table.num_rows != marker["documents"]:  # replaced (and swept) while we read it
