@@ -14,7 +14,6 @@ from mining_platform.spec.project import ProjectConfig
 from mining_platform.spec.tags import (
     DEPLOYED_AS_TAG,
     DEPLOYED_BY_TAG,
-    GATE_TAG,
     PROMOTION_TAG_PREFIX,
     deployed_before_tag,
 )
@@ -58,9 +57,7 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
     )
     def deployment(context: dg.AssetExecutionContext, config: DeploymentConfig, mlflow: MlflowResource,
                    endpoint: EndpointResource, mongo: MongoResource) -> dg.MaterializeResult:
-        # MLflow's client: loaded by the step that moves aliases, not by the code location.
-        from mlflow.exceptions import MlflowException
-
+        # The registry (and so MLflow): loaded by the step that moves aliases, not by the code location.
         from mining_platform.deployment import audit
         from mining_platform.deployment.convergence import ServingRecords
         from mining_platform.deployment.rollout import (
@@ -73,6 +70,8 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
             deploy_challenger,
         )
         from mining_platform.registry.aliases import PromotionRefused
+        from mining_platform.registry.client import RegistryError
+        from mining_platform.registry.inventory import gate_tags, tag_version
 
         def upstream() -> Target:
             version = latest_metadata_text(context.instance, model_key, "model_version")
@@ -109,7 +108,7 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
             promotion = audit.Promotion(
                 project=project.name, model=model_name, role=config.role, from_version=moved_from,
                 to_version=target.version, moved_by=mover, reason=target.action,
-                evidence={**audit.evidence_of(tags), **gate_evidence(client, model_name, target.version)})
+                evidence={**audit.evidence_of(tags), **gate_tags(client, model_name, target.version)})
             rollout = Rollout(records=ServingRecords(namespace, model_name), set_by=context.run.run_id,
                               reason=target.action, timeout_seconds=endpoint.converge_timeout_seconds)
             try:
@@ -121,7 +120,7 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
                                       target=target.version, before=before)
             except PromotionRefused as exc:
                 raise permanent(str(exc)) from None
-            except MlflowException as exc:
+            except RegistryError as exc:
                 raise failure(f"cannot move {model_name}@{config.role} to version {target.version}: {exc.message}",
                               exc) from None
             except DeploymentFailed as exc:  # retried when the endpoint's failure was an outage
@@ -139,9 +138,8 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
             evidence = audit.evidence_of(tags)
             if target.version is not None and evidence:
                 # Why this version moved, on the version itself: the registry shows who promoted it on what evidence.
-                for key, value in {**evidence, DEPLOYED_BY_TAG: context.run.run_id,
-                                   DEPLOYED_AS_TAG: config.role}.items():
-                    client.set_model_version_tag(model_name, target.version, key, value)
+                tag_version(client, model_name, target.version,
+                            {**evidence, DEPLOYED_BY_TAG: context.run.run_id, DEPLOYED_AS_TAG: config.role})
             return dg.MaterializeResult(metadata={
                 "live_version": dg.MetadataValue.text(deployed.version),
                 "previous_version": dg.MetadataValue.text(deployed.previous_version or "none"),
@@ -162,14 +160,6 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
             })
 
     return deployment
-
-
-def gate_evidence(client, model_name: str, version: str | None) -> dict[str, str]:
-    """The version's gate verdict and figures (its `mining.gate*` tags)."""
-    if version is None:
-        return {}
-    tags = client.get_model_version(model_name, version).tags
-    return {key: value for key, value in tags.items() if key.startswith(GATE_TAG)}
 
 
 def replica_metadata(deployed: "Deployed") -> dict:

@@ -12,8 +12,6 @@ stops running it.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mlflow import MlflowClient
-
 from mining_platform.deployment.convergence import Converged, ReplicasDidNotConverge, ServingRecords
 from mining_platform.deployment.endpoint import EndpointClient, EndpointError
 from mining_platform.registry.aliases import (
@@ -25,6 +23,7 @@ from mining_platform.registry.aliases import (
     restore_aliases,
     set_challenger,
 )
+from mining_platform.registry.client import MlflowClient
 from mining_platform.spec.routing import routes_to_challenger
 from mining_platform.transient import ClassifiedError, is_transient
 

@@ -9,6 +9,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+# What an MLflow call raises, for callers outside `registry/` (which never import MLflow themselves).
+RegistryError = MlflowException
+__all__ = ["MlflowClient", "RegistryError", "client", "experiment_id", "run_url", "tracking"]
 
 
 def client(tracking_uri: str) -> MlflowClient:

@@ -104,10 +104,8 @@ def _registry():
     initialized module 'mlflow' has no attribute 'version'). That is why replicas started together on a busy
     machine stayed "loading" for good; the lock makes the first import one import."""
     with _REGISTRY_IMPORT:
-        from mlflow.exceptions import MlflowException
-
         from mining_platform.registry import aliases, client, loading
-    return loading, aliases, client, MlflowException
+    return loading, aliases, client, client.RegistryError
 
 
 def load_version(tracking_uri: str, model_name: str, version: str, *, alias: str = CHAMPION) -> ServedModel:

@@ -79,8 +79,8 @@ def _validate(args: argparse.Namespace) -> int:
 def _print_impact(paths) -> None:
     """validate's impact section: for each new version, what it touches (`mining-platform impact` for all)."""
     import httpx
-    from mlflow.exceptions import MlflowException
 
+    from mining_platform.registry.client import RegistryError
     from mining_platform.registry.client import client as mlflow_client
     from mining_platform.tools.impact import assess, definitions_under
 
@@ -99,7 +99,7 @@ def _print_impact(paths) -> None:
                 try:
                     impact = assess(file, project, definition, registry=registry, client=mlflow,
                                     endpoint_url=settings.setting("MINING_ENDPOINT_URL"))
-                except MlflowException as exc:
+                except RegistryError as exc:
                     print(f"impact of {file}: MLflow did not answer ({exc.message}); `mining-platform impact` "
                           "retries")
                     continue

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from pymongo.database import Database
 
 from mining_platform.registry.aliases import CHAMPION, GATE_TAG
+from mining_platform.registry.client import MlflowClient
+from mining_platform.registry.inventory import registered_versions
 from mining_platform.spec import names
 from mining_platform.spec.definition import FeatureDefinition, WindowedDefinition, load_feature_definition
 from mining_platform.spec.label import LabelDefinition, load_label_definition
@@ -116,23 +116,12 @@ def _served_version(endpoint_url: str | None, project: str) -> str | None:
 
 def model_uses(client: MlflowClient, project: ProjectConfig, definition, served: str | None) -> list[ModelUse]:
     """The registered versions of the project's model trained on any version of `definition`, newest first."""
-    name = project.model.name
-    try:
-        aliases_of: dict[str, list[str]] = {}
-        for alias, version in client.get_registered_model(name).aliases.items():
-            aliases_of.setdefault(str(version), []).append(alias)
-        versions = client.search_model_versions(f"name = '{name}'")
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return []
-        raise
     uses = []
-    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
+    for version in registered_versions(client, project.model.name):
         trained_on = _trained_on(version.tags, definition)
         if trained_on:
-            uses.append(ModelUse(version=str(version.version), trained_on=trained_on,
-                                 aliases=tuple(sorted(aliases_of.get(str(version.version), []))),
-                                 gate=version.tags.get(GATE_TAG, "not evaluated"), served=served == str(version.version)))
+            uses.append(ModelUse(version=version.version, trained_on=trained_on, aliases=version.aliases,
+                                 gate=version.tags.get(GATE_TAG, "not evaluated"), served=served == version.version))
     return uses
 
 
