@@ -29,7 +29,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import random
 import secrets
 from dataclasses import dataclass, field
 from typing import Literal
@@ -58,6 +57,7 @@ from mining_platform.serving.served_model import (
     champion_version,
     load_version,
 )
+from mining_platform.serving.split import canary_answers, canary_rows, champion_answers
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import (
     CHALLENGER,
@@ -69,7 +69,6 @@ from mining_platform.spec.names import (
 )
 from mining_platform.spec.project import ChallengerConfig, ProjectConfigError
 from mining_platform.spec.replicas import LoadError, Served
-from mining_platform.spec.routing import routes_to_challenger
 
 __all__ = ["ServingConfig", "create_app", "serving_config_from_environment"]
 log = logging.getLogger("mining_platform.serving")
@@ -413,46 +412,22 @@ def create_app(config: ServingConfig) -> FastAPI:
         else:
             looked_up = await state.online.lookup(model, parsed.entities)
             X, as_of, newest = looked_up.X, looked_up.as_of, looked_up.newest
-        n = X.shape[0]
-        every = range(n)
-        versions = background = None
+        background = None
         sampled = prediction_log.sampled()
         if challenger is not None and setting.mode == "canary":
-            # A sticky share of entities (or of request keys) is answered by the challenger.
-            if not isinstance(parsed, RowsRequest):
-                routed = [routes_to_challenger(project, e, challenger.version, setting.traffic) for e in parsed.entities]
-            else:
-                side = (routes_to_challenger(project, key, challenger.version, setting.traffic) if key is not None
-                        else random.random() < setting.traffic)
-                routed = [side] * n
+            routed = canary_rows(project, challenger.version, setting.traffic, rows=X.shape[0], key=key,
+                                 entities=None if isinstance(parsed, RowsRequest) else parsed.entities)
             X_challenger = await challenger_matrix(state, challenger, model, X, parsed) if any(routed) else None
-            if X_challenger is None:  # none routed, or the challenger cannot score this request: the champion answers
-                routed = [False] * n
-            to_challenger = sum(routed)
-            if to_challenger in (0, n):  # one side answers the whole request: no split (the common case)
-                answering, role, matrix = ((challenger, CHALLENGER, X_challenger) if to_challenger
-                                           else (model, CHAMPION, X))
-                scores = answering.predict(matrix)
-                scorings = [Scoring(answering, role, matrix, scores, every, answered=True)]
-                versions = [answering.version] * n
-            else:
-                mask = np.array(routed)
-                mine, theirs = np.flatnonzero(~mask), np.flatnonzero(mask)
-                scores = np.empty(n)
-                scores[mine] = model.predict(X[mine])
-                scores[theirs] = challenger.predict(X_challenger[theirs])
-                scorings = [Scoring(model, CHAMPION, X[mine], scores[mine], mine, answered=True),
-                            Scoring(challenger, CHALLENGER, X_challenger[theirs], scores[theirs], theirs,
-                                    answered=True)]
-                versions = [challenger.version if r else model.version for r in routed]
+            answer = canary_answers(model, challenger, X, X_challenger, routed)
         else:
-            scores = model.predict(X)
-            scorings = [Scoring(model, CHAMPION, X, scores, every, answered=True)]
+            answer = champion_answers(model, X)
             if challenger is not None and sampled:
                 # A shadow's scores exist only in the log: it scores the requests that are logged, after the
                 # answer has been sent, so the champion's answers never wait for it.
-                background = BackgroundTask(shadow_scores, state, challenger, model, X, parsed, scorings, newest)
+                background = BackgroundTask(shadow_scores, state, challenger, model, X, parsed, answer.scorings,
+                                            newest)
                 sampled = False  # the task records both
+        scores, scorings, versions = answer.scores, answer.scorings, answer.versions
         if sampled:
             prediction_log.record(log_documents(project, parsed, scorings, as_of=newest,
                                                 only=prediction_log.cap(len(X))))
