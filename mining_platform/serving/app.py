@@ -22,6 +22,10 @@ polling as the fallback, and reports what it serves in a heartbeat document
 (`mining_platform.serving.replicas`): replicas behind a Service converge with no fan-out list,
 and the deployer knows when they have. A version that failed to load is not tried again for
 the same record; `/reload` tries again.
+
+The rooms: this module holds the routes and the lifespan; `state` what each project's roles serve,
+`swap` the loading and swapping, `split` the canary split, `payload` the request bodies,
+`online_features` the entity lookup, `prediction_log` the log, `replicas` the following and heartbeats.
 """
 
 import asyncio
@@ -30,7 +34,6 @@ import datetime as dt
 import json
 import logging
 import secrets
-from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -38,7 +41,6 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
 from starlette.background import BackgroundTask
 from starlette.routing import Route
 
@@ -53,78 +55,22 @@ from mining_platform.serving.served_model import (
     NoChampion,
     RegistryUnavailable,
     ServedModel,
-    aliased,
-    champion_version,
-    load_version,
 )
 from mining_platform.serving.split import canary_answers, canary_rows, champion_answers
-from mining_platform.spec import ProjectSpec
+from mining_platform.serving.state import ProjectState
+from mining_platform.serving.swap import Swapper
 from mining_platform.spec.names import (
     CHALLENGER,
     CHAMPION,
     PREDICTION_LOG,
-    ROLES,
     endpoint_database,
     project_database,
 )
-from mining_platform.spec.project import ChallengerConfig, ProjectConfigError
+from mining_platform.spec.project import ProjectConfigError
 from mining_platform.spec.replicas import LoadError, Served
 
 __all__ = ["ServingConfig", "create_app", "serving_config_from_environment"]
 log = logging.getLogger("mining_platform.serving")
-
-
-@dataclass
-class ProjectState:
-    spec: ProjectSpec
-    online: OnlineFeatures
-    model: ServedModel | None = None
-    status: str = "loading"
-    last_reload_error: str | None = None  # the latest failed reload, until one succeeds
-    challenger: ServedModel | None = None
-    challenger_status: str = "loading"
-    challenger_reload_error: str | None = None
-    setting: ChallengerConfig | None = None  # `serving.challenger`: mode and traffic (re-read on a challenger reload)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # role -> its latest failed load, reported in the heartbeat (cleared when the role loads a version)
-    errors: dict[str, LoadError] = field(default_factory=dict)
-    # role -> (version, record stamp) that failed to load: not tried again until the record changes or /reload
-    refused: dict[str, tuple] = field(default_factory=dict)
-
-    def show_load_error(self, role: str, exc: Exception | None) -> None:
-        """The role's latest failed reload or sync load, as /health shows it (None: the last one succeeded)."""
-        error = None if exc is None else f"{dt.datetime.now(dt.timezone.utc).isoformat()}: {exc}"
-        if role == CHAMPION:
-            self.last_reload_error = error
-        else:
-            self.challenger_reload_error = error
-    started: set[str] = field(default_factory=set)  # roles resolved once (their first load was tried)
-
-    def __post_init__(self) -> None:
-        if self.setting is None:
-            self.setting = self.spec.project.serving.challenger
-
-    @property
-    def model_name(self) -> str:
-        return self.spec.project.model.name
-
-    def live_challenger(self, champion: ServedModel) -> ServedModel | None:
-        """The challenger to run next to `champion` (none when it is the same version, e.g. just promoted)."""
-        challenger = self.challenger
-        return None if challenger is None or challenger.version == champion.version else challenger
-
-    def describe_challenger(self) -> dict | None:
-        challenger = self.challenger
-        if challenger is None or (self.model is not None and challenger.version == self.model.version):
-            return None
-        return {**challenger.describe(), "mode": self.setting.mode, "traffic": self.setting.traffic}
-
-    def served(self) -> dict[str, Served]:
-        model, challenger = self.model, self.challenger
-        served = {CHAMPION: Served(model.version, model.loaded_at.isoformat())} if model else {}
-        if challenger is not None and (model is None or challenger.version != model.version):
-            served[CHALLENGER] = Served(challenger.version, challenger.loaded_at.isoformat())
-        return served
 
 
 def _json(payload: dict, status: int = 200, background: BackgroundTask | None = None) -> Response:
@@ -156,101 +102,14 @@ def create_app(config: ServingConfig) -> FastAPI:
     follower: Follower | None = None
     started_at = dt.datetime.now(dt.timezone.utc)
 
-    async def wanted(state: ProjectState, role: str, *, follow_alias: bool) -> tuple[str | None, object] | None:
-        """(the version `role` should serve, the record's stamp): the serving record's, else the alias's
-        (the champion: NoChampion when neither names one); None when there is no record and not `follow_alias`."""
-        try:
-            record = await follower.desired(state.spec.name, role) if follower else None
-        except PyMongoError as exc:
-            log.warning(f"{state.spec.name}: cannot read the serving record of {role} ({exc}); following the alias")
-            record = None
-        if record is not None:
-            if role == CHAMPION and record.get("version") is None:
-                raise NoChampion(f"the serving record of {state.model_name} names no champion")
-            return record.get("version"), record.get("set_at")
-        if not follow_alias:
-            return None
-        if role == CHAMPION:
-            return await asyncio.to_thread(champion_version, config.tracking_uri, state.model_name), None
-        return await asyncio.to_thread(aliased, config.tracking_uri, state.model_name, CHALLENGER), None
-
-    async def swap(state: ProjectState, role: str = CHAMPION, *, following: bool = False) -> dict:
-        """Load the version `role` should serve and swap it in; the old one keeps serving unless this succeeds.
-
-        For the challenger, none (or the champion's version) unloads it: the endpoint runs none. When
-        `following` the records (not asked by /reload), a version that failed to load for the same record is
-        not tried again, and without a record the alias is read only for the role's first load."""
-        async with state.lock:  # one load per project at a time; requests never take this lock
-            current = state.model if role == CHAMPION else state.challenger
-            resolved = await wanted(state, role, follow_alias=not following or role not in state.started)
-            if resolved is None:  # no record: an alias moved by hand waits for `<p>/deployment` (or /reload)
-                return {"changed": False, "model": current.describe() if current else None, "previous": None}
-            version, stamp = resolved
-            state.started.add(role)
-            if role == CHALLENGER:
-                if config.challenger_settings is not None:  # mode and traffic may have changed in project.yaml
-                    state.setting = await asyncio.to_thread(config.challenger_settings, state.spec.name)
-                if version is None or (state.model is not None and version == state.model.version):
-                    state.challenger = None
-                    state.errors.pop(role, None)
-                    state.challenger_status = ("no challenger" if version is None
-                                               else f"the challenger names the champion (v{version})")
-                    if current is not None:
-                        log.info(f"{state.spec.name}: stopped running challenger {current.uri}")
-                    return {"changed": current is not None, "model": None,
-                            "previous": current.describe() if current else None}
-            if current is not None and current.version == version:
-                state.errors.pop(role, None)
-                if role == CHALLENGER:
-                    state.challenger_status = f"running in {state.setting.mode}"  # the mode may have changed
-                return {"changed": False, "model": current.describe(), "previous": None}
-            if following and state.refused.get(role) == (version, stamp):
-                return {"changed": False, "model": current.describe() if current else None, "previous": None}
-            try:
-                loaded = await asyncio.to_thread(load_version, config.tracking_uri, state.model_name, version,
-                                                 alias=role)
-            except (ChampionLoadFailed, RegistryUnavailable) as exc:
-                state.errors[role] = LoadError(version, str(exc), dt.datetime.now(dt.timezone.utc), stamp)
-                if isinstance(exc, ChampionLoadFailed):  # an outage is tried again; a refusal waits for a new record
-                    state.refused[role] = (version, stamp)
-                raise
-            state.refused.pop(role, None)
-            state.errors.pop(role, None)
-            if role == CHAMPION:
-                state.model, state.status = loaded, "serving"  # the swap: one reference assignment
-            else:
-                state.challenger, state.challenger_status = loaded, f"running in {state.setting.mode}"
-            log.info(f"{state.spec.name}: {role} is now {loaded.uri}"
-                     + (f" (was version {current.version})" if current else ""))
-            return {"changed": True, "model": loaded.describe(), "previous": current.describe() if current else None}
+    swapper = Swapper(config, lambda: follower)
 
     async def sync(project: str) -> bool:
-        """Serve what the records (or aliases) name for every role; never raises. True when something changed."""
-        state = states[project]
-        changed = False
-        for role in ROLES:
-            set_status = (lambda text: setattr(state, "status", text)) if role == CHAMPION else (
-                lambda text: setattr(state, "challenger_status", text))
-            serves_none = (state.model if role == CHAMPION else state.challenger) is None
-            try:
-                changed |= (await swap(state, role, following=True))["changed"]
-            except NoChampion as exc:
-                state.started.add(role)  # MLflow answered: from now on only a serving record moves it
-                set_status(f"no model deployed: {exc}")
-            except (ChampionLoadFailed, ProjectConfigError) as exc:
-                if serves_none:
-                    set_status(f"{role} failed to load: {exc}")
-                state.show_load_error(role, exc)  # shown by /health, as a reload's
-                log.error(f"{state.spec.name}: {role} failed to load: {exc}")
-                changed = True  # the failure is news for the deployer waiting on the heartbeat
-            except RegistryUnavailable as exc:
-                if serves_none:
-                    set_status(f"waiting for MLflow: {exc}")
-        return changed
+        return await swapper.sync(states[project])
 
     def report(project: str) -> tuple[dict[str, Served], dict[str, LoadError]]:
         state = states[project]
-        return state.served(), dict(state.errors)
+        return state.served(), state.errors()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -312,7 +171,7 @@ def create_app(config: ServingConfig) -> FastAPI:
     def serving_model(state: ProjectState) -> ServedModel:
         model = state.model
         if model is None:
-            raise BadRequest(503, f"project {state.spec.name!r} serves no model yet ({state.status}); "
+            raise BadRequest(503, f"project {state.spec.name!r} serves no model yet ({state.roles[CHAMPION].status}); "
                                   f"materialise {state.spec.name}/deployment")
         return model
 
@@ -357,14 +216,14 @@ def create_app(config: ServingConfig) -> FastAPI:
                 name: {
                     "model": state.model_name,
                     "version": state.model.version if state.model else None,
-                    "status": state.status,
-                    "last_reload_error": state.last_reload_error,
+                    "status": state.roles[CHAMPION].status,
+                    "last_reload_error": state.roles[CHAMPION].last_reload_error,
                     "challenger": {
                         "version": state.challenger.version if state.challenger else None,
                         "mode": state.setting.mode,
                         "traffic": state.setting.traffic,
-                        "status": state.challenger_status,
-                        "last_reload_error": state.challenger_reload_error,
+                        "status": state.roles[CHALLENGER].status,
+                        "last_reload_error": state.roles[CHALLENGER].last_reload_error,
                     },
                 }
                 for name, state in states.items()
@@ -474,17 +333,17 @@ def create_app(config: ServingConfig) -> FastAPI:
         smoke prediction, swap it in atomically; a version that failed before is tried again. The other role is
         untouched. Only this replica reloads: the others follow the record on their own."""
         state = project_state(project)
-        current = state.model if role == CHAMPION else state.challenger
+        current = state.roles[role].model
         keeps = f"; still serving version {current.version} as {role}" if current else f"; no {role} is served"
         try:
-            swapped = await swap(state, role)
+            swapped = await swapper.swap(state, role)
         except (NoChampion, ChampionLoadFailed, RegistryUnavailable, ProjectConfigError) as exc:
             # ProjectConfigError: project.yaml no longer loads; the challenger keeps its mode and traffic
-            state.show_load_error(role, exc)
+            state.roles[role].show_load_error(exc)
             await follower.beat(project)  # a deployer waiting on the replicas learns of the failure now
             return _json({"detail": f"replica {follower.replica}: {exc}{keeps}"},
                          502 if isinstance(exc, RegistryUnavailable) else 409)
-        state.show_load_error(role, None)
+        state.roles[role].show_load_error(None)
         if swapped["changed"]:
             await follower.beat(project)
         return _json({"role": role, **swapped})
