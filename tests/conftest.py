@@ -1,4 +1,9 @@
-"""Shared fixtures: the embedded MongoDB server over TCP, a fresh database per test."""
+"""Shared fixtures: the embedded MongoDB server over TCP, a fresh database per test, a local MLflow store.
+
+`mongo` is plain pymongo (`tests/fixtures/mongo.py`): the core's tests need nothing else. The Dagster layer's
+tests (`tests/dagster/`) get a `MongoResource` under the same name; any test can ask for `mongo_resource`, the
+resource on the same database, for one `materialize`. Dagster is imported only by the fixtures that build one.
+"""
 
 import time
 import uuid
@@ -9,7 +14,7 @@ import pytest
 from mining_platform.spec.project import ProjectConfig, load_project
 from mining_platform.tools import embedded_mongo
 from mining_platform.tools.embedded_mongo import free_port  # noqa: F401  (re-exported for tests)
-from resources import MlflowResource, MongoResource
+from tests.fixtures.mongo import Mongo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,20 +46,32 @@ def mongo_uri(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def mongo(mongo_uri) -> MongoResource:
-    """A MongoResource on a platform database of its own, dropped after the test with every project namespace
-    (`<database>_<project>`) the test wrote."""
-    resource = MongoResource(uri=mongo_uri, database=f"test_{uuid.uuid4().hex[:12]}")
-    yield resource
-    client = resource.client()
-    for name in client.list_database_names():
-        if name == resource.database or name.startswith(f"{resource.database}_"):
-            client.drop_database(name)
+def plain_mongo(mongo_uri) -> Mongo:
+    """A platform database of its own, dropped after the test with every database named after it (namespaces,
+    endpoint and demo databases)."""
+    databases = Mongo(uri=mongo_uri, database=f"test_{uuid.uuid4().hex[:12]}")
+    yield databases
+    databases.drop()
+
+
+@pytest.fixture
+def mongo(plain_mongo) -> Mongo:
+    return plain_mongo
+
+
+@pytest.fixture
+def mongo_resource(plain_mongo):
+    """The Dagster `MongoResource` on the same database, for a test that materialises an asset."""
+    from resources import MongoResource
+
+    return MongoResource(uri=plain_mongo.uri, database=plain_mongo.database)
 
 
 @pytest.fixture(scope="session")
-def mlflow_resource(tmp_path_factory) -> MlflowResource:
+def mlflow_resource(tmp_path_factory):
     """A local MLflow tracking store and registry (sqlite); tests use registered model names of their own."""
+    from resources import MlflowResource
+
     root = tmp_path_factory.mktemp("mlflow")
     return MlflowResource(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_location=str(root / "artifacts"))
 

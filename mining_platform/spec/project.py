@@ -15,7 +15,7 @@ from mining_platform.spec.strict import Strict, UnreadableFile, describe_validat
 PROJECT_NAME = r"^[a-z][a-z0-9_]*$"
 PROJECT_FILE = "project.yaml"
 # Names a code location cannot be looked up by: `-a <p>` resolves a module attribute of
-# sensors.definitions, and these are attributes it has (tests/test_definitions.py keeps the list whole).
+# sensors.definitions, and these are attributes it has (tests/dagster/test_definitions.py keeps the list whole).
 RESERVED_PROJECT_NAMES = frozenset({
     "build_definitions", "project_definitions", "dg", "functools", "warnings", "settings", "load_spec",
     "plan_sized_executor", "build_jobs", "platform_resources", "build_demo_asset", "build_deployment_asset",

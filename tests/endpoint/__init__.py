@@ -1,0 +1,1 @@
+"""The scoring endpoint: served in a thread or started as replicas, against MongoDB and MLflow."""

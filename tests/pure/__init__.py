@@ -1,0 +1,1 @@
+"""Pure tests, no server: the fast lane (`make test-fast`, `-m fast`)."""

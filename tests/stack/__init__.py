@@ -1,0 +1,1 @@
+"""The tools and the dev stack: `make dev`, `validate`, `impact`."""
