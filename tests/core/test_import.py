@@ -131,12 +131,13 @@ def test_the_demo_source_and_unknown_sources_are_refused(mongo, project, tmp_pat
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Read files in blocks of a few rows, with types inferred from their first 64 bytes."""
-    from mining_platform.sources import importer
+    from mining_platform.sources import import_file as reading
+    from mining_platform.sources import import_rows
 
-    monkeypatch.setattr(importer, "BLOCK_BYTES", 64)
-    monkeypatch.setattr(importer, "SAMPLE_BYTES", 64)
-    monkeypatch.setattr(importer, "PARQUET_ROWS", 3)
-    monkeypatch.setattr(importer, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(reading, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(reading, "SAMPLE_BYTES", 64)
+    monkeypatch.setattr(reading, "PARQUET_ROWS", 3)
+    monkeypatch.setattr(import_rows, "PROGRESS_SECONDS", 0.0)
 
 
 def test_a_file_streamed_in_blocks_keeps_repeats_across_blocks_and_types_that_change_later(
@@ -228,11 +229,11 @@ def test_a_failure_during_the_write_leaves_the_collection_as_it_was(mongo, proje
                                                                      monkeypatch):
     from pymongo.errors import AutoReconnect
 
-    from mining_platform.sources import importer
+    from mining_platform.sources import import_write as writing
 
     path = tmp_path / "orders.csv"
     path.write_text("user_id,ordered_at,amount\n" + "".join(f"u{i},2024-01-0{1 + i % 5},{i}\n" for i in range(30)))
-    real, calls = importer._insert, []
+    real, calls = writing.insert_batch, []
 
     def failing(events, docs, where):
         calls.append(len(docs))
@@ -240,7 +241,7 @@ def test_a_failure_during_the_write_leaves_the_collection_as_it_was(mongo, proje
             raise AutoReconnect("connection reset by the test")
         return real(events, docs, where)
 
-    monkeypatch.setattr(importer, "_insert", failing)
+    monkeypatch.setattr(writing, "insert_batch", failing)
     with pytest.raises(ImportFailed, match="nothing of this file was kept, the collection is as it was"):
         import_file(mongo.db(), project, "orders", path)
     assert mongo.db()["orders"].count_documents({}) == 0
@@ -249,11 +250,11 @@ def test_a_failure_during_the_write_leaves_the_collection_as_it_was(mongo, proje
     # Into a collection that holds events: the rows this import inserted are removed again.
     first = tmp_path / "first.csv"
     first.write_text("user_id,ordered_at,amount\nold,2024-01-01,1\nu0,2024-01-01,0\n")
-    monkeypatch.setattr(importer, "_insert", real)
+    monkeypatch.setattr(writing, "insert_batch", real)
     import_file(mongo.db(), project, "orders", first)
     before = documents(mongo)
     calls.clear()
-    monkeypatch.setattr(importer, "_insert", failing)
+    monkeypatch.setattr(writing, "insert_batch", failing)
     with pytest.raises(ImportFailed, match="the collection is as it was"):
         import_file(mongo.db(), project, "orders", path)
     assert documents(mongo) == before  # u0's row, also in the file, is kept: it was there before
@@ -338,20 +339,20 @@ def test_a_corrected_export_replaces_the_days_it_covers(mongo, project, tmp_path
 
 
 def test_a_replace_that_fails_leaves_the_collection_as_it_was(mongo, project, tmp_path, monkeypatch):
-    from mining_platform.sources import importer
+    from mining_platform.sources import import_write as writing
 
     path = tmp_path / "orders.csv"
     path.write_text("user_id,ordered_at,amount\na,2024-05-01,1\nb,2024-05-02,2\n")
     import_file(mongo.db(), project, "orders", path)
     before = documents(mongo)
     path.write_text("user_id,ordered_at,amount\na,2024-05-01,5\n")
-    real_insert = importer._insert
+    real_insert = writing.insert_batch
 
     def failing(target, docs, where):
         real_insert(target, docs, where)
-        raise importer.ImportFailed("injected failure after the first batch")
+        raise ImportFailed("injected failure after the first batch")
 
-    monkeypatch.setattr(importer, "_insert", failing)
+    monkeypatch.setattr(writing, "insert_batch", failing)
     with pytest.raises(ImportFailed, match="injected"):
         import_file(mongo.db(), project, "orders", path, replace_days=True)
     assert documents(mongo) == before
