@@ -13,8 +13,9 @@ from assets.resilience import failures_classified, retry_policy, unpublished
 from mining_platform.features.pipeline import ExecutionReport, run_feature_pipeline
 from mining_platform.features.windowed import run_tiles, run_windows
 from mining_platform.spec import names
-from mining_platform.spec.definition import FeatureDefinition, WindowedDefinition
+from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.project import ProjectConfig
+from mining_platform.spec.windowed import WindowedDefinition
 from resources import MongoResource
 
 

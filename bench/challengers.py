@@ -47,7 +47,7 @@ from bench.serving import (
 from mining_platform.registry import aliases
 from mining_platform.registry.loading import load_version
 from mining_platform.settings import console_script
-from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.spec.feature_files import load_feature_definitions
 from mining_platform.spec.project import load_project
 from mining_platform.tools.embedded_mongo import free_port, secured_server
 

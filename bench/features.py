@@ -32,7 +32,7 @@ from assets.features import build_feature_asset
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import ensure_event_indexes
 from mining_platform.features.pipeline import run_feature_pipeline
-from mining_platform.spec.definition import load_feature_definition
+from mining_platform.spec.feature_files import load_feature_definition
 from mining_platform.spec.parameters import parameter_values, substitute
 from mining_platform.spec.project import load_project
 from mining_platform.store.traffic import measure_reply_bytes

@@ -28,7 +28,7 @@ from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import ensure_event_indexes
 from mining_platform.features.pipeline import run_feature_pipeline
 from mining_platform.features.windowed import run_tiles, run_windows
-from mining_platform.spec.definition import load_feature_definition
+from mining_platform.spec.feature_files import load_feature_definition
 from mining_platform.spec.project import load_project
 from mining_platform.store import markers
 from mining_platform.tools.embedded_mongo import secured_server

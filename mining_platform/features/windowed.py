@@ -35,10 +35,11 @@ from pymongo.database import Database
 from mining_platform.features.pipeline import ExecutionReport, FeatureJob, FeatureOutcome, write_stages
 from mining_platform.sources.observe import source_database
 from mining_platform.spec import names
-from mining_platform.spec.definition import OutputBoundExceeded, WindowAggregation, WindowedDefinition
+from mining_platform.spec.definition import OutputBoundExceeded
 from mining_platform.spec.names import FEATURE_MARKERS
 from mining_platform.spec.parameters import substitute
 from mining_platform.spec.project import ProjectConfig
+from mining_platform.spec.windowed import WindowAggregation, WindowedDefinition
 from mining_platform.store import markers
 from mining_platform.store.loop import Aggregation, PartitionOutcome, run_partitions
 from mining_platform.store.versions import register

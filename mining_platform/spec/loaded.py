@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mining_platform.spec import names
-from mining_platform.spec.definition import FeatureDefinition, FeatureType, load_feature_definitions
+from mining_platform.spec.definition import FeatureDefinition, FeatureType
+from mining_platform.spec.feature_files import load_feature_definitions
 from mining_platform.spec.label import LabelDefinition, load_label_definition
 from mining_platform.spec.project import ProjectConfig, SourceConfig, load_project
 

@@ -20,10 +20,12 @@ from mining_platform.registry.aliases import CHAMPION, GATE_TAG
 from mining_platform.registry.client import MlflowClient
 from mining_platform.registry.inventory import registered_versions
 from mining_platform.spec import names
-from mining_platform.spec.definition import FeatureDefinition, WindowedDefinition, load_feature_definition
+from mining_platform.spec.definition import FeatureDefinition
+from mining_platform.spec.feature_files import load_feature_definition
 from mining_platform.spec.label import LabelDefinition, load_label_definition
 from mining_platform.spec.project import ProjectConfig, load_project
 from mining_platform.spec.tags import FEATURES_TAG, LABEL_TAG
+from mining_platform.spec.windowed import WindowedDefinition
 from mining_platform.store.versions import conflict
 from mining_platform.tools.validation import resolve
 

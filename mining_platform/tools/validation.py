@@ -8,12 +8,8 @@ from pymongo.database import Database
 
 from mining_platform.sources.observe import SourceProblem, complete_through, ignored_future, shown, watermark
 from mining_platform.spec import ProjectSpec
-from mining_platform.spec.definition import (
-    FEATURES_DIR,
-    FeatureDefinitionError,
-    load_feature_definition,
-    load_feature_files,
-)
+from mining_platform.spec.definition import FEATURES_DIR, FeatureDefinitionError
+from mining_platform.spec.feature_files import load_feature_definition, load_feature_files
 from mining_platform.spec.label import LABELS_DIR, LabelDefinitionError, label_path, load_label_definition
 from mining_platform.spec.names import project_database
 from mining_platform.spec.project import PROJECT_FILE, ProjectConfigError, load_project, project_names

@@ -10,7 +10,7 @@ import pytest
 from assets.features import build_feature_assets
 from mining_platform.demo.events import generate_day, make_population
 from mining_platform.demo.store import ensure_event_indexes, replace_day
-from mining_platform.spec.definition import load_feature_definitions
+from mining_platform.spec.feature_files import load_feature_definitions
 from mining_platform.store import markers
 from tests.conftest import REPO
 

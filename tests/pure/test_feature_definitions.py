@@ -8,7 +8,8 @@ import json
 import pytest
 import yaml
 
-from mining_platform.spec.definition import FeatureDefinitionError, load_feature_definition, load_feature_definitions
+from mining_platform.spec.definition import FeatureDefinitionError
+from mining_platform.spec.feature_files import load_feature_definition, load_feature_definitions
 from mining_platform.spec.parameters import parameter_values, substitute
 from mining_platform.spec.stages import expansion_problems
 from tests.conftest import REPO

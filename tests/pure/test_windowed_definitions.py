@@ -4,10 +4,8 @@
 import dagster as dg
 import pytest
 
-from mining_platform.spec.definition import (
-    FeatureDefinitionError,
-    load_feature_definition,
-)
+from mining_platform.spec.definition import FeatureDefinitionError
+from mining_platform.spec.feature_files import load_feature_definition
 from tests.fixtures.windowed import changed, project, windowed, write  # noqa: F401 (fixtures)
 
 REFUSALS = {

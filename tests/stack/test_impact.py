@@ -6,7 +6,7 @@ import yaml
 
 from mining_platform.registry import aliases
 from mining_platform.registry.client import client as mlflow_client
-from mining_platform.spec.definition import load_feature_definition
+from mining_platform.spec.feature_files import load_feature_definition
 from mining_platform.store.versions import register
 from mining_platform.tools import cli
 from tests.conftest import REPO

@@ -2,7 +2,7 @@
 
 
 
-from mining_platform.spec.definition import load_feature_definition
+from mining_platform.spec.feature_files import load_feature_definition
 from mining_platform.store.versions import register
 from tests.fixtures.validate import edit, projects, run  # noqa: F401 (projects: a fixture)
 
