@@ -12,7 +12,8 @@ import yaml
 
 from assets.features import build_feature_assets, build_tiles_asset
 from mining_platform.features.pipeline import run_feature_pipeline
-from mining_platform.features.windowed import run_tiles, run_windows, window_stages
+from mining_platform.features.window_stages import window_stages
+from mining_platform.features.windowed import run_tiles, run_windows
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.feature_files import load_feature_definition, load_feature_definitions
 from mining_platform.store import markers
