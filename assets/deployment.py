@@ -105,7 +105,7 @@ def build_deployment_asset(project: ProjectConfig) -> dg.AssetsDefinition:
                 **({"evidence": dg.MetadataValue.json(evidence)} if evidence else {}),
                 "promotion": dg.MetadataValue.json(moved.promotion.summary()),
                 "promotion_id": dg.MetadataValue.text(moved.promotion_id),
-                "moved_by": dg.MetadataValue.text(moved.mover.kind),
+                "moved_by": dg.MetadataValue.text(moved.promotion.moved_by.kind),
                 **replica_metadata(deployed),
             })
 

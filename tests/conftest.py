@@ -14,7 +14,7 @@ import pytest
 from mining_platform.spec.project import ProjectConfig, load_project
 from mining_platform.tools import embedded_mongo
 from mining_platform.tools.embedded_mongo import free_port  # noqa: F401  (re-exported for tests)
-from tests.fixtures.mongo import Mongo
+from tests.fixtures.mongo import Mongo, as_resource
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,9 +62,7 @@ def mongo(plain_mongo) -> Mongo:
 @pytest.fixture
 def mongo_resource(plain_mongo):
     """The Dagster `MongoResource` on the same database, for a test that materialises an asset."""
-    from resources import MongoResource
-
-    return MongoResource(uri=plain_mongo.uri, database=plain_mongo.database)
+    return as_resource(plain_mongo)
 
 
 @pytest.fixture(scope="session")

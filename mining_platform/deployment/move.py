@@ -60,7 +60,6 @@ class Moved:
     deployed: Deployed
     promotion: audit.Promotion
     promotion_id: str
-    mover: audit.MovedBy
     evidence: dict[str, str]  # why it moved (the run's cause and its evidence), also tagged onto the version
     run_tags: dict[str, str]  # what the run moved: role, from, to, kind
 
@@ -103,5 +102,5 @@ def move(client: MlflowClient, endpoint: EndpointClient, namespace: Database, *,
         tag_version(client, model_name, target.version,
                     {**evidence, DEPLOYED_BY_TAG: run_id, DEPLOYED_AS_TAG: request.role})
     moved = {"role": request.role, "from": moved_from or "none", "to": target.version or "none", "kind": mover.kind}
-    return Moved(deployed=deployed, promotion=promotion, promotion_id=promotion_id, mover=mover, evidence=evidence,
+    return Moved(deployed=deployed, promotion=promotion, promotion_id=promotion_id, evidence=evidence,
                  run_tags={f"{PROMOTION_TAG_PREFIX}{key}": value for key, value in moved.items()})

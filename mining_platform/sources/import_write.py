@@ -51,8 +51,8 @@ def id_array(pairs: np.ndarray, occurrence: np.ndarray) -> pa.Array:
     return pc.binary_join_element_wise(digest.cast(pa.string()), suffix, empty)
 
 
-def write_rows(events, file: EventFile, rows: RowEncoding, pairs, occurrence, checked: Checked, path: Path, say: Progress, *,
-           empty: bool, covered: dict | None) -> tuple[int, int]:
+def write_rows(events, file: EventFile, rows: RowEncoding, pairs, occurrence, checked: Checked, path: Path,
+               say: Progress, *, empty: bool, covered: dict | None) -> tuple[int, int]:
     """Write the checked rows so that a failure leaves `events` exactly as it was; returns (rows that were new, rows
     of the covered days removed).
 
@@ -99,14 +99,12 @@ def write_rows(events, file: EventFile, rows: RowEncoding, pairs, occurrence, ch
                     options = {k: v for k, v in index.items() if k not in ("key", "v", "ns")}
                     target.create_index(list(index["key"].items()), **options)
             if events.count_documents({}) != before:
-                raise ImportFailed(f"{path}: {database.name}.{events.name} received events while the file was "
-                                   "imported; import again (nothing was written)")
+                raise _arrived(path, events)
             target.rename(events.name, dropTarget=True)
         elif empty:
             if events.name in database.list_collection_names(filter={"name": events.name}):
                 if events.find_one({}, {"_id": 1}) is not None:
-                    raise ImportFailed(f"{path}: {database.name}.{events.name} received events while the file was "
-                                       "imported; import again (nothing was written)")
+                    raise _arrived(path, events)
                 events.drop()
             target.rename(events.name)
     except BaseException as exc:
@@ -122,6 +120,12 @@ def write_rows(events, file: EventFile, rows: RowEncoding, pairs, occurrence, ch
                                "kept, the collection is as it was") from None
         raise
     return inserted - kept, replaced - kept
+
+
+def _arrived(path: Path, events) -> ImportFailed:
+    """The refusal when the collection changed while the file was staged: publishing would lose those events."""
+    return ImportFailed(f"{path}: {events.database.name}.{events.name} received events while the file was imported; "
+                        "import again (nothing was written)")
 
 
 def raw_id(doc: RawBSONDocument) -> str:

@@ -78,6 +78,9 @@ def import_file(db: Database, project: ProjectConfig, source_key: str, path: Pat
     if project.demo is not None and project.demo.source == source_key:
         raise ImportFailed(f"source {source_key!r} is the demo generator's (demo.source); import into another source")
     source = project.sources[source_key]
+    if source.demo_of is not None:
+        raise ImportFailed(f"source {source_key!r} is project {source.demo_of!r}'s demo events ({shown(source, db)}, "
+                           "written only by its demo generator): import into a source of your own; nothing was written")
     timestamp, entity = source.timestamp, project.entity
     if "." in timestamp:
         raise ImportFailed(f"sources.{source_key}.timestamp {timestamp!r} is a nested field; import writes top-level "
@@ -87,9 +90,6 @@ def import_file(db: Database, project: ProjectConfig, source_key: str, path: Pat
     say = Progress(progress, path.name)
     columns = {"entity": entity, "timestamp": timestamp, "fmt": timestamp_format, "source_key": source_key,
                "earliest": earliest, "latest": future_bound(now)}
-    if source.demo_of is not None:
-        raise ImportFailed(f"source {source_key!r} is project {source.demo_of!r}'s demo events ({shown(source, db)}, "
-                           "written only by its demo generator): import into a source of your own; nothing was written")
     events = source_database(db, source)[source.collection]
     try:
         rows, checked = check_rows(file, columns, say, drop=drop_bad_rows)
@@ -129,8 +129,8 @@ def import_file(db: Database, project: ProjectConfig, source_key: str, path: Pat
     if replace_days and earlier is not None:
         start = EPOCH + dt.timedelta(days=checked.first // DAY_MS)
         covered = {timestamp: {"$gte": start, "$lt": EPOCH + dt.timedelta(days=checked.last // DAY_MS + 1)}}
-    inserted, removed = write_rows(events, file, rows, pairs, occurrence, checked, path, say, empty=earlier is None,
-                               covered=covered)
+    inserted, removed = write_rows(events, file, rows, pairs, occurrence, checked, path, say,
+                                   empty=earlier is None, covered=covered)
     # Time-range scans (feature windows, the watermark) and per-entity history; built after a first load,
     # which is faster than keeping them up to date row by row.
     events.create_index([(timestamp, ASCENDING)], name=f"{timestamp}_1")
