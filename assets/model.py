@@ -117,7 +117,6 @@ def build_model_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
     key = keys.model
     gate = model.gate
     bound = f"{gate.metric} {'≥' if gate.higher_is_better else '≤'} {gate.bound}"
-    kind = "classifier" if model.task == "binary" else "regressor"
 
     @dg.asset(
         key=key,
@@ -126,7 +125,7 @@ def build_model_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
         retry_policy=retry_policy(),
         group_name="training",
         kinds={"xgboost", "mlflow"},
-        description=f"XGBoost {kind} ({model.task}) of `{spec.label}`, registered in MLflow as `{model.name}` (every "
+        description=f"XGBoost {spec.task_type.kind} ({model.task}) of `{spec.label}`, registered in MLflow as `{model.name}` (every "
         f"trained version). Trained on the committed sample partitions (all by default), validated on the latest "
         f"{model.training.validation_days} with early stopping. The blocking `{GATE_CHECK}` check passes a version "
         f"only with {bound} and at most {gate.max_regression} {gate.metric} worse than the champion on the same "

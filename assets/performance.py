@@ -104,7 +104,7 @@ def performance_metadata(day: "PerformanceDay", spec: ProjectSpec) -> dict:
               if g.source == "batch" and g.realised.calibration}
     if curves:
         metadata["plot_calibration"] = dg.MetadataValue.md(calibration_plot(curves, partition=day.partition,
-                                                                            task=spec.task))
+                                                                            task=spec.task_type))
     return metadata
 
 
@@ -132,9 +132,7 @@ def build_performance_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
         description=f"Realised performance of day T, once its {horizon}-day label window has elapsed in the source: "
         f"T's predictions (batch, and the endpoint's logged entity predictions) joined with the labels "
         f"`labels/{spec.label}.yaml` gives in the database, per version and role: "
-        + ("AUC (DeLong interval), PR AUC, log loss, Brier score and calibration" if spec.task == "binary"
-           else "RMSE, MAE and R² with intervals, and calibration")
-        + f"; the challenger's difference from the champion on the same rows; and the version hit rate of the "
+        + spec.task_type.realised_metrics + f"; the challenger's difference from the champion on the same rows; and the version hit rate of the "
         f"predictions logged during T. `{project.name}_performance_sensor` decides on {project.performance.min_days} "
         f"days of it (gate metric {gate.metric}).",
     )

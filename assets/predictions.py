@@ -90,7 +90,7 @@ def build_predictions_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
     partitions_def = daily_partitions(project)
     keys = project_keys(spec)
     model_name = project.model.name
-    what = "probability of the label" if spec.task == "binary" else "predicted value"
+    what = spec.task_type.score_meaning
 
     @dg.asset(
         key=keys.predictions,

@@ -54,7 +54,7 @@ def sample_schema(spec: ProjectSpec) -> dg.TableSchema:
                                    description=f"from {definition.name} v{definition.version}")
                     for feature, contract in definition.features.items()]
     label = spec.label_definition
-    columns.append(dg.TableColumn(name=spec.label, type="int" if spec.task == "binary" else "float",
+    columns.append(dg.TableColumn(name=spec.label, type=spec.task_type.label_type,
                                   description=f"label {label.name} v{label.version}, {label.horizon_days} days ahead"))
     return dg.TableSchema(columns=columns)
 
@@ -120,7 +120,7 @@ def build_samples_asset(spec: ProjectSpec) -> dg.AssetsDefinition:
             label_sum = sum((o.label_mean or 0.0) * o.rows for o in committed)
             metadata = {
                 "rows_written": dg.MetadataValue.int(rows),
-                ("positive_rate" if project.model.task == "binary" else "label_mean"):
+                spec.task_type.label_summary:
                     dg.MetadataValue.float(round(label_sum / rows, 4) if rows else 0.0),
                 "partitions_committed": dg.MetadataValue.int(len(committed)),
                 "bytes_returned": dg.MetadataValue.int(sum(o.bytes_returned for o in outcomes)),

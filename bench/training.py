@@ -91,7 +91,7 @@ def bench_size(spec, mongo, mlflow, rows: int, repeat: int) -> None:
     training = spec.project.model.training
     data = load_training_data(db, spec, start=None, end=None, validation_days=training.validation_days,
                               embargo_days=EMBARGO_DAYS)
-    settings = BoosterSettings.from_model_params(spec.project.model.params, task=spec.task, seed=training.seed, device="cpu",
+    settings = BoosterSettings.from_model_params(spec.project.model.params, task=spec.task_type, seed=training.seed, device="cpu",
                                                  early_stopping_rounds=training.early_stopping_rounds)
     markers = [m for m in committed_sample_markers(db, spec) if m["partition"] in data.sample_partitions]
     platform(spec, mongo, mlflow, "cpu", cached=True)  # fills the local partition cache for the warm runs

@@ -6,6 +6,7 @@ import numpy as np
 from mining_platform.figures import plt, png_markdown
 from mining_platform.monitoring.distributions import Comparison
 from mining_platform.registry.distribution import Distribution
+from mining_platform.tasks import Task
 
 
 def drift_histogram(comparison: Comparison, reference: Distribution, *, partition: str, version: str) -> str:
@@ -26,14 +27,14 @@ def drift_histogram(comparison: Comparison, reference: Distribution, *, partitio
         plt.close(figure)
 
 
-def calibration_plot(curves: dict[str, list[dict]], *, partition: str, task: str) -> str:
+def calibration_plot(curves: dict[str, list[dict]], *, partition: str, task: Task) -> str:
     """Per version (label -> calibration bins): mean realised label against mean prediction; the diagonal is a
     perfectly calibrated version."""
     figure, axes = plt.subplots(figsize=(4.6, 4.0))
     try:
         lows = [b["predicted"] for bins in curves.values() for b in bins] + [b["realised"] for bins in curves.values()
                                                                              for b in bins]
-        span = (0.0, 1.0) if task == "binary" else (min(lows, default=0.0), max(lows, default=1.0))
+        span = task.score_range or (min(lows, default=0.0), max(lows, default=1.0))
         axes.plot(span, span, color="#999999", linestyle="--", linewidth=1, label="calibrated")
         for label, bins in curves.items():
             axes.plot([b["predicted"] for b in bins], [b["realised"] for b in bins], marker="o", label=label)

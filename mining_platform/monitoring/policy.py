@@ -22,7 +22,7 @@ from mining_platform.spec.names import CHALLENGER, CHAMPION
 from mining_platform.spec.tags import PERFORMANCE_TAG_PREFIX
 
 if TYPE_CHECKING:  # numpy and scipy: loaded when evidence is pooled, not when the policy is imported
-    from mining_platform.monitoring.performance import Interval
+    from mining_platform.tasks.judge.statistics import Interval
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Decision:
 
 
 def _interval(difference: dict) -> "Interval":
-    from mining_platform.monitoring.performance import Interval
+    from mining_platform.tasks.judge.statistics import Interval
 
     def number(key: str, default: float) -> float:
         value = difference.get(key)
@@ -55,7 +55,7 @@ def _worse_than_bound(value: float | None, evidence: dict) -> bool:
 def decide(spec: ProjectSpec, evidence: dict[str, dict], *, champion: str | None,
            challenger: str | None) -> Decision | str:
     """The decision the newest `min_days` days of evidence support, or why there is none."""
-    from mining_platform.monitoring.performance import pool
+    from mining_platform.tasks.judge.statistics import pool
 
     settings = spec.project.performance
     need, confidence = settings.min_days, settings.confidence

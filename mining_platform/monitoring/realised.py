@@ -20,7 +20,6 @@ import numpy as np
 from bson import ObjectId
 from pymongo.database import Database
 
-from mining_platform.monitoring.performance import COMPARED_ON, Interval, Realised, compare, realised
 from mining_platform.samples.pipeline import immature_label_problem, label_stages
 from mining_platform.sources.observe import source_database, watermark
 from mining_platform.spec import ProjectSpec, names
@@ -28,6 +27,7 @@ from mining_platform.spec.clock import as_utc
 from mining_platform.spec.committed import committed_rows
 from mining_platform.spec.names import CHALLENGER, CHAMPION, PREDICTION_LOG, PREDICTION_MARKERS, endpoint_database_of
 from mining_platform.store import markers
+from mining_platform.tasks.judge import Interval, Realised, judge_of
 
 MAX_LOGGED = 1_000_000  # logged predictions read per day, at most
 
@@ -136,10 +136,10 @@ def _label_array(spec: ProjectSpec, labels: dict, entities: list, partition: str
     values = [labels.get(e, default) for e in entities]
     known = np.array([v is not None for v in values], dtype=bool)
     y = np.array([float(v) if v is not None else np.nan for v in values], dtype=np.float64)
-    invalid = known & (~np.isin(y, [0.0, 1.0]) if spec.task == "binary" else ~np.isfinite(y))
+    invalid = known & spec.task_type.invalid_labels(y)
     if invalid.any():
-        wanted = "0 or 1" if spec.task == "binary" else "a finite number"
-        raise PerformanceInputMissing(f"{partition}: {int(invalid.sum())} labels of {spec.label!r} are not {wanted}; "
+        raise PerformanceInputMissing(f"{partition}: {int(invalid.sum())} labels of {spec.label!r} are not "
+                                      f"{spec.task_type.label_wanted}; "
                                       f"fix labels/{spec.label}.yaml")
     return y, known
 
@@ -206,23 +206,24 @@ def evaluate_performance(db: Database, sources: Database, spec: ProjectSpec, *, 
         group["scores"].append(doc["score"])
 
     groups, paired = [], {}
+    judge = judge_of(spec.task_type)
     for role, found in sorted(batch.items()):
         y, known = _label_array(spec, labels, found["entities"], partition)
         scores = np.asarray(found["scores"], dtype=np.float64)
         paired[role] = dict(zip((e for e, k in zip(found["entities"], known) if k), scores[known]))
         groups.append(Group("batch", role, found["version"],
-                            realised(spec.task, y[known], scores[known], confidence=confidence)))
+                            judge.realised(y[known], scores[known], confidence=confidence)))
     for (role, version), found in sorted(logged_by.items(), key=lambda item: (item[0][0], str(item[0][1]))):
         y, known = _label_array(spec, labels, found["entities"], partition)
-        groups.append(Group("logged", role, str(version), realised(
-            spec.task, y[known], np.asarray(found["scores"], dtype=np.float64)[known], confidence=confidence)))
+        groups.append(Group("logged", role, str(version), judge.realised(
+            y[known], np.asarray(found["scores"], dtype=np.float64)[known], confidence=confidence)))
 
     comparison = None
     gate_metric = spec.project.model.gate.metric
     if CHAMPION in paired and CHALLENGER in paired:
         common = [e for e in paired[CHAMPION] if e in paired[CHALLENGER]]
         y, _ = _label_array(spec, labels, common, partition)
-        comparison = compare(spec.task, gate_metric, y, np.array([paired[CHAMPION][e] for e in common]),
+        comparison = judge.compare(gate_metric, y, np.array([paired[CHAMPION][e] for e in common]),
                              np.array([paired[CHALLENGER][e] for e in common]), confidence=confidence)
 
     # The day's answers: entity predictions made from T's features, and row predictions made during day T.
@@ -233,6 +234,6 @@ def evaluate_performance(db: Database, sources: Database, spec: ProjectSpec, *, 
         {"_id": 0, "time": 1, "role": 1, "model": 1}, max_time_ms=max_time_ms).limit(MAX_LOGGED))
     return PerformanceDay(
         partition=partition, labelled=sum(v is not None for v in labels.values()), groups=groups,
-        comparison=comparison, compared_on=COMPARED_ON[gate_metric], hit_rate=hit_rate(answered, timeline),
+        comparison=comparison, compared_on=judge.compared_on[gate_metric], hit_rate=hit_rate(answered, timeline),
         models={role: found["version"] for role, found in batch.items()},
     )

@@ -18,6 +18,7 @@ from mining_platform.spec.names import PREDICTION_LOG, endpoint_database_of
 from mining_platform.spec.project import DriftConfig
 from mining_platform.store import markers
 from mining_platform.store.columns import NUMERIC_TYPES, Schema, find_arrow_all
+from mining_platform.tasks import Task
 
 # Fewer logged predictions than this in a day say nothing about the score distribution.
 MIN_LOGGED_SCORES = 100
@@ -84,14 +85,21 @@ def read_day(db: Database, spec: ProjectSpec, features: list[str], *, partition:
     return columns, runs
 
 
-def logged_scores(db: Database, project: str, model: Champion, *, start: dt.datetime, end: dt.datetime) -> np.ndarray:
-    """Scores the endpoint answered with this version in [start, end)."""
+def logged_scores(db: Database, project: str, model: Champion, *, start: dt.datetime, end: dt.datetime,
+                  task: Task) -> np.ndarray:
+    """What the score drift compares (`Task.drift_values`) of the scores the endpoint answered with this version
+    in [start, end); a score of another shape (logged while the project had another task) is left out."""
     cursor = db.client[endpoint_database_of(db.name)][PREDICTION_LOG].find(
         {"project": project, "model.name": model.name, "model.version": model.version,
          "time": {"$gte": start, "$lt": end}, "answered": {"$ne": False}},  # not its scores as a shadow challenger
         {"_id": 0, "score": 1},
     ).limit(MAX_LOGGED_SCORES)
-    return np.array([doc["score"] for doc in cursor if isinstance(doc.get("score"), (int, float))], dtype=np.float64)
+    width = len(task.classes)  # a score per class, or one number
+    scores = [doc["score"] for doc in cursor if (
+        isinstance(doc.get("score"), list) and len(doc["score"]) == width if width
+        else isinstance(doc.get("score"), (int, float)))]
+    return task.drift_values(np.array(scores, dtype=np.float64).reshape(len(scores), width) if width
+                             else np.array(scores, dtype=np.float64))
 
 
 def evaluate_day(db: Database, spec: ProjectSpec, model: Champion, reference: ModelReference, *,
@@ -104,7 +112,8 @@ def evaluate_day(db: Database, spec: ProjectSpec, model: Champion, reference: Mo
         raise DriftInputMissing(f"{partition}: the committed feature partitions hold no entity")
     comparisons = sorted((compare(name, reference.features[name], columns[name]) for name in features),
                          key=lambda c: -c.psi)
-    scores = logged_scores(db, spec.project.name, model, start=as_of - dt.timedelta(days=1), end=as_of)
+    scores = logged_scores(db, spec.project.name, model, start=as_of - dt.timedelta(days=1), end=as_of,
+                           task=spec.task_type)
     return DriftReport(
         partition=partition, champion=model, rows=rows, features=tuple(comparisons),
         scores=compare("score", reference.scores, scores) if len(scores) >= MIN_LOGGED_SCORES else None,

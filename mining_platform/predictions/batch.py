@@ -200,9 +200,9 @@ class PredictionJob:
         for role, model in self.models.items():
             clock = time.perf_counter()
             matrix = np.ascontiguousarray(X[:, [columns.index(f) for f in model.features]])
-            scores = model.predict(matrix) if len(entities) else np.empty(0)
+            scores = model.predict(matrix) if len(entities) else np.empty((0, *model.task.score_shape))
             outcome.score_seconds += time.perf_counter() - clock
-            outcome.mean_score[role] = float(scores.mean()) if len(scores) else 0.0
+            outcome.mean_score[role] = model.task.mean_score(scores)
             clock = time.perf_counter()
             model_ref = {"name": model.name, "version": model.version}
             for start in range(0, len(entities), WRITE_BATCH):

@@ -3,7 +3,7 @@
 A numeric feature's reference is its quantile bins (edges from the training rows, so
 each bin held about the same share), its missing rate, and a seeded sample of its
 values for the two-sample Kolmogorov–Smirnov test. A boolean feature's reference is
-its category frequencies. The same binning is applied to the reference and to a day
+its category frequencies, as is a classifier's predicted class (categories named by its classes). The same binning is applied to the reference and to a day
 (`counts`), with missing values as a bin of their own: a feature that starts
 arriving empty has drifted too. How far a day is from it: `mining_platform.monitoring`.
 """
@@ -34,6 +34,7 @@ class Distribution:
     edges: tuple[float, ...] = ()  # numeric: bin i holds edges[i-1] <= x < edges[i]; first and last are open
     sample: tuple[float, ...] = ()  # numeric: values for the KS test
     mean: float | None = None
+    categories: tuple[str, ...] = CATEGORIES  # categorical: value i is category i (booleans: false, true)
 
     def to_json(self) -> dict:
         return {**asdict(self), "kind": self.kind.value}
@@ -43,14 +44,14 @@ class Distribution:
         return cls(
             kind=Kind(raw["kind"]), rows=int(raw["rows"]), missing_rate=float(raw["missing_rate"]),
             shares=tuple(raw["shares"]), edges=tuple(raw.get("edges", ())), sample=tuple(raw.get("sample", ())),
-            mean=raw.get("mean"),
+            mean=raw.get("mean"), categories=tuple(raw.get("categories", CATEGORIES)),
         )
 
     @property
     def labels(self) -> list[str]:
         """A readable name per bin, then `missing`."""
         if self.kind is Kind.categorical:
-            return [*CATEGORIES, "missing"]
+            return [*self.categories, "missing"]
         bounds = ["-inf", *(f"{e:.4g}" for e in self.edges), "inf"]
         return [f"[{lo}, {hi})" for lo, hi in zip(bounds, bounds[1:])] + ["missing"]
 
@@ -85,12 +86,14 @@ def numeric_reference(values: np.ndarray, *, bins: int = BINS, sample_size: int 
     return _with_shares(reference, present)
 
 
-def categorical_reference(values: np.ndarray) -> Distribution:
-    """Frequencies of false/true among the non-missing values of a boolean (0/1) feature."""
+def categorical_reference(values: np.ndarray, categories: tuple[str, ...] = CATEGORIES) -> Distribution:
+    """Frequencies of the categories among the non-missing values: false/true of a boolean (0/1) feature, or
+    category indices 0..len(categories)-1."""
     values = np.asarray(values, dtype=np.float64)
     present = present_values(values)
     reference = Distribution(kind=Kind.categorical, rows=int(values.size), missing_rate=_missing_rate(values),
-                             shares=(), mean=float(present.mean()) if present.size else None)
+                             shares=(), mean=float(present.mean()) if present.size else None,
+                             categories=tuple(categories))
     return _with_shares(reference, present)
 
 
@@ -100,8 +103,11 @@ def _missing_rate(values: np.ndarray) -> float:
 
 def counts(reference: Distribution, values: np.ndarray) -> np.ndarray:
     """How many of the (non-missing) `values` fall in each of the reference's bins or categories."""
-    if reference.kind is Kind.categorical:
+    if reference.kind is Kind.categorical and reference.categories == CATEGORIES:
         return np.array([(values == 0).sum(), (values != 0).sum()], dtype=np.float64)
+    if reference.kind is Kind.categorical:
+        index = np.clip(np.asarray(values, dtype=np.int64), 0, len(reference.categories) - 1)
+        return np.bincount(index, minlength=len(reference.categories)).astype(np.float64)
     index = np.searchsorted(np.asarray(reference.edges), values, side="right")
     return np.bincount(index, minlength=len(reference.edges) + 1).astype(np.float64)
 

@@ -54,9 +54,10 @@ class ModelReference:
 
 def build_reference(
     *, X: np.ndarray, features: list[str], boolean_features: set[str], validation_scores: np.ndarray,
-    sample_partitions: list[str], seed: int = 0,
+    sample_partitions: list[str], seed: int = 0, score_categories: tuple[str, ...] | None = None,
 ) -> ModelReference:
-    """Per-feature distributions of the rows `X` (columns in `features` order, NaN = missing)."""
+    """Per-feature distributions of the rows `X` (columns in `features` order, NaN = missing), and of the
+    validation scores (numeric, or categorical over `score_categories`: a classifier's predicted class)."""
     distributions = {}
     for column, name in enumerate(features):
         values = X[:, column]
@@ -64,7 +65,8 @@ def build_reference(
                                else numeric_reference(values, seed=seed))
     return ModelReference(
         features=distributions,
-        scores=numeric_reference(validation_scores, seed=seed),
+        scores=(numeric_reference(validation_scores, seed=seed) if score_categories is None
+                else categorical_reference(validation_scores, score_categories)),
         sample_partitions=tuple(sample_partitions),
     )
 

@@ -115,13 +115,13 @@ class SampleJob:
         counts = label_counts(db, self.spec, as_of=outcome.as_of, run_id=outcome.run_id, max_time_ms=max_time_ms)
         outcome.documents_written = counts.rows
         if counts.invalid:
-            wanted = "0 or 1" if self.spec.task == "binary" else "a finite number"
             raise LabelViolation(
-                f"{counts.invalid} of {counts.rows} rows have a {self.spec.label!r} label that is not {wanted} "
+                f"{counts.invalid} of {counts.rows} rows have a {self.spec.label!r} label that is not "
+                f"{self.spec.task_type.label_wanted} "
                 f"(e.g. {counts.example!r}); fix labels/{self.spec.label}.yaml (its `value`, or `default`)")
         outcome.label_mean = counts.label_mean
         outcome.entity_types = counts.entity_types
-        outcome.positives = int(counts.label_sum) if self.spec.task == "binary" else 0
+        outcome.positives = int(counts.label_sum) if self.spec.task_type.label_summary == "positive_rate" else 0
 
     def marker_fields(self, outcome: SampleOutcome) -> dict:
         label_start, label_end = self.spec.label_window(outcome.as_of)
@@ -136,7 +136,7 @@ class SampleJob:
         }
 
     def summary(self, outcome: SampleOutcome) -> str:
-        labelled = (f"{outcome.positives} positive" if self.spec.task == "binary"
+        labelled = (f"{outcome.positives} positive" if self.spec.task_type.label_summary == "positive_rate"
                     else f"mean label {outcome.label_mean if outcome.label_mean is not None else '-'}")
         return f"samples {outcome.partition}: {outcome.rows} rows, {labelled} (run {outcome.run_id})"
 

@@ -17,7 +17,6 @@ partitions are, and every build is audited in `pipeline_runs` as `<p>/samples`.
 import datetime as dt
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 
 from pymongo import ASCENDING
@@ -136,8 +135,7 @@ def label_stages(spec: ProjectSpec, *, as_of: dt.datetime, run_id: str, namespac
         {"$project": {
             "_id": 0,
             spec.entity: "$_id",
-            "value": {"$cond": [{"$eq": [{"$type": "$value"}, "bool"]}, {"$toInt": "$value"},
-                                {"$ifNull": ["$value", None]}]},
+            "value": spec.task_type.label_value("$value"),
             "as_of": {"$literal": as_of},
             "run_id": {"$literal": run_id},
         }},
@@ -201,14 +199,10 @@ def label_counts(db: Database, spec: ProjectSpec, *, as_of: dt.datetime, run_id:
                  max_time_ms: int = 600_000) -> LabelCounts:
     """Rows, label sum, invalid labels and entity id types of one run's partition, counted in the database.
 
-    Valid: 0 or 1 for a binary task; a finite number for regression.
+    Valid: what the task says (`Task.invalid_label`): 0 or 1 for a binary task, a finite number for regression.
     """
     label = f"${spec.label}"
-    if spec.task == "binary":
-        invalid = {"$not": [{"$in": [label, [0, 1]]}]}
-    else:
-        invalid = {"$or": [{"$not": [{"$isNumber": label}]},
-                           {"$in": [label, [math.inf, -math.inf, math.nan]]}]}
+    invalid = spec.task_type.invalid_label(label)
     counted = list(db[spec.samples_collection].aggregate([
         {"$match": {"as_of": as_of, "run_id": run_id}},
         {"$group": {

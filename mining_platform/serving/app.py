@@ -290,8 +290,8 @@ def create_app(config: ServingConfig) -> FastAPI:
         if sampled:
             prediction_log.record(log_documents(project, parsed, scorings, as_of=newest,
                                                 only=prediction_log.cap(len(X))))
-        payload = {"model": {"name": model.name, "version": model.version, "task": model.task},
-                   "predictions": scores.tolist()}
+        payload = {"model": {"name": model.name, "version": model.version, **model.task.describe()},
+                   **model.task.answer(scores)}
         if challenger is not None:
             payload["challenger"] = {"name": challenger.name, "version": challenger.version, "mode": setting.mode}
         if versions is not None:

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mining_platform.spec.names import CHAMPION
-from mining_platform.spec.tags import FEATURES_TAG, GATE_TAG, PASSED, TASK_TAG
-
-TASKS = ("binary", "regression")
+from mining_platform.spec.tags import FEATURES_TAG, GATE_TAG, PASSED, TASK_PARAMETERS_TAG, TASK_TAG
+from mining_platform.tasks import BINARY, Task, UnknownTask, task_named
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -53,7 +52,7 @@ class ServedModel:
     trained_features: dict[str, dict]
     loaded_at: dt.datetime
     alias: str = CHAMPION
-    task: str = "binary"  # binary: predictions are probabilities; regression: predicted values
+    task: Task = BINARY  # what its scores are: probabilities, predicted values
 
     @property
     def uri(self) -> str:
@@ -68,7 +67,7 @@ class ServedModel:
             "name": self.name,
             "version": self.version,
             "alias": self.alias,
-            "task": self.task,
+            **self.task.describe(),
             "run_id": self.run_id,
             "model_uri": self.uri,
             "loaded_at": self.loaded_at.isoformat(),
@@ -81,14 +80,9 @@ def _smoke_test(model: ServedModel, rows: np.ndarray) -> None:
         scores = model.predict(rows)
     except Exception as exc:  # noqa: BLE001 - XGBoostError and whatever a broken booster raises
         raise ChampionLoadFailed(f"{model.uri} failed its smoke prediction: {exc}") from None
-    binary = model.task == "binary"
-    if (scores.shape != (rows.shape[0],) or not np.all(np.isfinite(scores))
-            or (binary and np.any((scores < 0) | (scores > 1)))):
-        wanted = "probabilities in [0, 1]" if binary else "finite values"
-        raise ChampionLoadFailed(
-            f"{model.uri} failed its smoke prediction: expected {rows.shape[0]} {wanted}, "
-            f"got shape {scores.shape} {scores[:5].tolist()}"
-        )
+    problem = model.task.score_problem(scores, rows.shape[0])
+    if problem:
+        raise ChampionLoadFailed(f"{model.uri} failed its smoke prediction: {problem}")
 
 
 _REGISTRY_IMPORT = threading.Lock()
@@ -139,9 +133,11 @@ def load_version(tracking_uri: str, model_name: str, version: str, *, alias: str
         trained_features = None
     if not isinstance(trained_features, dict):
         raise ChampionLoadFailed(f"{loaded.uri}: its {FEATURES_TAG} tag is not a JSON object of feature sets")
-    task = loaded.tags.get(TASK_TAG, "binary")  # versions trained before tasks existed are binary
-    if task not in TASKS:
-        raise ChampionLoadFailed(f"{loaded.uri}: its {TASK_TAG} tag is {task!r}, not one of {', '.join(TASKS)}")
+    try:  # a version trained before tasks existed is binary
+        parameters = json.loads(loaded.tags.get(TASK_PARAMETERS_TAG, "{}"))
+        task = task_named(loaded.tags.get(TASK_TAG, BINARY.name), **(parameters if isinstance(parameters, dict) else {}))
+    except (UnknownTask, json.JSONDecodeError) as exc:
+        raise ChampionLoadFailed(f"{loaded.uri}: its {TASK_TAG} and {TASK_PARAMETERS_TAG} tags: {exc}") from None
     model = ServedModel(
         task=task, alias=alias,
         name=model_name, version=loaded.version, run_id=loaded.run_id, booster=booster, features=loaded.features,

@@ -43,9 +43,10 @@ def champion_answers(model: ServedModel, X: np.ndarray) -> Answer:
 def canary_answers(model: ServedModel, challenger: ServedModel, X: np.ndarray, X_challenger: np.ndarray | None,
                    routed: list[bool]) -> Answer:
     """The answer when a canary runs: each model scores the rows routed to it (the challenger on its own feature
-    matrix); without a challenger matrix (it cannot score this request) the champion answers every row."""
+    matrix); without a challenger matrix (it cannot score this request), or when the two answer different tasks
+    (the project changed its task), the champion answers every row."""
     n = len(X)
-    if X_challenger is None:
+    if X_challenger is None or challenger.task != model.task:
         routed = [False] * n
     to_challenger = sum(routed)
     if to_challenger in (0, n):  # one side answers the whole request: no split (the common case)
@@ -55,9 +56,9 @@ def canary_answers(model: ServedModel, challenger: ServedModel, X: np.ndarray, X
                       [answering.version] * n)
     mask = np.array(routed)
     mine, theirs = np.flatnonzero(~mask), np.flatnonzero(mask)
-    scores = np.empty(n)
-    scores[mine] = model.predict(X[mine])
-    scores[theirs] = challenger.predict(X_challenger[theirs])
+    mine_scores, their_scores = model.predict(X[mine]), challenger.predict(X_challenger[theirs])
+    scores = np.empty((n, *mine_scores.shape[1:]))  # one number per row, or one per class
+    scores[mine], scores[theirs] = mine_scores, their_scores
     return Answer(scores, [Scoring(model, CHAMPION, X[mine], scores[mine], mine, answered=True),
                            Scoring(challenger, CHALLENGER, X_challenger[theirs], scores[theirs], theirs, answered=True)],
                   [challenger.version if r else model.version for r in routed])

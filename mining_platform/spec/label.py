@@ -24,6 +24,7 @@ from mining_platform.spec.definition import (
 from mining_platform.spec.parameters import LABEL_PARAMETERS, label_parameter_values
 from mining_platform.spec.project import ProjectConfig
 from mining_platform.spec.strict import UnreadableFile, describe_validation_error, read_mapping
+from mining_platform.tasks import TASKS
 
 LABELS_DIR = "labels"
 
@@ -65,8 +66,9 @@ def load_label_definition(project_dir: Path, project: ProjectConfig) -> LabelDef
         problems = describe_validation_error(exc) + problems
     if problems:
         raise LabelDefinitionError(path, problems)
-    if project.model.task == "binary" and definition.default not in (None, 0, 1):
-        raise LabelDefinitionError(path, [f"default: a binary label is 0 or 1 (or null), got {definition.default!r}"])
+    problem = TASKS[project.model.task]().default_problem(definition.default)
+    if problem:
+        raise LabelDefinitionError(path, [problem])
     problems = partition_expansion_problems(definition.pipeline, lambda as_of: label_parameter_values(
         as_of=as_of, horizon_days=definition.horizon_days, declared=definition.parameters), project)
     if problems:

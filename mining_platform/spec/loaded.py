@@ -14,6 +14,7 @@ from mining_platform.spec.definition import FeatureDefinition, FeatureType
 from mining_platform.spec.feature_files import load_feature_definitions
 from mining_platform.spec.label import LabelDefinition, load_label_definition
 from mining_platform.spec.project import ProjectConfig, SourceConfig, load_project
+from mining_platform.tasks import Task, task_named
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,13 @@ class ProjectSpec:
 
     @property
     def task(self) -> str:
+        """The name of the project's task (`model.task`)."""
         return self.project.model.task
+
+    @property
+    def task_type(self) -> Task:
+        """What the project's model answers: its labels, its scores, how it is judged (`mining_platform.tasks`)."""
+        return task_named(self.project.model.task)
 
     @property
     def label(self) -> str:

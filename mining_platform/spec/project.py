@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from mining_platform import settings
 from mining_platform.spec.names import collection_problem, database_problem, demo_database, max_project_name_bytes
 from mining_platform.spec.strict import Strict, UnreadableFile, describe_validation_error, read_mapping
+from mining_platform.tasks import TASKS, gate_metric
 
 # A project name is an asset-key prefix, a Python attribute of
 # sensors.definitions and part of database names.
@@ -86,16 +87,13 @@ class SourceConfig(Strict):
         return self.database or platform
 
 
-Task = Literal["binary", "regression"]
-# Gate metrics per task, and whether higher is better.
-GATE_METRICS: dict[str, dict[str, bool]] = {
-    "binary": {"auc": True, "pr_auc": True, "logloss": False},
-    "regression": {"r2": True, "rmse": False, "mae": False},
-}
+# The tasks and gate metrics as the YAML names them (their meaning: mining_platform.tasks).
+TaskName = Literal[tuple(TASKS)]  # type: ignore[valid-type]
+GateMetricName = Literal[tuple(dict.fromkeys(m.name for t in TASKS.values() for m in t.gate_metrics))]  # type: ignore[valid-type]
 
 # Set by the platform from `model.training` or fixed by `model.task`.
 PLATFORM_OWNED_PARAMS = {
-    "objective": "set by model.task (binary:logistic or reg:squarederror)",
+    "objective": "set by model.task (" + ", ".join(t.objective for t in TASKS.values()) + ")",
     "eval_metric": "the platform evaluates the metrics of model.task",
     "seed": "use model.training.seed",
     "random_state": "use model.training.seed",
@@ -125,14 +123,14 @@ class GateConfig(Strict):
     same rows, in the metric's units.
     """
 
-    metric: Literal["auc", "pr_auc", "logloss", "r2", "rmse", "mae"]
+    metric: GateMetricName
     min: float | None = None
     max: float | None = None
     max_regression: float = Field(ge=0.0)
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric in ("auc", "pr_auc", "r2")
+        return gate_metric(self.metric).higher_is_better
 
     @property
     def bound(self) -> float:
@@ -152,7 +150,7 @@ class GateConfig(Strict):
 
 class ModelConfig(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", max_length=120)
-    task: Task = "binary"
+    task: TaskName = "binary"
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
     gate: GateConfig
     training: TrainingConfig = TrainingConfig()
@@ -175,9 +173,10 @@ class ModelConfig(Strict):
 
     @model_validator(mode="after")
     def _gate_fits_task(self) -> "ModelConfig":
-        if self.gate.metric not in GATE_METRICS[self.task]:
+        metrics = [m.name for m in TASKS[self.task].gate_metrics]
+        if self.gate.metric not in metrics:
             raise ValueError(f"gate.metric {self.gate.metric!r} does not apply to a {self.task} model "
-                             f"(choose {', '.join(GATE_METRICS[self.task])})")
+                             f"(choose {', '.join(metrics)})")
         return self
 
 

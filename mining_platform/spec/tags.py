@@ -10,6 +10,7 @@ GATE_TAG = "mining.gate"  # the gate's verdict: only `passed` may be served, as 
 GATE_REASON_TAG = "mining.gate_reason"
 PASSED, FAILED = "passed", "failed"
 TASK_TAG = "mining.task"  # binary or regression: what the version's scores are
+TASK_PARAMETERS_TAG = "mining.task_parameters"  # JSON, for a task made with parameters (Task.parameters)
 FEATURES_TAG = "mining.features"  # feature set -> version and hash the version was trained on
 LABEL_TAG = "mining.label"  # the label definition: name, version, hash
 SAMPLES_TAG = "mining.samples"  # the sample partitions trained and validated on

@@ -8,19 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 import xgboost as xgb
 
-from mining_platform.metrics import evaluate
+from mining_platform.tasks import Task
+from mining_platform.tasks.judge import judge_of
 from mining_platform.training.dataset import Split, TrainingData, TrainingDataError
 
-__all__ = ["BoosterSettings", "evaluate", "predict", "resolve_device", "train_booster", "train_metric"]
+__all__ = ["BoosterSettings", "predict", "resolve_device", "train_booster", "train_metric"]
 
 DEFAULT_ROUNDS = 100
 # Scoring every training row costs seconds at 1M rows and says no more than a large sample.
 TRAIN_AUC_ROWS = 100_000
-# Per task: the objective, and the evaluation metrics (the last one drives early stopping).
-OBJECTIVES = {
-    "binary": ("binary:logistic", ["logloss", "auc"]),
-    "regression": ("reg:squarederror", ["mae", "rmse"]),
-}
 
 
 @dataclass(frozen=True)
@@ -32,14 +28,12 @@ class BoosterSettings:
     early_stopping_rounds: int
 
     @classmethod
-    def from_model_params(cls, model_params: dict, *, task: str, seed: int, device: str,
+    def from_model_params(cls, model_params: dict, *, task: Task, seed: int, device: str,
                           early_stopping_rounds: int) -> "BoosterSettings":
         params = {key: value for key, value in model_params.items() if key != "n_estimators"}
-        objective, eval_metric = OBJECTIVES[task]
         return cls(
             params={
-                "objective": objective,
-                "eval_metric": eval_metric,
+                **task.booster_params(),
                 "tree_method": "hist",
                 **params,
                 "seed": seed,
@@ -77,22 +71,17 @@ def _matrix(split: Split, features: list[str]) -> xgb.DMatrix:
     return xgb.DMatrix(split.X, label=split.y, feature_names=features, missing=np.nan)
 
 
-def check_trainable(data: TrainingData, task: str) -> None:
+def check_trainable(data: TrainingData, task: Task) -> None:
     for side, split in (("training", data.train), ("validation", data.validation)):
         first, last = split.partitions() if split.rows else ("-", "-")
         if not np.all(np.isfinite(split.y)):
             raise TrainingDataError(f"the {side} rows ({first} .. {last}) hold labels that are not finite numbers")
-        values = np.unique(split.y)
-        if task == "binary" and not set(values.tolist()) <= {0.0, 1.0}:
-            raise TrainingDataError(f"the {side} rows ({first} .. {last}) hold labels other than 0 and 1 "
-                                    f"({values[:5].tolist()}); a binary task needs 0/1 labels")
-        if len(values) < 2:
-            need = "AUC needs both classes" if task == "binary" else "a regression needs labels that vary"
-            raise TrainingDataError(f"the {side} rows ({split.rows}, {first} .. {last}) all have label "
-                                    f"{values.tolist()}; {need}")
+        problem = task.training_problem(split.y)
+        if problem:
+            raise TrainingDataError(f"the {side} rows ({split.rows}, {first} .. {last}) {problem}")
 
 
-def train_booster(data: TrainingData, settings: BoosterSettings, task: str) -> xgb.Booster:
+def train_booster(data: TrainingData, settings: BoosterSettings, task: Task) -> xgb.Booster:
     """Train on the training split, stop early on the validation split, keep only the best rounds."""
     check_trainable(data, task)
     validation = _matrix(data.validation, data.features)
@@ -116,12 +105,11 @@ def predict(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
     return booster.inplace_predict(X, missing=np.nan)
 
 
-def train_metric(booster: xgb.Booster, data: TrainingData, *, task: str, seed: int) -> tuple[str, float]:
-    """(name, value) of the headline metric on the training rows (a fixed sample of at most TRAIN_AUC_ROWS):
-    the overfitting yardstick: train_auc for binary, train_rmse for regression."""
+def train_metric(booster: xgb.Booster, data: TrainingData, *, task: Task, seed: int) -> tuple[str, float]:
+    """(name, value) of the task's headline metric on the training rows (a fixed sample of at most
+    TRAIN_AUC_ROWS): the overfitting yardstick (train_auc for binary, train_rmse for regression)."""
     rows = data.train.rows
     chosen = np.sort(np.random.default_rng(seed).choice(rows, size=TRAIN_AUC_ROWS, replace=False)) \
         if rows > TRAIN_AUC_ROWS else slice(None)
     y, scores = data.train.y[chosen], predict(booster, np.ascontiguousarray(data.train.X[chosen]))
-    metrics = evaluate(task, y, scores)
-    return ("train_auc", metrics["auc"]) if task == "binary" else ("train_rmse", metrics["rmse"])
+    return judge_of(task).train_metric(y, scores)

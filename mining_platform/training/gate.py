@@ -9,7 +9,9 @@ from mining_platform.registry.aliases import CHAMPION, alias_version
 from mining_platform.registry.client import client
 from mining_platform.registry.loading import load_version
 from mining_platform.spec.project import GateConfig
-from mining_platform.training.booster import evaluate, predict
+from mining_platform.tasks import Task, gate_metric
+from mining_platform.tasks.judge import judge_of
+from mining_platform.training.booster import predict
 from mining_platform.training.dataset import Split
 
 
@@ -35,7 +37,7 @@ class GateResult:
 
 
 def score_champion(
-    tracking_uri: str, model_name: str, validation: Split, features: list[str], *, task: str, metric: str
+    tracking_uri: str, model_name: str, validation: Split, features: list[str], *, task: Task, metric: str
 ) -> ChampionScore | None:
     """The current champion's gate metric on the new version's validation rows; None when there is no champion."""
     version = alias_version(client(tracking_uri), model_name, CHAMPION)
@@ -50,7 +52,7 @@ def score_champion(
         scores = predict(loaded.booster, np.ascontiguousarray(validation.X[:, columns]))
     except Exception as exc:  # any failure to score leaves the comparison undone: the gate fails closed
         return ChampionScore(version, None, f"it could not be loaded or scored: {type(exc).__name__}: {exc}")
-    return ChampionScore(version, evaluate(task, validation.y, scores)[metric])
+    return ChampionScore(version, judge_of(task).evaluate(validation.y, scores)[metric])
 
 
 def decide(*, gate: GateConfig, value: float, champion: ChampionScore | None, rows: int) -> GateResult:
@@ -59,8 +61,7 @@ def decide(*, gate: GateConfig, value: float, champion: ChampionScore | None, ro
     "Loses" is in the metric's direction: less AUC, PR AUC or R², more log loss, RMSE or MAE.
     """
     metric, higher = gate.metric, gate.higher_is_better
-    name = metric.upper() if metric in ("auc", "rmse", "mae") else {"pr_auc": "PR AUC", "r2": "R²",
-                                                                     "logloss": "log loss"}[metric]
+    name = gate_metric(metric).title
     problems, facts = [], [f"{name} {value:.4f} on {rows} validation rows"]
     if not np.isfinite(value):
         problems.append(f"{name} is {value}")

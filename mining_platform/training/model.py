@@ -16,11 +16,18 @@ from mining_platform.registry.client import client as mlflow_client
 from mining_platform.registry.reference import REFERENCE_ARTIFACT, ModelReference, build_reference
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.project import TrainingConfig
-from mining_platform.spec.tags import DAGSTER_RUN_TAG, FEATURES_TAG, LABEL_TAG, PROJECT_TAG, SAMPLES_TAG, TASK_TAG
-from mining_platform.training import plots
+from mining_platform.spec.tags import (
+    DAGSTER_RUN_TAG,
+    FEATURES_TAG,
+    LABEL_TAG,
+    PROJECT_TAG,
+    SAMPLES_TAG,
+    TASK_PARAMETERS_TAG,
+    TASK_TAG,
+)
+from mining_platform.tasks.judge import judge_of
 from mining_platform.training.booster import (
     BoosterSettings,
-    evaluate,
     predict,
     resolve_device,
     train_booster,
@@ -50,7 +57,9 @@ def lineage_tags(spec: ProjectSpec, data: TrainingData, *, dagster_run_id: str |
     return {
         PROJECT_TAG: spec.project.name,
         DAGSTER_RUN_TAG: dagster_run_id or "",
-        TASK_TAG: spec.task,
+        TASK_TAG: spec.task_type.name,
+        **({TASK_PARAMETERS_TAG: json.dumps(spec.task_type.parameters(), sort_keys=True)} if spec.task_type.parameters()
+           else {}),
         LABEL_TAG: json.dumps({"name": spec.label_definition.name, "version": spec.label_definition.version,
                                     "hash": spec.label_definition.content_hash}, sort_keys=True),
         FEATURES_TAG: json.dumps(data.feature_versions, sort_keys=True),
@@ -69,7 +78,8 @@ def drift_reference(spec: ProjectSpec, data: TrainingData, validation_scores, *,
     """The distributions drift reports compare against: every row the version learned from."""
     return build_reference(
         X=np.vstack([data.train.X, data.validation.X]), features=data.features, boolean_features=spec.boolean_features(),
-        validation_scores=validation_scores, sample_partitions=data.sample_partitions, seed=seed,
+        validation_scores=spec.task_type.drift_values(validation_scores), score_categories=spec.task_type.drift_categories,
+        sample_partitions=data.sample_partitions, seed=seed,
     )
 
 
@@ -109,21 +119,22 @@ def train_and_register(
     if device_note:
         log.warning(device_note)
     settings = BoosterSettings.from_model_params(
-        model.params, task=spec.task, seed=training.seed, device=device, early_stopping_rounds=training.early_stopping_rounds
+        model.params, task=spec.task_type, seed=training.seed, device=device, early_stopping_rounds=training.early_stopping_rounds
     )
     clock = time.perf_counter()
-    booster = train_booster(data, settings, spec.task)
+    booster = train_booster(data, settings, spec.task_type)
     seconds["train"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     scores = predict(booster, data.validation.X)
-    metrics = evaluate(spec.task, data.validation.y, scores)
-    name, value = train_metric(booster, data, task=spec.task, seed=training.seed)
+    judge = judge_of(spec.task_type)
+    metrics = judge.evaluate(data.validation.y, scores)
+    name, value = train_metric(booster, data, task=spec.task_type, seed=training.seed)
     metrics[name] = value
     best_iteration = int(booster.attr("best_iteration"))
-    champion = score_champion(tracking_uri, model.name, data.validation, data.features, task=spec.task,
+    champion = score_champion(tracking_uri, model.name, data.validation, data.features, task=spec.task_type,
                               metric=model.gate.metric)
-    evaluation = plots.evaluation_figures(spec.task, booster, data.validation.y, scores, metrics)
+    evaluation = judge.figures(booster, data.validation.y, scores, metrics)
     reference = drift_reference(spec, data, scores, seed=training.seed)
     seconds["evaluate"] = time.perf_counter() - clock
     try:

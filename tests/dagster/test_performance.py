@@ -19,11 +19,12 @@ from sklearn.metrics import roc_auc_score
 from assets.performance import build_performance_asset
 from assets.predictions import build_predictions_asset
 from mining_platform.demo.store import ensure_event_indexes
-from mining_platform.monitoring.performance import compare, realised
 from mining_platform.monitoring.realised import Group, HitRate, PerformanceDay
 from mining_platform.registry import aliases
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import PREDICTION_LOG
+from mining_platform.tasks import BINARY
+from mining_platform.tasks.judge import compare, realised
 from sensors.definitions import project_definitions
 from tests.fixtures.definitions import COUNTS, SPEND
 from tests.fixtures.feature_days import publish_feature_day
@@ -183,12 +184,12 @@ def evidence(spec, day: str, champion: str, challenger: str | None, *, seed: int
     """A day's evidence as `<p>/performance` records it, computed from synthetic labels and scores."""
     y, good, weak = scored(1500, seed, strength=strength)
     champion_scores, challenger_scores = (weak, good) if challenger_better else (good, weak)
-    groups = [Group("batch", "champion", champion, realised("binary", y, champion_scores, confidence=0.95))]
+    groups = [Group("batch", "champion", champion, realised(BINARY, y, champion_scores, confidence=0.95))]
     comparison = None
     if challenger is not None:
         groups.append(Group("batch", "challenger", challenger,
-                            realised("binary", y, challenger_scores, confidence=0.95)))
-        comparison = compare("binary", "auc", y, champion_scores, challenger_scores, confidence=0.95)
+                            realised(BINARY, y, challenger_scores, confidence=0.95)))
+        comparison = compare(BINARY, "auc", y, champion_scores, challenger_scores, confidence=0.95)
     models = {"champion": champion, **({"challenger": challenger} if challenger else {})}
     return PerformanceDay(partition=day, labelled=len(y), groups=groups, comparison=comparison, compared_on="auc",
                           hit_rate=HitRate(0, 0), models=models).evidence(spec)

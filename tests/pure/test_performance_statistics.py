@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, log_loss, mean_absolute_error, roc_auc_score
 
-from mining_platform.monitoring.performance import Interval, calibration, compare, delong, pool, realised
 from mining_platform.monitoring.realised import Served, hit_rate
 from mining_platform.spec.routing import canary_position, routes_to_challenger
+from mining_platform.tasks import BINARY, REGRESSION
+from mining_platform.tasks.judge import compare, realised
+from mining_platform.tasks.judge.statistics import Interval, calibration, delong, pool
 from tests.fixtures.scored import scored
 
 pytestmark = pytest.mark.fast
@@ -30,7 +32,7 @@ def test_delong_auc_equals_scikit_learn_and_its_covariance_matches_the_bootstrap
 
 def test_realised_binary_metrics_match_scikit_learn():
     y, a, _ = scored(500, 2)
-    r = realised("binary", y, a, confidence=0.95)
+    r = realised(BINARY, y, a, confidence=0.95)
     assert r.rows == 500
     assert r.metrics["auc"] == pytest.approx(roc_auc_score(y, a))
     assert r.metrics["pr_auc"] == pytest.approx(average_precision_score(y, a))
@@ -44,16 +46,16 @@ def test_realised_binary_metrics_match_scikit_learn():
 
 def test_one_class_days_have_no_auc_but_keep_the_losses():
     y = np.zeros(50)
-    r = realised("binary", y, np.full(50, 0.2), confidence=0.95)
+    r = realised(BINARY, y, np.full(50, 0.2), confidence=0.95)
     assert "auc" not in r.metrics and r.metrics["logloss"] == pytest.approx(-np.log(0.8))
-    assert compare("binary", "auc", y, np.full(50, 0.2), np.full(50, 0.3), confidence=0.95) is None
+    assert compare(BINARY, "auc", y, np.full(50, 0.2), np.full(50, 0.3), confidence=0.95) is None
 
 
 def test_regression_intervals_cover_the_metrics():
     rng = np.random.default_rng(3)
     y = rng.normal(10, 3, 400)
     predicted = y + rng.normal(0, 1, 400)
-    r = realised("regression", y, predicted, confidence=0.95)
+    r = realised(REGRESSION, y, predicted, confidence=0.95)
     assert r.metrics["mae"] == pytest.approx(mean_absolute_error(y, predicted))
     assert r.intervals["mae"].low < r.metrics["mae"] < r.intervals["mae"].high
     assert r.intervals["rmse"].low < r.metrics["rmse"] < r.intervals["rmse"].high
@@ -62,20 +64,20 @@ def test_regression_intervals_cover_the_metrics():
 
 def test_a_clearly_better_challenger_has_an_interval_clear_of_zero_in_its_favour():
     y, better, worse = scored(2000, 4, strength=1.5)
-    gain = compare("binary", "auc", y, worse, better, confidence=0.95)  # champion worse, challenger better
+    gain = compare(BINARY, "auc", y, worse, better, confidence=0.95)  # champion worse, challenger better
     assert gain.estimate == pytest.approx(roc_auc_score(y, better) - roc_auc_score(y, worse))
     assert gain.low > 0
-    loss = compare("binary", "auc", y, better, worse, confidence=0.95)
+    loss = compare(BINARY, "auc", y, better, worse, confidence=0.95)
     assert loss.high < 0 and loss.estimate == pytest.approx(-gain.estimate)
-    same = compare("binary", "logloss", y, better, better, confidence=0.95)
+    same = compare(BINARY, "logloss", y, better, better, confidence=0.95)
     assert same.estimate == 0
     # Log loss and regression losses compare per row: positive when the challenger loses less.
-    assert compare("binary", "logloss", y, worse, better, confidence=0.95).estimate > 0
+    assert compare(BINARY, "logloss", y, worse, better, confidence=0.95).estimate > 0
     rng = np.random.default_rng(5)
     target = rng.normal(0, 1, 500)
     close, far = target + rng.normal(0, 0.3, 500), target + rng.normal(0, 1.0, 500)
-    assert compare("regression", "r2", target, far, close, confidence=0.95).low > 0
-    assert compare("regression", "mae", target, close, far, confidence=0.95).high < 0
+    assert compare(REGRESSION, "r2", target, far, close, confidence=0.95).low > 0
+    assert compare(REGRESSION, "mae", target, close, far, confidence=0.95).high < 0
 
 
 def test_pooling_days_weighs_by_precision():

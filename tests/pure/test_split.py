@@ -8,6 +8,7 @@ import pytest
 from mining_platform.serving.split import canary_answers, canary_rows, champion_answers
 from mining_platform.spec.names import CHALLENGER, CHAMPION
 from mining_platform.spec.routing import routes_to_challenger
+from mining_platform.tasks import BINARY, Task
 
 pytestmark = pytest.mark.fast
 
@@ -18,6 +19,7 @@ class Constant:
 
     version: str
     offset: float
+    task: Task = BINARY
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return X[:, 0] + self.offset

@@ -1,5 +1,5 @@
-"""Realised performance: the metrics of scores against labels that matured, with confidence intervals, and the
-comparison of two versions scored on the same rows.
+"""The statistics of realised performance: analytic confidence intervals, the paired comparison of two versions
+scored on the same rows, several days pooled, calibration bins. The task judges compute their metrics with them.
 
 Intervals are analytic, so they cost one pass over the rows however many there are:
 
@@ -20,12 +20,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
-from mining_platform.metrics import evaluate
-
-# The metric two versions are compared on, per gate metric: one with an analytic paired interval that orders
-# versions as the gate metric does (PR AUC is compared on AUC; R² and RMSE on MSE, which ranks them identically).
-COMPARED_ON = {"auc": "auc", "pr_auc": "auc", "logloss": "logloss", "r2": "mse", "rmse": "mse", "mae": "mae"}
-EPSILON = 1e-15  # log loss clips probabilities as scikit-learn does
 CALIBRATION_BINS = 10
 
 
@@ -41,7 +35,7 @@ class Interval:
         return {k: round(v, 6) if np.isfinite(v) else None for k, v in asdict(self).items()}
 
 
-def _interval(estimate: float, variance: float, confidence: float) -> Interval:
+def interval(estimate: float, variance: float, confidence: float) -> Interval:
     z = stats.norm.ppf(0.5 + confidence / 2)
     half = z * np.sqrt(max(variance, 0.0))
     return Interval(float(estimate), float(estimate - half), float(estimate + half), float(max(variance, 0.0)))
@@ -71,21 +65,9 @@ def delong(y: np.ndarray, *scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return aucs, sx / m + sy / n
 
 
-def row_losses(task: str, metric: str, y: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Per-row losses whose mean is the metric: log loss, absolute error, squared error."""
-    if metric == "logloss":
-        p = np.clip(scores, EPSILON, 1 - EPSILON)
-        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
-    if metric == "mae":
-        return np.abs(y - scores)
-    if metric == "mse":
-        return (y - scores) ** 2
-    raise ValueError(f"no per-row loss for {metric!r}")
-
-
-def _mean_interval(values: np.ndarray, confidence: float) -> Interval:
+def mean_interval(values: np.ndarray, confidence: float) -> Interval:
     variance = float(np.var(values, ddof=1) / len(values)) if len(values) > 1 else float("inf")
-    return _interval(float(np.mean(values)), variance, confidence)
+    return interval(float(np.mean(values)), variance, confidence)
 
 
 def calibration(y: np.ndarray, scores: np.ndarray, *, bins: int = CALIBRATION_BINS) -> list[dict]:
@@ -114,54 +96,6 @@ class Realised:
     expected_calibration_error: float | None = None  # binary: the rows-weighted |predicted - realised|
 
 
-def realised(task: str, y: np.ndarray, scores: np.ndarray, *, confidence: float) -> Realised:
-    """The task's metrics (those `evaluate` logs at training) and their intervals, on matured labels."""
-    y, scores = np.asarray(y, dtype=np.float64), np.asarray(scores, dtype=np.float64)
-    rows = len(y)
-    if rows == 0:
-        return Realised(0, {}, {}, [])
-    intervals: dict[str, Interval] = {}
-    if task == "binary":
-        one_class = len(np.unique(y)) < 2
-        metrics = {"positive_rate": float(y.mean()),
-                   "logloss": float(np.mean(row_losses(task, "logloss", y, scores))),
-                   "brier": float(np.mean((scores - y) ** 2))}
-        if not one_class:  # AUC and PR AUC need both classes
-            metrics.update({k: v for k, v in evaluate(task, y.astype(int), scores).items() if k in ("auc", "pr_auc")})
-            aucs, covariance = delong(y, scores)
-            intervals["auc"] = _interval(float(aucs[0]), float(covariance[0, 0]), confidence)
-        intervals["logloss"] = _mean_interval(row_losses(task, "logloss", y, scores), confidence)
-        table = calibration(y, scores)
-        ece = sum(b["rows"] * abs(b["predicted"] - b["realised"]) for b in table) / rows
-        return Realised(rows, metrics, intervals, table, float(ece))
-    metrics = evaluate(task, y, scores) if rows > 1 else {"mae": float(np.abs(y - scores).mean())}
-    metrics["mse"] = float(np.mean((y - scores) ** 2))
-    intervals["mae"] = _mean_interval(row_losses(task, "mae", y, scores), confidence)
-    mse = _mean_interval(row_losses(task, "mse", y, scores), confidence)
-    intervals["mse"] = mse
-    intervals["rmse"] = Interval(float(np.sqrt(mse.estimate)), float(np.sqrt(max(mse.low, 0.0))),
-                                 float(np.sqrt(max(mse.high, 0.0))), float("nan"))
-    return Realised(rows, metrics, intervals, calibration(y, scores))
-
-
-def compare(task: str, gate_metric: str, y: np.ndarray, champion: np.ndarray, challenger: np.ndarray, *,
-            confidence: float) -> Interval | None:
-    """challenger − champion on the same rows, on the metric `gate_metric` is compared on, oriented so that
-    positive means the challenger is better; None when it is undefined on these rows (one class)."""
-    y = np.asarray(y, dtype=np.float64)
-    metric = COMPARED_ON[gate_metric]
-    if len(y) < 2:
-        return None
-    if metric == "auc":
-        if len(np.unique(y)) < 2:
-            return None
-        aucs, covariance = delong(y, champion, challenger)
-        variance = covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1]
-        return _interval(float(aucs[1] - aucs[0]), float(variance), confidence)
-    # Losses: champion's minus challenger's, per row (positive: the challenger lost less).
-    return _mean_interval(row_losses(task, metric, y, champion) - row_losses(task, metric, y, challenger), confidence)
-
-
 def pool(days: list[Interval], *, confidence: float) -> Interval:
     """Several days' differences as one inverse-variance-weighted estimate."""
     finite = [d for d in days if np.isfinite(d.variance)]
@@ -169,7 +103,7 @@ def pool(days: list[Interval], *, confidence: float) -> Interval:
         return Interval(float("nan"), float("-inf"), float("inf"), float("inf"))
     if any(d.variance == 0 for d in finite):  # identical scores: nothing to weigh
         estimate = float(np.mean([d.estimate for d in finite]))
-        return _interval(estimate, 0.0, confidence)
+        return interval(estimate, 0.0, confidence)
     weights = np.array([1.0 / d.variance for d in finite])
     estimate = float(np.sum(weights * np.array([d.estimate for d in finite])) / weights.sum())
-    return _interval(estimate, float(1.0 / weights.sum()), confidence)
+    return interval(estimate, float(1.0 / weights.sum()), confidence)

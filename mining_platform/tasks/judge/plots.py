@@ -1,5 +1,5 @@
-"""Evaluation plots of a model version: ROC and calibration (binary) or predicted against actual and
-residuals (regression), and feature importance."""
+"""The evaluation plots a version is logged with, drawn for the task judges: ROC and calibration, predicted against
+actual and residuals, feature importance."""
 
 import numpy as np
 import xgboost as xgb
@@ -63,17 +63,32 @@ def residuals_figure(y: np.ndarray, predicted: np.ndarray) -> Figure:
     return figure
 
 
-def evaluation_figures(task: str, booster: xgb.Booster, y: np.ndarray, scores: np.ndarray,
-                       metrics: dict[str, float]) -> dict[str, Figure]:
-    """Artifact file name -> figure."""
-    if task == "binary":
-        return {
-            "roc.png": roc_figure(y, scores, metrics["auc"]),
-            "calibration.png": calibration_figure(y, scores),
-            "feature_importance.png": importance_figure(booster),
-        }
-    return {
-        "predicted_vs_actual.png": predicted_figure(y, scores, metrics["rmse"]),
-        "residuals.png": residuals_figure(y, scores),
-        "feature_importance.png": importance_figure(booster),
-    }
+def confusion_figure(matrix: np.ndarray, classes: tuple[str, ...], accuracy: float) -> Figure:
+    """Rows: the realised class; columns: the predicted one; each row's shares sum to 1."""
+    figure, axes = plt.subplots(figsize=(1.0 + 0.6 * len(classes), 0.8 + 0.55 * len(classes)))
+    shown = axes.imshow(matrix, cmap="Blues", vmin=0.0, vmax=1.0)
+    axes.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=7)
+    axes.set_yticks(range(len(classes)), classes, fontsize=7)
+    if len(classes) <= 12:
+        for (row, column), share in np.ndenumerate(matrix):
+            axes.text(column, row, f"{share:.2f}", ha="center", va="center", fontsize=7,
+                      color="white" if share > 0.5 else "black")
+    axes.set(xlabel="predicted", ylabel="realised", title=f"Confusion (validation, accuracy {accuracy:.3f})")
+    figure.colorbar(shown, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    return figure
+
+
+def one_vs_rest_roc_figure(y: np.ndarray, scores: np.ndarray, classes: tuple[str, ...], top: int = 10) -> Figure:
+    """One ROC curve per class (its probability against the other classes), the most common classes first."""
+    figure, axes = plt.subplots(figsize=(4.5, 4))
+    for c in np.argsort(-np.bincount(y, minlength=len(classes)))[:top]:
+        positive = y == c
+        if 0 < positive.sum() < len(y):
+            fpr, tpr, _ = roc_curve(positive, scores[:, c])
+            axes.plot(fpr, tpr, label=str(classes[c]))
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    axes.set(xlabel="false positive rate", ylabel="true positive rate", title="One-vs-rest ROC (validation)")
+    axes.legend(loc="lower right", fontsize=7)
+    figure.tight_layout()
+    return figure
