@@ -73,8 +73,11 @@ def report_metadata(report: "DriftReport", reference: "ModelReference") -> dict:
     }
     if report.scores is not None:
         metadata["score_psi"] = dg.MetadataValue.float(round(report.scores.psi, 4))
-        metadata["score_ks_statistic"] = dg.MetadataValue.float(round(report.scores.ks_statistic, 4))
-        metadata["score_ks_pvalue"] = dg.MetadataValue.float(round(report.scores.ks_pvalue, 6))
+        if report.scores.ks_statistic is not None:  # numeric scores; a classifier's predicted class: Jensen–Shannon
+            metadata["score_ks_statistic"] = dg.MetadataValue.float(round(report.scores.ks_statistic, 4))
+            metadata["score_ks_pvalue"] = dg.MetadataValue.float(round(report.scores.ks_pvalue, 6))
+        if report.scores.js_distance is not None:
+            metadata["score_js_distance"] = dg.MetadataValue.float(round(report.scores.js_distance, 4))
         metadata["plot_score"] = dg.MetadataValue.md(drift_histogram(
             report.scores, reference.scores, partition=report.partition, version=report.champion.version))
     for comparison in report.features:

@@ -17,7 +17,9 @@ class PredictEntities(BaseModel):
 class ModelRef(BaseModel):
     name: str
     version: str
-    task: str = Field(description="binary: predictions are probabilities of the label; regression: predicted values.")
+    task: str = Field(description="binary: predictions are probabilities of the label; regression: predicted values; "
+                                  "multiclass: a probability per class.")
+    classes: list[str] | None = Field(default=None, description="multiclass: the class names, in probability order.")
 
 
 class ChallengerRef(BaseModel):
@@ -29,8 +31,11 @@ class ChallengerRef(BaseModel):
 
 class Prediction(BaseModel):
     model: ModelRef = Field(description="The champion.")
-    predictions: list[float] = Field(
-        description="In request order: the probability of the label (binary) or its predicted value (regression).")
+    predictions: list[float] | list[list[float]] = Field(
+        description="In request order: the probability of the label (binary), its predicted value (regression), or "
+                    "the probability of each class, in `classes` order, summing to 1 (multiclass).")
+    classes: list[str] | None = Field(default=None, description="multiclass: the class names.")
+    predicted_class: list[str] | None = Field(default=None, description="multiclass: each row's most likely class.")
     features_as_of: dict[str, str] | None = Field(
         default=None, description="With entities: the as_of of the partition each feature set was read from.")
     challenger: ChallengerRef | None = Field(default=None, description="The challenger running next to the champion.")

@@ -48,12 +48,13 @@ class FeatureDefinitionError(DefinitionError):
 def canonical_hash(definition: Strict) -> str:
     """sha256 of a definition's canonical JSON: the registry key and the asset's code_version.
 
-    A definition without `limits` hashes as it did before `limits` existed, so adding the key
-    to the platform changed no registered version.
+    A definition without `limits` (or a label's `classes`) hashes as it did before the key existed, so adding
+    it to the platform changed no registered version.
     """
     dumped = definition.model_dump(mode="json")
-    if dumped.get("limits", "set") is None:
-        del dumped["limits"]
+    for optional in ("limits", "classes"):  # keys added later: unset, the definition hashes as it did before
+        if dumped.get(optional, "set") is None:
+            del dumped[optional]
     for aggregation in (dumped.get("aggregations") or {}).values():  # likewise an aggregation without `where`
         if aggregation.get("where", "set") is None:
             del aggregation["where"]

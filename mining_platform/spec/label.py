@@ -5,6 +5,9 @@ entity, `{_id: <entity>, value: <label>}`, from the events of the label window
 [as_of, horizon_end). It is versioned, registered, safety-walked and parameterised
 exactly like a feature definition; the sample build runs it in the database.
 
+A multiclass label names its classes (`classes: [basic, plus, premium]`): the pipeline's `value` is a class
+name or a class index, stored as the index.
+
 `default` is the label of an entity that has features at as_of but no label
 document (for churn: no event in the window means churned, 1); `null` means such an
 entity is not a sample at all.
@@ -24,7 +27,7 @@ from mining_platform.spec.definition import (
 from mining_platform.spec.parameters import LABEL_PARAMETERS, label_parameter_values
 from mining_platform.spec.project import ProjectConfig
 from mining_platform.spec.strict import UnreadableFile, describe_validation_error, read_mapping
-from mining_platform.tasks import TASKS
+from mining_platform.tasks import UnknownTask, task_named
 
 LABELS_DIR = "labels"
 
@@ -38,6 +41,12 @@ class LabelDefinition(VersionedDefinition):
     pipeline: list[dict[str, Any]] = Field(min_length=1)
     # Required, and may be null: whether an entity without a label document is a sample is a decision.
     default: StrictInt | StrictFloat | None
+    # A multiclass label's class names, class 0 first (absent for the other tasks: hashed as before it existed).
+    classes: list[str] | None = Field(default=None, min_length=1)
+
+    def task_parameters(self) -> dict:
+        """What the project's task is made with from this definition (`mining_platform.tasks.task_named`)."""
+        return {} if self.classes is None else {"classes": self.classes}
 
     @property
     def registry_name(self) -> str:
@@ -66,7 +75,11 @@ def load_label_definition(project_dir: Path, project: ProjectConfig) -> LabelDef
         problems = describe_validation_error(exc) + problems
     if problems:
         raise LabelDefinitionError(path, problems)
-    problem = TASKS[project.model.task]().default_problem(definition.default)
+    try:
+        task = task_named(project.model.task, **definition.task_parameters())
+    except UnknownTask as exc:
+        raise LabelDefinitionError(path, [f"classes: {exc}"]) from None
+    problem = task.default_problem(definition.default)
     if problem:
         raise LabelDefinitionError(path, [problem])
     problems = partition_expansion_problems(definition.pipeline, lambda as_of: label_parameter_values(

@@ -57,7 +57,7 @@ class ProjectSpec:
     @property
     def task_type(self) -> Task:
         """What the project's model answers: its labels, its scores, how it is judged (`mining_platform.tasks`)."""
-        return task_named(self.project.model.task)
+        return task_named(self.project.model.task, **self.label_definition.task_parameters())
 
     @property
     def label(self) -> str:

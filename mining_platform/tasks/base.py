@@ -38,10 +38,7 @@ class Task:
     score_meaning: ClassVar[str]  # what a score is, in words
     realised_metrics: ClassVar[str]  # what realised performance reports, in words
     score_range: ClassVar[tuple[float, float] | None] = None  # the bounds every score lies within, if any
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return ()
+    classes: ClassVar[tuple[str, ...]] = ()  # a classifier of named classes: their names, class i first
 
     @property
     def score_shape(self) -> tuple[int, ...]:

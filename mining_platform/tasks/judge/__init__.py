@@ -3,10 +3,11 @@
 from mining_platform.tasks.base import Task
 from mining_platform.tasks.judge.base import Judge
 from mining_platform.tasks.judge.binary import BinaryJudge
+from mining_platform.tasks.judge.multiclass import MulticlassJudge
 from mining_platform.tasks.judge.regression import RegressionJudge
 from mining_platform.tasks.judge.statistics import Interval, Realised
 
-JUDGES: dict[str, type[Judge]] = {"binary": BinaryJudge, "regression": RegressionJudge}
+JUDGES: dict[str, type[Judge]] = {"binary": BinaryJudge, "regression": RegressionJudge, "multiclass": MulticlassJudge}
 
 __all__ = ["Interval", "Judge", "Realised", "compare", "judge_of", "realised"]
 
