@@ -71,8 +71,9 @@ def free_port() -> int:
 
 
 class Dagster:
-    def __init__(self, port: int):
+    def __init__(self, port: int, location: str = PROJECT):
         self.url = f"http://127.0.0.1:{port}/graphql"
+        self.location = location  # the code location (project) runs are launched in
         self.http = httpx.Client(timeout=120)
 
     def query(self, text: str, **variables) -> dict:
@@ -101,7 +102,7 @@ class Dagster:
 
     def materialize(self, assets: list[str], *, partition: str | None = None, config: dict | None = None) -> None:
         params = {
-            "selector": {"repositoryLocationName": PROJECT, "repositoryName": "__repository__",
+            "selector": {"repositoryLocationName": self.location, "repositoryName": "__repository__",
                          "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": a.split("/")} for a in assets]},
             "runConfigData": config or {},
             "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}] if partition else []},
@@ -136,7 +137,7 @@ class Dagster:
         return values
 
     def ticks(self, sensor: str) -> list[dict]:
-        selector = {"repositoryLocationName": PROJECT, "repositoryName": "__repository__", "sensorName": sensor}
+        selector = {"repositoryLocationName": self.location, "repositoryName": "__repository__", "sensorName": sensor}
         return self.query(SENSOR_TICKS, selector=selector)["sensorOrError"]["sensorState"]["ticks"]
 
     def wait_materialized(self, asset: str, partition: str, timeout: float) -> None:

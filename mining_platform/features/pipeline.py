@@ -16,7 +16,8 @@ from mining_platform.spec.parameters import parameter_values, substitute
 from mining_platform.spec.project import ProjectConfig
 from mining_platform.spec.stages import expansion_problems
 from mining_platform.store import markers
-from mining_platform.store.loop import Aggregation, PartitionOutcome, run_partitions
+from mining_platform.store.job import Aggregation, PartitionOutcome
+from mining_platform.store.loop import run_partitions
 from mining_platform.store.versions import register
 
 

@@ -50,7 +50,8 @@ from mining_platform.spec.parameters import substitute
 from mining_platform.spec.project import ProjectConfig
 from mining_platform.spec.windowed import WindowedDefinition
 from mining_platform.store import markers
-from mining_platform.store.loop import Aggregation, PartitionOutcome, run_partitions
+from mining_platform.store.job import Aggregation, PartitionOutcome
+from mining_platform.store.loop import run_partitions
 from mining_platform.store.versions import register
 
 RANGE_DAYS = 31

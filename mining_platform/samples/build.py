@@ -22,7 +22,8 @@ from mining_platform.spec.definition import OutputBoundExceeded
 from mining_platform.spec.names import SAMPLE_MARKERS
 from mining_platform.spec.stages import expansion_problems
 from mining_platform.store import markers
-from mining_platform.store.loop import Aggregation, PartitionOutcome, run_partitions
+from mining_platform.store.job import Aggregation, PartitionOutcome
+from mining_platform.store.loop import run_partitions
 from mining_platform.store.versions import register
 
 

@@ -6,6 +6,7 @@ it learned); NaN and Infinity are refused, since JSON has no such numbers and th
 usually mean a broken upstream computation.
 """
 
+import asyncio
 import json
 import math
 from dataclasses import dataclass
@@ -146,3 +147,22 @@ def rows_matrix(rows: list[dict], features: tuple[str, ...], boolean_features: f
                 if value is not None and _out_of_range(value):
                     raise BadRequest(422, f"rows[{i}].{name}: {value!r} is outside the range of a 64-bit float")
     return X
+
+
+async def read_body(request, limit: int, timeout: float) -> bytes:
+    """The body, at most `limit` bytes, arrived within `timeout` seconds: a client trickling a body cannot hold
+    a connection (and its memory) for ever."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BadRequest(413, f"the body has {declared} bytes; at most {limit}")
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BadRequest(413, f"the body exceeds {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BadRequest(408, f"the body did not arrive within {timeout:g} s ({size} bytes so far)") from None
+    return b"".join(chunks)

@@ -16,7 +16,7 @@ from pymongo.database import Database
 from mining_platform import settings
 from mining_platform.spec.clock import as_utc
 from mining_platform.spec.names import source_problem
-from mining_platform.spec.project import SourceConfig
+from mining_platform.spec.source_config import SourceConfig
 
 ONE_DAY = dt.timedelta(days=1)
 NO_EVENTS = "0 events"  # the data version of a day that had events and has none now

@@ -13,7 +13,8 @@ from mining_platform.spec import names
 from mining_platform.spec.definition import FeatureDefinition, FeatureType
 from mining_platform.spec.feature_files import load_feature_definitions
 from mining_platform.spec.label import LabelDefinition, load_label_definition
-from mining_platform.spec.project import ProjectConfig, SourceConfig, load_project
+from mining_platform.spec.project import ProjectConfig, load_project
+from mining_platform.spec.source_config import SourceConfig
 from mining_platform.tasks import Task, task_named
 
 

@@ -6,14 +6,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from mining_platform import settings
-from mining_platform.spec.names import collection_problem, database_problem, demo_database, max_project_name_bytes
+from mining_platform.spec.model_config import ModelConfig
+from mining_platform.spec.names import collection_problem, database_problem, max_project_name_bytes
+from mining_platform.spec.source_config import KEY_NAME, PROJECT_NAME, SourceConfig, platform_of
 from mining_platform.spec.strict import Strict, UnreadableFile, describe_validation_error, read_mapping
-from mining_platform.tasks import TASKS, gate_metric
 
 # A project name is an asset-key prefix, a Python attribute of
 # sensors.definitions and part of database names.
-PROJECT_NAME = r"^[a-z][a-z0-9_]*$"
 PROJECT_FILE = "project.yaml"
 # Names a code location cannot be looked up by: `-a <p>` resolves a module attribute of
 # sensors.definitions, and these are attributes it has (tests/dagster/test_definitions.py keeps the list whole).
@@ -28,156 +27,6 @@ RESERVED_PROJECT_NAMES = frozenset({
 
 class ProjectConfigError(ValueError):
     """A project file is missing or invalid; the message names the file and the keys."""
-
-
-# A field path of a source document (dots for nesting): no `$`, no empty parts.
-FIELD_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
-COLLECTION_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
-DATABASE_NAME = r"^[A-Za-z0-9_-]{1,63}$"
-KEY_NAME = r"^[a-z][a-z0-9_]*$"
-
-
-def _platform(info: ValidationInfo) -> str:
-    """The platform database a project file is checked against: `load_project(platform=…)`, else MINING_MONGO_DB."""
-    return (info.context or {}).get("platform") or settings.setting("MINING_MONGO_DB")
-
-
-class SourceConfig(Strict):
-    """A collection of events the platform observes and never writes (except a demo source it created)."""
-
-    collection: str = Field(pattern=COLLECTION_NAME, max_length=120)
-    database: str | None = Field(default=None, pattern=DATABASE_NAME,
-                                 description="Another database of the same cluster (default MINING_MONGO_DB).")
-    demo_of: str | None = Field(
-        default=None, pattern=PROJECT_NAME,
-        description="The demo events of this project or another one: the collection in that project's demo database "
-        "`<MINING_MONGO_DB>_<demo_of>-demo`, which only its demo generator writes. Set by the platform for the source "
-        "a `demo:` block names.")
-    timestamp: str = Field(pattern=FIELD_PATH, description="The event-time field (a BSON date).")
-    lateness_days: int = Field(default=0, ge=0, le=365,
-                               description="A day is complete once the source holds events this many days past its end.")
-
-    @field_validator("collection")
-    @classmethod
-    def _not_platform(cls, collection: str) -> str:
-        problem = collection_problem(collection)
-        if problem:
-            raise ValueError(problem)
-        return collection
-
-    @field_validator("database")
-    @classmethod
-    def _not_server(cls, database: str | None, info: ValidationInfo) -> str | None:
-        problem = database_problem(_platform(info), database)
-        if problem:
-            raise ValueError(problem)
-        return database
-
-    @model_validator(mode="after")
-    def _one_database(self) -> "SourceConfig":
-        if self.database is not None and self.demo_of is not None:
-            raise ValueError(f"set database or demo_of, not both: demo events live in their project's demo database "
-                             f"(<MINING_MONGO_DB>_{self.demo_of}-demo)")
-        return self
-
-    def database_name(self, platform: str) -> str:
-        """The database this source lives in, given the platform database (MINING_MONGO_DB)."""
-        if self.demo_of is not None:
-            return demo_database(platform, self.demo_of)
-        return self.database or platform
-
-
-# The tasks and gate metrics as the YAML names them (their meaning: mining_platform.tasks).
-TaskName = Literal[tuple(TASKS)]  # type: ignore[valid-type]
-GateMetricName = Literal[tuple(dict.fromkeys(m.name for t in TASKS.values() for m in t.gate_metrics))]  # type: ignore[valid-type]
-
-# Set by the platform from `model.training` or fixed by `model.task`.
-PLATFORM_OWNED_PARAMS = {
-    "objective": "set by model.task (" + ", ".join(t.objective for t in TASKS.values()) + ")",
-    "eval_metric": "the platform evaluates the metrics of model.task",
-    "seed": "use model.training.seed",
-    "random_state": "use model.training.seed",
-    "device": "use model.training.device",
-    "early_stopping_rounds": "use model.training.early_stopping_rounds",
-    "num_boost_round": "use n_estimators",
-}
-
-
-class TrainingConfig(Strict):
-    """Defaults of the model asset's run config; every key can be overridden per run."""
-
-    samples_from: dt.date | None = Field(default=None, description="First sample partition (default: the first committed).")
-    samples_to: dt.date | None = Field(default=None, description="Last sample partition (default: the last committed).")
-    validation_days: int = Field(default=1, ge=1, le=365)
-    embargo_days: int | None = Field(default=None, ge=0, le=365)
-    early_stopping_rounds: int = Field(default=20, ge=1)
-    seed: int = Field(default=0, ge=0)
-    device: Literal["cpu", "cuda"] = "cpu"
-
-
-class GateConfig(Strict):
-    """The blocking gate: an absolute bound on one validation metric, and no loss against the champion.
-
-    `min` for a higher-is-better metric (auc, pr_auc, r2), `max` for a lower-is-better one
-    (logloss, rmse, mae); `max_regression` is the loss allowed against the champion on the
-    same rows, in the metric's units.
-    """
-
-    metric: GateMetricName
-    min: float | None = None
-    max: float | None = None
-    max_regression: float = Field(ge=0.0)
-
-    @property
-    def higher_is_better(self) -> bool:
-        return gate_metric(self.metric).higher_is_better
-
-    @property
-    def bound(self) -> float:
-        return self.min if self.higher_is_better else self.max  # type: ignore[return-value]
-
-    @model_validator(mode="after")
-    def _one_bound(self) -> "GateConfig":
-        wanted, other = ("min", "max") if self.higher_is_better else ("max", "min")
-        if getattr(self, other) is not None:
-            raise ValueError(f"{self.metric} is {'higher' if wanted == 'min' else 'lower'}-is-better: give "
-                             f"`{wanted}`, not `{other}`")
-        if getattr(self, wanted) is None:
-            raise ValueError(f"give `{wanted}`: the {'lowest' if wanted == 'min' else 'highest'} {self.metric} "
-                             "a version may have to pass")
-        return self
-
-
-class ModelConfig(Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", max_length=120)
-    task: TaskName = "binary"
-    params: dict[str, int | float | str | bool] = Field(default_factory=dict)
-    gate: GateConfig
-    training: TrainingConfig = TrainingConfig()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _moved_keys(cls, raw):
-        if isinstance(raw, dict) and ("min_auc" in raw or ("max_regression" in raw and "gate" not in raw)):
-            raise ValueError("min_auc and max_regression moved into model.gate: "
-                             "{metric: auc, min: <floor>, max_regression: <allowed loss>}")
-        return raw
-
-    @field_validator("params")
-    @classmethod
-    def _platform_owned(cls, params: dict) -> dict:
-        taken = [f"{key} ({PLATFORM_OWNED_PARAMS[key]})" for key in params if key in PLATFORM_OWNED_PARAMS]
-        if taken:
-            raise ValueError(f"set by the platform, not in model.params: {', '.join(taken)}")
-        return params
-
-    @model_validator(mode="after")
-    def _gate_fits_task(self) -> "ModelConfig":
-        metrics = [m.name for m in TASKS[self.task].gate_metrics]
-        if self.gate.metric not in metrics:
-            raise ValueError(f"gate.metric {self.gate.metric!r} does not apply to a {self.task} model "
-                             f"(choose {', '.join(metrics)})")
-        return self
 
 
 class DriftConfig(Strict):
@@ -265,7 +114,7 @@ class ProjectConfig(Strict):
     def _boundary(self, info: ValidationInfo) -> "ProjectConfig":
         """What a project may name is decided here, when its file is loaded, not when a source is read: every
         command (validate, new, provision, a code location, the endpoint) refuses the same file the same way."""
-        problems = boundary_problems(self, _platform(info))
+        problems = boundary_problems(self, platform_of(info))
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -21,7 +21,8 @@ from mining_platform.spec.definition import (
     feature_name_problems,
 )
 from mining_platform.spec.parameters import BUILTIN_PARAMETERS
-from mining_platform.spec.project import FIELD_PATH, ProjectConfig
+from mining_platform.spec.project import ProjectConfig
+from mining_platform.spec.source_config import FIELD_PATH
 from mining_platform.spec.stages import pipeline_problems
 from mining_platform.spec.strict import Strict, describe_validation_error
 

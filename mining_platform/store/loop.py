@@ -25,82 +25,14 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from pymongo.database import Database
 
-from mining_platform.store import markers, runs
+from mining_platform.store import leases, markers, runs
+from mining_platform.store.job import Aggregation, ClientStep, Log, LoopResult, PartitionJob, PartitionOutcome
 from mining_platform.store.runs import Refused
 from mining_platform.store.traffic import measure_reply_bytes
 from mining_platform.transient import is_transient
-
-Log = logging.Logger | logging.LoggerAdapter
-
-
-@dataclass(frozen=True)
-class Aggregation:
-    """One server-side aggregation of a partition run; it ends in a `$merge` into the project's namespace."""
-
-    collection: str
-    stages: list[dict]
-    database: str | None = None  # None: the project's namespace (a source lives in another database)
-    # Read on the write connection's primary: the aggregation reads what this platform just committed (tiles, a
-    # run's label documents), which a secondary of the analytics connection may not have replicated yet.
-    primary: bool = False
-
-
-@dataclass(frozen=True)
-class ClientStep:
-    """A step of a partition run computed in this process, not in the database (scoring with a model): it reads
-    and writes through the handles it is given, `(db, analytics, max_time_ms)`, tagging what it writes with the
-    run's id, as an aggregation's `$merge` does."""
-
-    run: Callable[[Database, Database, int], None]
-    description: str = ""
-
-
-@dataclass
-class PartitionOutcome:
-    """What became of one partition; jobs subclass it for their own details."""
-
-    partition: str
-    as_of: dt.datetime
-    run_id: str | None = None  # None: refused before a run was recorded
-    committed: bool = False
-    documents_written: int = 0
-    duration_seconds: float = 0.0
-    bytes_returned: int = 0
-    error: str | None = None
-    transient: bool = False  # the error was a passing outage (see mining_platform.transient)
-    replaced_run_id: str | None = None
-
-
-class PartitionJob(Protocol):
-    """One kind of partition (a feature set, a project's samples), as the loop runs it."""
-
-    pipeline: runs.Pipeline
-    project: str
-    markers: str  # the commit-marker collection
-    scratch: tuple[str, ...]  # collections holding a run's intermediate documents, removed when it ends
-
-    def ensure_indexes(self, db: Database) -> None: ...
-    def new_outcome(self, partition: str, as_of: dt.datetime) -> PartitionOutcome: ...
-    def refusal(self, db: Database, outcome: PartitionOutcome) -> str | None: ...
-    def window_start(self, as_of: dt.datetime) -> dt.datetime: ...
-    def prepare(self, db: Database, analytics: Database, outcomes: list[PartitionOutcome]) -> None: ...
-    def aggregations(self, db: Database, outcome: PartitionOutcome) -> list[Aggregation | ClientStep]: ...
-    # Optional, for a job that computes consecutive days in one pass: `range_days` (at most this many a pass),
-    # `range_aggregations(db, outcomes) -> list[Aggregation]` and `verify_range(db, outcomes, *, max_time_ms)`.
-    def verify(self, db: Database, outcome: PartitionOutcome, *, max_time_ms: int) -> None: ...
-    def marker_fields(self, outcome: PartitionOutcome) -> dict: ...
-    def summary(self, outcome: PartitionOutcome) -> str: ...
-
-
-@dataclass
-class LoopResult:
-    outcomes: list[PartitionOutcome]
-    abandoned_runs: list[str] = field(default_factory=list)  # runs of dead processes marked FAILED
 
 
 def run_partitions(
@@ -116,7 +48,7 @@ def run_partitions(
 ) -> LoopResult:
     """Run and publish each (partition key, as_of); raises only on `Refused` or an interrupt."""
     pipeline = job.pipeline
-    lease = runs.LEASE
+    lease = leases.LEASE
     runs.ensure_run_indexes(db)
     job.ensure_indexes(db)
     result = LoopResult(outcomes=[job.new_outcome(key, as_of) for key, as_of in partitions])
@@ -146,7 +78,7 @@ def run_partitions(
     try:
         # The partitions still queued, and the one running, wait on this process: the heartbeat keeps their
         # leases alive while it lives.
-        with runs.heartbeat(db, [o.run_id for o in accepted], lease=lease):
+        with leases.heartbeat(db, [o.run_id for o in accepted], lease=lease):
             if accepted:
                 job.prepare(db, analytics, accepted)
             for group in _ranges(job, accepted):
@@ -202,7 +134,7 @@ def _publish(job: PartitionJob, outcome: PartitionOutcome, *, db: Database, max_
              started: dt.datetime, log: Log) -> None:
     """Verify what the partition's run wrote and commit its marker with the run's SUCCEEDED, in one transaction."""
     job.verify(db, outcome, max_time_ms=max_time_ms)
-    runs.renew_lease(db, outcome.run_id, lease=lease)
+    leases.renew_lease(db, outcome.run_id, lease=lease)
     outcome.replaced_run_id = markers.commit(
         db, job.pipeline, partition=outcome.partition, as_of=outcome.as_of, run_id=outcome.run_id,
         documents=outcome.documents_written, markers=job.markers, marker_fields=job.marker_fields(outcome),
@@ -217,13 +149,13 @@ def _run_partition(job: PartitionJob, outcome: PartitionOutcome, *, db: Database
                    max_time_ms: int, lease: dt.timedelta, log: Log) -> None:
     pipeline = job.pipeline
     with _attempt(job, outcome, db=db, log=log):
-        runs.start(db, outcome.run_id, lease=lease)
+        leases.start(db, outcome.run_id, lease=lease)
         started = dt.datetime.now(dt.timezone.utc)
         for step in job.aggregations(db, outcome):
             outcome.bytes_returned += _aggregate(
                 step, db=db, analytics=analytics, max_time_ms=max_time_ms,
                 comment=f"mining-platform {pipeline.name} v{pipeline.version} run {outcome.run_id}")
-            runs.renew_lease(db, outcome.run_id, lease=lease)
+            leases.renew_lease(db, outcome.run_id, lease=lease)
         _publish(job, outcome, db=db, max_time_ms=max_time_ms, lease=lease, started=started, log=log)
 
 
@@ -237,14 +169,14 @@ def _run_range(job: PartitionJob, group: list[PartitionOutcome], *, db: Database
     began, error, replied = time.perf_counter(), None, 0
     try:
         for outcome in group:
-            runs.start(db, outcome.run_id, lease=lease)
+            leases.start(db, outcome.run_id, lease=lease)
         started = dt.datetime.now(dt.timezone.utc)
         for step in job.range_aggregations(db, group):
             replied += _aggregate(step, db=db, analytics=analytics, max_time_ms=max_time_ms, comment=(
                 f"mining-platform {pipeline.name} v{pipeline.version} runs {group[0].run_id} .. {group[-1].run_id} "
                 f"({group[0].partition} .. {group[-1].partition})"))
             for outcome in group:
-                runs.renew_lease(db, outcome.run_id, lease=lease)
+                leases.renew_lease(db, outcome.run_id, lease=lease)
         job.verify_range(db, group, max_time_ms=max_time_ms)
     except BaseException as exc:  # recorded on every day of the group below (an interrupt is re-raised there)
         error = exc

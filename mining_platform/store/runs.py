@@ -1,8 +1,7 @@
 """`pipeline_runs`: the audit record of every partition run (feature sets and samples).
 
 ENQUEUED -> RUNNING -> SUCCEEDED | FAILED. An unfinished record holds a short lease
-(`LEASE`, a minute) that a heartbeat thread of the running process renews every
-quarter of it, so a record whose lease ran out (or whose Dagster run has finished)
+(`store.leases`), so a record whose lease ran out (or whose Dagster run has finished)
 belongs to a process that died; the next run of the pipeline marks it FAILED. A
 SIGKILLed run is therefore reclaimed about a minute after it died, whatever its
 maxTimeMS.
@@ -12,21 +11,18 @@ unique partial index on (pipeline, as_of) over live records refuses a second one
 (`PartitionBusy`) until the first finishes or is reclaimed.
 """
 
-import contextlib
 import datetime as dt
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Protocol
 
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError
 
 from mining_platform.spec.names import PIPELINE_RUNS
 
-LEASE = dt.timedelta(seconds=60)
 log = logging.getLogger(__name__)
 
 RUNS = PIPELINE_RUNS
@@ -53,7 +49,7 @@ class Pipeline(Protocol):
     def trigger_parameters(self) -> dict: ...
 
 
-def _now() -> dt.datetime:
+def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
@@ -84,7 +80,7 @@ def enqueue(
     Raises PartitionBusy when another run of the partition is live (enqueued or running).
     """
     run_id = str(ObjectId())
-    now = _now()
+    now = utc_now()
     try:
         _insert_live(db, run_id, pipeline, project=project, partition=partition, as_of=as_of,
                      window_start=window_start, dagster_run_id=dagster_run_id, lease=lease, now=now)
@@ -128,59 +124,9 @@ def _insert_live(db: Database, run_id: str, pipeline: Pipeline, *, project: str,
     })
 
 
-def start(db: Database, run_id: str, *, lease: dt.timedelta) -> None:
-    now = _now()
-    result = db[RUNS].update_one(
-        {"_id": run_id, "status": ENQUEUED},
-        {"$set": {"status": RUNNING, "execution_stats.start_time": now, "lease_expires_at": now + lease},
-         "$push": {"status_history": {"status": RUNNING, "at": now}}},
-    )
-    if not result.modified_count:
-        raise RuntimeError(f"pipeline run {run_id} is no longer ENQUEUED; another process changed it")
-
-
-def renew_lease(db: Database, run_id: str, *, lease: dt.timedelta) -> None:
-    """Extend a RUNNING record's lease before a phase; fails if the run was already declared dead."""
-    result = db[RUNS].update_one({"_id": run_id, "status": RUNNING}, {"$set": {"lease_expires_at": _now() + lease}})
-    if not result.matched_count:
-        raise RuntimeError(f"pipeline run {run_id} is no longer RUNNING (marked FAILED as abandoned?)")
-
-
-def renew_leases(db: Database, run_ids: list[str], *, lease: dt.timedelta) -> None:
-    """Extend the leases of this process's unfinished records."""
-    db[RUNS].update_many(
-        {"_id": {"$in": run_ids}, "status": {"$in": list(UNFINISHED)}}, {"$set": {"lease_expires_at": _now() + lease}}
-    )
-
-
-@contextlib.contextmanager
-def heartbeat(db: Database, run_ids: list[str], *, lease: dt.timedelta = LEASE) -> Iterator[None]:
-    """While the block runs, renew the leases of `run_ids` (those still unfinished) every quarter lease.
-
-    A beat that fails (MongoDB briefly away) is retried at the next one; the lease has three
-    beats of slack. A process that dies stops beating, and its runs are reclaimed a lease later.
-    """
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(lease.total_seconds() / 4):
-            try:
-                renew_leases(db, run_ids, lease=lease)
-            except PyMongoError as exc:
-                log.warning(f"could not renew the leases of {len(run_ids)} pipeline runs: {exc}")
-
-    thread = threading.Thread(target=beat, name="pipeline-run-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-
-
 def succeeded_update(*, documents_written: int, bytes_returned: int, started: dt.datetime) -> dict:
     """The update that completes a RUNNING record; applied inside the commit transaction."""
-    now = _now()
+    now = utc_now()
     return {
         "$unset": {"live": ""},
         "$set": {
@@ -197,7 +143,7 @@ def succeeded_update(*, documents_written: int, bytes_returned: int, started: dt
 
 def fail(db: Database, run_id: str, *, error_message: str, documents_written: int | None = None) -> bool:
     """Mark an unfinished run FAILED; False if it had already finished."""
-    now = _now()
+    now = utc_now()
     record = db[RUNS].find_one({"_id": run_id}, {"execution_stats.start_time": 1})
     started = (record or {}).get("execution_stats", {}).get("start_time")
     result = db[RUNS].update_one(
@@ -227,7 +173,7 @@ def reconcile_abandoned(
     Gone means its lease ran out, or Dagster knows its run and says it has finished
     (`dagster_run_finished` returns None when it does not know the run).
     """
-    now = _now()
+    now = utc_now()
     abandoned = []
     for record in db[RUNS].find({"pipeline.name": pipeline_name, "status": {"$in": list(UNFINISHED)}}):
         lease = record.get("lease_expires_at")
@@ -262,4 +208,4 @@ def superseded_before(db: Database, pipeline_name: str, cutoff: dt.datetime) -> 
 
 def mark_swept(db: Database, run_ids: list[str]) -> None:
     if run_ids:
-        db[RUNS].update_many({"_id": {"$in": run_ids}}, {"$set": {"swept_at": _now()}})
+        db[RUNS].update_many({"_id": {"$in": run_ids}}, {"$set": {"swept_at": utc_now()}})

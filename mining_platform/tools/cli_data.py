@@ -14,7 +14,8 @@ def import_command(args: argparse.Namespace) -> int:
 
     from mining_platform.sources.importer import ImportFailed, import_file
     from mining_platform.sources.observe import historical_end
-    from mining_platform.spec.project import PROJECT_FILE, PROJECT_NAME, load_project
+    from mining_platform.spec.project import PROJECT_FILE, load_project
+    from mining_platform.spec.source_config import PROJECT_NAME
 
     if not re.fullmatch(PROJECT_NAME, args.project):
         print(f"mining-platform import: --project {args.project!r}: a project name (a folder of "

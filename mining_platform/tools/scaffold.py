@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from mining_platform import settings
 from mining_platform.spec import load_spec
 from mining_platform.spec.names import max_project_name_bytes
-from mining_platform.spec.project import PROJECT_FILE, PROJECT_NAME, RESERVED_PROJECT_NAMES, SourceConfig
+from mining_platform.spec.project import PROJECT_FILE, RESERVED_PROJECT_NAMES
+from mining_platform.spec.source_config import PROJECT_NAME, SourceConfig
 from mining_platform.spec.strict import describe_validation_error
 
 SOURCE_KEY = "events"

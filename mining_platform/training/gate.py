@@ -8,7 +8,7 @@ import numpy as np
 from mining_platform.registry.aliases import CHAMPION, alias_version
 from mining_platform.registry.client import client
 from mining_platform.registry.loading import load_version
-from mining_platform.spec.project import GateConfig
+from mining_platform.spec.model_config import GateConfig
 from mining_platform.tasks import Task, gate_metric
 from mining_platform.tasks.judge import judge_of
 from mining_platform.training.booster import predict

@@ -15,7 +15,7 @@ from mining_platform.registry import versions
 from mining_platform.registry.client import client as mlflow_client
 from mining_platform.registry.reference import REFERENCE_ARTIFACT, ModelReference, build_reference
 from mining_platform.spec import ProjectSpec
-from mining_platform.spec.project import TrainingConfig
+from mining_platform.spec.model_config import TrainingConfig
 from mining_platform.spec.tags import (
     DAGSTER_RUN_TAG,
     FEATURES_TAG,

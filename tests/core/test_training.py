@@ -16,8 +16,8 @@ from assets.model import GATE_CHECK, build_model_asset
 from mining_platform.registry import aliases
 from mining_platform.registry.client import tracking
 from mining_platform.spec import ProjectSpec, load_spec
+from mining_platform.spec.model_config import GateConfig, TrainingConfig
 from mining_platform.spec.names import SAMPLE_MARKERS
-from mining_platform.spec.project import GateConfig, TrainingConfig
 from mining_platform.training.booster import resolve_device
 from mining_platform.training.dataset import TrainingDataError
 from mining_platform.training.model import train_and_register

@@ -24,7 +24,8 @@ def test_no_project_name_can_be_one_of_the_modules_own_attributes():
     would resolve to that name instead of its definitions, so load_project refuses those names."""
     import re
 
-    from mining_platform.spec.project import PROJECT_NAME, RESERVED_PROJECT_NAMES
+    from mining_platform.spec.project import RESERVED_PROJECT_NAMES
+    from mining_platform.spec.source_config import PROJECT_NAME
 
     possible = {name for name in vars(definitions) if re.match(PROJECT_NAME, name)}
     assert possible and possible <= RESERVED_PROJECT_NAMES, possible - RESERVED_PROJECT_NAMES

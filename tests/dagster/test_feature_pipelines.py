@@ -13,7 +13,7 @@ from mining_platform.features.pipeline import write_stages
 from mining_platform.spec.definition import FeatureDefinition
 from mining_platform.spec.names import FEATURE_PIPELINES
 from mining_platform.spec.parameters import parameter_values, substitute
-from mining_platform.store import markers, runs
+from mining_platform.store import leases, markers, runs
 from tests.fixtures.definitions import AS_OF, COUNTS, EVENTS, PARTITION, UTC
 
 EXPECTED = {"u1": {"events": 3, "clicks": 2}, "u2": {"events": 1, "clicks": 1}}
@@ -158,7 +158,7 @@ def test_a_run_killed_after_writing_is_never_read_and_is_cleaned_up(churn_db, mo
     lease = dt.timedelta(minutes=5)
     dead = runs.enqueue(churn_db, feature, project="churn", partition=PARTITION, as_of=AS_OF,
                         window_start=AS_OF - dt.timedelta(days=3), dagster_run_id=None, lease=lease)
-    runs.start(churn_db, dead, lease=lease)
+    leases.start(churn_db, dead, lease=lease)
     stages = substitute(feature.pipeline, parameter_values(as_of=AS_OF, window_days=3, declared={}))
     stages += write_stages(feature, entity="user_id", as_of=AS_OF, run_id=dead, database=churn_db.name)
     mongo.demo_db("churn")["user_events"].aggregate(stages)
@@ -204,7 +204,7 @@ def test_queued_partitions_of_a_live_run_are_not_taken_for_abandoned(mongo):
     expired = dt.timedelta(seconds=-1)
     queued = [runs.enqueue(db, definition(), project="churn", partition=PARTITION, as_of=AS_OF, window_start=AS_OF,
                            dagster_run_id=None, lease=expired) for _ in range(2)]
-    runs.renew_leases(db, queued, lease=dt.timedelta(minutes=5))
+    leases.renew_leases(db, queued, lease=dt.timedelta(minutes=5))
     assert runs.reconcile_abandoned(db, "event_counts") == []
     assert [r["status"] for r in run_records(db)] == ["ENQUEUED", "ENQUEUED"]
 
@@ -285,8 +285,8 @@ def test_a_heartbeat_keeps_a_live_run_s_lease_and_a_dead_one_is_reclaimed_a_leas
     lease = dt.timedelta(seconds=1)
     run_id = runs.enqueue(db, definition(), project="churn", partition=PARTITION, as_of=AS_OF, window_start=AS_OF,
                           dagster_run_id=None, lease=lease)
-    runs.start(db, run_id, lease=lease)
-    with runs.heartbeat(db, [run_id], lease=lease):
+    leases.start(db, run_id, lease=lease)
+    with leases.heartbeat(db, [run_id], lease=lease):
         time.sleep(2.5)  # well past the lease: the beats kept it
         assert runs.reconcile_abandoned(db, "event_counts") == []
     time.sleep(1.2)  # the process "died": no more beats

@@ -3,7 +3,7 @@
 
 import pytest
 
-from mining_platform.spec.project import GateConfig
+from mining_platform.spec.model_config import GateConfig
 
 
 @pytest.mark.parametrize(("gate", "value", "champion", "passed", "reason"), [
