@@ -5,11 +5,13 @@ the response body (the champion's task says what a prediction is)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
 from starlette.background import BackgroundTask
 
+from mining_platform.serving.metrics import EndpointMetrics
 from mining_platform.serving.online_features import FeatureStoreUnavailable
 from mining_platform.serving.payload import BadRequest, RowsRequest
 from mining_platform.serving.prediction_log import PredictionLog, Scoring, log_documents
@@ -23,8 +25,9 @@ log = logging.getLogger("mining_platform.serving")
 
 
 class Answerer:
-    def __init__(self, prediction_log: Callable[[], PredictionLog]):
+    def __init__(self, prediction_log: Callable[[], PredictionLog], metrics: EndpointMetrics):
         self._log = prediction_log  # created by the endpoint's lifespan
+        self._metrics = metrics
 
     async def challenger_matrix(self, state: ProjectState, challenger: ServedModel, model: ServedModel,
                                 X: np.ndarray, parsed) -> np.ndarray | None:
@@ -42,12 +45,14 @@ class Answerer:
 
     async def answer(self, state: ProjectState, model: ServedModel, challenger: ServedModel | None,
                      setting: ChallengerConfig, X: np.ndarray, parsed, *, key: str | None,
-                     newest) -> tuple[dict, BackgroundTask | None]:
-        """The response body and the work to do after sending it (a shadow challenger's scores). `model`,
-        `challenger` and `setting` are what the request took when it began, whatever a reload does meanwhile."""
+                     newest) -> tuple[dict, BackgroundTask | None, list[tuple[str, str]]]:
+        """The response body, the work to do after sending it (a shadow challenger's scores), and the (role,
+        version) of every model that answered rows. `model`, `challenger` and `setting` are what the request took
+        when it began, whatever a reload does meanwhile."""
         prediction_log, project = self._log(), state.spec.name
         background = None
         sampled = prediction_log.sampled()
+        clock = time.perf_counter()
         if challenger is not None and setting.mode == "canary":
             routed = canary_rows(project, challenger.version, setting.traffic, rows=X.shape[0], key=key,
                                  entities=None if isinstance(parsed, RowsRequest) else parsed.entities)
@@ -61,6 +66,9 @@ class Answerer:
                 background = BackgroundTask(self.shadow_scores, state, challenger, model, X, parsed, answer.scorings,
                                             newest)
                 sampled = False  # the task records both
+        self._metrics.model_seconds.labels(project).observe(time.perf_counter() - clock)
+        for scoring in answer.scorings:
+            self._metrics.scored(project, scoring.role, scoring.model.version, len(scoring.rows), answered=True)
         if sampled:
             prediction_log.record(log_documents(project, parsed, answer.scorings, as_of=newest,
                                                 only=prediction_log.cap(len(X))))
@@ -70,7 +78,7 @@ class Answerer:
             payload["challenger"] = {"name": challenger.name, "version": challenger.version, "mode": setting.mode}
         if answer.versions is not None:
             payload["versions"] = answer.versions
-        return payload, background
+        return payload, background, [(s.role, s.model.version) for s in answer.scorings]
 
     async def shadow_scores(self, state: ProjectState, challenger: ServedModel, model: ServedModel, X: np.ndarray,
                             parsed, scorings: list[Scoring], newest) -> None:
@@ -78,6 +86,7 @@ class Answerer:
         if X_challenger is not None:
             scorings = [*scorings, Scoring(challenger, CHALLENGER, X_challenger, challenger.predict(X_challenger),
                                            range(len(X_challenger)), answered=False)]
+            self._metrics.scored(state.spec.name, CHALLENGER, challenger.version, len(X_challenger), answered=False)
         prediction_log = self._log()
         prediction_log.record(log_documents(state.spec.name, parsed, scorings, as_of=newest,
                                             only=prediction_log.cap(len(X))))

@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import logging
 import secrets
+import time
 from typing import Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
@@ -39,6 +40,7 @@ from mining_platform.serving.answer import Answerer
 from mining_platform.serving.api import PREDICT_BODY, PROBLEMS, RELOAD_PROBLEMS, Prediction
 from mining_platform.serving.config import ServingConfig, serving_config_from_environment
 from mining_platform.serving.health import health_report, require_predict_token
+from mining_platform.serving.metrics import CONTENT_TYPE, EndpointMetrics
 from mining_platform.serving.online_features import FeatureStoreUnavailable, OnlineFeatures
 from mining_platform.serving.payload import (
     BadRequest,
@@ -55,9 +57,8 @@ from mining_platform.serving.served_model import (
     ChampionLoadFailed,
     NoChampion,
     RegistryUnavailable,
-    ServedModel,
 )
-from mining_platform.serving.state import ProjectState
+from mining_platform.serving.state import ProjectState, state_of
 from mining_platform.serving.swap import Swapper
 from mining_platform.spec.names import (
     CHAMPION,
@@ -83,7 +84,9 @@ def create_app(config: ServingConfig) -> FastAPI:
     started_at = dt.datetime.now(dt.timezone.utc)
 
     swapper = Swapper(config, lambda: follower)
-    answerer = Answerer(lambda: prediction_log)
+    metrics = EndpointMetrics(states, prediction_log=lambda: prediction_log, follower=lambda: follower,
+                              known=lambda name: name in states or name in config.unavailable)
+    answerer = Answerer(lambda: prediction_log, metrics)
 
     async def sync(project: str) -> bool:
         return await swapper.sync(states[project])
@@ -142,19 +145,7 @@ def create_app(config: ServingConfig) -> FastAPI:
         return _json({"detail": f"{exc}; rows can still be scored"}, 503)
 
     def project_state(name: str) -> ProjectState:
-        state = states.get(name)
-        if name in config.unavailable:
-            raise BadRequest(503, f"project {name!r} is not served: its files do not load: {config.unavailable[name]}")
-        if state is None:
-            raise BadRequest(404, f"unknown project {name!r}; known: {', '.join(sorted(states))}")
-        return state
-
-    def serving_model(state: ProjectState) -> ServedModel:
-        model = state.model
-        if model is None:
-            raise BadRequest(503, f"project {state.spec.name!r} serves no model yet ({state.roles[CHAMPION].status}); "
-                                  f"materialise {state.spec.name}/deployment")
-        return model
+        return state_of(states, config.unavailable, name)
 
     bearer = HTTPBearer(auto_error=False, description="MINING_ADMIN_TOKEN, or the token in $MINING_HOME/admin_token")
 
@@ -175,19 +166,27 @@ def create_app(config: ServingConfig) -> FastAPI:
         return health_report(states, config.unavailable, started_at=started_at, admin=credentials is not None,
                              prediction_log=prediction_log, follower=follower)
 
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """Prometheus text exposition (docs/operations.md)."""
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
     @app.get("/v1/{project}/version", responses={404: PROBLEMS[404], 503: PROBLEMS[503]})
     async def version(project: str) -> dict:
         """The served model: name, version, alias, MLflow run id, model URI, features, loaded_at; and the challenger
         running next to it (with its mode and traffic), or null."""
         state = project_state(project)
-        return {"project": project, **serving_model(state).describe(), "challenger": state.describe_challenger()}
+        return {"project": project, **state.serving().describe(), "challenger": state.describe_challenger()}
 
     async def predict(request: Request) -> Response:
+        project = request.path_params["project"]
+        return await metrics.measured(project, lambda: scored(request, project))
+
+    async def scored(request: Request, project: str) -> tuple[Response, list[tuple[str, str]]]:
         require_predict_token(request.headers.get("authorization"), predict_token=config.predict_token,
                               admin_token=config.admin_token)
-        project = request.path_params["project"]
         state = project_state(project)
-        model = serving_model(state)  # this request's models, whatever a reload does meanwhile
+        model = state.serving()  # this request's models, whatever a reload does meanwhile
         challenger = state.live_challenger(model)
         setting = state.setting
         require_json(request.headers.get("content-type"))
@@ -198,13 +197,15 @@ def create_app(config: ServingConfig) -> FastAPI:
             X = rows_matrix(parsed.rows, model.features, model.boolean_features)
             as_of = newest = None
         else:
+            clock = time.perf_counter()
             looked_up = await state.online.lookup(model, parsed.entities)
+            metrics.lookup_seconds.labels(project).observe(time.perf_counter() - clock)
             X, as_of, newest = looked_up.X, looked_up.as_of, looked_up.newest
-        payload, background = await answerer.answer(state, model, challenger, setting, X, parsed, key=key,
-                                                      newest=newest)
+        payload, background, answered = await answerer.answer(state, model, challenger, setting, X, parsed, key=key,
+                                                              newest=newest)
         if as_of is not None:
             payload["features_as_of"] = as_of
-        return _json(payload, background=background)
+        return _json(payload, background=background), answered
 
     # The hot path is a plain Starlette route, matched before FastAPI's: it skips FastAPI's
     # per-request dependency solving, ~20% more throughput (bench/serving.py). The FastAPI

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from mining_platform.serving.online_features import OnlineFeatures
+from mining_platform.serving.payload import BadRequest
 from mining_platform.serving.served_model import ServedModel
 from mining_platform.spec import ProjectSpec
 from mining_platform.spec.names import CHALLENGER, CHAMPION, ROLES
@@ -25,6 +26,8 @@ class Role:
     error: LoadError | None = None  # the latest failed load, reported in the heartbeat (cleared when one loads)
     refused: tuple | None = None  # (version, record stamp) that failed: not tried again until the record changes
     started: bool = False  # its first load was tried (from then on, only a serving record moves it)
+    loads: int = 0  # versions loaded and swapped in (/metrics)
+    failed_loads: int = 0  # loads that failed: the role kept what it served (/metrics)
 
     def show_load_error(self, exc: Exception | None) -> None:
         """The role's latest failed reload or sync load, as /health shows it (None: the last one succeeded)."""
@@ -56,6 +59,14 @@ class ProjectState:
     def challenger(self) -> ServedModel | None:
         return self.roles[CHALLENGER].model
 
+    def serving(self) -> ServedModel:
+        """The champion a request is answered with; 503 when none is served yet."""
+        model = self.model
+        if model is None:
+            raise BadRequest(503, f"project {self.spec.name!r} serves no model yet ({self.roles[CHAMPION].status}); "
+                                  f"materialise {self.spec.name}/deployment")
+        return model
+
     def live_challenger(self, champion: ServedModel) -> ServedModel | None:
         """The challenger to run next to `champion` (none when it is the same version, e.g. just promoted)."""
         challenger = self.challenger
@@ -77,3 +88,13 @@ class ProjectState:
     def errors(self) -> dict[str, LoadError]:
         """Each role's latest failed load, for the heartbeat."""
         return {name: role.error for name, role in self.roles.items() if role.error is not None}
+
+
+def state_of(states: dict[str, ProjectState], unavailable: dict[str, str], name: str) -> ProjectState:
+    """A served project's state; 503 for a project whose files do not load, 404 for an unknown one."""
+    if name in unavailable:
+        raise BadRequest(503, f"project {name!r} is not served: its files do not load: {unavailable[name]}")
+    state = states.get(name)
+    if state is None:
+        raise BadRequest(404, f"unknown project {name!r}; known: {', '.join(sorted(states))}")
+    return state

@@ -91,11 +91,13 @@ class Swapper:
                 loaded = await asyncio.to_thread(load_version, self.config.tracking_uri, state.model_name, version,
                                                  alias=role)
             except (ChampionLoadFailed, RegistryUnavailable) as exc:
+                held.failed_loads += 1
                 held.error = LoadError(version, str(exc), dt.datetime.now(dt.timezone.utc), stamp)
                 if isinstance(exc, ChampionLoadFailed):  # an outage is tried again; a refusal waits for a new record
                     held.refused = (version, stamp)
                 raise
             held.refused, held.error = None, None
+            held.loads += 1
             # The swap: one reference assignment.
             held.model, held.status = loaded, "serving" if role == CHAMPION else f"running in {state.setting.mode}"
             log.info(f"{state.spec.name}: {role} is now {loaded.uri}"

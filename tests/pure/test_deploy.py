@@ -95,6 +95,22 @@ def test_the_endpoint_chart_runs_replicas_that_follow_the_serving_records():
     assert "HorizontalPodAutoscaler" not in fixed and fixed["Deployment"]["spec"]["replicas"] == 4
 
 
+def test_the_endpoint_chart_gets_every_replica_scraped():
+    pod = by_kind(rendered("mining-endpoint", {}))["Deployment"]["spec"]["template"]["metadata"]
+    assert pod["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "8080",
+                                  "prometheus.io/path": "/metrics"}
+    assert "ServiceMonitor" not in by_kind(rendered("mining-endpoint", {}))
+    operator = by_kind(rendered("mining-endpoint", {"metrics": {"scrapeAnnotations": False, "serviceMonitor": {
+        "enabled": True, "labels": {"release": "prometheus"}}}}))
+    assert "annotations" not in operator["Deployment"]["spec"]["template"]["metadata"]
+    monitor = operator["ServiceMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1" and monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    service = operator["Service"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["spec"]["selector"].items()
+    assert service["spec"]["ports"][0]["name"] == "http"
+
+
 def test_the_mlflow_chart_keeps_its_secrets_in_a_secret_and_accepts_its_service_names():
     kinds = by_kind(rendered("mlflow", {}, release="mlflow"))
     [container] = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
