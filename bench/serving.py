@@ -10,9 +10,11 @@ processes with one worker each, on this machine, in the same run:
 * `mlflow models serve -m models:/churn_xgb/1 --env-manager local` — `POST /invocations`
   with `{"dataframe_records": [row]}`.
 
-1. Single-row requests at 8 connections for `--duration` seconds, alternating the
-   two servers `--repeat` times: throughput and p99 latency (medians), and their
-   ratios (goal: >= 10x on both).
+1. Single-row requests at 8 connections for `--duration` seconds, rotating the
+   servers `--repeat` times: throughput and p99 latency (medians), and their
+   ratios (goal: >= 10x on both). A third server is the same endpoint with
+   MINING_ENDPOINT_METRICS=off: the endpoint's throughput with /metrics against
+   without it (goal >= 0.95x); a scrape of /metrics then shows what was counted.
 2. Load on the endpoint while `--reloads` reloads alternate the champion between
    the two versions: failed requests (goal: 0) and the time from moving the alias to
    the new version answering a prediction.
@@ -164,10 +166,12 @@ def main() -> int:
         with secured_server(scratch / "mongo") as mongo_uri:
             tracking, client, (first, second) = two_versions(scratch, model_name, features)
             env = endpoint_env(scratch, mongo_uri, tracking, REPO / "projects")
-            ours_port, mlflow_port = free_port(), free_port()
+            ours_port, mlflow_port, bare_port = free_port(), free_port(), free_port()
             ours_env = {**env, **({"PYTHONPATH": args.endpoint_pythonpath} if args.endpoint_pythonpath else {})}
             servers.append(start(scratch / "endpoint.log", ours_env,
                                  [console_script("mining-platform"), "serve", "--port", str(ours_port)]))
+            servers.append(start(scratch / "endpoint-no-metrics.log", {**ours_env, "MINING_ENDPOINT_METRICS": "off"},
+                                 [console_script("mining-platform"), "serve", "--port", str(bare_port)]))
             servers.append(start(scratch / "mlflow-serve.log", env,
                                  [console_script("mlflow"), "models", "serve", "-m", first.uri, "--env-manager", "local",
                                   "-h", "127.0.0.1", "-p", str(mlflow_port)]))
@@ -175,12 +179,16 @@ def main() -> int:
             baseline = f"http://127.0.0.1:{mlflow_port}"
             wait_for(f"{ours}/health", lambda r: r.json()["projects"]["churn"]["version"] == first.version, "the endpoint",
                      scratch / "endpoint.log")
+            bare = f"http://127.0.0.1:{bare_port}"
+            wait_for(f"{bare}/health", lambda r: r.json()["projects"]["churn"]["version"] == first.version,
+                     "the endpoint without metrics", scratch / "endpoint-no-metrics.log")
             wait_for(f"{baseline}/ping", lambda r: r.status_code == 200, "mlflow models serve", scratch / "mlflow-serve.log")
 
             row = {f: round(float(v), 3) for f, v in zip(features, np.random.default_rng(5).gamma(2.0, 3.0, len(features)))}
             targets = {
                 "mlflow models serve": (f"{baseline}/invocations", json.dumps({"dataframe_records": [row]})),
                 "mining-platform": (f"{ours}/v1/churn/predict", json.dumps({"rows": [row]})),
+                "mining-platform, metrics off": (f"{bare}/v1/churn/predict", json.dumps({"rows": [row]})),
             }
             ours_score = httpx.post(targets["mining-platform"][0], content=targets["mining-platform"][1],
                                     headers={"Content-Type": "application/json"}).json()["predictions"][0]
@@ -193,19 +201,27 @@ def main() -> int:
                 generate(url, body, 2, scratch)
             results = {name: [] for name in targets}
             for i in range(args.repeat):
-                for name in (list(targets) if i % 2 == 0 else list(reversed(targets))):
+                names = list(targets)
+                for name in names[i % len(names):] + names[:i % len(names)]:  # each server in each position
                     results[name].append(generate(*targets[name], args.duration, scratch))
 
-            print(f"\n{'server':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
+            print(f"\n{'server':<30} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
             medians = {}
             for name, runs in results.items():
                 medians[name] = {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms")}
                 failed = sum(r["failed"] for r in runs)
-                print(f"{name:<22} {medians[name]['rps']:>9.0f} {medians[name]['p50_ms']:>8.2f} "
+                print(f"{name:<30} {medians[name]['rps']:>9.0f} {medians[name]['p50_ms']:>8.2f} "
                       f"{medians[name]['p99_ms']:>8.2f} {failed:>7}")
             ours_m, base_m = medians["mining-platform"], medians["mlflow models serve"]
             print(f"throughput ratio: {ours_m['rps'] / base_m['rps']:.1f}x   p99 ratio (mlflow / ours): "
                   f"{base_m['p99_ms'] / ours_m['p99_ms']:.1f}x   (goal >= 10x on both)")
+            bare_m = medians["mining-platform, metrics off"]
+            print(f"with /metrics against without: throughput {ours_m['rps'] / bare_m['rps']:.3f}x (goal >= 0.95x), "
+                  f"p99 {ours_m['p99_ms'] / bare_m['p99_ms']:.3f}x")
+            scraped = httpx.get(f"{ours}/metrics").text
+            counted = [line for line in scraped.splitlines()
+                       if line.startswith(("mining_endpoint_requests_total", "mining_endpoint_request_seconds_count"))]
+            print("scraped /metrics: " + "; ".join(counted))
 
             reload_under_load(generate, targets["mining-platform"], ours, client, model_name, (first, second),
                               args, scratch)

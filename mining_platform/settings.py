@@ -25,6 +25,8 @@ DEFAULTS: dict[str, str] = {
     "MINING_STEP_RETRY_DELAY_SECONDS": "15",
     # Every endpoint replica syncs with the serving records and writes its heartbeat this often.
     "MINING_ENDPOINT_HEARTBEAT_SECONDS": "5",
+    # `on`: the endpoint counts requests and exports them at /metrics; `off`: it counts nothing (no /metrics).
+    "MINING_ENDPOINT_METRICS": "on",
     # Events dated later than now plus this are ignored by the watermark (a clock or parse error in one row must not
     # mature every label window) and refused by `import`.
     "MINING_FUTURE_TOLERANCE_MINUTES": "60",

@@ -66,7 +66,7 @@ class Answerer:
                 background = BackgroundTask(self.shadow_scores, state, challenger, model, X, parsed, answer.scorings,
                                             newest)
                 sampled = False  # the task records both
-        self._metrics.model_seconds.labels(project).observe(time.perf_counter() - clock)
+        self._metrics.modelled(project, time.perf_counter() - clock)
         for scoring in answer.scorings:
             self._metrics.scored(project, scoring.role, scoring.model.version, len(scoring.rows), answered=True)
         if sampled:

@@ -40,7 +40,7 @@ from mining_platform.serving.answer import Answerer
 from mining_platform.serving.api import PREDICT_BODY, PROBLEMS, RELOAD_PROBLEMS, Prediction
 from mining_platform.serving.config import ServingConfig, serving_config_from_environment
 from mining_platform.serving.health import health_report, require_predict_token
-from mining_platform.serving.metrics import CONTENT_TYPE, EndpointMetrics
+from mining_platform.serving.metrics import EndpointMetrics
 from mining_platform.serving.online_features import FeatureStoreUnavailable, OnlineFeatures
 from mining_platform.serving.payload import (
     BadRequest,
@@ -85,7 +85,7 @@ def create_app(config: ServingConfig) -> FastAPI:
 
     swapper = Swapper(config, lambda: follower)
     metrics = EndpointMetrics(states, prediction_log=lambda: prediction_log, follower=lambda: follower,
-                              known=lambda name: name in states or name in config.unavailable)
+                              known=lambda name: name in states or name in config.unavailable, enabled=config.metrics)
     answerer = Answerer(lambda: prediction_log, metrics)
 
     async def sync(project: str) -> bool:
@@ -168,8 +168,8 @@ def create_app(config: ServingConfig) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
-        """Prometheus text exposition (docs/operations.md)."""
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+        """Prometheus text exposition (docs/operations.md); 404 with MINING_ENDPOINT_METRICS=off."""
+        return metrics.response()
 
     @app.get("/v1/{project}/version", responses={404: PROBLEMS[404], 503: PROBLEMS[503]})
     async def version(project: str) -> dict:
@@ -199,7 +199,7 @@ def create_app(config: ServingConfig) -> FastAPI:
         else:
             clock = time.perf_counter()
             looked_up = await state.online.lookup(model, parsed.entities)
-            metrics.lookup_seconds.labels(project).observe(time.perf_counter() - clock)
+            metrics.looked_up(project, time.perf_counter() - clock)
             X, as_of, newest = looked_up.X, looked_up.as_of, looked_up.newest
         payload, background, answered = await answerer.answer(state, model, challenger, setting, X, parsed, key=key,
                                                               newest=newest)

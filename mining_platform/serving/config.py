@@ -29,6 +29,7 @@ class ServingConfig:
     mongo_timeout_ms: int = 2000
     body_timeout_seconds: float = 10.0  # a body that has not fully arrived by then answers 408
     heartbeat_seconds: float = 5.0  # sync with the serving records and report to them this often
+    metrics: bool = True  # count requests and export them at /metrics (MINING_ENDPOINT_METRICS)
     # Reads a project's `serving.challenger` again (on a challenger reload): the mode and traffic change without a
     # restart. None: the settings the projects were loaded with.
     challenger_settings: Callable[[str], ChallengerConfig] | None = None
@@ -64,7 +65,14 @@ def serving_config_from_environment() -> ServingConfig:
         try:
             return kind(settings.setting(name))
         except ValueError:
-            raise ValueError(f"{name}={settings.setting(name)!r} is not a {kind.__name__}") from None
+            raise ValueError(f"{name}={settings.setting(name)!r} is not {'an integer' if kind is int else 'a number'}"
+                             ) from None
+
+    def switch(name: str) -> bool:
+        value = settings.setting(name).strip().lower()
+        if value not in ("on", "off"):
+            raise ValueError(f"{name}={settings.setting(name)!r}: on or off")
+        return value == "on"
 
     def challenger_settings(project: str) -> ChallengerConfig:
         return load_project(root / project).serving.challenger
@@ -83,4 +91,5 @@ def serving_config_from_environment() -> ServingConfig:
         log_max_rows=number("MINING_PREDICTION_LOG_MAX_ROWS", int),
         max_batch=number("MINING_MAX_BATCH", int),
         heartbeat_seconds=number("MINING_ENDPOINT_HEARTBEAT_SECONDS", float),
+        metrics=switch("MINING_ENDPOINT_METRICS"),
     )

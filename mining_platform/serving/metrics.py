@@ -13,6 +13,7 @@ cannot grow the label set by asking for made-up projects.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -82,9 +83,10 @@ class _State(Collector):
 
 class EndpointMetrics:
     def __init__(self, states: dict[str, ProjectState], *, prediction_log: Callable[[], PredictionLog | None],
-                 follower: Callable[[], Follower | None], known: Callable[[str], bool]):
+                 follower: Callable[[], Follower | None], known: Callable[[str], bool], enabled: bool = True):
         self.registry = CollectorRegistry(auto_describe=True)
         self._known = known
+        self.enabled = enabled  # off (MINING_ENDPOINT_METRICS=off): nothing is counted or timed
         self.requests = Counter("mining_endpoint_requests", "Prediction requests, by the role and version that "
                                 "answered (a canary split counts once per answering role) and status",
                                 ["project", "role", "version", "status"], registry=self.registry)
@@ -105,6 +107,8 @@ class EndpointMetrics:
 
     def request(self, project: str, status: int, started: float, answered: Iterable[tuple[str, str]] = ()) -> None:
         """One request ended with `status`; `answered`: the (role, version) of each model that answered rows."""
+        if not self.enabled:
+            return
         label = self.project(project)
         self.request_seconds.labels(label).observe(time.perf_counter() - started)
         roles = list(answered) or [(NONE, NONE)]
@@ -112,7 +116,16 @@ class EndpointMetrics:
             self.requests.labels(label, role, version, str(status)).inc()
 
     def scored(self, project: str, role: str, version: str, rows: int, *, answered: bool) -> None:
-        self.rows.labels(self.project(project), role, version, "true" if answered else "false").inc(rows)
+        if self.enabled:
+                self.rows.labels(self.project(project), role, version, "true" if answered else "false").inc(rows)
+
+    def looked_up(self, project: str, seconds: float) -> None:
+        if self.enabled:
+            self.lookup_seconds.labels(self.project(project)).observe(seconds)
+
+    def modelled(self, project: str, seconds: float) -> None:
+        if self.enabled:
+            self.model_seconds.labels(self.project(project)).observe(seconds)
 
     async def measured(self, project: str, call: Callable[[], Awaitable[tuple[Response, list[tuple[str, str]]]]],
                        ) -> Response:
@@ -132,5 +145,9 @@ class EndpointMetrics:
         self.request(project, 200, started, answered)
         return response
 
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+    def response(self) -> Response:
+        """The scrape's answer: the text exposition, or 404 when metrics are off."""
+        if not self.enabled:
+            return Response(json.dumps({"detail": "metrics are off (MINING_ENDPOINT_METRICS=off)"}), status_code=404,
+                            media_type="application/json")
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE)

@@ -88,3 +88,15 @@ def test_a_scrape_counts_requests_rows_refusals_and_loads_and_shows_the_served_v
     assert value(after, "mining_endpoint_loads_total", project="churn", role="champion") == 2
     assert value(after, "mining_endpoint_failed_loads_total", project="churn", role="champion") == 0
     assert value(after, "mining_endpoint_prediction_log_buffered") == 0
+
+
+def test_with_metrics_off_nothing_is_counted_and_there_is_no_scrape(project, definitions, mongo, mlflow_resource):
+    logged = register(project, mlflow_resource, seed=1)
+    promote(mlflow_resource, logged)
+    config = serving_config(project, definitions, mongo, mlflow_resource, metrics=False)
+    with endpoint_server.running(create_app(config)) as url:
+        wait_until(lambda: httpx.get(f"{url}/health", headers=ADMIN).json()["projects"]["churn"]["version"],
+                   timeout=30, what="the champion loaded")
+        assert predict(url, "churn", {"rows": as_rows(synthetic_rows(FEATURES, 3, seed=3))}).status_code == 200
+        scraped = httpx.get(f"{url}/metrics")
+    assert scraped.status_code == 404 and "MINING_ENDPOINT_METRICS=off" in scraped.json()["detail"]
