@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.walkthrough import REPO, Dagster, days, model_versions, stack_environment, stop_stack
+from bench.walkthrough import REPO, Dagster, DevStack, days, model_versions, stack_environment, stop_stack
 
 GOAL_SECONDS = 30 * 60
 PROJECT = "plans"
@@ -43,24 +43,8 @@ def main() -> None:
     shutil.copytree(REPO / "examples" / PROJECT, projects / PROJECT, dirs_exist_ok=True)
     env["MINING_PROJECTS_DIR"] = str(projects)
     (home / "workspace.yaml").write_text(WORKSPACE)
-    log = home / "dev.log"
-    timings: list[tuple[str, float]] = []
-    started = time.perf_counter()
-    stack = subprocess.Popen([str(REPO / ".venv" / "bin" / "mining-platform"), "dev"], cwd=home, env=env,
-                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-    def step(name: str, action) -> None:
-        began = time.perf_counter()
-        action()
-        timings.append((name, time.perf_counter() - began))
-        print(f"  {name:<58} {timings[-1][1]:7.1f} s", flush=True)
-
-    def ready() -> None:
-        deadline = time.monotonic() + 600
-        while "dev stack is ready" not in log.read_text():
-            if stack.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the dev stack did not start; see {log}")
-            time.sleep(1)
+    dev = DevStack(home, env, cwd=home, width=58)
+    stack, step, ready, started = dev.process, dev.step, dev.ready, dev.started
 
     def imported() -> None:
         subprocess.run([str(REPO / ".venv" / "bin" / "mining-platform"), "import", str(REPO / "examples" / "plans.jsonl"),

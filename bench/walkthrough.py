@@ -150,6 +150,31 @@ class Dagster:
         raise TimeoutError(f"{asset} {partition} not materialised within {timeout:.0f} s")
 
 
+class DevStack:
+    """`mining-platform dev` started in a process group of its own, its output in `home/dev.log`, and a timer of
+    the steps run against it (each printed as it ends)."""
+
+    def __init__(self, home: Path, env: dict[str, str], *, cwd: Path = REPO, width: int = 62):
+        self.log, self.width = home / "dev.log", width
+        self.timings: list[tuple[str, float]] = []
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen([str(REPO / ".venv" / "bin" / "mining-platform"), "dev"], cwd=cwd, env=env,
+                                        stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+    def step(self, name: str, action) -> None:
+        began = time.perf_counter()
+        action()
+        self.timings.append((name, time.perf_counter() - began))
+        print(f"  {name:<{self.width}} {self.timings[-1][1]:7.1f} s", flush=True)
+
+    def ready(self) -> None:
+        deadline = time.monotonic() + 600
+        while "dev stack is ready" not in self.log.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the dev stack did not start; see {self.log}")
+            time.sleep(1)
+
+
 def stack_environment(home: Path) -> tuple[dict[str, str], dict[str, int]]:
     """The environment of a dev stack of its own in `home`, on free ports (and the ports)."""
     ports = {name: free_port() for name in ("dagster", "mlflow", "endpoint", "mongo")}
@@ -273,25 +298,8 @@ def main() -> None:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "projects", projects, dirs_exist_ok=True)
     env["MINING_PROJECTS_DIR"] = str(projects)
-    timings: list[tuple[str, float]] = []
-    log = home / "dev.log"
-    home.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    stack = subprocess.Popen([str(REPO / ".venv" / "bin" / "mining-platform"), "dev"], cwd=REPO, env=env,
-                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-    def step(name: str, action) -> None:
-        began = time.perf_counter()
-        action()
-        timings.append((name, time.perf_counter() - began))
-        print(f"  {name:<62} {timings[-1][1]:7.1f} s", flush=True)
-
-    def ready() -> None:
-        deadline = time.monotonic() + 600
-        while "dev stack is ready" not in log.read_text():
-            if stack.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the dev stack did not start; see {log}")
-            time.sleep(1)
+    dev = DevStack(home, env)
+    stack, step, ready, started = dev.process, dev.step, dev.ready, dev.started
 
     endpoint = httpx.Client(base_url=env["MINING_ENDPOINT_URL"], timeout=30)
 

@@ -17,6 +17,7 @@ DEFAULTS: dict[str, str] = {
     "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
     "MINING_ENDPOINT_URL": "http://127.0.0.1:8080",
     "MINING_DAGSTER_PORT": "3000",
+    "MINING_DAGSTER_URL": "",  # the Dagster UI's address for links in alerts; empty: http://127.0.0.1:<port>
     "MINING_PREDICTION_LOG_SAMPLE_RATE": "0.1",
     "MINING_PREDICTION_LOG_RETENTION_DAYS": "30",  # a TTL index removes older records
     "MINING_PREDICTION_LOG_MAX_ROWS": "100",  # rows of one request logged at most
@@ -58,6 +59,11 @@ def mining_home() -> Path:
 
 def projects_dir() -> Path:
     return Path(setting("MINING_PROJECTS_DIR")).resolve()
+
+
+def dagster_url() -> str:
+    """The Dagster UI's address (MINING_DAGSTER_URL), by default the dev stack's on loopback; no trailing slash."""
+    return (setting("MINING_DAGSTER_URL") or f"http://127.0.0.1:{setting('MINING_DAGSTER_PORT')}").rstrip("/")
 
 
 def console_script(name: str) -> str:

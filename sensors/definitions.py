@@ -24,6 +24,7 @@ from mining_platform.spec import ProjectSpec, load_spec
 from mining_platform.spec.project import PROJECT_FILE
 from mining_platform.spec.tags import sensor_name
 from resources import platform_resources
+from sensors.alerts import build_alert_sensors
 from sensors.champion import build_champion_sensor
 from sensors.drift import build_drift_sensor
 from sensors.executor import plan_sized_executor
@@ -65,6 +66,7 @@ def project_definitions(spec: ProjectSpec) -> dg.Definitions:
             build_champion_sensor(project, jobs),
             build_performance_sensor(spec, jobs),
             build_observe_sensor(project),
+            *build_alert_sensors(spec),
             # Evaluates the assets' automation conditions (feature days follow source days); on by
             # default so the loop works out of the box. Stop it in the UI (Automation) to pause.
             dg.AutomationConditionSensorDefinition(

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from mining_platform.spec.alerts_config import AlertsConfig
 from mining_platform.spec.model_config import ModelConfig
 from mining_platform.spec.names import collection_problem, database_problem, max_project_name_bytes
 from mining_platform.spec.source_config import KEY_NAME, PROJECT_NAME, SourceConfig, platform_of
@@ -21,7 +22,7 @@ RESERVED_PROJECT_NAMES = frozenset({
     "plan_sized_executor", "build_jobs", "platform_resources", "build_demo_asset", "build_deployment_asset",
     "build_drift_report_asset", "build_feature_assets", "build_model_asset", "build_performance_asset",
     "build_predictions_asset", "build_samples_asset", "build_source_assets", "build_champion_sensor",
-    "build_drift_sensor", "build_performance_sensor", "build_observe_sensor", "sensor_name",
+    "build_drift_sensor", "build_performance_sensor", "build_observe_sensor", "sensor_name", "build_alert_sensors",
 })
 
 
@@ -97,6 +98,7 @@ class ProjectConfig(Strict):
     serving: ServingSettings = ServingSettings()
     performance: PerformanceConfig = PerformanceConfig()
     automation: AutomationConfig = AutomationConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -68,9 +68,10 @@ def observe_sources_job(project: str) -> str:
 
 
 def sensor_name(project: str, kind: str) -> str:
-    """`<p>_<kind>_sensor`, kind one of SENSORS."""
-    assert kind in SENSORS, kind
+    """`<p>_<kind>_sensor`, kind one of SENSORS or ALERT_SENSORS."""
+    assert kind in SENSORS + ALERT_SENSORS, kind
     return f"{project}_{kind}_sensor"
 
 
 SENSORS = ("observe_sources", "automation", "drift", "champion", "performance")
+ALERT_SENSORS = ("run_failure_alert", "replica_alert", "decision_alert")  # sensors/alerts.py
