@@ -15,6 +15,7 @@ import yaml
 from dagster._config import process_config
 from dagster._config.field_utils import convert_potential_field
 from dagster._core.instance.config import dagster_instance_config
+from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 from dagster_k8s import K8sRunLauncher
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.utils import pg_url_from_config
@@ -160,6 +161,11 @@ def test_the_production_instance_loads_under_dagsters_schema(monkeypatch, tmp_pa
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["concurrency"]["runs"]["max_concurrent_runs"] >= 50
     assert config["run_monitoring"]["enabled"] is True
+    # Step logs outlive the run pods: the S3 compute log manager, its config valid under its own schema.
+    logs = config["compute_logs"]
+    assert (logs["module"], logs["class"]) == ("dagster_aws.s3.compute_log_manager", "S3ComputeLogManager")
+    result = process_config(convert_potential_field(S3ComputeLogManager.config_type()).config_type, logs["config"])
+    assert result.success, [error.message for error in result.errors]
 
 
 def test_a_misconfigured_instance_is_caught(tmp_path):
@@ -189,6 +195,9 @@ def test_the_chart_values_say_what_the_production_instance_says():
     assert values["dagsterDaemon"]["runMonitoring"] == {camel(k): v for k, v in instance["run_monitoring"].items()}
     assert values["additionalInstanceConfig"]["run_retries"] == instance["run_retries"]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["computeLogManager"]["type"] == instance["compute_logs"]["class"]
+    assert values["computeLogManager"]["config"]["s3ComputeLogManager"] == {
+        camel(key): value for key, value in instance["compute_logs"]["config"].items()}
     launcher, k8s = instance["run_launcher"]["config"], values["runLauncher"]["config"]["k8sRunLauncher"]
     assert k8s["runK8sConfig"]["containerConfig"] == launcher["run_k8s_config"]["container_config"]
     assert k8s["loadInclusterConfig"] is launcher["load_incluster_config"] is True
