@@ -19,7 +19,16 @@ from pathlib import Path
 
 import httpx
 
-from bench.walkthrough import REPO, Dagster, DevStack, days, model_versions, stack_environment, stop_stack
+from bench.walkthrough import (
+    REPO,
+    Dagster,
+    DevStack,
+    days,
+    model_versions,
+    print_log_coverage,
+    stack_environment,
+    stop_stack,
+)
 
 GOAL_SECONDS = 30 * 60
 PROJECT = "plans"
@@ -43,6 +52,7 @@ def main() -> None:
     shutil.copytree(REPO / "examples" / PROJECT, projects / PROJECT, dirs_exist_ok=True)
     env["MINING_PROJECTS_DIR"] = str(projects)
     (home / "workspace.yaml").write_text(WORKSPACE)
+    began_at = time.time()
     dev = DevStack(home, env, cwd=home, width=58)
     stack, step, ready, started = dev.process, dev.step, dev.ready, dev.started
 
@@ -84,6 +94,7 @@ def main() -> None:
         print(f"  {'total, make dev to served class probabilities':<58} {total:7.1f} s   "
               f"{total / GOAL_SECONDS:.2f}x the 30-minute goal ({'met' if total <= GOAL_SECONDS else 'MISSED'})")
         print(f"  answer: {answer.get('classes')} {answer.get('predictions')} -> {answer.get('predicted_class')}")
+        print_log_coverage(home, began_at)
         for version, metrics, gate in model_versions(env["MLFLOW_TRACKING_URI"], "plans_xgb"):
             print(f"  plans_xgb v{version}: macro AUC {metrics.get('macro_auc', float('nan')):.4f}, accuracy "
                   f"{metrics.get('accuracy', float('nan')):.4f} (majority {metrics.get('majority_rate', float('nan')):.4f}), "

@@ -175,6 +175,22 @@ class DevStack:
             time.sleep(1)
 
 
+def print_log_coverage(home: Path, since: float) -> None:
+    """The share of the stack's finished runs and steps whose logs hold start, outcome and error (goal >= 98 %)."""
+    import datetime as dt
+
+    import dagster as dg
+
+    from assets.log_coverage import log_coverage
+
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        found = log_coverage(instance, since=dt.datetime.fromtimestamp(since, dt.timezone.utc))
+    share = f"{found.share:.2%}" if found.share is not None else "-"
+    print(f"  log coverage: {found.runs_covered} of {found.runs} runs and {found.steps_covered} of {found.steps} steps "
+          f"log start, outcome and (failed) error: {share} (goal >= 98 %)"
+          + (f"; gaps: {'; '.join(found.gaps[:5])}" if found.gaps else ""))
+
+
 def stack_environment(home: Path) -> tuple[dict[str, str], dict[str, int]]:
     """The environment of a dev stack of its own in `home`, on free ports (and the ports)."""
     ports = {name: free_port() for name in ("dagster", "mlflow", "endpoint", "mongo")}
@@ -298,6 +314,7 @@ def main() -> None:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "projects", projects, dirs_exist_ok=True)
     env["MINING_PROJECTS_DIR"] = str(projects)
+    began_at = time.time()
     dev = DevStack(home, env)
     stack, step, ready, started = dev.process, dev.step, dev.ready, dev.started
 
@@ -362,6 +379,7 @@ def main() -> None:
         for version, metrics, gate in model_versions(env["MLFLOW_TRACKING_URI"], "churn_xgb"):
             print(f"  churn_xgb v{version}: auc {metrics.get('auc', float('nan')):.4f}, gate {gate}")
         after_model_is_live(dagster, endpoint, projects, step)
+        print_log_coverage(home, began_at)
         for version, metrics, gate in model_versions(env["MLFLOW_TRACKING_URI"], "churn_xgb"):
             print(f"  churn_xgb v{version}: auc {metrics.get('auc', float('nan')):.4f}, gate {gate}")
     finally:
