@@ -345,7 +345,7 @@ def main() -> None:
         print(f"{name:<12}{seconds:9.1f}{n / seconds * 60:15.2f}{result['peak_runs']:11d}"
               f"{max(result['peak_per_project'].values()):14d}{result['peak_steps']:14d} of {result['pool_limit']}"
               f"{cpu:12.0%}")
-    print(f"machine CPU use while the 50 ran at once: {concurrent_cpu:.0%} of {os.cpu_count()} cores (the "
+    print(f"machine CPU use while the {n} ran at once: {concurrent_cpu:.0%} of {os.cpu_count()} cores (the "
           "requirements ask >= 60 %; the embedded MongoDB and the Dagster daemon share the machine)")
     print(f"\nthroughput, concurrent / serial: {serial_seconds / concurrent_seconds:.2f}x; other runs during the "
           f"passes: {concurrent['other_runs']}, {serial['other_runs']}")

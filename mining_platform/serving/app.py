@@ -12,8 +12,7 @@ answers a sticky share of the entities (`mining_platform.spec.routing`) and of t
 
 What each role serves is the project's serving record in MongoDB (`serving_desired`, written by `<p>/deployment`),
 else the role's MLflow alias. Every replica follows the records on its own (a change stream, polling as the
-fallback) and reports what it serves in a heartbeat (`mining_platform.serving.replicas`). A version that failed
-to load is not tried again for the same record; `/reload` tries again.
+fallback) and reports what it serves in a heartbeat (`serving.replicas`); a failed version is tried again by /reload.
 
 The rooms: this module holds the routes and the lifespan; `state` what each project's roles serve, `swap` the
 loading and swapping, `answer` who answers a request and what is logged, `split` the canary split, `payload` the
@@ -39,7 +38,7 @@ from starlette.routing import Route
 from mining_platform.serving.answer import Answerer
 from mining_platform.serving.api import PREDICT_BODY, PROBLEMS, RELOAD_PROBLEMS, Prediction
 from mining_platform.serving.config import ServingConfig, serving_config_from_environment
-from mining_platform.serving.health import health_report, require_predict_token
+from mining_platform.serving.health import health_report, readiness, require_predict_token
 from mining_platform.serving.metrics import EndpointMetrics
 from mining_platform.serving.online_features import FeatureStoreUnavailable, OnlineFeatures
 from mining_platform.serving.payload import (
@@ -53,19 +52,10 @@ from mining_platform.serving.payload import (
 )
 from mining_platform.serving.prediction_log import PredictionLog
 from mining_platform.serving.replicas import Follower
-from mining_platform.serving.served_model import (
-    ChampionLoadFailed,
-    NoChampion,
-    RegistryUnavailable,
-)
+from mining_platform.serving.served_model import ChampionLoadFailed, NoChampion, RegistryUnavailable
 from mining_platform.serving.state import ProjectState, state_of
 from mining_platform.serving.swap import Swapper
-from mining_platform.spec.names import (
-    CHAMPION,
-    PREDICTION_LOG,
-    endpoint_database,
-    project_database,
-)
+from mining_platform.spec.names import CHAMPION, PREDICTION_LOG, endpoint_database, project_database
 from mining_platform.spec.project import ProjectConfigError
 from mining_platform.spec.replicas import LoadError, Served
 
@@ -158,18 +148,21 @@ def create_app(config: ServingConfig) -> FastAPI:
 
     @app.get("/health")
     async def health(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict:
-        """Liveness and, per project, whether it serves a model. With the admin token also what each project
-        serves, its status and last reload error, and the prediction log's counters (they name internal
-        addresses and errors, so they are not for everyone who can reach the port)."""
+        """Liveness and, per project, whether it serves a model; with the admin token also what and how (they name
+        internal addresses and errors, so they are not for everyone who can reach the port)."""
         if credentials is not None:
             require_admin(credentials)
         return health_report(states, config.unavailable, started_at=started_at, admin=credentials is not None,
                              prediction_log=prediction_log, follower=follower)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        """Prometheus text exposition (docs/operations.md); 404 with MINING_ENDPOINT_METRICS=off."""
+    async def ready(request: Request) -> Response:  # the probes' readiness (health.readiness)
+        return _json(*readiness(states))
+
+    async def scrape(request: Request) -> Response:  # Prometheus (docs/operations.md)
         return metrics.response()
+
+    app.add_route("/ready", ready, include_in_schema=False)
+    app.add_route("/metrics", scrape, include_in_schema=False)
 
     @app.get("/v1/{project}/version", responses={404: PROBLEMS[404], 503: PROBLEMS[503]})
     async def version(project: str) -> dict:

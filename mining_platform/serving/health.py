@@ -50,6 +50,14 @@ def health_report(states: dict[str, ProjectState], unavailable: dict[str, str], 
     }
 
 
+def readiness(states: dict[str, ProjectState]) -> tuple[dict, int]:
+    """Ready once every project's champion is past loading: served, or settled as none to serve (none deployed,
+    or a version that cannot be served). While one is still loading or waiting for MLflow, a replica that would
+    answer 503 takes no traffic (the chart's readiness and start-up probes ask this)."""
+    waiting = {name: state.roles[CHAMPION].status for name, state in states.items() if not state.roles[CHAMPION].ready}
+    return {"ready": not waiting, **({"waiting": waiting} if waiting else {})}, 503 if waiting else 200
+
+
 def require_predict_token(header: str | None, *, predict_token: str | None, admin_token: str) -> None:
     """With MINING_PREDICT_TOKEN set, `/predict` needs `Authorization: Bearer <it>` (the admin token passes too)."""
     if predict_token is None:

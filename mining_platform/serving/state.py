@@ -26,8 +26,14 @@ class Role:
     error: LoadError | None = None  # the latest failed load, reported in the heartbeat (cleared when one loads)
     refused: tuple | None = None  # (version, record stamp) that failed: not tried again until the record changes
     started: bool = False  # its first load was tried (from then on, only a serving record moves it)
+    settled: bool = False  # its first load ended without a model to serve: none deployed, or it cannot be served
     loads: int = 0  # versions loaded and swapped in (/metrics)
     failed_loads: int = 0  # loads that failed: the role kept what it served (/metrics)
+
+    @property
+    def ready(self) -> bool:
+        """Whether this role is past loading (/ready): it serves a model, or there is none it could serve."""
+        return self.model is not None or self.settled
 
     def show_load_error(self, exc: Exception | None) -> None:
         """The role's latest failed reload or sync load, as /health shows it (None: the last one succeeded)."""

@@ -114,10 +114,10 @@ class Swapper:
                 changed |= (await self.swap(state, role, following=True))["changed"]
             except NoChampion as exc:
                 held.started = True  # MLflow answered: from now on only a serving record moves it
-                held.status = f"no model deployed: {exc}"
+                held.status, held.settled = f"no model deployed: {exc}", True
             except (ChampionLoadFailed, ProjectConfigError) as exc:
                 if serves_none:
-                    held.status = f"{role} failed to load: {exc}"
+                    held.status, held.settled = f"{role} failed to load: {exc}", True
                 held.show_load_error(exc)  # shown by /health, as a reload's
                 log.error(f"{state.spec.name}: {role} failed to load: {exc}")
                 changed = True  # the failure is news for the deployer waiting on the heartbeat

@@ -72,8 +72,9 @@ def test_the_endpoint_chart_runs_replicas_that_follow_the_serving_records():
     deployment, pod = kinds["Deployment"], kinds["Deployment"]["spec"]["template"]
     [container] = pod["spec"]["containers"]
     assert container["command"][:2] == ["mining-platform", "serve"]
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    # Traffic only once the champions are loaded (/ready); restarted only when it stops answering (/health).
+    for probe, path in (("readinessProbe", "/ready"), ("livenessProbe", "/health"), ("startupProbe", "/ready")):
+        assert container[probe]["httpGet"] == {"path": path, "port": "http"}
     env = {e["name"]: e for e in container["env"]}
     assert env["MINING_ENDPOINT_REPLICA"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert container["envFrom"] == [{"secretRef": {"name": "mining-endpoint"}}]  # credentials never in values
