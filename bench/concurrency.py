@@ -76,8 +76,11 @@ def start_postgres(home: Path) -> tuple[int, Callable[[], None]]:
     if not POSTGRES_BIN:
         raise SystemExit("--storage postgres needs PostgreSQL's server: apt-get install postgresql")
     binaries, port = POSTGRES_BIN[-1], free_port()
-    data = home / "postgres"
-    data.mkdir(parents=True)
+    # Not under `home`: MINING_HOME is private to its owner (0700), and the server runs as another user.
+    base = Path(tempfile.mkdtemp(prefix="bench-postgres-"))
+    base.chmod(0o755)
+    data = base / "data"
+    data.mkdir()
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_postgres:
         shutil.chown(data, "postgres", "postgres")
@@ -92,6 +95,7 @@ def start_postgres(home: Path) -> tuple[int, Callable[[], None]]:
     def stop() -> None:
         subprocess.run([*as_postgres, str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
                        stdout=subprocess.DEVNULL, check=False)
+        shutil.rmtree(base, ignore_errors=True)
 
     return port, stop
 
