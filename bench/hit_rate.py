@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from pymongo import MongoClient
 
-from bench.serving import endpoint_env, start, wait_for
+from bench.serving import endpoint_env, start, stop_all, wait_for
 from mining_platform.deployment.convergence import ServingRecords
 from mining_platform.registry import aliases
 from mining_platform.registry.client import client as mlflow_client
@@ -198,13 +198,7 @@ def main() -> int:
         for answer in failed[:10]:
             print(f"  failed: {answer}")
     finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            try:
-                server.wait(timeout=30)
-            except Exception:  # noqa: BLE001 - a replica that will not stop is killed
-                server.kill()
+        stop_all(servers)
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
 

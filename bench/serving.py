@@ -68,6 +68,17 @@ end
 """
 
 
+def stop_all(servers: list[subprocess.Popen]) -> None:
+    """SIGTERM every server, then SIGKILL what has not stopped 30 s later."""
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def start(log: Path, env: dict, command: list[str]) -> subprocess.Popen:
     with log.open("w") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -226,13 +237,7 @@ def main() -> int:
             reload_under_load(generate, targets["mining-platform"], ours, client, model_name, (first, second),
                               args, scratch)
     finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_all(servers)
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
