@@ -27,7 +27,6 @@ from bench.walkthrough import (
     model_versions,
     print_log_coverage,
     stack_environment,
-    stop_stack,
 )
 
 GOAL_SECONDS = 30 * 60
@@ -54,7 +53,7 @@ def main() -> None:
     (home / "workspace.yaml").write_text(WORKSPACE)
     began_at = time.time()
     dev = DevStack(home, env, cwd=home, width=58)
-    stack, step, ready, started = dev.process, dev.step, dev.ready, dev.started
+    step, ready, started = dev.step, dev.ready, dev.started
 
     def imported() -> None:
         subprocess.run([str(REPO / ".venv" / "bin" / "mining-platform"), "import", str(REPO / "examples" / "plans.jsonl"),
@@ -100,9 +99,7 @@ def main() -> None:
                   f"{metrics.get('accuracy', float('nan')):.4f} (majority {metrics.get('majority_rate', float('nan')):.4f}), "
                   f"log loss {metrics.get('mlogloss', float('nan')):.4f}, gate {gate}")
     finally:
-        stop_stack(stack)
-        if args.keep is None:
-            shutil.rmtree(home, ignore_errors=True)
+        dev.stop(keep=args.keep is not None)
     sys.exit(0)
 
 

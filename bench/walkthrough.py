@@ -155,7 +155,7 @@ class DevStack:
     the steps run against it (each printed as it ends)."""
 
     def __init__(self, home: Path, env: dict[str, str], *, cwd: Path = REPO, width: int = 62):
-        self.log, self.width = home / "dev.log", width
+        self.home, self.log, self.width = home, home / "dev.log", width
         self.timings: list[tuple[str, float]] = []
         self.started = time.perf_counter()
         self.process = subprocess.Popen([str(REPO / ".venv" / "bin" / "mining-platform"), "dev"], cwd=cwd, env=env,
@@ -166,6 +166,12 @@ class DevStack:
         action()
         self.timings.append((name, time.perf_counter() - began))
         print(f"  {name:<{self.width}} {self.timings[-1][1]:7.1f} s", flush=True)
+
+    def stop(self, *, keep: bool) -> None:
+        """Stop the stack and everything it started; remove its home unless asked to keep it."""
+        stop_stack(self.process)
+        if not keep:
+            shutil.rmtree(self.home, ignore_errors=True)
 
     def ready(self) -> None:
         deadline = time.monotonic() + 600
@@ -316,7 +322,7 @@ def main() -> None:
     env["MINING_PROJECTS_DIR"] = str(projects)
     began_at = time.time()
     dev = DevStack(home, env)
-    stack, step, ready, started = dev.process, dev.step, dev.ready, dev.started
+    step, ready, started = dev.step, dev.ready, dev.started
 
     endpoint = httpx.Client(base_url=env["MINING_ENDPOINT_URL"], timeout=30)
 
@@ -383,9 +389,7 @@ def main() -> None:
         for version, metrics, gate in model_versions(env["MLFLOW_TRACKING_URI"], "churn_xgb"):
             print(f"  churn_xgb v{version}: auc {metrics.get('auc', float('nan')):.4f}, gate {gate}")
     finally:
-        stop_stack(stack)
-        if args.keep is None:
-            shutil.rmtree(home, ignore_errors=True)
+        dev.stop(keep=args.keep is not None)
     sys.exit(0)
 
 

@@ -6,6 +6,7 @@ take a `ProjectSpec`.
 """
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,9 +56,10 @@ class ProjectSpec:
         """The name of the project's task (`model.task`)."""
         return self.project.model.task
 
-    @property
+    @functools.cached_property
     def task_type(self) -> Task:
-        """What the project's model answers: its labels, its scores, how it is judged (`mining_platform.tasks`)."""
+        """What the project's model answers: its labels, its scores, how it is judged (`mining_platform.tasks`).
+        Made once per spec (a multiclass task checks its classes when made)."""
         return task_named(self.project.model.task, **self.label_definition.task_parameters())
 
     @property

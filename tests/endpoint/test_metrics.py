@@ -1,13 +1,12 @@
 """`/metrics`: what a Prometheus scrape of the endpoint reads after real requests, refusals and a reload."""
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mining_platform.serving.app import create_app
 from tests.conftest import wait_until
 from tests.fixtures import endpoint_server
-from tests.fixtures.model_versions import synthetic_rows, unique_model_name
+from tests.fixtures.model_versions import synthetic_rows
 from tests.fixtures.serving import (  # noqa: F401 (definitions: a fixture)
     ADMIN,
     FEATURES,
@@ -19,11 +18,6 @@ from tests.fixtures.serving import (  # noqa: F401 (definitions: a fixture)
     register,
     serving_config,
 )
-
-
-@pytest.fixture
-def project(churn_project):
-    return churn_project.model_copy(update={"model": churn_project.model.model_copy(update={"name": unique_model_name()})})
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:

@@ -2,18 +2,11 @@
 replica would answer 503), ready once it serves, and ready when a project has no champion to serve at all."""
 
 import httpx
-import pytest
 
 from mining_platform.serving.app import create_app
 from tests.conftest import wait_until
 from tests.fixtures import endpoint_server
-from tests.fixtures.model_versions import unique_model_name
 from tests.fixtures.serving import definitions, promote, register, serving_config  # noqa: F401 (definitions)
-
-
-@pytest.fixture
-def project(churn_project):
-    return churn_project.model_copy(update={"model": churn_project.model.model_copy(update={"name": unique_model_name()})})
 
 
 def test_ready_once_the_champion_is_served(project, definitions, mongo, mlflow_resource, monkeypatch):

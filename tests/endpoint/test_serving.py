@@ -40,11 +40,6 @@ from tests.fixtures.serving import (  # noqa: F401 (definitions: a fixture)
 from tests.fixtures.specs import make_spec
 
 UTC = dt.timezone.utc
-@pytest.fixture
-def project(churn_project):
-    return churn_project.model_copy(update={"model": churn_project.model.model_copy(update={"name": unique_model_name()})})
-
-
 def test_rows_are_scored_exactly_as_the_model_itself_scores_them(project, definitions, mongo, mlflow_resource):
     logged = register(project, mlflow_resource, seed=1)
     promote(mlflow_resource, logged)
